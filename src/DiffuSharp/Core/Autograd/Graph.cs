@@ -1,0 +1,101 @@
+// Reverse-mode autograd (micrograd's idea at tensor granularity): every op that has an input requiring grad
+// records a Node holding its inputs and a backward closure. Backward() sorts the graph topologically, runs the
+// closures from the root down, accumulates into Grad, then releases every node so memory does not grow.
+namespace DiffuSharp.Autograd;
+
+internal sealed class Node(string name, Tensor[] inputs, Action<Tensor> backward)
+{
+    public readonly string Name = name;
+    public readonly Tensor[] Inputs = inputs;
+    /// <summary>Receives dy (contiguous, the output's shape) and adds each input's share into its GradData().</summary>
+    public readonly Action<Tensor> Backward = backward;
+}
+
+/// <summary>Whether ops record the graph. Scoped per thread: <c>using (Tensor.NoGrad()) { … }</c>.</summary>
+public static class GradMode
+{
+    [ThreadStatic] static int _noGradDepth;
+
+    public static bool IsEnabled => _noGradDepth == 0;
+
+    public readonly struct Scope : IDisposable
+    {
+        internal Scope(int _) => _noGradDepth++;
+        public void Dispose() => _noGradDepth--;
+    }
+
+    internal static Scope Enter() => new(0);
+}
+
+internal static class Graph
+{
+    /// <summary>Attaches a node to <paramref name="y"/> when grad is on and any input requires grad.</summary>
+    public static Tensor Record(string name, Tensor y, Tensor[] inputs, Action<Tensor> backward)
+    {
+        if (!GradMode.IsEnabled) return y;
+        bool any = false;
+        foreach (var t in inputs) any |= t.RequiresGrad;
+        if (!any) return y;
+        y.RequiresGrad = true;
+        y.GradFn = new Node(name, inputs, backward);
+        return y;
+    }
+
+    public static Tensor Record(string name, Tensor y, Tensor a, Action<Tensor> backward) => Record(name, y, [a], backward);
+    public static Tensor Record(string name, Tensor y, Tensor a, Tensor b, Action<Tensor> backward) => Record(name, y, [a, b], backward);
+
+    public static void Backward(Tensor root, Tensor? gradient)
+    {
+        if (!root.RequiresGrad)
+            throw new InvalidOperationException("Backward: this tensor does not require grad (no input had RequireGrad(), or it was computed under NoGrad, or its graph was already released by an earlier Backward)");
+        if (gradient is null)
+        {
+            if (root.Count != 1) throw new ArgumentException($"Backward without a gradient needs a scalar, got shape {ShapeUtil.Format(root.ShapeSpan)}");
+            root.GradData()[0] += 1f;
+        }
+        else
+        {
+            if (!ShapeUtil.Equal(gradient.ShapeSpan, root.ShapeSpan))
+                throw new ArgumentException($"Backward: gradient shape {ShapeUtil.Format(gradient.ShapeSpan)} does not match tensor shape {ShapeUtil.Format(root.ShapeSpan)}");
+            Kernels.Binary.AddInPlace(root.GradData(), gradient.Contiguous().Data);
+        }
+
+        var order = TopologicalOrder(root);
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            var node = t.GradFn!;
+            var dy = t.Grad;
+            if (dy is not null) node.Backward(dy);
+            // Release: the node's closure holds its inputs and saved activations. The tensor keeps its values
+            // but no longer belongs to a graph.
+            t.GradFn = null;
+            t.Grad = null;
+            t.RequiresGrad = false;
+        }
+    }
+
+    /// <summary>Tensors with a GradFn reachable from root, inputs before outputs (iterative DFS, no recursion limit).</summary>
+    static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        var order = new List<Tensor>();
+        if (root.GradFn is null) return order;
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor T, int Next)>();
+        stack.Push((root, 0));
+        visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (t, next) = stack.Pop();
+            var inputs = t.GradFn!.Inputs;
+            if (next < inputs.Length)
+            {
+                stack.Push((t, next + 1));
+                var child = inputs[next];
+                if (child.GradFn is not null && visited.Add(child)) stack.Push((child, 0));
+            }
+            else order.Add(t);
+        }
+        return order;
+    }
+}

@@ -1,0 +1,135 @@
+// Differentiable matrix products on the GEMM kernel: matmul / batched matmul (a transposed view is passed to the
+// kernel as a transpose flag, never copied) and linear (x·Wᵀ + b). Backward accumulates straight into the
+// gradient buffers with beta = 1.
+using DiffuSharp.Kernels;
+
+namespace DiffuSharp.Autograd;
+
+internal static unsafe partial class Ops
+{
+    /// <summary>How a (…, R, C) tensor is laid out for the kernel: row-major (ld = C) or as the transpose of a
+    /// row-major (…, C, R) block (ld = R), with a uniform batch stride of R·C.</summary>
+    readonly record struct GemmOperand(Tensor T, bool Trans, int Ld, long BatchStride);
+
+    static GemmOperand AsGemmOperand(ref Tensor t)
+    {
+        int r = t.Rank, rows = t.ShapeSpan[r - 2], cols = t.ShapeSpan[r - 1];
+        var s = t.StridesSpan;
+        bool batchOk = true;
+        long expect = (long)rows * cols;
+        for (int i = r - 3; i >= 0; i--)
+        {
+            if (t.ShapeSpan[i] != 1 && s[i] != expect) { batchOk = false; break; }
+            expect *= t.ShapeSpan[i];
+        }
+        if (batchOk && (s[r - 1] == 1 || cols == 1) && (s[r - 2] == cols || rows == 1))
+            return new GemmOperand(t, false, Math.Max(cols, 1), (long)rows * cols);
+        if (batchOk && (s[r - 2] == 1 || rows == 1) && (s[r - 1] == rows || cols == 1))
+            return new GemmOperand(t, true, Math.Max(rows, 1), (long)rows * cols);
+        t = t.Contiguous();
+        return new GemmOperand(t, false, Math.Max(cols, 1), (long)rows * cols);
+    }
+
+    public static Tensor MatMul(Tensor a, Tensor b)
+    {
+        if (a.Rank < 2 || b.Rank < 2)
+            throw new ArgumentException($"MatMul needs tensors of rank 2 or more, got {ShapeUtil.Format(a.ShapeSpan)} and {ShapeUtil.Format(b.ShapeSpan)}");
+        int m = a.ShapeSpan[^2], k = a.ShapeSpan[^1], n = b.ShapeSpan[^1];
+        if (b.ShapeSpan[^2] != k)
+            throw new ArgumentException($"MatMul: inner dimensions differ: {ShapeUtil.Format(a.ShapeSpan)} @ {ShapeUtil.Format(b.ShapeSpan)} ({k} vs {b.ShapeSpan[^2]})");
+        int[] batchShape;
+        if (b.Rank == 2) batchShape = a.ShapeSpan[..^2].ToArray();
+        else if (a.Rank == 2) batchShape = b.ShapeSpan[..^2].ToArray();
+        else if (ShapeUtil.Equal(a.ShapeSpan[..^2], b.ShapeSpan[..^2])) batchShape = a.ShapeSpan[..^2].ToArray();
+        else throw new ArgumentException($"MatMul: batch dimensions differ: {ShapeUtil.Format(a.ShapeSpan)} @ {ShapeUtil.Format(b.ShapeSpan)}");
+        int batch = ShapeUtil.Count(batchShape);
+
+        var oa = AsGemmOperand(ref a);
+        var ob = AsGemmOperand(ref b);
+        var y = new Tensor([.. batchShape, m, n]);
+        long sa = a.Rank == 2 ? 0 : oa.BatchStride, sb = b.Rank == 2 ? 0 : ob.BatchStride;
+        // A row-major a against a shared 2-D b is one tall product: fold the batch into M.
+        bool fold = sb == 0 && !oa.Trans && batch > 1;
+        fixed (float* pa = a.Storage, pb = b.Storage, py = y.Storage)
+        {
+            if (fold || batch == 1)
+                Gemm.Sgemm(oa.Trans, ob.Trans, m * batch, n, k, pa + a.Offset, oa.Ld, pb + b.Offset, ob.Ld, 0f, py, n);
+            else
+                Gemm.SgemmBatched(batch, oa.Trans, ob.Trans, m, n, k, pa + a.Offset, oa.Ld, sa, pb + b.Offset, ob.Ld, sb, 0f, py, n, (long)m * n);
+        }
+        Tensor ta = a, tb = b;
+        return Graph.Record("MatMul", y, ta, tb, dy =>
+        {
+            fixed (float* pa = ta.Storage, pb = tb.Storage, pd = dy.Data)
+            {
+                float* A = pa + ta.Offset, B = pb + tb.Offset;
+                if (ta.RequiresGrad)
+                {
+                    // y = A·B  =>  dA += dy·Bᵀ   (dA: (…, m, k), contiguous)
+                    fixed (float* pg = ta.GradData())
+                    {
+                        if (sb == 0 && batch > 1)
+                            Gemm.Sgemm(false, !ob.Trans, m * batch, k, n, pd, n, B, ob.Ld, 1f, pg, k);
+                        else if (sa == 0 && batch > 1)   // a shared 2-D a: accumulate over the batch in order
+                            for (int i = 0; i < batch; i++)
+                                Gemm.Sgemm(false, !ob.Trans, m, k, n, pd + (long)i * m * n, n, B + i * sb, ob.Ld, 1f, pg, k);
+                        else
+                            Gemm.SgemmBatched(batch, false, !ob.Trans, m, k, n, pd, n, (long)m * n, B, ob.Ld, sb, 1f, pg, k, (long)m * k);
+                    }
+                }
+                if (tb.RequiresGrad)
+                {
+                    // dB += Aᵀ·dy   (dB: (…, k, n), contiguous)
+                    fixed (float* pg = tb.GradData())
+                    {
+                        if (fold)
+                            Gemm.Sgemm(true, false, k, n, m * batch, A, oa.Ld, pd, n, 1f, pg, n);
+                        else if (sb == 0)
+                            for (int i = 0; i < batch; i++)
+                                Gemm.Sgemm(!oa.Trans, false, k, n, m, A + i * sa, oa.Ld, pd + (long)i * m * n, n, 1f, pg, n);
+                        else
+                            Gemm.SgemmBatched(batch, !oa.Trans, false, k, n, m, A, oa.Ld, sa, pd, n, (long)m * n, 1f, pg, n, (long)k * n);
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>y = x·Wᵀ + b. x: (…, in), weight: (out, in), bias: (out) or null.</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (weight.Rank != 2) throw new ArgumentException($"Linear: weight must be (out, in), got {ShapeUtil.Format(weight.ShapeSpan)}");
+        int outF = weight.ShapeSpan[0], inF = weight.ShapeSpan[1];
+        if (x.Rank < 1 || x.ShapeSpan[^1] != inF)
+            throw new ArgumentException($"Linear expects input (…, {inF}), got {ShapeUtil.Format(x.ShapeSpan)} (weight {ShapeUtil.Format(weight.ShapeSpan)})");
+        if (bias is not null && (bias.Rank != 1 || bias.ShapeSpan[0] != outF))
+            throw new ArgumentException($"Linear: bias must be ({outF}), got {ShapeUtil.Format(bias.ShapeSpan)}");
+        x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
+        int rows = x.Count / Math.Max(inF, 1);
+        var shape = x.Shape; shape[^1] = outF;
+        var y = new Tensor(shape);
+        fixed (float* px = x.Data, pw = weight.Data, py = y.Data)
+            Gemm.Sgemm(false, true, rows, outF, inF, px, inF, pw, inF, 0f, py, outF);
+        if (bias is not null)
+        {
+            var ys = y.Data; var bs = bias.Data;
+            for (int r = 0; r < rows; r++) Binary.AddInPlace(ys.Slice(r * outF, outF), bs);
+        }
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return Graph.Record("Linear", y, inputs, dy =>
+        {
+            fixed (float* px = x.Data, pw = weight.Data, pd = dy.Data)
+            {
+                if (x.RequiresGrad)   // dx += dy·W
+                    fixed (float* pg = x.GradData()) Gemm.Sgemm(false, false, rows, inF, outF, pd, outF, pw, inF, 1f, pg, inF);
+                if (weight.RequiresGrad)   // dW += dyᵀ·x
+                    fixed (float* pg = weight.GradData()) Gemm.Sgemm(true, false, outF, inF, rows, pd, outF, px, inF, 1f, pg, inF);
+            }
+            if (bias is not null && bias.RequiresGrad)   // db += Σ_rows dy
+            {
+                var g = bias.GradData(); var d = dy.Data;
+                for (int r = 0; r < rows; r++) Binary.AddInPlace(g, d.Slice(r * outF, outF));
+            }
+        });
+    }
+}

@@ -1,0 +1,85 @@
+// Copies between strided views and contiguous buffers: the one kernel behind Contiguous(), ToArray() and the
+// backward of every view op (permute, slice, expand). Dimensions that are contiguous in both layouts are merged
+// first, so the inner loop is as long as possible and usually unit-stride.
+namespace DiffuSharp.Kernels;
+
+internal static class Strided
+{
+    /// <summary>dst[i] = src[view index i] for the row-major enumeration of the view.</summary>
+    public static void Gather(float[] src, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, Span<float> dst)
+        => Walk<GatherOp>(src, offset, shape, strides, dst);
+
+    /// <summary>dst[i] += src[view index i].</summary>
+    public static void GatherAdd(float[] src, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, Span<float> dst)
+        => Walk<GatherAddOp>(src, offset, shape, strides, dst);
+
+    /// <summary>view[i] += src[i] (dst strides must not alias two indices onto one element unless accumulation is wanted:
+    /// with a zero stride the adds happen sequentially, so an expand's gradient sums correctly).</summary>
+    public static void ScatterAdd(ReadOnlySpan<float> src, float[] dst, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
+        => Walk<ScatterAddOp>(dst, offset, shape, strides, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(src), src.Length));
+
+    interface IStridedOp { static abstract void Run(ref float strided, int stride, ref float dense, int n); }
+
+    readonly struct GatherOp : IStridedOp
+    {
+        public static void Run(ref float s, int stride, ref float d, int n)
+        {
+            if (stride == 1) MemoryMarshal.CreateReadOnlySpan(ref s, n).CopyTo(MemoryMarshal.CreateSpan(ref d, n));
+            else for (int i = 0; i < n; i++) Unsafe.Add(ref d, i) = Unsafe.Add(ref s, (nint)i * stride);
+        }
+    }
+
+    readonly struct GatherAddOp : IStridedOp
+    {
+        public static void Run(ref float s, int stride, ref float d, int n)
+        {
+            if (stride == 1) Binary.AddInPlace(MemoryMarshal.CreateSpan(ref d, n), MemoryMarshal.CreateReadOnlySpan(ref s, n));
+            else for (int i = 0; i < n; i++) Unsafe.Add(ref d, i) += Unsafe.Add(ref s, (nint)i * stride);
+        }
+    }
+
+    readonly struct ScatterAddOp : IStridedOp
+    {
+        public static void Run(ref float s, int stride, ref float d, int n)
+        {
+            if (stride == 1) Binary.AddInPlace(MemoryMarshal.CreateSpan(ref s, n), MemoryMarshal.CreateReadOnlySpan(ref d, n));
+            else if (stride == 0) { double acc = 0; for (int i = 0; i < n; i++) acc += Unsafe.Add(ref d, i); s += (float)acc; }   // double: long sums stay exact to float precision
+            else for (int i = 0; i < n; i++) Unsafe.Add(ref s, (nint)i * stride) += Unsafe.Add(ref d, i);
+        }
+    }
+
+    static void Walk<TOp>(float[] strided, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, Span<float> dense) where TOp : struct, IStridedOp
+    {
+        int count = ShapeUtil.Count(shape);
+        if (count == 0) return;
+        // Merge dimension i into i+1 when stride[i] == stride[i+1] * shape[i+1]; drop size-1 dimensions.
+        Span<int> sh = stackalloc int[Math.Max(shape.Length, 1)];
+        Span<int> st = stackalloc int[Math.Max(shape.Length, 1)];
+        int r = 0;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] == 1) continue;
+            if (r > 0 && st[r - 1] == strides[i] * shape[i]) { sh[r - 1] *= shape[i]; st[r - 1] = strides[i]; }
+            else { sh[r] = shape[i]; st[r] = strides[i]; r++; }
+        }
+        if (r == 0) { sh[0] = 1; st[0] = 1; r = 1; }
+        int inner = sh[r - 1], innerStride = st[r - 1];
+        int outer = count / inner;
+        Span<int> idx = stackalloc int[r];
+        ref float s0 = ref strided[0];
+        ref float d0 = ref MemoryMarshal.GetReference(dense);
+        int pos = offset;
+        for (int o = 0; o < outer; o++)
+        {
+            TOp.Run(ref Unsafe.Add(ref s0, pos), innerStride, ref Unsafe.Add(ref d0, (nint)o * inner), inner);
+            // Advance the outer multi-index (odometer), updating pos incrementally.
+            for (int k = r - 2; k >= 0; k--)
+            {
+                pos += st[k];
+                if (++idx[k] < sh[k]) break;
+                pos -= st[k] * sh[k];
+                idx[k] = 0;
+            }
+        }
+    }
+}

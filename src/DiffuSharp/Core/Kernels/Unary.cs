@@ -1,0 +1,123 @@
+// Elementwise unary kernels: one driver (Map) over static-abstract operator structs, a Vector256 body and a
+// scalar tail, split over threads for long inputs. Each operator's scalar Invoke is its reference.
+namespace DiffuSharp.Kernels;
+
+internal interface IUnaryOp
+{
+    static abstract float Invoke(float x);
+    static abstract Vector256<float> Invoke(Vector256<float> x);
+}
+
+internal static unsafe class Unary
+{
+    /// <summary>Below this many elements a map runs on the calling thread.</summary>
+    internal const int ParallelThreshold = 1 << 15;
+
+    public static void Map<TOp>(ReadOnlySpan<float> x, Span<float> dst) where TOp : struct, IUnaryOp
+    {
+        if (dst.Length < x.Length) throw new ArgumentException("Destination is too short.", nameof(dst));
+        fixed (float* px = x, pd = dst)
+        {
+            var work = new MapWork<TOp>(px, pd);
+            if (x.Length < ParallelThreshold) work.Invoke(0, x.Length);
+            else ParallelFor.RunRange(x.Length, work, ParallelThreshold / 2);
+        }
+    }
+
+    /// <summary>Scalar loop, for tests.</summary>
+    internal static void Reference<TOp>(ReadOnlySpan<float> x, Span<float> dst) where TOp : struct, IUnaryOp
+    {
+        for (int i = 0; i < x.Length; i++) dst[i] = TOp.Invoke(x[i]);
+    }
+
+    readonly struct MapWork<TOp>(float* x, float* dst) : IRangeWorkItem where TOp : struct, IUnaryOp
+    {
+        public void Invoke(int begin, int end)
+        {
+            int i = begin;
+            if (Vector256.IsHardwareAccelerated)
+                for (; i + 8 <= end; i += 8)
+                    TOp.Invoke(Vector256.Load(x + i)).Store(dst + i);
+            for (; i < end; i++) dst[i] = TOp.Invoke(x[i]);
+        }
+    }
+}
+
+/// <summary>-x</summary>
+internal readonly struct NegOp : IUnaryOp
+{
+    public static float Invoke(float x) => -x;
+    public static Vector256<float> Invoke(Vector256<float> x) => -x;
+}
+
+/// <summary>e^x</summary>
+internal readonly struct ExpOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Exp(x);
+    public static Vector256<float> Invoke(Vector256<float> x) => Vector256.Exp(x);
+}
+
+/// <summary>ln x</summary>
+internal readonly struct LogOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Log(x);
+    public static Vector256<float> Invoke(Vector256<float> x) => Vector256.Log(x);
+}
+
+/// <summary>√x</summary>
+internal readonly struct SqrtOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Sqrt(x);
+    public static Vector256<float> Invoke(Vector256<float> x) => Vector256.Sqrt(x);
+}
+
+/// <summary>1 / (1 + e^-x); for x ≪ 0, e^-x overflows to ∞ and the result is the correct 0.</summary>
+internal readonly struct SigmoidOp : IUnaryOp
+{
+    public static float Invoke(float x) => 1f / (1f + MathF.Exp(-x));
+    public static Vector256<float> Invoke(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+}
+
+/// <summary>x · sigmoid(x)</summary>
+internal readonly struct SiluOp : IUnaryOp
+{
+    public static float Invoke(float x) => x / (1f + MathF.Exp(-x));
+    public static Vector256<float> Invoke(Vector256<float> x) => x / (Vector256<float>.One + Vector256.Exp(-x));
+}
+
+/// <summary>tanh x = 1 − 2 / (e^{2x} + 1): saturates cleanly to ±1 when e^{2x} is 0 or ∞.</summary>
+internal readonly struct TanhOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Tanh(x);
+    public static Vector256<float> Invoke(Vector256<float> x)
+    {
+        var two = Vector256.Create(2f);
+        return Vector256<float>.One - two / (Vector256.Exp(two * x) + Vector256<float>.One);
+    }
+}
+
+/// <summary>x · Φ(x) = x/2 · (1 + erf(x/√2)), exact GELU as PyTorch's default.</summary>
+internal readonly struct GeluOp : IUnaryOp
+{
+    public static float Invoke(float x) => (float)(0.5 * x * (1.0 + SpecialFunctions.Erf(x * 0.70710678118654752)));
+    public static Vector256<float> Invoke(Vector256<float> x)
+    {
+        Span<float> t = stackalloc float[8];
+        x.CopyTo(t);
+        for (int i = 0; i < 8; i++) t[i] = Invoke(t[i]);
+        return Vector256.Create<float>(t);
+    }
+}
+
+internal static class SpecialFunctions
+{
+    /// <summary>erf with |error| &lt; 1.2e-7 everywhere (Numerical Recipes' Chebyshev fit of erfc), ample for float32.</summary>
+    public static double Erf(double x)
+    {
+        double z = Math.Abs(x);
+        double t = 1.0 / (1.0 + 0.5 * z);
+        double erfc = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+            t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+        return x >= 0 ? 1.0 - erfc : erfc - 1.0;
+    }
+}

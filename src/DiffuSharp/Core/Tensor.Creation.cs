@@ -1,0 +1,66 @@
+// Creating tensors: zeros, ones, full, arange, from arrays, and random normal/uniform from an explicit Rng.
+namespace DiffuSharp;
+
+public sealed partial class Tensor
+{
+    public static Tensor Zeros(params int[] shape) => new((int[])shape.Clone());
+
+    public static Tensor Ones(params int[] shape) => Full(shape, 1f);
+
+    public static Tensor Full(int[] shape, float value)
+    {
+        var t = new Tensor((int[])shape.Clone());
+        t.Data.Fill(value);
+        return t;
+    }
+
+    /// <summary>start, start + step, … (exclusive of end), as PyTorch's arange.</summary>
+    public static Tensor Arange(float start, float end, float step = 1f)
+    {
+        if (step == 0 || (end - start) / step < 0) throw new ArgumentException($"Arange({start}, {end}, {step}) is empty or infinite");
+        int n = (int)Math.Ceiling((end - start) / (double)step);
+        var t = new Tensor([n]);
+        var d = t.Data;
+        for (int i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
+        return t;
+    }
+
+    /// <summary>A tensor over a copy of data with the given shape.</summary>
+    public static Tensor FromArray(float[] data, params int[] shape)
+    {
+        if (shape.Length == 0) shape = [data.Length];
+        int n = ShapeUtil.Count(shape);
+        if (n != data.Length) throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {ShapeUtil.Format(shape)} ({n} elements)");
+        return new Tensor((float[])data.Clone(), 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
+    }
+
+    /// <summary>A tensor that takes ownership of data (no copy).</summary>
+    public static Tensor Wrap(float[] data, params int[] shape)
+    {
+        int n = ShapeUtil.Count(shape);
+        if (n != data.Length) throw new ArgumentException($"Wrap: {data.Length} values do not fill shape {ShapeUtil.Format(shape)} ({n} elements)");
+        return new Tensor(data, 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
+    }
+
+    public static Tensor Scalar(float value) => new([value], 0, [], []);
+
+    public static Tensor RandN(int[] shape, Rng rng, float mean = 0f, float std = 1f)
+    {
+        var t = new Tensor((int[])shape.Clone());
+        rng.FillNormal(t.Data, mean, std);
+        return t;
+    }
+
+    public static Tensor Rand(int[] shape, Rng rng, float low = 0f, float high = 1f)
+    {
+        var t = new Tensor((int[])shape.Clone());
+        rng.FillUniform(t.Data, low, high);
+        return t;
+    }
+
+    public static Tensor ZerosLike(Tensor t) => new(t.Shape);
+    public static Tensor RandNLike(Tensor t, Rng rng) => RandN(t.Shape, rng);
+
+    /// <summary>A contiguous copy with no autograd history.</summary>
+    public Tensor Clone() => new(ToArray(), 0, Shape, ShapeUtil.ContiguousStrides(_shape));
+}

@@ -1,0 +1,3 @@
+global using System.Runtime.CompilerServices;
+global using System.Runtime.InteropServices;
+global using System.Runtime.Intrinsics;

@@ -1,0 +1,107 @@
+using DiffuSharp;
+using Xunit;
+
+namespace DiffuSharp.Tests.Core;
+
+public class ElementwiseGradTests
+{
+    public static TheoryData<int[], int[]> BroadcastShapes => new()
+    {
+        { [1], [1] }, { [3], [3] }, { [17], [1] }, { [2, 3, 17], [17] }, { [3, 1, 5], [1, 4, 1] },
+        { [2, 33], [2, 1] }, { [4, 3, 2, 2], [3, 1, 1] }, { [1], [5, 3] },
+    };
+
+    [Theory, MemberData(nameof(BroadcastShapes))]
+    public void Add_backward_matches_finite_differences(int[] a, int[] b)
+    {
+        var rng = new Rng(1);
+        GradCheck.Check(x => x[0] + x[1], [GradCheck.Randn(rng, a), GradCheck.Randn(rng, b)], rng);
+    }
+
+    [Theory, MemberData(nameof(BroadcastShapes))]
+    public void Sub_backward_matches_finite_differences(int[] a, int[] b)
+    {
+        var rng = new Rng(2);
+        GradCheck.Check(x => x[0] - x[1], [GradCheck.Randn(rng, a), GradCheck.Randn(rng, b)], rng);
+    }
+
+    [Theory, MemberData(nameof(BroadcastShapes))]
+    public void Mul_backward_matches_finite_differences(int[] a, int[] b)
+    {
+        var rng = new Rng(3);
+        GradCheck.Check(x => x[0] * x[1], [GradCheck.Randn(rng, a), GradCheck.Randn(rng, b)], rng);
+    }
+
+    [Theory, MemberData(nameof(BroadcastShapes))]
+    public void Div_backward_matches_finite_differences(int[] a, int[] b)
+    {
+        var rng = new Rng(4);
+        GradCheck.Check(x => x[0] / x[1], [GradCheck.Randn(rng, a), GradCheck.Uniform(rng, 0.5f, 2f, b)], rng);
+    }
+
+    public static TheoryData<string> UnaryNames => new() { "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "silu", "gelu", "pow3", "pow-0.5", "affine", "clamp", "square" };
+
+    [Theory, MemberData(nameof(UnaryNames))]
+    public void Unary_backward_matches_finite_differences(string name)
+    {
+        foreach (var shape in new[] { new[] { 1 }, new[] { 3 }, new[] { 17 }, new[] { 3, 33 } })
+        {
+            var rng = new Rng(5);
+            bool positive = name is "log" or "sqrt" or "pow-0.5";
+            var x = positive ? GradCheck.Uniform(rng, 0.5f, 3f, shape) : GradCheck.Randn(rng, shape);
+            if (name == "clamp")   // keep every point 2·eps away from the kinks at -0.5 and 0.7
+                foreach (ref float v in x.Data)
+                    if (Math.Abs(v + 0.5f) < 0.02f || Math.Abs(v - 0.7f) < 0.02f) v += 0.05f;
+            Func<Tensor, Tensor> f = name switch
+            {
+                "neg" => t => -t,
+                "exp" => t => t.Exp(),
+                "log" => t => t.Log(),
+                "sqrt" => t => t.Sqrt(),
+                "tanh" => t => t.Tanh(),
+                "sigmoid" => t => t.Sigmoid(),
+                "silu" => t => t.Silu(),
+                "gelu" => t => t.Gelu(),
+                "pow3" => t => t.Pow(3),
+                "pow-0.5" => t => t.Pow(-0.5),
+                "affine" => t => 2.5 - t * 0.75,
+                "clamp" => t => t.Clamp(-0.5, 0.7),
+                "square" => t => t.Square(),
+                _ => throw new ArgumentException(name),
+            };
+            GradCheck.Check(xs => f(xs[0]), [x], rng);
+        }
+    }
+
+    [Fact]
+    public void Where_backward_matches_finite_differences()
+    {
+        var rng = new Rng(6);
+        var cond = Tensor.FromArray([1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1], 17);
+        GradCheck.Check(x => Tensor.Where(cond, x[0], x[1]), [GradCheck.Randn(rng, 3, 17), GradCheck.Randn(rng, 17)], rng);
+    }
+
+    [Fact]
+    public void Binary_shape_mismatch_names_both_shapes()
+    {
+        var a = Tensor.Zeros(2, 3);
+        var b = Tensor.Zeros(4);
+        var ex = Assert.Throws<ArgumentException>(() => a + b);
+        Assert.Contains("(2, 3)", ex.Message);
+        Assert.Contains("(4)", ex.Message);
+    }
+
+    [Fact]
+    public void Unary_values_match_double_precision()
+    {
+        var x = Tensor.FromArray([-20f, -3f, -0.5f, 0f, 0.25f, 1f, 4f, 20f], 8);
+        var expect = new Func<double, double>[] { Math.Exp, Math.Tanh, v => 1 / (1 + Math.Exp(-v)), v => v / (1 + Math.Exp(-v)) };
+        var got = new[] { x.Exp(), x.Tanh(), x.Sigmoid(), x.Silu() };
+        for (int k = 0; k < expect.Length; k++)
+            for (int i = 0; i < 8; i++)
+            {
+                double e = expect[k](x.Data[i]);
+                Assert.True(Math.Abs(got[k].Data[i] - e) <= 2e-6 * Math.Max(1, Math.Abs(e)), $"op {k} at {x.Data[i]}: {got[k].Data[i]} vs {e}");
+            }
+    }
+}
