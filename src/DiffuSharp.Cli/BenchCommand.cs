@@ -1,0 +1,101 @@
+// diffusharp bench: engine micro-benchmarks ("ops") and UNet training/sampling steps ("train"). Prints a table,
+// or with --json one {"name", "value", "unit"} object per line, the same names the PyTorch scripts in scripts/ use.
+using System.Diagnostics;
+using System.Globalization;
+using DiffuSharp.Kernels;
+
+namespace DiffuSharp.Cli;
+
+public static class BenchCommand
+{
+    static readonly OptionSpec[] OpsOptions =
+    [
+        new("json", "print one JSON object per line", IsFlag: true),
+        new("quick", "fewer samples (noisier)", IsFlag: true),
+        new("only", "run only benchmarks whose name starts with PREFIX", Value: "PREFIX"),
+        new("help", "show this help", IsFlag: true),
+    ];
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h")
+        {
+            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json]");
+            return 0;
+        }
+        return args[0] switch
+        {
+            "ops" => Ops(args[1..], stdout),
+            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops' or 'train')"),
+        };
+    }
+
+    static int Ops(string[] args, TextWriter stdout)
+    {
+        var o = OptionParser.Parse("bench ops", args, OpsOptions);
+        if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("bench ops", "Times engine kernels at the sizes the UNet uses.", OpsOptions)); return 0; }
+        var report = new Report(stdout, o.Flag("json"), o.String("only"));
+        int samples = o.Flag("quick") ? 3 : 7;
+        foreach (int n in new[] { 256, 1024, 2048 })
+            report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => SgemmGflops(n, samples));
+        report.Finish();
+        return 0;
+    }
+
+    static unsafe double SgemmGflops(int n, int samples)
+    {
+        var rng = new Rng(1);
+        var a = new float[n * n]; var b = new float[n * n]; var c = new float[n * n];
+        rng.FillNormal(a); rng.FillNormal(b);
+        double ms;
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            float* xa = pa, xb = pb, xc = pc;
+            ms = Timing.MedianMs(() => Gemm.Sgemm(false, false, n, n, n, xa, n, xb, n, 0f, xc, n), samples);
+        }
+        return 2.0 * n * n * n / (ms * 1e6);
+    }
+
+    /// <summary>Collects results and prints them as a table or as JSON lines.</summary>
+    sealed class Report(TextWriter output, bool json, string? only)
+    {
+        readonly List<(string Name, double Value, string Unit)> _rows = [];
+
+        public void Run(string name, string unit, Func<double> measure)
+        {
+            if (only is not null && !name.StartsWith(only, StringComparison.Ordinal)) return;
+            double v = measure();
+            _rows.Add((name, v, unit));
+            if (json)
+                output.WriteLine($"{{\"name\": \"{name}\", \"value\": {v.ToString("R", CultureInfo.InvariantCulture)}, \"unit\": \"{unit}\"}}");
+        }
+
+        public void Finish()
+        {
+            if (json) return;
+            output.WriteLine($"{"benchmark",-32} {"value",12}  unit");
+            foreach (var (name, v, unit) in _rows)
+                output.WriteLine($"{name,-32} {v.ToString("F2", CultureInfo.InvariantCulture),12}  {unit}");
+        }
+    }
+}
+
+public static class Timing
+{
+    /// <summary>Median wall time in ms of <paramref name="samples"/> runs after ≥ 0.3 s (and ≥ 2 runs) of warm-up.</summary>
+    public static double MedianMs(Action run, int samples = 7, double warmupSeconds = 0.3)
+    {
+        var sw = Stopwatch.StartNew();
+        int warm = 0;
+        while (warm < 2 || sw.Elapsed.TotalSeconds < warmupSeconds) { run(); warm++; }
+        var times = new double[samples];
+        for (int i = 0; i < samples; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            run();
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[samples / 2];
+    }
+}
