@@ -4,6 +4,7 @@
 // (recognised by their first bytes, not their name). Pixels map to x / 127.5 − 1, as improved-diffusion does.
 using System.Buffers.Binary;
 using System.IO.Compression;
+using DiffuSharp.Imaging;
 
 namespace DiffuSharp.Data;
 
@@ -129,7 +130,7 @@ public static class Idx
     internal static float[] ToFloat(byte[] pixels)
     {
         Span<float> table = stackalloc float[256];
-        for (int i = 0; i < 256; i++) table[i] = i / 127.5f - 1f;
+        for (int i = 0; i < 256; i++) table[i] = ImageGrid.FromByte(i);
         var dst = new float[pixels.Length];
         for (int i = 0; i < pixels.Length; i++) dst[i] = table[pixels[i]];
         return dst;

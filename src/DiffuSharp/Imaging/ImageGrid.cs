@@ -56,6 +56,9 @@ public static class ImageGrid
         return v >= 255f ? (byte)255 : v > 0f ? (byte)v : (byte)0;    // NaN fails both tests → 0
     }
 
+    /// <summary>Model space from a pixel value v ∈ [0, 255]: v / 127.5 − 1.</summary>
+    public static float FromByte(float v) => v / 127.5f - 1f;
+
     /// <summary>
     /// The image as (C, H, W) floats x / 127.5 − 1 in [-1, 1], converted to <paramref name="channels"/> first
     /// (see <see cref="Image8.WithChannels"/>; alpha is composited over white for C = 1 or 3).
@@ -69,7 +72,7 @@ public static class ImageGrid
         var px = img.Pixels;
         for (int c = 0; c < channels; c++)
             for (int i = 0; i < plane; i++)
-                dst[c * plane + i] = px[i * channels + c] / 127.5f - 1f;
+                dst[c * plane + i] = FromByte(px[i * channels + c]);
         return dst;
     }
 }

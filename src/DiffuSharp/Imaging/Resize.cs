@@ -41,7 +41,7 @@ internal static class Resize
                     float acc = 0;
                     for (int k = 0; k < ay.Taps; k++)
                         acc += ay.Weight[i * ay.Taps + k] * tmp[(ch * h + ay.Index[i * ay.Taps + k]) * size + j];
-                    dst[(ch * size + i) * size + j] = acc / 127.5f - 1f;
+                    dst[(ch * size + i) * size + j] = ImageGrid.FromByte(acc);
                 }
     }
 

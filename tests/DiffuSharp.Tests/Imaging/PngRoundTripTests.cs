@@ -81,6 +81,11 @@ public sealed class PngRoundTripTests
             }
     }
 
+    // Spec §9.4: ties go to left, then above, then upper-left.
+    [Theory, InlineData(0, 3, 1, 3), InlineData(0, 3, 2, 0), InlineData(5, 5, 5, 5), InlineData(100, 50, 200, 50)]
+    public void Paeth_breaks_ties_in_the_specified_order(int a, int b, int c, int expected)
+        => Assert.Equal(expected, PngDecoder.Paeth((byte)a, (byte)b, (byte)c));
+
     [Fact]
     public void Crc_matches_the_known_iend_value()
         => Assert.Equal(0xAE426082u, PngCrc.Compute("IEND"u8));
