@@ -1,7 +1,8 @@
 // The whole variational bound in bits per dimension (the NLL reported in iDDPM §2.1 and Table 2): the prior term
 // L_T plus every L_t, t = T−1 … 0, each estimated at one draw of x_t.
 // Reference: openai/improved-diffusion, improved_diffusion/gaussian_diffusion.py (_prior_bpd, calc_bpd_loop).
-// Deviation: noise for each x_t comes from an explicit Rng (the reference calls th.randn_like).
+// Deviation: noise for each x_t comes from an explicit Rng (the reference calls th.randn_like), or is one fixed
+// tensor used at every t (common random numbers; also how the parity fixture injects it).
 namespace DiffuSharp.Diffusion;
 
 public partial class GaussianDiffusion
@@ -16,13 +17,14 @@ public partial class GaussianDiffusion
 
     /// <summary>
     /// The full bound per sample, in bits per dimension, with the per-timestep terms: VB terms L_t, the MSE of x̂_0
-    /// and of ε̂. One x_t per timestep, its noise drawn from rng. x0: (B, C, H, W), data in [−1, 1].
+    /// and of ε̂. One x_t per timestep: noise is an Rng (a fresh ε for every t, as the reference) or a fixed
+    /// (B, C, H, W) tensor (the same ε at every t). x0: (B, C, H, W), data in [−1, 1].
     /// Columns of the (B, T) results run from t = T − 1 (column 0) down to t = 0, as the reference stacks them.
     /// </summary>
-    public BpdResult CalcBpdLoop(DiffusionModel model, Tensor x0, Rng rng, bool clipDenoised = true)
+    public BpdResult CalcBpdLoop(DiffusionModel model, Tensor x0, NoiseSource noise, bool clipDenoised = true)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(rng);
+        if (noise.IsNone) throw new ArgumentException("CalcBpdLoop needs noise: pass an Rng or a noise Tensor", nameof(noise));
         if (x0.Rank < 2) throw new ArgumentException($"CalcBpdLoop: x0 must be (B, C, …), got {ShapeUtil.Format(x0.ShapeSpan)}");
         int B = x0.Dim(0), T = NumTimesteps;
         var vb = new float[B * T];
@@ -35,14 +37,14 @@ public partial class GaussianDiffusion
             {
                 // 1. x_t ~ q(x_t | x_0).
                 var tBatch = Fill(B, t);
-                var noise = Tensor.RandN(x0.Shape, rng);
-                var xt = QSample(x0, tBatch, noise);
+                var eps = noise.Draw(x0, nameof(CalcBpdLoop));
+                var xt = QSample(x0, tBatch, eps);
                 // 2. L_t at this x_t, and how well x_0 and ε are recovered.
                 var o = VbTermsBpd(model, x0, xt, tBatch, clipDenoised);
-                var eps = PredictEpsFromXStart(xt, tBatch, o.PredXStart);
+                var predEps = PredictEpsFromXStart(xt, tBatch, o.PredXStart);
                 Scatter(o.Output, vb, col, T);
                 Scatter(DiffusionLosses.MeanFlat((o.PredXStart - x0).Square()), xStartMse, col, T);
-                Scatter(DiffusionLosses.MeanFlat((eps - noise).Square()), mse, col, T);
+                Scatter(DiffusionLosses.MeanFlat((predEps - eps).Square()), mse, col, T);
             }
             // 3. total = Σ_t L_t + L_T.
             var vbT = Tensor.Wrap(vb, B, T);

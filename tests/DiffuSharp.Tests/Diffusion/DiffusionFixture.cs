@@ -29,22 +29,32 @@ internal sealed class DiffusionFixture
     }
 
     static readonly Lazy<DiffusionFixture> Shared = new(() => new DiffusionFixture(Path.Combine(ParityDirectory(), "diffusion_ref.safetensors")));
+    static readonly Lazy<DiffusionFixture> ExtraFixture = new(() => new DiffusionFixture(
+        Path.Combine(SolutionDirectory(), "tests", "DiffuSharp.Tests", "Fixtures", "diffusion_extra_ref.safetensors")));
 
-    /// <summary>diffusion_ref.safetensors, read once per test run.</summary>
+    /// <summary>shared/parity/diffusion_ref.safetensors, read once per test run.</summary>
     public static DiffusionFixture Reference => Shared.Value;
 
-    /// <summary>shared/parity: walk up from the test binaries to the folder holding the solution, then ../shared/parity.</summary>
-    public static string ParityDirectory()
+    /// <summary>tests/DiffuSharp.Tests/Fixtures/diffusion_extra_ref.safetensors (made by make_diffusion_extra.py).</summary>
+    public static DiffusionFixture Extra => ExtraFixture.Value;
+
+    /// <summary>The folder holding DiffuSharp.slnx, found by walking up from the test binaries.</summary>
+    public static string SolutionDirectory()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "DiffuSharp.slnx")) || File.Exists(Path.Combine(dir.FullName, "DiffuSharp.sln")))
-            {
-                var p = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "parity"));
-                if (Directory.Exists(p)) return p;
-            }
+                return dir.FullName;
+        throw new DirectoryNotFoundException($"no DiffuSharp.slnx above {AppContext.BaseDirectory}");
+    }
+
+    /// <summary>shared/parity beside the solution folder (../shared/parity).</summary>
+    public static string ParityDirectory()
+    {
+        var p = Path.GetFullPath(Path.Combine(SolutionDirectory(), "..", "shared", "parity"));
+        if (Directory.Exists(p)) return p;
         const string fallback = "/work/shared/parity";
         if (Directory.Exists(fallback)) return fallback;
-        throw new DirectoryNotFoundException("shared/parity not found next to the solution folder");
+        throw new DirectoryNotFoundException($"shared/parity not found at {p}");
     }
 
     public int[] Shape(string name) => Entry(name, null).Shape.Select(d => (int)d).ToArray();
