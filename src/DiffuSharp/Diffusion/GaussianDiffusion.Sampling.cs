@@ -34,9 +34,11 @@ public partial class GaussianDiffusion
         return new SampleOutput(o.Mean + std * z, o.PredXStart);
     }
 
-    /// <summary>Runs every ancestral step from T − 1 down to 0 and returns x_0. noise: the start x_{T−1} (else drawn from rng).</summary>
-    public Tensor PSampleLoop(DiffusionModel model, int[] shape, Rng rng, Tensor? noise = null, bool clipDenoised = true, Func<Tensor, Tensor>? denoisedFn = null)
-        => Last(PSampleLoopProgressive(model, shape, rng, noise, clipDenoised, denoisedFn)).Sample;
+    /// <summary>Runs every ancestral step from startStep (default T − 1) down to 0 and returns x_0. noise: the start
+    /// x_{startStep} (else drawn from rng).</summary>
+    public Tensor PSampleLoop(DiffusionModel model, int[] shape, Rng rng, Tensor? noise = null, bool clipDenoised = true, Func<Tensor, Tensor>? denoisedFn = null,
+        int? startStep = null)
+        => Last(PSampleLoopProgressive(model, shape, rng, noise, clipDenoised, denoisedFn, startStep)).Sample;
 
     /// <summary>
     /// The ancestral loop as a stream: one <see cref="SampleStep"/> per timestep, from <paramref name="startStep"/>
@@ -117,10 +119,11 @@ public partial class GaussianDiffusion
         return new SampleOutput(o.PredXStart * PerSample(cX0, x.Rank) + PerSample(cEps, x.Rank) * eps, o.PredXStart);
     }
 
-    /// <summary>Runs DDIM from T − 1 down to 0 and returns x_0. rng may be null when noise is given and η = 0.</summary>
+    /// <summary>Runs DDIM from startStep (default T − 1) down to 0 and returns x_0. rng may be null when noise is given
+    /// and η = 0.</summary>
     public Tensor DdimSampleLoop(DiffusionModel model, int[] shape, Rng? rng, Tensor? noise = null, double eta = 0.0, bool clipDenoised = true,
-        Func<Tensor, Tensor>? denoisedFn = null)
-        => Last(DdimSampleLoopProgressive(model, shape, rng, noise, eta, clipDenoised, denoisedFn)).Sample;
+        Func<Tensor, Tensor>? denoisedFn = null, int? startStep = null)
+        => Last(DdimSampleLoopProgressive(model, shape, rng, noise, eta, clipDenoised, denoisedFn, startStep)).Sample;
 
     /// <summary>
     /// DDIM as a stream, from <paramref name="startStep"/> (default T − 1) down to 0; x at the start is
