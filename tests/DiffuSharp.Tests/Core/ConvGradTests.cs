@@ -45,6 +45,26 @@ public class ConvGradTests
         GradCheck.AssertClose(expect, yNoBias.ToArray(), 1e-5, 1e-5, "y without bias");
     }
 
+    [Theory]
+    [InlineData(1, 3, 1, 1)]
+    [InlineData(3, 1, 1, 0)]
+    [InlineData(2, 5, 1, 2)]
+    [InlineData(5, 3, 2, 1)]
+    public void Conv2d_rectangular_kernels_match_direct_convolution(int kh, int kw, int s, int p)
+    {
+        var rng = new Rng(36);
+        var x = GradCheck.Randn(rng, 2, 3, 7, 6);
+        var wt = GradCheck.Randn(rng, 4, 3, kh, kw);
+        var b = GradCheck.Randn(rng, 4);
+        var g = new ConvGeometry(3, 7, 6, kh, kw, s, p);
+        var y = Tensor.Conv2d(x, wt, b, s, p);
+        Assert.Equal(new[] { 2, 4, g.Ho, g.Wo }, y.Shape);
+        var expect = new float[y.Count];
+        Im2Col.Conv2dReference(x.Data, wt.Data, b.Data, 2, 4, g, expect);
+        GradCheck.AssertClose(expect, y.ToArray(), 1e-5, 1e-5, "y");
+        GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], s, p), [x, wt, b], rng);
+    }
+
     [Fact]
     public void Conv2d_matches_pytorch_values_stride2_pad1()
     {
@@ -71,7 +91,9 @@ public class ConvGradTests
     }
 
     [Theory]
-    [InlineData(2, 3, 4, 5, 5, 3, 1, 1)]
+    [InlineData(2, 3, 4, 5, 5, 3, 1, 1)]   // "same": dx through the flipped-kernel convolution
+    [InlineData(2, 2, 3, 6, 7, 5, 1, 2)]   // "same" 5×5
+    [InlineData(2, 3, 2, 2, 1, 3, 1, 1)]   // "same" on images smaller than the kernel
     [InlineData(3, 2, 3, 7, 5, 3, 2, 1)]
     [InlineData(2, 4, 3, 5, 3, 1, 1, 0)]   // pointwise: no im2col
     [InlineData(1, 3, 2, 3, 5, 1, 2, 1)]   // 1×1 with stride and padding goes through im2col
@@ -193,8 +215,9 @@ public class ConvDeterminismTests
     static float[][] Run(int k, int pad, int stride)
     {
         var rng = new Rng(40);
-        var x = GradCheck.Randn(rng, 3, 4, 17, 17).RequireGrad();
-        var w = GradCheck.Randn(rng, 40, 4, k, k).RequireGrad();
+        // big enough (≥ 2M multiply-adds per GEMM for 3×3) that the GEMM and the im2col/col2im splits really run on 2 threads
+        var x = GradCheck.Randn(rng, 3, 8, 17, 17).RequireGrad();
+        var w = GradCheck.Randn(rng, 40, 8, k, k).RequireGrad();
         var b = GradCheck.Randn(rng, 40).RequireGrad();
         var y = Tensor.Conv2d(x, w, b, stride, pad);
         var z = y.AvgPool2x2().UpsampleNearest2x();

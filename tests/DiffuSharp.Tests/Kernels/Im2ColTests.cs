@@ -10,12 +10,12 @@ public unsafe class Im2ColTests
 {
     public static IEnumerable<object[]> Geometries()
     {
-        foreach (int k in new[] { 1, 2, 3, 4 })
+        foreach (var (kh, kw) in new[] { (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (1, 3), (3, 1), (2, 5) })
             foreach (int s in new[] { 1, 2, 3 })
                 foreach (int p in new[] { 0, 1, 2, 5 })
                     foreach (var (h, w) in new[] { (1, 1), (3, 5), (5, 3), (17, 9) })
-                        if (h + 2 * p >= k && w + 2 * p >= k)
-                            yield return [2, h, w, k, s, p];
+                        if (h + 2 * p >= kh && w + 2 * p >= kw)
+                            yield return [2, h, w, kh, kw, s, p];
     }
 
     static float[] Random(Rng rng, int n)
@@ -26,9 +26,9 @@ public unsafe class Im2ColTests
     }
 
     [Theory, MemberData(nameof(Geometries))]
-    public void Folded_im2col_matches_reference_for_every_image(int c, int h, int w, int k, int s, int p)
+    public void Folded_im2col_matches_reference_for_every_image(int c, int h, int w, int kh, int kw, int s, int p)
     {
-        var g = new ConvGeometry(c, h, w, k, k, s, p);
+        var g = new ConvGeometry(c, h, w, kh, kw, s, p);
         const int count = 3;
         int hw = g.Ho * g.Wo, ld = count * hw;
         var x = Random(new Rng(1), count * c * h * w);
@@ -42,10 +42,10 @@ public unsafe class Im2ColTests
     }
 
     [Theory, MemberData(nameof(Geometries))]
-    public void Col2im_is_the_adjoint_of_im2col(int c, int h, int w, int k, int s, int p)
+    public void Col2im_is_the_adjoint_of_im2col(int c, int h, int w, int kh, int kw, int s, int p)
     {
         // <im2col(x), d> = <x, col2im(d)> for every x, d; checked on random ones in double
-        var g = new ConvGeometry(c, h, w, k, k, s, p);
+        var g = new ConvGeometry(c, h, w, kh, kw, s, p);
         const int count = 2;
         int ld = count * g.Ho * g.Wo;
         var rng = new Rng(2);

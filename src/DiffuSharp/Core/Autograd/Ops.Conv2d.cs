@@ -8,7 +8,8 @@
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix.
 // Nothing is saved for backward but the inputs: im2col is recomputed there (cheaper than keeping a
-// CKK·Ho·Wo matrix per image alive for every layer of a UNet).
+// CKK·Ho·Wo matrix per image alive for every layer of a UNet). For "same" stride-1 convolutions dx is computed as
+// the convolution of dy with the flipped kernel (im2col of dy + a forward-shaped GEMM) instead of col2im.
 using System.Buffers;
 using DiffuSharp.Kernels;
 
@@ -111,6 +112,9 @@ internal static unsafe partial class Ops
             //   db[o]   += Σ_b Σ_q dy[b, o, q]
             //   dW      += Σ_b dy_b (Cout, HW) · col_bᵀ (HW, CKK)  = dyF (Cout, n·HW) · colᵀ per chunk, in chunk order
             //   dx_b    += col2im(Wᵀ (CKK, Cout) · dy_b (Cout, HW))   (im2col is linear; col2im is its adjoint)
+            // For a stride-1 convolution that keeps the size (3×3 pad 1), that col2im equals a convolution of dy
+            // with the flipped, transposed kernel, same padding: dx_b += Wᵀflip (Cin, Cout·kk) · im2col(dy_b). That
+            // GEMM has the forward's long K instead of K = Cout, and writes Cin·HW instead of CKK·HW floats.
             if (batch == 0) return;
             bool needX = x.RequiresGrad, needW = weight.RequiresGrad;
             fixed (float* px = x.Data, pw = weight.Data, pdy = dy.Data)
@@ -125,32 +129,48 @@ internal static unsafe partial class Ops
                     needX = false;
                 }
                 if (!needX && !needW) return;
-                float[] colBuf = ArrayPool<float>.Shared.Rent(ckk * chunk * hw);
-                float[] dyBuf = ArrayPool<float>.Shared.Rent(cout * chunk * hw);
+                bool flip = needX && g.IsSame && g.Kh == g.Kw;
+                var gT = new ConvGeometry(cout, g.H, g.W, g.Kh, g.Kw, 1, g.Pad);          // im2col of dy (B, Cout, H, W)
+                int kk = g.Kh * g.Kw, ckkT = cout * kk;
+                int bchunk = ConvChunk(batch, (long)Math.Max(Math.Max(ckk, ckkT), Math.Max(cin, cout)) * hw);
+                float[] colBuf = ArrayPool<float>.Shared.Rent(Math.Max(ckk, flip ? ckkT : 0) * bchunk * hw);
+                float[] dyBuf = ArrayPool<float>.Shared.Rent(Math.Max(cout, flip ? cin : 0) * bchunk * hw);
+                float[] wtBuf = ArrayPool<float>.Shared.Rent(flip ? weight.Count : 0);
                 try
                 {
-                    fixed (float* col = colBuf, dyF = dyBuf, pdw = needW ? weight.GradData() : default, pdx = needX ? x.GradData() : default)
-                        for (int b0 = 0; b0 < batch; b0 += chunk)
+                    fixed (float* col = colBuf, dyF = dyBuf, wT = wtBuf, pdw = needW ? weight.GradData() : default, pdx = needX ? x.GradData() : default)
+                    {
+                        if (flip) Im2Col.FlipTranspose(pw, cout, cin, g.Kh, g.Kw, wT);        // (Cin, Cout·kk)
+                        for (int b0 = 0; b0 < batch; b0 += bchunk)
                         {
-                            int n = Math.Min(chunk, batch - b0), nhw = n * hw;
-                            Im2Col.Fold(pdy + b0 * yImage, n, cout, hw, dyF);                            // (Cout, n·HW)
+                            int n = Math.Min(bchunk, batch - b0), nhw = n * hw;
+                            float* dyChunk = pdy + b0 * yImage, xChunk = px + b0 * xImage, dxChunk = pdx + b0 * xImage;
+                            if (needW || !flip) Im2Col.Fold(dyChunk, n, cout, hw, dyF);                 // (Cout, n·HW)
                             if (needW)
                             {
-                                if (g.IsPointwise) Im2Col.Fold(px + b0 * xImage, n, cin, hw, col);       // (Cin, n·HW)
-                                else Im2Col.FoldedIm2Col(px + b0 * xImage, n, g, col);                   // (CKK, n·HW)
+                                if (g.IsPointwise) Im2Col.Fold(xChunk, n, cin, hw, col);                 // (Cin, n·HW)
+                                else Im2Col.FoldedIm2Col(xChunk, n, g, col);                             // (CKK, n·HW)
                                 Gemm.Sgemm(false, true, cout, ckk, nhw, dyF, nhw, col, nhw, 1f, pdw, ckk); // (Cout, CKK)
                             }
-                            if (needX)
+                            if (needX && flip)
+                            {
+                                Im2Col.FoldedIm2Col(dyChunk, n, gT, col);                                // (Cout·kk, n·HW)
+                                Gemm.Sgemm(false, false, cin, nhw, ckkT, wT, ckkT, col, nhw, 0f, dyF, nhw); // (Cin, n·HW)
+                                Im2Col.UnfoldAdd(dyF, n, cin, hw, dxChunk);                              // (n, Cin, H, W)
+                            }
+                            else if (needX)
                             {
                                 Gemm.Sgemm(true, false, ckk, nhw, cout, pw, ckk, dyF, nhw, 0f, col, nhw);  // (CKK, n·HW)
-                                Im2Col.FoldedCol2Im(col, n, g, pdx + b0 * xImage);                       // (n, Cin, H, W)
+                                Im2Col.FoldedCol2Im(col, n, g, dxChunk);                                 // (n, Cin, H, W)
                             }
                         }
+                    }
                 }
                 finally
                 {
                     ArrayPool<float>.Shared.Return(colBuf);
                     ArrayPool<float>.Shared.Return(dyBuf);
+                    ArrayPool<float>.Shared.Return(wtBuf);
                 }
             }
         });

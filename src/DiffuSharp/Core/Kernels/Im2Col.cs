@@ -8,7 +8,8 @@
 // (CKK, G·Ho·Wo) with image b in columns [b·Ho·Wo, (b+1)·Ho·Wo): "folded" into the GEMM's N (forward, dx) or
 // K (dW) dimension. col2im is the adjoint: dx[c, iy, ix] += Σ over the (i, j, oy, ox) that read it.
 //
-// Deviation from Caffe: work is split over (image, channel) pairs. A pair owns its kh·kw column rows in im2col
+// Deviations from Caffe: stride-1 convolutions that keep the width copy whole planes at a shift instead of
+// short rows (see SameChannel). Work is split over (image, channel) pairs. A pair owns its kh·kw column rows in im2col
 // and its own dx plane in col2im, so the parallel split never changes a sum's order (bit-identical results for
 // any thread count).
 namespace DiffuSharp.Kernels;
@@ -22,6 +23,8 @@ internal readonly record struct ConvGeometry(int C, int H, int W, int Kh, int Kw
     public int Ckk => C * Kh * Kw;
     /// <summary>True when the column matrix of an image is the image itself (1×1, stride 1, no padding).</summary>
     public bool IsPointwise => Kh == 1 && Kw == 1 && Stride == 1 && Pad == 0;
+    /// <summary>True for a stride-1 convolution that keeps the width (Kw = 2·Pad + 1, e.g. 3×3 pad 1).</summary>
+    public bool IsSame => Stride == 1 && Kw == 2 * Pad + 1;
 
     /// <summary>The output columns [lo, hi) whose input column ox·s − p + j lies inside [0, W).</summary>
     public (int Lo, int Hi) ValidColumns(int j)
@@ -41,6 +44,7 @@ internal static unsafe class Im2Col
     /// xc is that channel's (H, W) plane, col points at row 0, column 0 of this image's block.</summary>
     public static void Channel(float* xc, in ConvGeometry g, int c, float* col, int ldCol)
     {
+        if (g.IsSame) { SameChannel(xc, g, c, col, ldCol); return; }
         int ho = g.Ho, wo = g.Wo, s = g.Stride, p = g.Pad, w = g.W;
         for (int i = 0; i < g.Kh; i++)
             for (int j = 0; j < g.Kw; j++)
@@ -66,6 +70,7 @@ internal static unsafe class Im2Col
     /// iy = oy·s − p + i, ix = ox·s − p + j: the adjoint of <see cref="Channel"/> for one channel.</summary>
     public static void Col2ImChannel(float* col, int ldCol, in ConvGeometry g, int c, float* dxc)
     {
+        if (g.IsSame) { SameCol2ImChannel(col, ldCol, g, c, dxc); return; }
         int ho = g.Ho, wo = g.Wo, s = g.Stride, p = g.Pad, w = g.W;
         for (int i = 0; i < g.Kh; i++)
             for (int j = 0; j < g.Kw; j++)
@@ -82,6 +87,66 @@ internal static unsafe class Im2Col
                     if (s == 1) AddRow(dst, src, hi - lo);
                     else for (int k = 0, n = hi - lo; k < n; k++) dst[k * s] += src[k];
                 }
+            }
+    }
+
+    // "Same" convolutions (stride 1, Wo = W, e.g. 3×3 pad 1): a column row is the input plane read as one flat
+    // array shifted by d = (i − p)·W + (j − p), except for whole rows above/below the image and the |j − p|
+    // columns per row that would wrap into the neighbouring row. So each row is one long copy (or add) plus
+    // those edge fix-ups, instead of Ho short copies: this is what keeps 7×7 and 14×14 images cheap.
+
+    /// <summary>What a column row of a same convolution reads: valid output rows [RowLo, RowHi), the flat range
+    /// [QLo, QHi) whose source q + D lies in the plane, and how many columns wrap on the left and right.</summary>
+    readonly record struct SameRow(int RowLo, int RowHi, int D, int QLo, int QHi, int Left, int Right)
+    {
+        public static SameRow Of(in ConvGeometry g, int i, int j)
+        {
+            int w = g.W, p = g.Pad;
+            int rowLo = Math.Min(g.Ho, Math.Max(0, p - i)), rowHi = Math.Max(rowLo, Math.Min(g.Ho, g.H + p - i));
+            int d = (i - p) * w + (j - p);
+            int qLo = Math.Max(rowLo * w, -d), qHi = Math.Min(rowHi * w, g.H * w - d);
+            return new SameRow(rowLo, rowHi, d, qLo, Math.Max(qLo, qHi), Math.Min(w, Math.Max(0, p - j)), Math.Min(w, Math.Max(0, j - p)));
+        }
+
+        /// <summary>Zeroes the wrapping columns of the valid rows of one column row.</summary>
+        public void ClearWrapped(float* row, int w)
+        {
+            if (Left + Right == 0) return;
+            for (int oy = RowLo; oy < RowHi; oy++)
+            {
+                float* r = row + oy * w;
+                for (int k = 0; k < Left; k++) r[k] = 0f;
+                for (int k = w - Right; k < w; k++) r[k] = 0f;
+            }
+        }
+    }
+
+    static void SameChannel(float* xc, in ConvGeometry g, int c, float* col, int ldCol)
+    {
+        int w = g.W, ho = g.Ho;
+        for (int i = 0; i < g.Kh; i++)
+            for (int j = 0; j < g.Kw; j++)
+            {
+                float* row = col + (long)((c * g.Kh + i) * g.Kw + j) * ldCol;
+                var r = SameRow.Of(g, i, j);
+                new Span<float>(row, r.RowLo * w).Clear();                              // rows above the image
+                new Span<float>(row + r.RowHi * w, (ho - r.RowHi) * w).Clear();          // rows below it
+                long bytes = (long)(r.QHi - r.QLo) * sizeof(float);
+                Buffer.MemoryCopy(xc + r.QLo + r.D, row + r.QLo, bytes, bytes);
+                r.ClearWrapped(row, w);                                                 // also covers [RowLo·W, QLo), [QHi, RowHi·W)
+            }
+    }
+
+    static void SameCol2ImChannel(float* col, int ldCol, in ConvGeometry g, int c, float* dxc)
+    {
+        int w = g.W;
+        for (int i = 0; i < g.Kh; i++)
+            for (int j = 0; j < g.Kw; j++)
+            {
+                float* row = col + (long)((c * g.Kh + i) * g.Kw + j) * ldCol;
+                var r = SameRow.Of(g, i, j);
+                r.ClearWrapped(row, w);              // the column matrix is scratch: zeroed entries add nothing below
+                AddRow(dxc + r.QLo + r.D, row + r.QLo, r.QHi - r.QLo);
             }
     }
 
@@ -135,10 +200,12 @@ internal static unsafe class Im2Col
         }
     }
 
+    enum FoldMode { Fold, Unfold, UnfoldAdd }
+
     /// <summary>Folds rows of y (count, R, n) into yF (R, count·n): yF[r, b·n + q] = y[b, r, q]. Split over (b, r).</summary>
     public static void Fold(float* y, int count, int rows, int n, float* yF)
     {
-        var work = new FoldWork(y, rows, n, yF, count * n, null, unfold: false);
+        var work = new FoldWork(y, rows, n, yF, count * n, null, FoldMode.Fold);
         ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
     }
 
@@ -146,28 +213,51 @@ internal static unsafe class Im2Col
     /// (bias may be null).</summary>
     public static void Unfold(float* yF, int count, int rows, int n, float* bias, float* y)
     {
-        var work = new FoldWork(y, rows, n, yF, count * n, bias, unfold: true);
+        var work = new FoldWork(y, rows, n, yF, count * n, bias, FoldMode.Unfold);
         ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
     }
 
-    readonly struct FoldWork(float* y, int rows, int n, float* yF, int ldF, float* bias, bool unfold) : IWorkItem
+    /// <summary>y[b, r, q] += yF[r, b·n + q].</summary>
+    public static void UnfoldAdd(float* yF, int count, int rows, int n, float* y)
+    {
+        var work = new FoldWork(y, rows, n, yF, count * n, null, FoldMode.UnfoldAdd);
+        ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
+    }
+
+    readonly struct FoldWork(float* y, int rows, int n, float* yF, int ldF, float* bias, FoldMode mode) : IWorkItem
     {
         public void Invoke(int index)
         {
             int b = index / rows, r = index % rows;
             float* a = y + (long)index * n;                      // y[b, r, :]
             float* f = yF + (long)r * ldF + (long)b * n;         // yF[r, b·n :]
-            if (!unfold) { Buffer.MemoryCopy(a, f, (long)n * sizeof(float), (long)n * sizeof(float)); return; }
-            if (bias == null) { Buffer.MemoryCopy(f, a, (long)n * sizeof(float), (long)n * sizeof(float)); return; }
-            float v = bias[r];
-            int k = 0;
-            if (Vector256.IsHardwareAccelerated)
+            long bytes = (long)n * sizeof(float);
+            if (mode == FoldMode.Fold) Buffer.MemoryCopy(a, f, bytes, bytes);
+            else if (mode == FoldMode.UnfoldAdd) AddRow(a, f, n);
+            else if (bias == null) Buffer.MemoryCopy(f, a, bytes, bytes);
+            else
             {
-                var bv = Vector256.Create(v);
-                for (; k + 8 <= n; k += 8) (Vector256.Load(f + k) + bv).Store(a + k);
+                float v = bias[r];
+                int k = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var bv = Vector256.Create(v);
+                    for (; k + 8 <= n; k += 8) (Vector256.Load(f + k) + bv).Store(a + k);
+                }
+                for (; k < n; k++) a[k] = f[k] + v;
             }
-            for (; k < n; k++) a[k] = f[k] + v;
         }
+    }
+
+    /// <summary>The weight of the adjoint of a stride-1 convolution: wT[c, (o·Kh + i)·Kw + j] = w[o, c, Kh−1−i, Kw−1−j]
+    /// for w (cout, cin, Kh, Kw) → wT (cin, cout·Kh·Kw). Convolving dy with wT (padding Kh−1−p) gives dx.</summary>
+    public static void FlipTranspose(float* w, int cout, int cin, int kh, int kw, float* wT)
+    {
+        for (int c = 0; c < cin; c++)
+            for (int o = 0; o < cout; o++)
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        wT[(long)c * cout * kh * kw + (o * kh + i) * kw + j] = w[(((long)o * cin + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
     }
 
     /// <summary>y[b, r, q] = bias[r] for a (count, rows, n) block: the bias seeded before a beta = 1 GEMM.</summary>
