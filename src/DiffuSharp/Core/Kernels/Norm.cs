@@ -155,8 +155,7 @@ internal static unsafe partial class Norm
             {
                 int ch = g * cg + k;
                 float* xc = xb + (long)k * s, dzc = dz + (long)k * s;
-                if (!TAct.IsIdentity) ActivationGradRow<TAct>(xc, dyb + (long)k * s, dzc, s, m, rs * gamma[ch], beta[ch]);
-                SumAndDot(dzc, xc, m, s, out double sDz, out double sDzXc);
+                GradSumsRow<TAct>(xc, dyb + (long)k * s, dzc, s, m, rs * gamma[ch], beta[ch], out double sDz, out double sDzXc);
                 long nc = (long)b * c + ch;
                 sumDz[nc] = sDz;
                 sumDzXhat[nc] = sDzXc * rs;
@@ -354,29 +353,24 @@ internal static unsafe partial class Norm
         for (; i < len; i++) y[i] = TAct.Forward(MathF.FusedMultiplyAdd(m.Sub(x[i]), a, b));
     }
 
-    /// <summary>dz = act'(z)·dy with z = (x − μ)·a + b recomputed, over one channel row.</summary>
-    static void ActivationGradRow<TAct>(float* x, float* dy, float* dz, int len, Centre m, float a, float b) where TAct : struct, INormActivation
+    /// <summary>Over one channel row: dz = act'(z)·dy with z = (x − μ)·a + b recomputed (stored to dz unless the
+    /// activation is the identity, when dz is dy), and Σ dz, Σ dz·(x − μ) with products and sums in double.</summary>
+    static void GradSumsRow<TAct>(float* x, float* dy, float* dz, int len, Centre m, float a, float b,
+        out double sumDz, out double sumDzXc) where TAct : struct, INormActivation
     {
         var va = Vector256.Create(a); var vb = Vector256.Create(b);
-        int i = 0;
-        for (; i + 8 <= len; i += 8)
-        {
-            var z = Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), va, vb);
-            TAct.Backward(Vector256.Load(dy + i), z).Store(dz + i);
-        }
-        for (; i < len; i++) dz[i] = TAct.Backward(dy[i], MathF.FusedMultiplyAdd(m.Sub(x[i]), a, b));
-    }
-
-    /// <summary>Σ dz and Σ dz·(x − μ), products and sums in double.</summary>
-    static void SumAndDot(float* dz, float* x, Centre m, int len, out double sumDz, out double sumDzXc)
-    {
         var s0 = Vector256<double>.Zero; var s1 = Vector256<double>.Zero;
         var p0 = Vector256<double>.Zero; var p1 = Vector256<double>.Zero;
         int i = 0;
         for (; i + 8 <= len; i += 8)
         {
-            var g = Vector256.Load(dz + i);
             var xc = m.Sub(Vector256.Load(x + i));
+            var g = Vector256.Load(dy + i);
+            if (!TAct.IsIdentity)
+            {
+                g = TAct.Backward(g, Vector256.FusedMultiplyAdd(xc, va, vb));
+                g.Store(dz + i);
+            }
             var g0 = Vector256.WidenLower(g); var g1 = Vector256.WidenUpper(g);
             s0 += g0; s1 += g1;
             p0 = Vector256.FusedMultiplyAdd(g0, Vector256.WidenLower(xc), p0);
@@ -384,7 +378,12 @@ internal static unsafe partial class Norm
         }
         sumDz = Vector256.Sum(s0 + s1);
         sumDzXc = Vector256.Sum(p0 + p1);
-        for (; i < len; i++) { sumDz += dz[i]; sumDzXc += (double)dz[i] * m.Sub(x[i]); }
+        for (; i < len; i++)
+        {
+            float xc = m.Sub(x[i]), g = dy[i];
+            if (!TAct.IsIdentity) dz[i] = g = TAct.Backward(g, MathF.FusedMultiplyAdd(xc, a, b));
+            sumDz += g; sumDzXc += (double)g * xc;
+        }
     }
 
     /// <summary>dx += a·dz + k2·(x − μ) + k0 over one channel row.</summary>
