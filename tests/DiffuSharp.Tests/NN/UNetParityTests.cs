@@ -80,13 +80,18 @@ public class UNetParityTests
         output.Square().Sum().Backward();
         var grads = SafeTensorsFile.Open(Path.Combine(TestPaths.Parity, "mnist_s_grads.safetensors"));
         Assert.True(RelErr(io.ReadFloat32("grad.x"), x.Grad!.ToArray()) < 1e-3);
+        // Some gradients are analytically zero: a conv bias feeding a GroupNorm with one channel per group is
+        // removed by the mean subtraction, so both sides hold only rounding noise (~1e-9 of the largest gradient).
+        // Those are judged against the largest gradient of the model instead of their own scale.
+        double globalScale = model.NamedParameters().Max(p => grads.ReadFloat32("grad." + p.Name).Max(v => Math.Abs(v)));
         int checkedCount = 0;
         foreach (var (name, p) in model.NamedParameters())
         {
             var expected = grads.ReadFloat32("grad." + name);
             var actual = p.Grad?.ToArray() ?? new float[p.Count];
-            double err = RelErr(expected, actual);
-            Assert.True(err < 1e-3, $"grad.{name}: rel err {err:G3}");
+            double maxRef = expected.Max(v => Math.Abs(v));
+            double err = RelErr(expected, actual) * maxRef / Math.Max(maxRef, 1e-4 * globalScale);
+            Assert.True(err < 1e-3, $"grad.{name}: rel err {err:G3} (max |grad| {maxRef:G3}, model max {globalScale:G3})");
             checkedCount++;
         }
         Assert.Equal(244, checkedCount);
