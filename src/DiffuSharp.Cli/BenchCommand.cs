@@ -38,8 +38,23 @@ public static class BenchCommand
         int samples = o.Flag("quick") ? 3 : 7;
         foreach (int n in new[] { 256, 1024, 2048 })
             report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => SgemmGflops(n, samples));
+        // conv2d 3×3, padding 1, batch 32, at the UNet's shapes (scripts/bench_ops_torch.py uses the same names)
+        foreach (var (c, size) in new[] { (32, 28), (64, 14), (64, 7) })
+            report.RunPair($"conv3x3_c{c}_{size}", () => Conv3x3(c, size, samples));
+        report.RunPair("groupnorm_silu", () => NormBench.GroupNormSilu(samples));
+        report.RunPair("attention", () => NormBench.Attention(samples));
         report.Finish();
         return 0;
+    }
+
+    static (double FwdMs, double FwdBwdMs) Conv3x3(int channels, int size, int samples)
+    {
+        var rng = new Rng(0);
+        var x = Tensor.RandN([32, channels, size, size], rng);
+        var w = Tensor.RandN([channels, channels, 3, 3], rng, std: 0.05f);
+        var b = Tensor.RandN([channels], rng);
+        var g = Tensor.RandN([32, channels, size, size], rng);
+        return NormBench.Measure([x, w, b], g, () => Tensor.Conv2d(x, w, b, stride: 1, padding: 1), samples);
     }
 
     static unsafe double SgemmGflops(int n, int samples)
@@ -64,7 +79,20 @@ public static class BenchCommand
         public void Run(string name, string unit, Func<double> measure)
         {
             if (only is not null && !name.StartsWith(only, StringComparison.Ordinal)) return;
-            double v = measure();
+            Add(name, measure(), unit);
+        }
+
+        /// <summary>A forward and a forward+backward timing: NAME_fwd_ms and NAME_fwdbwd_ms.</summary>
+        public void RunPair(string name, Func<(double FwdMs, double FwdBwdMs)> measure)
+        {
+            if (only is not null && !name.StartsWith(only, StringComparison.Ordinal) && !only.StartsWith(name, StringComparison.Ordinal)) return;
+            var (fwd, fwdBwd) = measure();
+            Add($"{name}_fwd_ms", fwd, "ms");
+            Add($"{name}_fwdbwd_ms", fwdBwd, "ms");
+        }
+
+        void Add(string name, double v, string unit)
+        {
             _rows.Add((name, v, unit));
             if (json)
                 output.WriteLine($"{{\"name\": \"{name}\", \"value\": {v.ToString("R", CultureInfo.InvariantCulture)}, \"unit\": \"{unit}\"}}");
