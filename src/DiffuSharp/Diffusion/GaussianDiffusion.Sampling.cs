@@ -7,6 +7,9 @@
 // Deviations: noise is explicit (a Tensor or an Rng) where the reference calls th.randn_like; DDIM with η = 0 adds
 // no noise term (the reference adds 0 · noise, which can only flip the sign of a zero); the loops take an optional
 // start step (for interpolation and inversion) and there is a reverse loop, which the reference leaves to callers.
+// Numerics: per-sample DDIM coefficients are float32 scalars computed in the reference's order (its broadcast
+// tensors hold one value per sample); σ = exp(½ log σ²) of a table variance uses PyTorch's float32 expf
+// (ReferenceMath.ExpF), so p_sample with a fixed variance matches the reference bit for bit (DDIM needs no exp).
 namespace DiffuSharp.Diffusion;
 
 public partial class GaussianDiffusion
