@@ -22,7 +22,7 @@ public sealed record StepStats(long Step, double Loss, double? Mse, double? Vb, 
 /// <summary>Everything but the tensors that a checkpoint needs to continue exactly.</summary>
 public sealed record TrainerState(long Step, IReadOnlyDictionary<string, RngState> Rngs, DataLoaderState Data, LossSecondMomentState? Sampler);
 
-public sealed class Trainer
+public sealed partial class Trainer
 {
     readonly float[] _images;
     readonly int[] _labels;
