@@ -94,18 +94,21 @@ public sealed partial class Trainer
 
         public JsonObject Flush(long step, double lr)
         {
-            var o = new JsonObject { ["step"] = step, ["loss"] = _loss / _steps };
-            if (_mseSteps > 0) o["mse"] = _mse / _mseSteps;
-            if (_vbSteps > 0) o["vb"] = _vb / _vbSteps;
+            var o = new JsonObject { ["step"] = step, ["loss"] = Num(_loss / _steps) };
+            if (_mseSteps > 0) o["mse"] = Num(_mse / _mseSteps);
+            if (_vbSteps > 0) o["vb"] = Num(_vb / _vbSteps);
             for (int i = 0; i < 4; i++)
-                if (_qn[i] > 0) o[$"loss_q{i}"] = _q[i] / _qn[i];
+                if (_qn[i] > 0) o[$"loss_q{i}"] = Num(_q[i] / _qn[i]);
             o["lr"] = lr;
-            o["grad_norm"] = _grad / _steps;
+            o["grad_norm"] = Num(_grad / _steps);
             o["samples_per_sec"] = _seconds > 0 ? _samples / _seconds : 0;
             _loss = _mse = _vb = _grad = _seconds = 0;
             _steps = _samples = _mseSteps = _vbSteps = 0;
             Array.Clear(_q); Array.Clear(_qn);
             return o;
         }
+
+        // JSON has no NaN or ∞: a diverged loss is logged as null rather than failing the run.
+        static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
     }
 }

@@ -30,7 +30,7 @@ public sealed class CliErrorTests
         {
             File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 28, ");
             AssertOneLineError(["sample", "--model", dir], "not valid JSON");
-            File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 30, \"channel_mult\": \"1,2,4\", \"in_channels\": 1, \"num_channels\": 32 }");
+            File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 30, \"channel_mult\": \"1,2,4\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
             AssertOneLineError(["sample", "--model", dir], "not divisible");
             File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 8, \"channel_mult\": \"1,2\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
             AssertOneLineError(["sample", "--model", dir], "model.safetensors");

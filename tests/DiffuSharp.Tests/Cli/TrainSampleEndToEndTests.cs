@@ -22,23 +22,23 @@ public sealed class TrainSampleEndToEndTests
         {
             string data = File.Exists(Path.Combine(FashionMnist.DefaultFolder, "train-images-idx3-ubyte.gz")) ? "fashion-mnist" : "folder:" + WritePngs(dir);
             string run = Path.Combine(dir, "run");
-            string[] common = ["--preset", "tiny", "--data", data, "--max_images", "64", "--batch_size", "8", "--diffusion_steps", "20",
-                               "--lr", "1e-3", "--ema_rate", "0.9", "--log_interval", "2", "--out", run];
-            var (code, stdout, stderr) = Cli([.. new[] { "train", "--steps", "4", "--save_interval", "2" }, .. common]);
+            string[] common = ["--preset", "tiny", "--data", data, "--max_images", "64", "--batch_size", "2", "--num_channels", "32",
+                               "--lr", "1e-3", "--ema_rate", "0.9", "--log_interval", "1", "--out", run];
+            var (code, stdout, stderr) = Cli([.. new[] { "train", "--steps", "2", "--save_interval", "1" }, .. common]);
             Assert.True(code == 0, stderr);
             var logLines = File.ReadAllLines(Path.Combine(run, Trainer.LogFile));
             Assert.Equal(2, logLines.Length);
             Assert.Contains("\"loss_q", logLines[0]);
             Assert.Contains("\"samples_per_sec\"", logLines[1]);
 
-            (code, _, stderr) = Cli(["train", "--resume", "--steps", "6", "--out", run]);
+            (code, _, stderr) = Cli(["train", "--resume", "--steps", "3", "--out", run]);
             Assert.True(code == 0, stderr);
-            Assert.Contains("\"step\": 6", File.ReadAllText(Path.Combine(run, "checkpoint", "trainer.json")));
+            Assert.Contains("\"step\": 3", File.ReadAllText(Path.Combine(run, "checkpoint", "trainer.json")));
             var config = ModelFolder.LoadConfig(Path.Combine(run, "model"));
             Assert.Equal(28, config.ImageSize);
 
             string grid = Path.Combine(dir, "grid.png"), npy = Path.Combine(dir, "s.npy"), strip = Path.Combine(dir, "strip.png");
-            (code, _, stderr) = Cli(["sample", "--model", Path.Combine(run, "model"), "--n", "4", "--batch", "3", "--steps", "5",
+            (code, _, stderr) = Cli(["sample", "--model", Path.Combine(run, "model"), "--n", "4", "--batch", "4", "--steps", "5",
                                      "--out", grid, "--save-npy", npy, "--trajectory", strip, "--seed", "3"]);
             Assert.True(code == 0, stderr);
             var image = Png.Read(grid);
@@ -51,11 +51,11 @@ public sealed class TrainSampleEndToEndTests
             // DDIM with eta 0 is a pure function of model and noise: the saved samples' noise reproduces them.
             string noise = Path.Combine(dir, "noise.npy"), again = Path.Combine(dir, "again.npy");
             var rng = new Rng(9);
-            var z = new float[2 * 28 * 28];
+            var z = new float[3 * 28 * 28];
             rng.FillNormal(z);
-            Npy.WriteFloat32(noise, [2, 1, 28, 28], z);
-            Assert.Equal(0, Cli(["sample", "--model", Path.Combine(run, "model"), "--noise", noise, "--steps", "5", "--out", grid, "--save-npy", npy]).Code);
-            Assert.Equal(0, Cli(["sample", "--model", Path.Combine(run, "model"), "--noise", noise, "--steps", "5", "--batch", "1", "--out", grid, "--save-npy", again]).Code);
+            Npy.WriteFloat32(noise, [3, 1, 28, 28], z);
+            Assert.Equal(0, Cli(["sample", "--model", Path.Combine(run, "model"), "--noise", noise, "--steps", "3", "--out", grid, "--save-npy", npy]).Code);
+            Assert.Equal(0, Cli(["sample", "--model", Path.Combine(run, "model"), "--noise", noise, "--steps", "3", "--batch", "2", "--out", grid, "--save-npy", again]).Code);
             Assert.Equal(Npy.ReadFloat32(npy).Data, Npy.ReadFloat32(again).Data);
         }
         finally { Directory.Delete(dir, recursive: true); }

@@ -1,5 +1,5 @@
 // Tiny models and synthetic data shared by the training and CLI tests: 8×8 gray images, a 32-channel UNet with
-// channel_mult 1,2 and one res block per level, 20 diffusion steps, so a training step takes milliseconds.
+// channel_mult 1,2 and one res block per level, 50 diffusion steps, so a training step takes milliseconds.
 using DiffuSharp.Data;
 using DiffuSharp.Models;
 
@@ -7,10 +7,11 @@ namespace DiffuSharp.Tests.Training;
 
 internal static class TrainingFixtures
 {
+    // T ≥ 50: improved-diffusion's linear schedule scaled to T has β_T = 0.02·1000/T, which reaches 1 (ᾱ_T = 0) at T = 20.
     public static ModelConfig TinyModel(bool learnSigma = false, double dropout = 0, bool classCond = false) => new()
     {
         ImageSize = 8, NumChannels = 32, NumResBlocks = 1, NumHeads = 1, AttentionResolutions = "", ChannelMult = "1,2",
-        DiffusionSteps = 20, InChannels = 1, LearnSigma = learnSigma, Dropout = dropout,
+        DiffusionSteps = 50, InChannels = 1, LearnSigma = learnSigma, Dropout = dropout,
         ClassCond = classCond, NumClasses = classCond ? 4 : null,
     };
 
