@@ -29,6 +29,8 @@ public static class Program
             return args[0] switch
             {
                 "bench" => BenchCommand.Run(rest, stdout),
+                "train" => TrainCommand.Run(rest, stdout),
+                "sample" => SampleCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
