@@ -129,9 +129,12 @@ public unsafe class GemmTests
     [InlineData(false, false, 300, 257, 129)]   // N split
     [InlineData(true, true, 300, 257, 129)]
     [InlineData(false, true, 700, 40, 301)]     // M split (m > n), several K blocks
-    [InlineData(true, false, 64, 600, 576)]     // 4×24 kernel, A packed once
+    [InlineData(true, false, 64, 600, 576)]     // A packed once
+    [InlineData(false, true, 3, 22000, 70)]     // direct path, column split
+    [InlineData(true, false, 4, 9000, 130)]
     public void Sgemm_is_bit_identical_on_1_and_2_threads(bool transA, bool transB, int m, int n, int k)
     {
+        Assert.True((long)m * n * k >= Gemm.ParallelThreshold, "shape too small to take the threaded path");
         foreach (float beta in new[] { 0f, 1f })
         {
             var t = new Case(transA, transB, m, n, k, 1, 3, 2, beta, 7);
@@ -158,8 +161,8 @@ public unsafe class GemmTests
     [Theory]
     [InlineData(3, 33, 17, 65, true, false)]    // batch not a multiple of the thread count, shared A
     [InlineData(4, 65, 70, 33, false, true)]    // shared B
-    [InlineData(5, 200, 150, 100, false, false)] // big enough for the threaded path
-    [InlineData(1, 200, 150, 100, true, true)]
+    [InlineData(3, 170, 200, 130, false, false)] // 2 products split by batch, the third split inside
+    [InlineData(1, 260, 150, 120, true, true)]  // one product split by rows
     public void SgemmBatched_matches_reference_with_shared_operands(int batch, int m, int n, int k, bool shareA, bool shareB)
     {
         foreach (var (transA, transB) in new[] { (false, false), (true, true), (true, false) })

@@ -21,25 +21,30 @@ public static unsafe partial class Gemm
         int m = g.M, n = g.N, k = g.K;
         int kBlocks = (k + blocking.KC - 1) / blocking.KC;
         int kcMax = (k + kBlocks - 1) / kBlocks;
-        float* bt = g.TransB ? Scratch(ref t_packB, ref t_capB, (nuint)((long)kcMax * n)) : null;
-        for (int kb = 0; kb < kBlocks; kb++)
+        int ncMax = Math.Min(n, Math.Max(32, blocking.NC));            // column chunks keep a B block in L2 for all rows
+        float* bt = g.TransB ? Scratch(ref t_packB, ref t_capB, (nuint)((long)kcMax * ncMax)) : null;
+        nint aStep = g.TransA ? g.Lda : 1;
+        for (int jc = 0; jc < n; jc += ncMax)
         {
-            int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
-            bool accumulate = g.Accumulate || kb > 0;
-            // b: op(B)[p0.., 0..n) as kc rows ldb apart.
-            float* b = g.B + p0 * g.Ldb;
-            nint ldb = g.Ldb;
-            if (g.TransB)
+            int nc = Math.Min(ncMax, n - jc);
+            for (int kb = 0; kb < kBlocks; kb++)
             {
-                TransposeBlock(g.B + p0, g.Ldb, n, kc, bt);
-                b = bt;
-                ldb = n;
-            }
-            nint aStep = g.TransA ? g.Lda : 1;
-            for (int i = 0; i < m; i++)
-            {
-                float* a = g.TransA ? g.A + p0 * g.Lda + i : g.A + i * g.Lda + p0;   // op(A)[i, p0 + p] = a[p·aStep]
-                DirectRow(kc, a, aStep, b, ldb, n, g.C + i * g.Ldc, accumulate);
+                int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
+                bool accumulate = g.Accumulate || kb > 0;
+                // b: op(B)[p0..p0+kc, jc..jc+nc) as kc rows ldb apart.
+                float* b = g.B + p0 * g.Ldb + jc;
+                nint ldb = g.Ldb;
+                if (g.TransB)
+                {
+                    TransposeBlock(g.B + jc * g.Ldb + p0, g.Ldb, nc, kc, bt);
+                    b = bt;
+                    ldb = nc;
+                }
+                for (int i = 0; i < m; i++)
+                {
+                    float* a = g.TransA ? g.A + p0 * g.Lda + i : g.A + i * g.Lda + p0;   // op(A)[i, p0 + p] = a[p·aStep]
+                    DirectRow(kc, a, aStep, b, ldb, nc, g.C + i * g.Ldc + jc, accumulate);
+                }
             }
         }
     }

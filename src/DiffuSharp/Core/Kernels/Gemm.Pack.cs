@@ -89,9 +89,14 @@ public static unsafe partial class Gemm
             {
                 float* d = dst + (nint)p * nr;
                 float* s = src;
-                for (int t = 0; t < full; t++, s += nr, d += sliver)
-                    for (int v = 0; v < nr; v += 8)
-                        Vector256.Store(Vector256.Load(s + v), d + v);
+                if (nr % 16 == 0 && Vector512.IsHardwareAccelerated)
+                    for (int t = 0; t < full; t++, s += nr, d += sliver)
+                        for (int v = 0; v < nr; v += 16)
+                            Vector512.Store(Vector512.Load(s + v), d + v);
+                else
+                    for (int t = 0; t < full; t++, s += nr, d += sliver)
+                        for (int v = 0; v < nr; v += 8)
+                            Vector256.Store(Vector256.Load(s + v), d + v);
                 if (rest > 0)
                 {
                     int q = 0;

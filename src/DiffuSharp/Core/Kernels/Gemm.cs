@@ -1,8 +1,10 @@
-// Float32 GEMM, C = beta·C + op(A)·op(B), row-major: a packed, register-blocked (Goto/BLIS-style) driver
-// over the microkernels in Gemm.Microkernel.cs, threaded over Parallelism.MaxThreads.
-// Determinism: K is cut into blocks that depend only on k, and every element of C is the same FMA chain over
-// each K block added to C block by block, whatever the thread split, tile position or FMA kernel. The result
-// bits therefore never depend on the thread count.
+// Float32 GEMM, C = beta·C + op(A)·op(B), row-major: a packed, register-blocked (Goto/BLIS-style) driver over the
+// microkernels in Gemm.Microkernel.cs (8×32 Vector512 where AVX-512 is accelerated, else 6×16 / 4×24 Vector256,
+// else a portable Vector128 kernel), an unpacked path for tiny products and m ≤ 4 (Gemm.Direct.cs), and threading
+// over Parallelism.MaxThreads: whole products per thread for batches, else an N (or M) split of one product.
+// Determinism: K is cut into blocks that depend only on k and KC, and every element of C is the same FMA chain over
+// each K block added to C block by block, whatever the thread split, tile position, FMA kernel or path. The result
+// bits therefore never depend on the thread count, nor on how many rows share the product.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -11,17 +13,22 @@ namespace DiffuSharp.Kernels;
 
 public static unsafe partial class Gemm
 {
-    /// <summary>Cache blocking: KC (depth of a packed panel), MC (rows of packed A, L2), NC (columns of packed B, L3).</summary>
+    /// <summary>Cache blocking: KC (depth of a packed panel), MC (rows of packed A, L2), NC (columns of packed B, L2/L3).</summary>
     internal readonly record struct Blocking(int KC, int MC, int NC)
     {
-        // KC·NR·4 B = 16 KiB B sliver in L1; MC·KC·4 B = 144 KiB A block in L2; NC·KC·4 B = 2 MiB B panel.
-        public static readonly Blocking Default = new(256, 144, 2048);
+        // 8×32 kernel: KC·(MR+NR)·4 B = 20 KiB of A panel + B sliver in L1 (48 KiB); MC·KC·4 B = 72 KiB A block and
+        // NC·KC·4 B = 1 MiB B panel in L2 (2 MiB). Measured: KC 128 beats 256 by 5-10% on conv shapes (M = 32/64) with
+        // 8×32, ties elsewhere and for the AVX2 kernels; MC 72-576 and NC 1024-4096 are within noise.
+        // KC is shared by all kernels and the direct path on purpose: it fixes the K blocks, hence the result bits.
+        public static readonly Blocking Default = new(128, 144, 2048);
     }
 
     internal enum KernelKind { Auto, Direct, K6x16, K4x24, K8x32, Portable }
 
-    /// <summary>Below this many multiply-adds a product runs on one thread: the fork/join costs more than it saves.</summary>
-    internal const long ParallelThreshold = 1L << 21;
+    /// <summary>Below this many multiply-adds (about 160³) a product runs on one thread: Parallel.For's fork/join
+    /// (~10 µs) plus both threads packing the shared operand cost more than they save (measured: 2 threads lose at
+    /// 128³ and 160³, win from about 192³).</summary>
+    internal const long ParallelThreshold = 1L << 22;
 
     /// <summary>
     /// C (m×n, row stride ldc) = beta·C + op(A)·op(B), row-major; op(A) is m×k (A is k×m with row stride lda when
@@ -63,7 +70,8 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>6×16 unless 4×24 pads the m×n area less (M = 32, 64, …); the portable kernel without AVX2+FMA.</summary>
+    /// <summary>Direct for tiny products and m ≤ 4; else 8×32 with AVX-512; else 6×16 unless 4×24 pads the m×n area
+    /// less (M = 32, 64, …); the portable kernel without AVX2+FMA.</summary>
     internal static KernelKind PickKernel(int m, int n, int k)
     {
         if (!Vector256.IsHardwareAccelerated || !Fma.IsSupported) return KernelKind.Portable;
