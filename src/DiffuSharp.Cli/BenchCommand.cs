@@ -1,6 +1,5 @@
 // diffusharp bench: engine micro-benchmarks ("ops") and UNet training/sampling steps ("train"). Prints a table,
 // or with --json one {"name", "value", "unit"} object per line, the same names the PyTorch scripts in scripts/ use.
-using System.Diagnostics;
 using System.Globalization;
 using DiffuSharp.Kernels;
 
@@ -37,7 +36,7 @@ public static class BenchCommand
         var report = new Report(stdout, o.Flag("json"), o.String("only"));
         int samples = o.Flag("quick") ? 3 : 7;
         foreach (int n in new[] { 256, 1024, 2048 })
-            report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => SgemmGflops(n, samples));
+            report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => GemmBench.MeasureGflops(n, n, n, samples: samples));
         // conv2d 3×3, padding 1, batch 32, at the UNet's shapes (scripts/bench_ops_torch.py uses the same names)
         foreach (var (c, size) in new[] { (32, 28), (64, 14), (64, 7) })
             report.RunPair($"conv3x3_c{c}_{size}", () => Conv3x3(c, size, samples));
@@ -55,20 +54,6 @@ public static class BenchCommand
         var b = Tensor.RandN([channels], rng);
         var g = Tensor.RandN([32, channels, size, size], rng);
         return NormBench.Measure([x, w, b], g, () => Tensor.Conv2d(x, w, b, stride: 1, padding: 1), samples);
-    }
-
-    static unsafe double SgemmGflops(int n, int samples)
-    {
-        var rng = new Rng(1);
-        var a = new float[n * n]; var b = new float[n * n]; var c = new float[n * n];
-        rng.FillNormal(a); rng.FillNormal(b);
-        double ms;
-        fixed (float* pa = a, pb = b, pc = c)
-        {
-            float* xa = pa, xb = pb, xc = pc;
-            ms = Timing.MedianMs(() => Gemm.Sgemm(false, false, n, n, n, xa, n, xb, n, 0f, xc, n), samples);
-        }
-        return 2.0 * n * n * n / (ms * 1e6);
     }
 
     /// <summary>Collects results and prints them as a table or as JSON lines.</summary>
@@ -105,25 +90,5 @@ public static class BenchCommand
             foreach (var (name, v, unit) in _rows)
                 output.WriteLine($"{name,-32} {v.ToString("F2", CultureInfo.InvariantCulture),12}  {unit}");
         }
-    }
-}
-
-public static class Timing
-{
-    /// <summary>Median wall time in ms of <paramref name="samples"/> runs after ≥ 0.3 s (and ≥ 2 runs) of warm-up.</summary>
-    public static double MedianMs(Action run, int samples = 7, double warmupSeconds = 0.3)
-    {
-        var sw = Stopwatch.StartNew();
-        int warm = 0;
-        while (warm < 2 || sw.Elapsed.TotalSeconds < warmupSeconds) { run(); warm++; }
-        var times = new double[samples];
-        for (int i = 0; i < samples; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            run();
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        return times[samples / 2];
     }
 }
