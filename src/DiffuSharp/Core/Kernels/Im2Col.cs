@@ -17,8 +17,8 @@ namespace DiffuSharp.Kernels;
 /// <summary>Geometry of a 2-D convolution of one image: input (C, H, W), kernel Kh×Kw, stride, zero padding.</summary>
 internal readonly record struct ConvGeometry(int C, int H, int W, int Kh, int Kw, int Stride, int Pad)
 {
-    public int Ho => (H + 2 * Pad - Kh) / Stride + 1;
-    public int Wo => (W + 2 * Pad - Kw) / Stride + 1;
+    public int Ho { get; } = (H + 2 * Pad - Kh) / Stride + 1;     // stored: read in every row of the kernels
+    public int Wo { get; } = (W + 2 * Pad - Kw) / Stride + 1;
     /// <summary>Rows of the column matrix: C·Kh·Kw.</summary>
     public int Ckk => C * Kh * Kw;
     /// <summary>True when the column matrix of an image is the image itself (1×1, stride 1, no padding).</summary>
@@ -129,10 +129,9 @@ internal static unsafe class Im2Col
             {
                 float* row = col + (long)((c * g.Kh + i) * g.Kw + j) * ldCol;
                 var r = SameRow.Of(g, i, j);
-                new Span<float>(row, r.RowLo * w).Clear();                              // rows above the image
-                new Span<float>(row + r.RowHi * w, (ho - r.RowHi) * w).Clear();          // rows below it
-                long bytes = (long)(r.QHi - r.QLo) * sizeof(float);
-                Buffer.MemoryCopy(xc + r.QLo + r.D, row + r.QLo, bytes, bytes);
+                if (r.RowLo > 0) new Span<float>(row, r.RowLo * w).Clear();                         // rows above the image
+                if (r.RowHi < ho) new Span<float>(row + r.RowHi * w, (ho - r.RowHi) * w).Clear();   // rows below it
+                CopyRow(row + r.QLo, xc + r.QLo + r.D, r.QHi - r.QLo);
                 r.ClearWrapped(row, w);                                                 // also covers [RowLo·W, QLo), [QHi, RowHi·W)
             }
     }
@@ -148,6 +147,20 @@ internal static unsafe class Im2Col
                 r.ClearWrapped(row, w);              // the column matrix is scratch: zeroed entries add nothing below
                 AddRow(dxc + r.QLo + r.D, row + r.QLo, r.QHi - r.QLo);
             }
+    }
+
+    /// <summary>dst[k] = src[k] for k in [0, n); inlined vectors rather than a memmove call, since rows of small
+    /// images are only tens of floats. The last vector overlaps the previous one instead of a scalar tail.</summary>
+    static void CopyRow(float* dst, float* src, int n)
+    {
+        if (!Vector256.IsHardwareAccelerated || n < 8)
+        {
+            for (int q = 0; q < n; q++) dst[q] = src[q];
+            return;
+        }
+        int k = 0;
+        for (; k + 8 <= n; k += 8) Vector256.Load(src + k).Store(dst + k);
+        if (k < n) Vector256.Load(src + n - 8).Store(dst + n - 8);
     }
 
     /// <summary>dst[k] += src[k] for k in [0, n).</summary>
