@@ -25,6 +25,10 @@ public static class NoiseSchedule
             {
                 // 1. DDPM's β_1 = 1e-4 … β_T = 0.02 for T = 1000, scaled by 1000/T for other T.
                 double scale = 1000.0 / numTimesteps;
+                // β_T = 20/T reaches 1 at T = 20: ᾱ_T is then 0 and every sample NaN (the reference asserts β ≤ 1
+                // and fails below 20 steps; we refuse 20 too, with the reason).
+                if (scale * 0.02 >= 1)
+                    throw new ArgumentException($"the linear schedule needs more than 20 diffusion steps (β_T = 20/T = {scale * 0.02:G3} at T = {numTimesteps}); use more steps or the cosine schedule");
                 return Linspace(scale * 0.0001, scale * 0.02, numTimesteps);
             }
             case BetaSchedule.Cosine:

@@ -14,9 +14,9 @@ public class NoiseScheduleTests
         Assert.Equal(2.5e-05, b[0]);
         Assert.Equal(0.005, b[^1]);
         Assert.Equal(2.6244061015253815e-05, b[1]);      // numpy: 1 · step + start, two roundings
-        // T = 7: scale 1000/7; values repr'd from numpy (β > 1 here: a schedule, not a valid process).
-        Assert.Equal([0.014285714285714287, 0.48809523809523814, 0.9619047619047619, 1.4357142857142857, 1.9095238095238096, 2.3833333333333333, 2.857142857142857],
-            NoiseSchedule.GetNamedBetaSchedule("linear", 7));
+        // T = 30: scale 1000/30; values repr'd from numpy's linspace (T ≤ 20 is refused: β_T ≥ 1).
+        var b30 = NoiseSchedule.GetNamedBetaSchedule("linear", 30);
+        Assert.Equal([0.0033333333333333335, 0.026206896551724142, 0.3921839080459771, 0.6666666666666667], new[] { b30[0], b30[1], b30[17], b30[^1] });
     }
 
     [Fact]
