@@ -37,6 +37,7 @@ public static class Program
                 "train-classifier" => TrainClassifierCommand.Run(rest, stdout),
                 "interpolate" => InterpolateCommand.Run(rest, stdout),
                 "invert" => InvertCommand.Run(rest, stdout),
+                "eval" => EvalCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }

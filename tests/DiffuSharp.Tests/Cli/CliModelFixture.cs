@@ -10,9 +10,9 @@ namespace DiffuSharp.Tests.Cli;
 
 internal static class CliModelFixture
 {
-    public static string TinyModelFolder(string dir, bool classCond = false, int imageSize = 8, ulong seed = 11)
+    public static string TinyModelFolder(string dir, bool classCond = false, int imageSize = 8, ulong seed = 11, int numClasses = 4)
     {
-        var config = TrainingFixtures.TinyModel(classCond: classCond) with { ImageSize = imageSize };
+        var config = TrainingFixtures.TinyModel(classCond: classCond) with { ImageSize = imageSize, NumClasses = classCond ? numClasses : null };
         var model = new UNetModel(config.ToUNetConfig(), new Rng(seed));
         var rng = new Rng(seed + 1);
         foreach (var (_, p) in model.NamedParameters())
