@@ -27,7 +27,7 @@ public static class EvalCommand
         new("nll-n", "test images for the NLL in bits/dim (T model calls per batch); 0 skips it", "16", Value: "N"),
         new("steps", "DDIM sampling steps", "50", Value: "S"),
         new("batch", "images per forward pass", "64", Value: "B"),
-        new("classifier", "classifier folder (diffusharp train-classifier)", "models/classifier", Value: "DIR"),
+        new("classifier", "classifier folder (diffusharp train-classifier); default: the repository's models/classifier", "models/classifier", Value: "DIR"),
         new("data", "folder with the Fashion-MNIST IDX files", FashionMnist.DefaultFolder, Value: "DIR"),
         new("seed", "seed of the sampling noise and the NLL's noise", "0", Value: "N"),
         new("json", "print one JSON object per line", IsFlag: true),
@@ -50,6 +50,7 @@ public static class EvalCommand
         if (n > 0)
         {
             string folder = o.Required("classifier");
+            if (!args.Contains("--classifier") && !Directory.Exists(folder)) folder = ShippedClassifier() ?? folder;
             if (!Directory.Exists(folder))
                 throw new CliException($"{Name}: classifier folder not found: {folder}; pass --classifier DIR (made by train-classifier) or --n 0 to skip the sample metrics");
             classifier = FashionClassifier.Load(folder);
@@ -119,6 +120,17 @@ public static class EvalCommand
                 stdout.WriteLine($"{r.Name,-18} {r.Value.ToString(r.Unit == "s" ? "F1" : "F4", CultureInfo.InvariantCulture),12}  {r.Unit,-9} {r.Note}".TrimEnd());
         }
         return 0;
+    }
+
+    /// <summary>models/classifier of the repository this program was built in (its binaries live below it).</summary>
+    static string? ShippedClassifier()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "models", "classifier");
+            if (File.Exists(Path.Combine(candidate, FashionClassifier.WeightsFile))) return candidate;
+        }
+        return null;
     }
 
     static ImageDataset? TrainSplit(string folder)
