@@ -1,8 +1,8 @@
 // diffusharp interpolate: interpolation in the diffusion latent space (DDPM §4.3, Fig. 8; seed 004). Both end
 // points are brought to step t — images by q_sample with one shared noise (or by DDIM inversion with
 // --encode ddim), seeds by sampling from their own x_T down to t — mixed for every λ (linear, or spherical for
-// DDIM latents), and each mix is denoised back to an image, DDPM ancestral over every trained step or DDIM over
-// --steps. Writes a PNG strip: end image A, one image per λ, end image B.
+// DDIM latents), and each mix is denoised back to an image: DDIM over --steps, else over every trained step (DDPM
+// ancestral, or DDIM after a DDIM inversion). Writes a PNG strip: end image A, one image per λ, end image B.
 using System.Globalization;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
@@ -21,7 +21,7 @@ public static class InterpolateCommand
         new("seeds", "instead of images: two seeds whose samples are the end points", Value: "S1 S2"),
         new("t", "trained timestep at which to mix, 0..diffusion_steps−1 (default: half of diffusion_steps)", Value: "T"),
         new("lambdas", "mixing weights of B, each in [0, 1]", "0,0.25,0.5,0.75,1", Value: "LIST"),
-        new("steps", "denoise with DDIM over S evenly spaced steps (default: DDPM over every trained step)", Value: "S"),
+        new("steps", "denoise with DDIM over S evenly spaced steps (default: every trained step, DDPM unless --encode ddim)", Value: "S"),
         new("eta", "DDIM eta (0 = deterministic)", "0", Value: "E"),
         new("encode", "how images reach step t: noise (q_sample, shared noise) | ddim (DDIM inversion)", "noise", Value: "HOW"),
         new("mix", "lerp | slerp (default: lerp for --encode noise, slerp for ddim and seeds)", Value: "HOW"),
@@ -42,9 +42,9 @@ public static class InterpolateCommand
         if (steps < 1) throw new CliException($"{Name}: --steps must be at least 1, got {steps}");
         double eta = o.Double("eta");
         if (eta < 0) throw new CliException($"{Name}: --eta must be non-negative, got {o.Required("eta")}");
-        if (eta > 0 && steps is null) throw new CliException($"{Name}: --eta applies to DDIM: pass --steps too");
         string encode = o.Required("encode");
         if (encode is not ("noise" or "ddim")) throw new CliException($"{Name}: --encode must be noise or ddim, got '{encode}'");
+        if (eta > 0 && steps is null && encode != "ddim") throw new CliException($"{Name}: --eta applies to DDIM: pass --steps too");
         if (seeds is not null && o.Has("encode") && args.Contains("--encode")) throw new CliException($"{Name}: --encode applies to --images, not --seeds");
         string mix = o.String("mix") ?? (encode == "noise" && images is not null ? "lerp" : "slerp");
         if (mix is not ("lerp" or "slerp")) throw new CliException($"{Name}: --mix must be lerp or slerp, got '{mix}'");
@@ -100,10 +100,12 @@ public static class InterpolateCommand
         if (seeds is not null) rows.AddRange([xtA, xtB]);
         var batch = Tensor.Concat(rows, 0).Contiguous();
         int[] shape = batch.Shape;
-        // 3. Denoise from index i down to 0.
-        var x = steps is null
-            ? diffusion.PSampleLoop(model, shape, rng, batch, startStep: i)
-            : diffusion.DdimSampleLoop(model, shape, rng, batch, eta, startStep: i);
+        // 3. Denoise from index i down to 0 (DDIM with --steps, and always after a DDIM inversion, whose latents only
+        //    the deterministic path maps back).
+        bool ddim = steps is not null || encode == "ddim";
+        var x = ddim
+            ? diffusion.DdimSampleLoop(model, shape, rng, batch, eta, startStep: i)
+            : diffusion.PSampleLoop(model, shape, rng, batch, startStep: i);
         var result = x.ToArray();
         if (seeds is not null)
         {
@@ -115,7 +117,7 @@ public static class InterpolateCommand
         result.AsSpan(0, lambdas.Length * len).CopyTo(strip.AsSpan(len));
         endB!.CopyTo(strip, (lambdas.Length + 1) * len);
         Png.Write(outPath, ImageGrid.Make(strip, lambdas.Length + 2, C, S, S, columns: lambdas.Length + 2));
-        string how = steps is null ? $"DDPM, {i + 1} steps" : $"DDIM eta {eta.ToString(CultureInfo.InvariantCulture)}, {i + 1} of {steps} steps";
+        string how = ddim ? $"DDIM eta {eta.ToString(CultureInfo.InvariantCulture)}, {i + 1} of {diffusion.NumTimesteps} steps" : $"DDPM, {i + 1} steps";
         stdout.WriteLine($"mixed at t = {diffusion.TimestepMap[i]} ({mix}, {how}); wrote A | λ = {string.Join(", ", lambdas.Select(l => l.ToString(CultureInfo.InvariantCulture)))} | B to {outPath}");
         return 0;
     }
