@@ -215,9 +215,9 @@ public class ConvDeterminismTests
     static float[][] Run(int k, int pad, int stride)
     {
         var rng = new Rng(40);
-        // big enough (≥ 2M multiply-adds per GEMM for 3×3) that the GEMM and the im2col/col2im splits really run on 2 threads
-        var x = GradCheck.Randn(rng, 3, 8, 17, 17).RequireGrad();
-        var w = GradCheck.Randn(rng, 40, 8, k, k).RequireGrad();
+        // big enough (≥ 4M multiply-adds per GEMM for 3×3) that the GEMM and the im2col/col2im splits really run on 2 threads
+        var x = GradCheck.Randn(rng, 3, 16, 17, 17).RequireGrad();
+        var w = GradCheck.Randn(rng, 40, 16, k, k).RequireGrad();
         var b = GradCheck.Randn(rng, 40).RequireGrad();
         var y = Tensor.Conv2d(x, w, b, stride, pad);
         var z = y.AvgPool2x2().UpsampleNearest2x();
