@@ -7,9 +7,12 @@
 // the work across threads. The chunk size depends only on the shapes, never on the thread count, so dW (summed
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix.
-// Nothing is saved for backward but the inputs: im2col is recomputed there (cheaper than keeping a
-// CKK·Ho·Wo matrix per image alive for every layer of a UNet). For "same" stride-1 convolutions dx is computed as
-// the convolution of dy with the flipped kernel (im2col of dy + a forward-shaped GEMM) instead of col2im.
+// Saved for backward: the inputs, and the forward's column matrix when the whole batch's is at most
+// ConvSaveColFloats (16 MB: the 7×7 and 14×14 layers of a small UNet, where im2col is a large share of the time);
+// larger ones are recomputed there rather than kept alive for every layer (PyTorch's slow_conv2d kept them all).
+// The saved matrix is rented from the array pool and returned after backward. For "same" stride-1 convolutions dx
+// is computed as the convolution of dy with the flipped kernel (im2col of dy + a forward-shaped GEMM) instead of
+// col2im.
 using System.Buffers;
 using DiffuSharp.Kernels;
 
@@ -19,6 +22,9 @@ internal static unsafe partial class Ops
 {
     /// <summary>Floats of one chunk's column matrix (8 MB): big enough for long GEMMs, small enough to stay cached.</summary>
     internal static int ConvChunkFloats = 1 << 21;
+
+    /// <summary>Largest whole-batch column matrix (floats) the forward keeps for backward instead of recomputing it.</summary>
+    internal static int ConvSaveColFloats = 1 << 22;
 
     /// <summary>y = conv2d(x, W) + b. x: (B, Cin, H, W), weight: (Cout, Cin, kh, kw), bias: (Cout) or null
     /// → (B, Cout, Ho, Wo), Ho = (H + 2·padding − kh)/stride + 1.</summary>
@@ -71,7 +77,12 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
-        int chunk = ConvChunk(batch, (long)Math.Max(ckk, cout) * hw);
+        int kk = g.Kh * g.Kw;
+        // one chunking for forward and backward (so a saved column matrix lines up), sized for the largest matrix
+        int chunk = ConvChunk(batch, (long)Math.Max(Math.Max(ckk, cout * kk), Math.Max(cin, cout)) * hw);
+        long colFloats = (long)batch * ckk * hw;
+        float[]? savedCol = !g.IsPointwise && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
+            ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
         var y = new Tensor(outShape);                                       // (B, Cout, Ho, Wo)
         if (y.Count > 0)
             fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data)
@@ -84,14 +95,17 @@ internal static unsafe partial class Ops
                 }
                 else
                 {
-                    float[] colBuf = ArrayPool<float>.Shared.Rent(ckk * chunk * hw);
+                    // chunk after chunk, either in one scratch matrix or side by side in the saved one:
+                    // chunk b0 then starts at b0·CKK·HW
+                    float[] colBuf = savedCol ?? ArrayPool<float>.Shared.Rent(ckk * chunk * hw);
                     float[] yBuf = ArrayPool<float>.Shared.Rent(cout * chunk * hw);
                     try
                     {
-                        fixed (float* col = colBuf, yF = yBuf)
+                        fixed (float* pcol = colBuf, yF = yBuf)
                             for (int b0 = 0; b0 < batch; b0 += chunk)
                             {
                                 int n = Math.Min(chunk, batch - b0), nhw = n * hw;
+                                float* col = savedCol is null ? pcol : pcol + (long)b0 * ckk * hw;
                                 Im2Col.FoldedIm2Col(px + b0 * xImage, n, g, col);                        // (CKK, n·HW)
                                 Gemm.Sgemm(false, false, cout, nhw, ckk, pw, ckk, col, nhw, 0f, yF, nhw);  // (Cout, n·HW)
                                 Im2Col.Unfold(yF, n, cout, hw, pb, py + b0 * yImage);                    // (n, Cout, HW) + b
@@ -99,7 +113,7 @@ internal static unsafe partial class Ops
                     }
                     finally
                     {
-                        ArrayPool<float>.Shared.Return(colBuf);
+                        if (savedCol is null) ArrayPool<float>.Shared.Return(colBuf);
                         ArrayPool<float>.Shared.Return(yBuf);
                     }
                 }
@@ -115,9 +129,14 @@ internal static unsafe partial class Ops
             // For a stride-1 convolution that keeps the size (3×3 pad 1), that col2im equals a convolution of dy
             // with the flipped, transposed kernel, same padding: dx_b += Wᵀflip (Cin, Cout·kk) · im2col(dy_b). That
             // GEMM has the forward's long K instead of K = Cout, and writes Cin·HW instead of CKK·HW floats.
-            if (batch == 0) return;
+            try { if (batch > 0) ConvBackward(dy); }
+            finally { if (savedCol is not null) ArrayPool<float>.Shared.Return(savedCol); }
+        });
+
+        void ConvBackward(Tensor dy)
+        {
             bool needX = x.RequiresGrad, needW = weight.RequiresGrad;
-            fixed (float* px = x.Data, pw = weight.Data, pdy = dy.Data)
+            fixed (float* px = x.Data, pw = weight.Data, pdy = dy.Data, psaved = savedCol)
             {
                 if (bias is not null && bias.RequiresGrad)
                     fixed (float* pdb = bias.GradData()) Im2Col.BiasGrad(pdy, batch, cout, hw, pdb);
@@ -131,26 +150,27 @@ internal static unsafe partial class Ops
                 if (!needX && !needW) return;
                 bool flip = needX && g.IsSame && g.Kh == g.Kw;
                 var gT = new ConvGeometry(cout, g.H, g.W, g.Kh, g.Kw, 1, g.Pad);          // im2col of dy (B, Cout, H, W)
-                int kk = g.Kh * g.Kw, ckkT = cout * kk;
-                int bchunk = ConvChunk(batch, (long)Math.Max(Math.Max(ckk, ckkT), Math.Max(cin, cout)) * hw);
-                float[] colBuf = ArrayPool<float>.Shared.Rent(Math.Max(ckk, flip ? ckkT : 0) * bchunk * hw);
-                float[] dyBuf = ArrayPool<float>.Shared.Rent(Math.Max(cout, flip ? cin : 0) * bchunk * hw);
+                int ckkT = cout * kk;
+                float[] colBuf = ArrayPool<float>.Shared.Rent(Math.Max(psaved == null ? ckk : 0, flip ? ckkT : needX ? ckk : 0) * chunk * hw);
+                float[] dyBuf = ArrayPool<float>.Shared.Rent(Math.Max(cout, flip ? cin : 0) * chunk * hw);
                 float[] wtBuf = ArrayPool<float>.Shared.Rent(flip ? weight.Count : 0);
                 try
                 {
                     fixed (float* col = colBuf, dyF = dyBuf, wT = wtBuf, pdw = needW ? weight.GradData() : default, pdx = needX ? x.GradData() : default)
                     {
                         if (flip) Im2Col.FlipTranspose(pw, cout, cin, g.Kh, g.Kw, wT);        // (Cin, Cout·kk)
-                        for (int b0 = 0; b0 < batch; b0 += bchunk)
+                        for (int b0 = 0; b0 < batch; b0 += chunk)
                         {
-                            int n = Math.Min(bchunk, batch - b0), nhw = n * hw;
+                            int n = Math.Min(chunk, batch - b0), nhw = n * hw;
                             float* dyChunk = pdy + b0 * yImage, xChunk = px + b0 * xImage, dxChunk = pdx + b0 * xImage;
                             if (needW || !flip) Im2Col.Fold(dyChunk, n, cout, hw, dyF);                 // (Cout, n·HW)
                             if (needW)
                             {
-                                if (g.IsPointwise) Im2Col.Fold(xChunk, n, cin, hw, col);                 // (Cin, n·HW)
+                                float* xcol = col;
+                                if (psaved != null) xcol = psaved + (long)b0 * ckk * hw;                  // the forward's (CKK, n·HW)
+                                else if (g.IsPointwise) Im2Col.Fold(xChunk, n, cin, hw, col);            // (Cin, n·HW)
                                 else Im2Col.FoldedIm2Col(xChunk, n, g, col);                             // (CKK, n·HW)
-                                Gemm.Sgemm(false, true, cout, ckk, nhw, dyF, nhw, col, nhw, 1f, pdw, ckk); // (Cout, CKK)
+                                Gemm.Sgemm(false, true, cout, ckk, nhw, dyF, nhw, xcol, nhw, 1f, pdw, ckk); // (Cout, CKK)
                             }
                             if (needX && flip)
                             {
@@ -173,6 +193,6 @@ internal static unsafe partial class Ops
                     ArrayPool<float>.Shared.Return(wtBuf);
                 }
             }
-        });
+        }
     }
 }

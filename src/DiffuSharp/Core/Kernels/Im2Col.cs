@@ -163,6 +163,15 @@ internal static unsafe class Im2Col
         if (k < n) Vector256.Load(src + n - 8).Store(dst + n - 8);
     }
 
+    /// <summary>dst[k] = 0 for k in [0, n).</summary>
+    static void ClearRow(float* dst, int n)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; k + 8 <= n; k += 8) Vector256<float>.Zero.Store(dst + k);
+        for (; k < n; k++) dst[k] = 0f;
+    }
+
     /// <summary>dst[k] += src[k] for k in [0, n).</summary>
     static void AddRow(float* dst, float* src, int n)
     {
@@ -178,8 +187,40 @@ internal static unsafe class Im2Col
     public static void FoldedIm2Col(float* x, int count, in ConvGeometry g, float* col)
     {
         int hw = g.Ho * g.Wo;
+        if (g.IsSame)
+        {
+            var same = new SameIm2ColWork(x, g, count, col, count * hw);
+            ParallelFor.RunRange(count * g.C, same, MinPairsPerThread(g));
+            return;
+        }
         var work = new Im2ColWork(x, g, col, count * hw);
         ParallelFor.Run(count * g.C, work, MinPairsPerThread(g));
+    }
+
+    /// <summary>Same-convolution im2col over a range of (channel, image) pairs, index = channel·count + image:
+    /// kernel tap by kernel tap, so each tap's row geometry is worked out once per range rather than once per
+    /// 49-float row of a 7×7 image, and consecutive pairs fill one column row left to right (whole cache lines).</summary>
+    readonly struct SameIm2ColWork(float* x, ConvGeometry g, int count, float* col, int ldCol) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end)
+        {
+            int c = g.C, hw = g.H * g.W, ohw = g.Ho * g.Wo, w = g.W, kk = g.Kh * g.Kw;
+            for (int t = 0; t < kk; t++)
+            {
+                var r = SameRow.Of(g, t / g.Kw, t % g.Kw);
+                int above = r.RowLo * w, below = (g.Ho - r.RowHi) * w, n = r.QHi - r.QLo;
+                for (int index = begin; index < end; index++)
+                {
+                    int ch = index / count, b = index % count;
+                    float* row = col + (long)(ch * kk + t) * ldCol + (long)b * ohw;
+                    float* xc = x + ((long)b * c + ch) * hw;
+                    if (above > 0) ClearRow(row, above);
+                    if (below > 0) ClearRow(row + r.RowHi * w, below);
+                    CopyRow(row + r.QLo, xc + r.QLo + r.D, n);
+                    r.ClearWrapped(row, w);
+                }
+            }
+        }
     }
 
     /// <summary>col2im of a folded column matrix (CKK, count·Ho·Wo) into dx (count, C, H, W), accumulating (+=).</summary>
