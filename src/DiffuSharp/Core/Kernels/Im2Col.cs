@@ -254,7 +254,7 @@ internal static unsafe class Im2Col
         }
     }
 
-    enum FoldMode { Fold, Unfold, UnfoldAdd }
+    enum FoldMode { Fold, Unfold }
 
     /// <summary>Folds rows of y (count, R, n) into yF (R, count·n): yF[r, b·n + q] = y[b, r, q]. Split over (b, r).</summary>
     public static void Fold(float* y, int count, int rows, int n, float* yF)
@@ -271,13 +271,6 @@ internal static unsafe class Im2Col
         ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
     }
 
-    /// <summary>y[b, r, q] += yF[r, b·n + q].</summary>
-    public static void UnfoldAdd(float* yF, int count, int rows, int n, float* y)
-    {
-        var work = new FoldWork(y, rows, n, yF, count * n, null, FoldMode.UnfoldAdd);
-        ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
-    }
-
     readonly struct FoldWork(float* y, int rows, int n, float* yF, int ldF, float* bias, FoldMode mode) : IWorkItem
     {
         public void Invoke(int index)
@@ -287,7 +280,6 @@ internal static unsafe class Im2Col
             float* f = yF + (long)r * ldF + (long)b * n;         // yF[r, b·n :]
             long bytes = (long)n * sizeof(float);
             if (mode == FoldMode.Fold) Buffer.MemoryCopy(a, f, bytes, bytes);
-            else if (mode == FoldMode.UnfoldAdd) AddRow(a, f, n);
             else if (bias == null) Buffer.MemoryCopy(f, a, bytes, bytes);
             else
             {
@@ -301,17 +293,6 @@ internal static unsafe class Im2Col
                 for (; k < n; k++) a[k] = f[k] + v;
             }
         }
-    }
-
-    /// <summary>The weight of the adjoint of a stride-1 convolution: wT[c, (o·Kh + i)·Kw + j] = w[o, c, Kh−1−i, Kw−1−j]
-    /// for w (cout, cin, Kh, Kw) → wT (cin, cout·Kh·Kw). Convolving dy with wT (padding Kh−1−p) gives dx.</summary>
-    public static void FlipTranspose(float* w, int cout, int cin, int kh, int kw, float* wT)
-    {
-        for (int c = 0; c < cin; c++)
-            for (int o = 0; o < cout; o++)
-                for (int i = 0; i < kh; i++)
-                    for (int j = 0; j < kw; j++)
-                        wT[(long)c * cout * kh * kw + (o * kh + i) * kw + j] = w[(((long)o * cin + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
     }
 
     /// <summary>y[b, r, q] = bias[r] for a (count, rows, n) block: the bias seeded before a beta = 1 GEMM.</summary>
