@@ -130,9 +130,10 @@ internal static unsafe class ConvDirect
 
     // ---- weight gradient, 3×3 with AVX-512 ----
     // dW[o, c, i, j] = Σ_b Σ_q dyz[b, o, q] · xp[b, c, q + i·Wp + j], where dyz is dy laid out on the padded width
-    // with zeros in the Wp − W extra columns (so the dropped outputs contribute nothing). Tile: 2 output channels ×
-    // 1 input channel × 9 taps = 18 accumulators; per 16 pixels 2 dy loads and 9 x loads feed 18 FMAs. Work items
-    // are (c, output pair) and each sums over a block of images on its own thread; blocks (sized from the shapes
+    // with zeros in the Wp − W extra columns (so the dropped outputs contribute nothing). Tile: 3 output channels ×
+    // 1 input channel × 9 taps = 27 accumulators; per 16 pixels 3 dy loads and 9 x loads (misaligned, so each splits
+    // across two cache lines) feed 27 FMAs. (2 outputs were load-bound at half the forward's speed.) Work items
+    // are (c, output triple) and each sums over a block of images on its own thread; blocks (sized from the shapes
     // only) are added into dW in order, so the result does not depend on the thread count.
 
     /// <summary>True when <see cref="WeightGrad"/> applies: a supported 3×3 convolution on an AVX-512 machine.</summary>
@@ -166,16 +167,18 @@ internal static unsafe class ConvDirect
         }
     }
 
+    internal static int WeightGradBlockFloats = 1 << 18;
+
     /// <summary>dW (cout, g.C, 3, 3) += Σ_b dyz[b] ⋆ xp[b]: xp from <see cref="Pad"/>, dyz from <see cref="PadRows"/>.</summary>
     public static void WeightGrad(float* xp, float* dyz, int count, in ConvGeometry g, int cout, float* dw)
     {
-        int pairs = (cout + 1) / 2;
+        int triples = (cout + 2) / 3;
         // images per block: the block's x and dy planes (about 1 MB) stay in L2 while every item walks them
-        int block = Math.Max(1, (1 << 18) / Math.Max(1, (g.C + cout) * PlaneFloats(g)));
+        int block = Math.Max(1, WeightGradBlockFloats / Math.Max(1, (g.C + cout) * PlaneFloats(g)));
         for (int b0 = 0; b0 < count; b0 += block)
         {
             var work = new WeightGradWork(xp, dyz, g, cout, b0, Math.Min(block, count - b0), dw);
-            ParallelFor.Run(g.C * pairs, work);
+            ParallelFor.Run(g.C * triples, work);
         }
     }
 
@@ -184,41 +187,58 @@ internal static unsafe class ConvDirect
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Invoke(int index)
         {
-            int pairs = (cout + 1) / 2, c = index / pairs, o = index % pairs * 2, cin = g.C;
-            bool two = o + 1 < cout;
+            int triples = (cout + 2) / 3, c = index / triples, o = index % triples * 3, cin = g.C;
+            int rows = Math.Min(3, cout - o);
             int plane = PlaneFloats(g), wp = Wp(g), n = GradPixels(g);
-            var a00 = Vector512<float>.Zero; var a01 = a00; var a02 = a00; var a03 = a00; var a04 = a00; var a05 = a00; var a06 = a00; var a07 = a00; var a08 = a00;
-            var a10 = a00; var a11 = a00; var a12 = a00; var a13 = a00; var a14 = a00; var a15 = a00; var a16 = a00; var a17 = a00; var a18 = a00;
+            var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
+            var b0_ = a0; var b1 = a0; var b2 = a0; var b3 = a0; var b4 = a0; var b5 = a0; var b6 = a0; var b7 = a0; var b8 = a0;
+            var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0; var c4 = a0; var c5 = a0; var c6 = a0; var c7 = a0; var c8 = a0;
             for (int b = b0; b < b0 + nb; b++)
             {
                 float* xc = xp + ((long)b * cin + c) * plane;
-                float* d0p = dyz + ((long)b * cout + o) * n, d1p = two ? d0p + n : d0p;
+                float* d0p = dyz + ((long)b * cout + o) * n;
+                float* d1p = rows > 1 ? d0p + n : d0p, d2p = rows > 2 ? d0p + 2 * n : d0p;
                 for (int q = 0; q < n; q += 16)
                 {
                     var d0 = Vector512.Load(d0p + q);
                     var d1 = Vector512.Load(d1p + q);
+                    var d2 = Vector512.Load(d2p + q);
                     float* s0 = xc + q, s1 = s0 + wp, s2 = s1 + wp;
-                    var x = Vector512.Load(s0); a00 = Vector512.FusedMultiplyAdd(d0, x, a00); a10 = Vector512.FusedMultiplyAdd(d1, x, a10);
-                    x = Vector512.Load(s0 + 1); a01 = Vector512.FusedMultiplyAdd(d0, x, a01); a11 = Vector512.FusedMultiplyAdd(d1, x, a11);
-                    x = Vector512.Load(s0 + 2); a02 = Vector512.FusedMultiplyAdd(d0, x, a02); a12 = Vector512.FusedMultiplyAdd(d1, x, a12);
-                    x = Vector512.Load(s1); a03 = Vector512.FusedMultiplyAdd(d0, x, a03); a13 = Vector512.FusedMultiplyAdd(d1, x, a13);
-                    x = Vector512.Load(s1 + 1); a04 = Vector512.FusedMultiplyAdd(d0, x, a04); a14 = Vector512.FusedMultiplyAdd(d1, x, a14);
-                    x = Vector512.Load(s1 + 2); a05 = Vector512.FusedMultiplyAdd(d0, x, a05); a15 = Vector512.FusedMultiplyAdd(d1, x, a15);
-                    x = Vector512.Load(s2); a06 = Vector512.FusedMultiplyAdd(d0, x, a06); a16 = Vector512.FusedMultiplyAdd(d1, x, a16);
-                    x = Vector512.Load(s2 + 1); a07 = Vector512.FusedMultiplyAdd(d0, x, a07); a17 = Vector512.FusedMultiplyAdd(d1, x, a17);
-                    x = Vector512.Load(s2 + 2); a08 = Vector512.FusedMultiplyAdd(d0, x, a08); a18 = Vector512.FusedMultiplyAdd(d1, x, a18);
+                    var x = Vector512.Load(s0);
+                    a0 = Vector512.FusedMultiplyAdd(d0, x, a0); b0_ = Vector512.FusedMultiplyAdd(d1, x, b0_); c0 = Vector512.FusedMultiplyAdd(d2, x, c0);
+                    x = Vector512.Load(s0 + 1);
+                    a1 = Vector512.FusedMultiplyAdd(d0, x, a1); b1 = Vector512.FusedMultiplyAdd(d1, x, b1); c1 = Vector512.FusedMultiplyAdd(d2, x, c1);
+                    x = Vector512.Load(s0 + 2);
+                    a2 = Vector512.FusedMultiplyAdd(d0, x, a2); b2 = Vector512.FusedMultiplyAdd(d1, x, b2); c2 = Vector512.FusedMultiplyAdd(d2, x, c2);
+                    x = Vector512.Load(s1);
+                    a3 = Vector512.FusedMultiplyAdd(d0, x, a3); b3 = Vector512.FusedMultiplyAdd(d1, x, b3); c3 = Vector512.FusedMultiplyAdd(d2, x, c3);
+                    x = Vector512.Load(s1 + 1);
+                    a4 = Vector512.FusedMultiplyAdd(d0, x, a4); b4 = Vector512.FusedMultiplyAdd(d1, x, b4); c4 = Vector512.FusedMultiplyAdd(d2, x, c4);
+                    x = Vector512.Load(s1 + 2);
+                    a5 = Vector512.FusedMultiplyAdd(d0, x, a5); b5 = Vector512.FusedMultiplyAdd(d1, x, b5); c5 = Vector512.FusedMultiplyAdd(d2, x, c5);
+                    x = Vector512.Load(s2);
+                    a6 = Vector512.FusedMultiplyAdd(d0, x, a6); b6 = Vector512.FusedMultiplyAdd(d1, x, b6); c6 = Vector512.FusedMultiplyAdd(d2, x, c6);
+                    x = Vector512.Load(s2 + 1);
+                    a7 = Vector512.FusedMultiplyAdd(d0, x, a7); b7 = Vector512.FusedMultiplyAdd(d1, x, b7); c7 = Vector512.FusedMultiplyAdd(d2, x, c7);
+                    x = Vector512.Load(s2 + 2);
+                    a8 = Vector512.FusedMultiplyAdd(d0, x, a8); b8 = Vector512.FusedMultiplyAdd(d1, x, b8); c8 = Vector512.FusedMultiplyAdd(d2, x, c8);
                 }
             }
-            float* w0 = dw + ((long)o * cin + c) * 9;
-            w0[0] += Vector512.Sum(a00); w0[1] += Vector512.Sum(a01); w0[2] += Vector512.Sum(a02);
-            w0[3] += Vector512.Sum(a03); w0[4] += Vector512.Sum(a04); w0[5] += Vector512.Sum(a05);
-            w0[6] += Vector512.Sum(a06); w0[7] += Vector512.Sum(a07); w0[8] += Vector512.Sum(a08);
-            if (!two) return;
-            float* w1 = dw + ((long)(o + 1) * cin + c) * 9;
-            w1[0] += Vector512.Sum(a10); w1[1] += Vector512.Sum(a11); w1[2] += Vector512.Sum(a12);
-            w1[3] += Vector512.Sum(a13); w1[4] += Vector512.Sum(a14); w1[5] += Vector512.Sum(a15);
-            w1[6] += Vector512.Sum(a16); w1[7] += Vector512.Sum(a17); w1[8] += Vector512.Sum(a18);
+            Add9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (rows > 1) Add9(dw + ((long)(o + 1) * cin + c) * 9, b0_, b1, b2, b3, b4, b5, b6, b7, b8);
+            if (rows > 2) Add9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
         }
+    }
+
+    /// <summary>w[t] += Σ lanes of v_t for the 9 taps of one (o, c). Inlined: a call would make the JIT keep every
+    /// accumulator live across it and spill all 27 to the stack inside the hot loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Add9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+        Vector512<float> v4, Vector512<float> v5, Vector512<float> v6, Vector512<float> v7, Vector512<float> v8)
+    {
+        w[0] += Vector512.Sum(v0); w[1] += Vector512.Sum(v1); w[2] += Vector512.Sum(v2);
+        w[3] += Vector512.Sum(v3); w[4] += Vector512.Sum(v4); w[5] += Vector512.Sum(v5);
+        w[6] += Vector512.Sum(v6); w[7] += Vector512.Sum(v7); w[8] += Vector512.Sum(v8);
     }
 
     /// <summary>dst[k] = src[k] + bias, or dst[k] += src[k] (accumulate, bias ignored).</summary>
