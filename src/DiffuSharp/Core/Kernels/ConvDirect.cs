@@ -8,8 +8,8 @@
 // make Wp − W "garbage" outputs per row, computed and dropped (7% at 28×28, 22% at 7×7), which is far cheaper
 // than im2col's 9× copy plus the GEMM's packing of it.
 //
-// Tile: 8 output channels × 2 vectors of consecutive pixels in 16 accumulators; per (input channel, tap) it loads
-// 2 input vectors and 8 broadcast weights for 16 FMAs. Weights are packed as [output block][c][tap][8] so the
+// Tile: 8 output channels × 2 Vector512s of consecutive pixels in 16 accumulators; per (input channel, tap) it
+// loads 2 input vectors and 8 broadcast weights for 16 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
 // broadcasts read consecutive floats. Work items are (image, output block): each writes only its own outputs and
 // sums in a fixed order, so results do not depend on the thread count. The same kernel gives dx for backward,
 // convolving dy with the flipped, transposed kernel (PackWeights with flipTranspose); WeightGrad gives dW for 3×3.
@@ -30,8 +30,8 @@ internal static unsafe class ConvDirect
 
     static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
 
-    /// <summary>Pixels per tile: two vectors.</summary>
-    static int Tile => Use512 ? 32 : 16;
+    /// <summary>Pixels per tile: two Vector512s, or one Vector256.</summary>
+    static int Tile => Use512 ? 32 : 8;
 
     static int Wp(in ConvGeometry g) => g.W + 2 * g.Pad;
     static int PlaneFloats(in ConvGeometry g) => (g.H + 2 * g.Pad) * Wp(g);
@@ -295,15 +295,15 @@ internal static unsafe class ConvDirect
         }
     }
 
-    /// <summary>The same with two Vector256 (16 pixels) per tile, for machines without AVX-512.</summary>
+    /// <summary>The same with one Vector256 (8 pixels) per tile, for machines without AVX-512: AVX2 has 16 vector
+    /// registers, so 8 accumulators + 1 input + 1 broadcast fit where the 16-accumulator tile would spill.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tiles256(float* x, in ConvGeometry g, float* w0, float* acc, int n)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        for (int q = 0; q < n; q += 16)
+        for (int q = 0; q < n; q += 8)
         {
-            var a00 = Vector256<float>.Zero; var a01 = a00; var a10 = a00; var a11 = a00; var a20 = a00; var a21 = a00; var a30 = a00; var a31 = a00;
-            var a40 = a00; var a41 = a00; var a50 = a00; var a51 = a00; var a60 = a00; var a61 = a00; var a70 = a00; var a71 = a00;
+            var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
             float* w = w0;
             for (int c = 0; c < cin; c++)
             {
@@ -311,24 +311,20 @@ internal static unsafe class ConvDirect
                 for (int i = 0; i < k; i++)
                     for (int j = 0; j < k; j++, w += OutBlock)
                     {
-                        float* s = xc + i * wp + j;
-                        var x0 = Vector256.Load(s);
-                        var x1 = Vector256.Load(s + 8);
-                        var v = Vector256.Create(w[0]); a00 = Vector256.FusedMultiplyAdd(v, x0, a00); a01 = Vector256.FusedMultiplyAdd(v, x1, a01);
-                        v = Vector256.Create(w[1]); a10 = Vector256.FusedMultiplyAdd(v, x0, a10); a11 = Vector256.FusedMultiplyAdd(v, x1, a11);
-                        v = Vector256.Create(w[2]); a20 = Vector256.FusedMultiplyAdd(v, x0, a20); a21 = Vector256.FusedMultiplyAdd(v, x1, a21);
-                        v = Vector256.Create(w[3]); a30 = Vector256.FusedMultiplyAdd(v, x0, a30); a31 = Vector256.FusedMultiplyAdd(v, x1, a31);
-                        v = Vector256.Create(w[4]); a40 = Vector256.FusedMultiplyAdd(v, x0, a40); a41 = Vector256.FusedMultiplyAdd(v, x1, a41);
-                        v = Vector256.Create(w[5]); a50 = Vector256.FusedMultiplyAdd(v, x0, a50); a51 = Vector256.FusedMultiplyAdd(v, x1, a51);
-                        v = Vector256.Create(w[6]); a60 = Vector256.FusedMultiplyAdd(v, x0, a60); a61 = Vector256.FusedMultiplyAdd(v, x1, a61);
-                        v = Vector256.Create(w[7]); a70 = Vector256.FusedMultiplyAdd(v, x0, a70); a71 = Vector256.FusedMultiplyAdd(v, x1, a71);
+                        var x0 = Vector256.Load(xc + i * wp + j);
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Create(w[0]), x0, a0);
+                        a1 = Vector256.FusedMultiplyAdd(Vector256.Create(w[1]), x0, a1);
+                        a2 = Vector256.FusedMultiplyAdd(Vector256.Create(w[2]), x0, a2);
+                        a3 = Vector256.FusedMultiplyAdd(Vector256.Create(w[3]), x0, a3);
+                        a4 = Vector256.FusedMultiplyAdd(Vector256.Create(w[4]), x0, a4);
+                        a5 = Vector256.FusedMultiplyAdd(Vector256.Create(w[5]), x0, a5);
+                        a6 = Vector256.FusedMultiplyAdd(Vector256.Create(w[6]), x0, a6);
+                        a7 = Vector256.FusedMultiplyAdd(Vector256.Create(w[7]), x0, a7);
                     }
             }
             float* d = acc + q;
-            a00.Store(d); a01.Store(d + 8); d += n; a10.Store(d); a11.Store(d + 8); d += n;
-            a20.Store(d); a21.Store(d + 8); d += n; a30.Store(d); a31.Store(d + 8); d += n;
-            a40.Store(d); a41.Store(d + 8); d += n; a50.Store(d); a51.Store(d + 8); d += n;
-            a60.Store(d); a61.Store(d + 8); d += n; a70.Store(d); a71.Store(d + 8);
+            a0.Store(d); d += n; a1.Store(d); d += n; a2.Store(d); d += n; a3.Store(d); d += n;
+            a4.Store(d); d += n; a5.Store(d); d += n; a6.Store(d); d += n; a7.Store(d);
         }
     }
 }
