@@ -167,13 +167,14 @@ internal static unsafe class ConvDirect
         }
     }
 
-    internal static int WeightGradBlockFloats = 1 << 18;
+    /// <summary>Floats of x and dy planes per image block (1 MB). Blocks of 2^18 to 2^22 floats measured the same.</summary>
+    const int WeightGradBlockFloats = 1 << 18;
 
     /// <summary>dW (cout, g.C, 3, 3) += Σ_b dyz[b] ⋆ xp[b]: xp from <see cref="Pad"/>, dyz from <see cref="PadRows"/>.</summary>
     public static void WeightGrad(float* xp, float* dyz, int count, in ConvGeometry g, int cout, float* dw)
     {
         int triples = (cout + 2) / 3;
-        // images per block: the block's x and dy planes (about 1 MB) stay in L2 while every item walks them
+        // images per block: the block's x and dy planes stay in L2 while every item walks them
         int block = Math.Max(1, WeightGradBlockFloats / Math.Max(1, (g.C + cout) * PlaneFloats(g)));
         for (int b0 = 0; b0 < count; b0 += block)
         {
