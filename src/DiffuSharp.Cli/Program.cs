@@ -1,1 +1,63 @@
-namespace DiffuSharp.Cli; static class Program { static int Main(string[] a){ System.Console.WriteLine("hi"); return 0;} }
+// diffusharp: the command line. Parses arguments into config records and calls the library; every user error
+// becomes one line on stderr and a non-zero exit code, never a stack trace (set DIFFUSHARP_DEBUG=1 for one).
+namespace DiffuSharp.Cli;
+
+public static class Program
+{
+    static readonly (string Name, string Summary)[] Commands =
+    [
+        ("train", "train a UNet diffusion model (improved-diffusion flags)"),
+        ("sample", "sample images from a model folder (DDPM or DDIM)"),
+        ("interpolate", "interpolate two images or seeds at step t"),
+        ("invert", "DDIM-invert an image to noise and reconstruct it"),
+        ("eval", "NLL in bits/dim and sample quality of a model"),
+        ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
+    ];
+
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+            {
+                stdout.WriteLine(Usage());
+                return 0;
+            }
+            var rest = args[1..];
+            return args[0] switch
+            {
+                "bench" => BenchCommand.Run(rest, stdout),
+                "train" => TrainCommand.Run(rest, stdout),
+                "sample" => SampleCommand.Run(rest, stdout),
+                _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
+            };
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
+        {
+            stderr.WriteLine($"error: {OneLine(e)}");
+            return e is CliException ? 2 : 1;
+        }
+    }
+
+    static string OneLine(Exception e)
+    {
+        string msg = e switch
+        {
+            CliException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
+            OutOfMemoryException => "out of memory: " + e.Message,
+            _ => $"{e.GetType().Name}: {e.Message}",
+        };
+        return msg.ReplaceLineEndings(" ");
+    }
+
+    static string Usage()
+    {
+        var lines = new List<string> { "usage: diffusharp <command> [options]", "", "commands:" };
+        lines.AddRange(Commands.Select(c => $"  {c.Name,-12} {c.Summary}"));
+        lines.Add("");
+        lines.Add("'diffusharp <command> --help' lists a command's options.");
+        return string.Join(Environment.NewLine, lines);
+    }
+}

@@ -1,0 +1,146 @@
+// A small, strict command-line parser: every command declares its options (name, help, default), and anything
+// else — an unknown option, a missing value, a value of the wrong type or out of range — is a CliException with
+// one line that names the option and the command.
+using System.Globalization;
+
+namespace DiffuSharp.Cli;
+
+/// <summary>A user error: printed as one line, exit code 2.</summary>
+public sealed class CliException(string message) : Exception(message);
+
+public sealed record OptionSpec(string Name, string Help, string? Default = null, bool IsFlag = false, string? Value = null);
+
+public sealed class ParsedOptions
+{
+    readonly Dictionary<string, string> _values;
+    readonly HashSet<string> _flags;
+    readonly string _command;
+
+    internal ParsedOptions(string command, Dictionary<string, string> values, HashSet<string> flags)
+        => (_command, _values, _flags) = (command, values, flags);
+
+    public bool Has(string name) => _values.ContainsKey(name) || _flags.Contains(name);
+    public bool Flag(string name) => _flags.Contains(name);
+    public string? String(string name) => _values.GetValueOrDefault(name);
+    public string Required(string name) => String(name) ?? throw new CliException($"{_command}: --{name} is required");
+
+    public int Int(string name, int? min = null, int? max = null)
+    {
+        var s = Required(name);
+        if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
+            throw new CliException($"{_command}: --{name} expects an integer, got '{s}'");
+        if (v < min) throw new CliException($"{_command}: --{name} must be at least {min}, got {v}");
+        if (v > max) throw new CliException($"{_command}: --{name} must be at most {max}, got {v}");
+        return v;
+    }
+
+    public long Long(string name)
+    {
+        var s = Required(name);
+        if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v))
+            throw new CliException($"{_command}: --{name} expects an integer, got '{s}'");
+        return v;
+    }
+
+    public double Double(string name, double? min = null, double? max = null)
+    {
+        var s = Required(name);
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v))
+            throw new CliException($"{_command}: --{name} expects a number, got '{s}'");
+        if (v < min) throw new CliException($"{_command}: --{name} must be at least {min?.ToString(CultureInfo.InvariantCulture)}, got {s}");
+        if (v > max) throw new CliException($"{_command}: --{name} must be at most {max?.ToString(CultureInfo.InvariantCulture)}, got {s}");
+        return v;
+    }
+
+    public bool Bool(string name)
+    {
+        var s = Required(name).ToLowerInvariant();
+        return s switch
+        {
+            "true" or "1" or "yes" => true,
+            "false" or "0" or "no" => false,
+            _ => throw new CliException($"{_command}: --{name} expects true or false, got '{s}'"),
+        };
+    }
+
+    /// <summary>A comma-separated list of integers, e.g. "1,2,2".</summary>
+    public int[] IntList(string name)
+    {
+        var s = Required(name);
+        try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new CliException($"{_command}: --{name} expects integers separated by commas, got '{s}'"); }
+    }
+
+    public double[] DoubleList(string name)
+    {
+        var s = Required(name);
+        try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => double.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new CliException($"{_command}: --{name} expects numbers separated by commas, got '{s}'"); }
+    }
+}
+
+public static class OptionParser
+{
+    public static ParsedOptions Parse(string command, string[] args, IReadOnlyList<OptionSpec> specs)
+    {
+        var byName = specs.ToDictionary(s => s.Name);
+        var values = new Dictionary<string, string>();
+        var flags = new HashSet<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal) || a.Length == 2)
+                throw new CliException($"{command}: unexpected argument '{a}' (options start with --; see 'diffusharp {command} --help')");
+            string name = a[2..], value;
+            int eq = name.IndexOf('=');
+            bool inline = eq >= 0;
+            if (inline) { value = name[(eq + 1)..]; name = name[..eq]; }
+            else value = "";
+            if (!byName.TryGetValue(name, out var spec))
+            {
+                var near = specs.Select(s => s.Name).OrderBy(n => Distance(n, name)).FirstOrDefault();
+                string hint = near is not null && Distance(near, name) <= 3 ? $" (did you mean --{near}?)" : "";
+                throw new CliException($"{command}: unknown option --{name}{hint}; see 'diffusharp {command} --help'");
+            }
+            if (spec.IsFlag)
+            {
+                if (inline) throw new CliException($"{command}: --{name} is a flag and takes no value");
+                flags.Add(name);
+                continue;
+            }
+            if (!inline)
+            {
+                if (i + 1 >= args.Length) throw new CliException($"{command}: --{name} needs a value");
+                value = args[++i];
+            }
+            if (values.ContainsKey(name)) throw new CliException($"{command}: --{name} given twice");
+            values[name] = value;
+        }
+        foreach (var s in specs)
+            if (!s.IsFlag && s.Default is not null && !values.ContainsKey(s.Name)) values[s.Name] = s.Default;
+        return new ParsedOptions(command, values, flags);
+    }
+
+    public static string Help(string command, string summary, IReadOnlyList<OptionSpec> specs)
+    {
+        var lines = new List<string> { $"usage: diffusharp {command} [options]", "", summary, "", "options:" };
+        foreach (var s in specs)
+        {
+            string left = s.IsFlag ? $"--{s.Name}" : $"--{s.Name} {s.Value ?? "VALUE"}";
+            string def = s.Default is null || s.IsFlag ? "" : $" (default: {s.Default})";
+            lines.Add($"  {left,-28} {s.Help}{def}");
+        }
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+}

@@ -1,0 +1,133 @@
+// diffusharp sample: loads a SPEC.md model folder and draws N images with DDIM (eta) or ancestral DDPM over a
+// respaced schedule of --steps evenly spaced timesteps, in batches of --batch. x_T comes from --seed, or from
+// --noise FILE (.npy / .safetensors, float32 N×C×H×W), which makes a DDIM (eta = 0) run a pure function of model
+// and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
+// (rows = the first samples, columns = x_t at evenly spaced steps, ending at x_0).
+using System.Globalization;
+using DiffuSharp.Diffusion;
+using DiffuSharp.Imaging;
+using DiffuSharp.IO;
+using DiffuSharp.Models;
+
+namespace DiffuSharp.Cli;
+
+public static class SampleCommand
+{
+    static readonly OptionSpec[] Options =
+    [
+        new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
+        new("n", "number of samples", "16", Value: "N"),
+        new("batch", "samples per forward pass", "16", Value: "B"),
+        new("steps", "sampling steps (respaced, evenly over the trained T)", "50", Value: "S"),
+        new("sampler", "ddim | ddpm", "ddim", Value: "NAME"),
+        new("eta", "DDIM eta (0 = deterministic)", "0", Value: "E"),
+        new("class", "class label for every sample, or 'balanced' (class-conditional models)", Value: "LABEL"),
+        new("seed", "seed of the noise", "0", Value: "N"),
+        new("noise", "initial noise x_T from FILE (.npy or .safetensors, float32 N×C×H×W)", Value: "FILE"),
+        new("save-npy", "also write the samples as .npy (float32 N×C×H×W in [-1, 1])", Value: "FILE"),
+        new("out", "PNG grid of the samples", "samples.png", Value: "FILE"),
+        new("trajectory", "PNG strip of x_t over the steps for the first samples", Value: "FILE"),
+        new("help", "show this help", IsFlag: true),
+    ];
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var o = OptionParser.Parse("sample", args, Options);
+        if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options)); return 0; }
+        int steps = o.Int("steps");
+        if (steps < 1) throw new CliException($"sample: --steps must be at least 1, got {steps}");
+        double eta = o.Double("eta");
+        if (eta < 0) throw new CliException($"sample: --eta must be non-negative, got {o.Required("eta")}");
+        string samplerName = o.Required("sampler");
+        if (samplerName is not ("ddim" or "ddpm")) throw new CliException($"sample: --sampler must be ddim or ddpm, got '{samplerName}'");
+        int batch = o.Int("batch", min: 1);
+        ulong seed = ulong.TryParse(o.Required("seed"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sd)
+            ? sd : throw new CliException($"sample: --seed expects a non-negative integer, got '{o.Required("seed")}'");
+
+        var (config, model) = ModelFolder.Load(o.Required("model"));
+        if (steps > config.DiffusionSteps)
+            throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {config.DiffusionSteps}");
+        int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;
+
+        float[]? noise = null;
+        int n = o.Int("n", min: 1);
+        if (o.String("noise") is { } noisePath)
+        {
+            (var shape, noise) = ReadNoise(noisePath);
+            if (shape.Length != 4 || shape[1] != C || shape[2] != H || shape[3] != W)
+                throw new CliException($"sample: --noise {noisePath} has shape ({string.Join(", ", shape)}), the model needs (N, {C}, {H}, {W})");
+            if (args.Contains("--n") && shape[0] != n) throw new CliException($"sample: --n {n} but --noise holds {shape[0]} samples");
+            n = shape[0];
+        }
+        int[]? classes = Classes(o, config, n);
+
+        var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = steps.ToString(CultureInfo.InvariantCulture) });
+        var rng = new Rng(seed);
+        var samples = new float[n * C * H * W];
+        string? trajectoryPath = o.String("trajectory");
+        int trajRows = Math.Min(n, 4), trajCols = Math.Max(2, Math.Min(steps, 10));
+        var strip = trajectoryPath is null ? null : new float[trajRows * trajCols * C * H * W];
+        int len = C * H * W;
+        // Strip columns: the loop's step indices i = S−1 … 0 picked evenly, the last column x_0 (i = 0).
+        int[] keep = Enumerable.Range(0, trajCols).Select(c => (int)Math.Round((steps - 1) * (1 - c / (double)(trajCols - 1)))).ToArray();
+
+        for (int start = 0; start < n; start += batch)
+        {
+            int b = Math.Min(batch, n - start);
+            int[]? cls = classes?.AsSpan(start, b).ToArray();
+            DiffusionModel fn = (x, t) => model.Forward(x, t, cls);
+            Tensor? x0 = noise is null ? null : Tensor.FromArray(noise.AsSpan(start * len, b * len).ToArray(), b, C, H, W);
+            if (x0 is null) { x0 = Tensor.RandN([b, C, H, W], rng); }
+            int[] shape = [b, C, H, W];
+            var loop = samplerName == "ddim"
+                ? diffusion.DdimSampleLoopProgressive(fn, shape, rng, x0, eta)
+                : diffusion.PSampleLoopProgressive(fn, shape, rng, x0);
+            Tensor? last = null;
+            foreach (var step in loop)
+            {
+                last = step.Sample;
+                int col = strip is null || start != 0 ? -1 : Array.IndexOf(keep, step.Timestep);
+                if (col < 0) continue;
+                var data = step.Sample.ToArray();
+                for (int r = 0; r < Math.Min(trajRows, b); r++)
+                    data.AsSpan(r * len, len).CopyTo(strip!.AsSpan((r * trajCols + col) * len, len));
+            }
+            last!.ToArray().CopyTo(samples.AsSpan(start * len));
+        }
+
+        string outPath = o.Required("out");
+        Png.Write(outPath, ImageGrid.Make(samples, n, C, H, W));
+        if (o.String("save-npy") is { } npy) Npy.WriteFloat32(npy, [n, C, H, W], samples);
+        if (trajectoryPath is not null) Png.Write(trajectoryPath, ImageGrid.Make(strip!, trajRows * trajCols, C, H, W, columns: trajCols));
+        stdout.WriteLine($"wrote {n} samples to {outPath}");
+        return 0;
+    }
+
+    static int[]? Classes(ParsedOptions o, ModelConfig config, int n)
+    {
+        string? spec = o.String("class");
+        if (config.ClassCount is not int k)
+        {
+            if (spec is not null) throw new CliException("sample: --class given, but the model is not class-conditional (class_cond false)");
+            return null;
+        }
+        if (spec is null or "balanced") return Enumerable.Range(0, n).Select(i => i % k).ToArray();
+        if (!int.TryParse(spec, NumberStyles.Integer, CultureInfo.InvariantCulture, out int label) || label < 0 || label >= k)
+            throw new CliException($"sample: --class expects 'balanced' or a label in 0..{k - 1}, got '{spec}'");
+        return Enumerable.Repeat(label, n).ToArray();
+    }
+
+    static (int[] Shape, float[] Data) ReadNoise(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"noise file not found: {path}", path);
+        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return Npy.ReadFloat32(path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            var f = SafeTensorsFile.Open(path);
+            string name = f.Names.Count == 1 ? f.Names[0]
+                : f.Contains("noise") ? "noise" : throw new InvalidDataException($"{path}: holds {f.Names.Count} tensors; expected one, or one named \"noise\"");
+            return (Array.ConvertAll(f.Info(name).Shape, d => checked((int)d)), f.ReadFloat32(name));
+        }
+        throw new CliException($"sample: --noise must be a .npy or .safetensors file, got '{path}'");
+    }
+}

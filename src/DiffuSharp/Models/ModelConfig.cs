@@ -1,0 +1,187 @@
+// model.json: the flags of improved-diffusion's model_and_diffusion_defaults() plus in_channels, channel_mult and
+// num_classes. Missing keys take improved-diffusion's defaults; unknown keys, wrong types and impossible values are
+// errors that name the key and the file.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.NN;
+
+namespace DiffuSharp.Models;
+
+public sealed record ModelConfig
+{
+    public int ImageSize { get; init; } = 64;
+    public int NumChannels { get; init; } = 128;
+    public int NumResBlocks { get; init; } = 2;
+    public int NumHeads { get; init; } = 4;
+    public int NumHeadsUpsample { get; init; } = -1;
+    public string AttentionResolutions { get; init; } = "16,8";   // pixel resolutions, e.g. "16,8"
+    public double Dropout { get; init; }
+    public bool LearnSigma { get; init; }
+    public bool SigmaSmall { get; init; }
+    public bool ClassCond { get; init; }
+    public int DiffusionSteps { get; init; } = 1000;
+    public string NoiseSchedule { get; init; } = "linear";
+    public string TimestepRespacing { get; init; } = "";
+    public bool UseKl { get; init; }
+    public bool PredictXStart { get; init; }
+    public bool RescaleTimesteps { get; init; } = true;
+    public bool RescaleLearnedSigmas { get; init; } = true;
+    public bool UseCheckpoint { get; init; }                       // gradient checkpointing: accepted, has no effect here
+    public bool UseScaleShiftNorm { get; init; } = true;
+    public int InChannels { get; init; } = 3;
+    public string? ChannelMult { get; init; }                      // null: improved-diffusion's choice for the image size
+    public int? NumClasses { get; init; }                          // null: 1000 (improved-diffusion's NUM_CLASSES) when class_cond
+
+    static readonly string[] Keys =
+    [
+        "image_size", "num_channels", "num_res_blocks", "num_heads", "num_heads_upsample", "attention_resolutions",
+        "dropout", "learn_sigma", "sigma_small", "class_cond", "diffusion_steps", "noise_schedule", "timestep_respacing",
+        "use_kl", "predict_xstart", "rescale_timesteps", "rescale_learned_sigmas", "use_checkpoint", "use_scale_shift_norm",
+        "in_channels", "channel_mult", "num_classes",
+    ];
+
+    /// <summary>channel_mult as integers: explicit, or as improved-diffusion's create_model picks it (28 → 1,2,2).</summary>
+    public int[] ChannelMultiplier()
+    {
+        if (ChannelMult is not null) return ParseInts(ChannelMult, "channel_mult");
+        return ImageSize switch
+        {
+            256 => [1, 1, 2, 2, 4, 4],
+            64 => [1, 2, 3, 4],
+            32 => [1, 2, 2, 2],
+            28 => [1, 2, 2],
+            _ => throw new ArgumentException($"no default channel_mult for image_size {ImageSize}; set channel_mult (e.g. \"1,2,2\")"),
+        };
+    }
+
+    public int? ClassCount => ClassCond ? NumClasses ?? 1000 : null;
+
+    public UNetConfig ToUNetConfig()
+    {
+        var res = ParseInts(AttentionResolutions, "attention_resolutions");
+        foreach (int r in res)
+            if (r <= 0 || ImageSize % r != 0) throw new ArgumentException($"attention_resolutions: {r} does not divide image_size {ImageSize}");
+        var cfg = new UNetConfig(
+            InChannels: InChannels,
+            ModelChannels: NumChannels,
+            OutChannels: LearnSigma ? 2 * InChannels : InChannels,
+            NumResBlocks: NumResBlocks,
+            AttentionResolutions: res.Select(r => ImageSize / r).ToArray(),
+            Dropout: (float)Dropout,
+            ChannelMult: ChannelMultiplier(),
+            NumClasses: ClassCount,
+            NumHeads: NumHeads,
+            NumHeadsUpsample: NumHeadsUpsample,
+            UseScaleShiftNorm: UseScaleShiftNorm);
+        cfg.Validate();
+        cfg.ValidateImageSize(ImageSize);
+        return cfg;
+    }
+
+    static int[] ParseInts(string s, string key)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return [];
+        try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new ArgumentException($"{key}: expected integers separated by commas, got \"{s}\""); }
+    }
+
+    public static ModelConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model config not found: {path}", path);
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        if (root is not JsonObject obj) throw new InvalidDataException($"{path}: expected a JSON object of model flags");
+        return FromJson(obj, path);
+    }
+
+    public static ModelConfig FromJson(JsonObject obj, string source)
+    {
+        foreach (var (key, _) in obj)
+            if (!Keys.Contains(key)) throw new InvalidDataException($"{source}: unknown key \"{key}\"");
+        var c = new ModelConfig();
+        try
+        {
+            c = c with
+            {
+                ImageSize = Int(obj, "image_size", c.ImageSize),
+                NumChannels = Int(obj, "num_channels", c.NumChannels),
+                NumResBlocks = Int(obj, "num_res_blocks", c.NumResBlocks),
+                NumHeads = Int(obj, "num_heads", c.NumHeads),
+                NumHeadsUpsample = Int(obj, "num_heads_upsample", c.NumHeadsUpsample),
+                AttentionResolutions = Str(obj, "attention_resolutions", c.AttentionResolutions),
+                Dropout = Dbl(obj, "dropout", c.Dropout),
+                LearnSigma = Bool(obj, "learn_sigma", c.LearnSigma),
+                SigmaSmall = Bool(obj, "sigma_small", c.SigmaSmall),
+                ClassCond = Bool(obj, "class_cond", c.ClassCond),
+                DiffusionSteps = Int(obj, "diffusion_steps", c.DiffusionSteps),
+                NoiseSchedule = Str(obj, "noise_schedule", c.NoiseSchedule),
+                TimestepRespacing = Str(obj, "timestep_respacing", c.TimestepRespacing),
+                UseKl = Bool(obj, "use_kl", c.UseKl),
+                PredictXStart = Bool(obj, "predict_xstart", c.PredictXStart),
+                RescaleTimesteps = Bool(obj, "rescale_timesteps", c.RescaleTimesteps),
+                RescaleLearnedSigmas = Bool(obj, "rescale_learned_sigmas", c.RescaleLearnedSigmas),
+                UseCheckpoint = Bool(obj, "use_checkpoint", c.UseCheckpoint),
+                UseScaleShiftNorm = Bool(obj, "use_scale_shift_norm", c.UseScaleShiftNorm),
+                InChannels = Int(obj, "in_channels", c.InChannels),
+                ChannelMult = obj.ContainsKey("channel_mult") ? Str(obj, "channel_mult", "") : null,
+                NumClasses = obj["num_classes"] is null ? null : Int(obj, "num_classes", 0),
+            };
+            if (c.ImageSize < 1) throw new ArgumentException($"image_size must be positive, got {c.ImageSize}");
+            if (c.DiffusionSteps < 1) throw new ArgumentException($"diffusion_steps must be positive, got {c.DiffusionSteps}");
+            c.ToUNetConfig();
+        }
+        catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}"); }
+        return c;
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["image_size"] = ImageSize, ["num_channels"] = NumChannels, ["num_res_blocks"] = NumResBlocks,
+        ["num_heads"] = NumHeads, ["num_heads_upsample"] = NumHeadsUpsample, ["attention_resolutions"] = AttentionResolutions,
+        ["dropout"] = Dropout, ["learn_sigma"] = LearnSigma, ["sigma_small"] = SigmaSmall, ["class_cond"] = ClassCond,
+        ["diffusion_steps"] = DiffusionSteps, ["noise_schedule"] = NoiseSchedule, ["timestep_respacing"] = TimestepRespacing,
+        ["use_kl"] = UseKl, ["predict_xstart"] = PredictXStart, ["rescale_timesteps"] = RescaleTimesteps,
+        ["rescale_learned_sigmas"] = RescaleLearnedSigmas, ["use_checkpoint"] = UseCheckpoint,
+        ["use_scale_shift_norm"] = UseScaleShiftNorm, ["in_channels"] = InChannels,
+        ["channel_mult"] = string.Join(",", ChannelMultiplier()), ["num_classes"] = ClassCount,
+    };
+
+    public string ToJsonString() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    static int Int(JsonObject o, string key, int def) => o[key] switch
+    {
+        null => def,
+        JsonValue v when v.TryGetValue(out int i) => i,
+        JsonValue v when v.TryGetValue(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue => (int)d,
+        JsonValue v when v.TryGetValue(out string? s) && int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int p) => p,
+        var n => throw new ArgumentException($"\"{key}\" must be an integer, got {n.ToJsonString()}"),
+    };
+
+    static double Dbl(JsonObject o, string key, double def) => o[key] switch
+    {
+        null => def,
+        JsonValue v when v.TryGetValue(out double d) => d,
+        JsonValue v when v.TryGetValue(out string? s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) => p,
+        var n => throw new ArgumentException($"\"{key}\" must be a number, got {n.ToJsonString()}"),
+    };
+
+    static bool Bool(JsonObject o, string key, bool def) => o[key] switch
+    {
+        null => def,
+        JsonValue v when v.TryGetValue(out bool b) => b,
+        JsonValue v when v.TryGetValue(out string? s) && s.ToLowerInvariant() is "true" or "false" or "yes" or "no" or "1" or "0" or "t" or "f" or "y" or "n"
+            => s.ToLowerInvariant() is "true" or "yes" or "1" or "t" or "y",
+        var n => throw new ArgumentException($"\"{key}\" must be true or false, got {n.ToJsonString()}"),
+    };
+
+    static string Str(JsonObject o, string key, string def) => o[key] switch
+    {
+        null => def,
+        JsonValue v when v.TryGetValue(out string? s) => s,
+        JsonValue v when v.TryGetValue(out int i) => i.ToString(CultureInfo.InvariantCulture),
+        JsonArray a => string.Join(",", a.Select(e => e?.ToJsonString())),
+        var n => throw new ArgumentException($"\"{key}\" must be a string, got {n.ToJsonString()}"),
+    };
+}

@@ -1,0 +1,64 @@
+// The model-folder contract of SPEC.md: <folder>/model.safetensors (float32, improved-diffusion's state-dict names)
+// and <folder>/model.json (improved-diffusion's model_and_diffusion_defaults() flags). Writes are atomic per file.
+using System.Text;
+using DiffuSharp.Diffusion;
+using DiffuSharp.IO;
+using DiffuSharp.NN;
+
+namespace DiffuSharp.Models;
+
+public static class ModelFolder
+{
+    public const string WeightsFile = "model.safetensors";
+    public const string ConfigFile = "model.json";
+
+    /// <summary>The diffusion half of the flags, as create_gaussian_diffusion takes them.</summary>
+    public static DiffusionConfig ToDiffusionConfig(this ModelConfig c) => new(
+        DiffusionSteps: c.DiffusionSteps, NoiseSchedule: c.NoiseSchedule, LearnSigma: c.LearnSigma, SigmaSmall: c.SigmaSmall,
+        UseKl: c.UseKl, PredictXStart: c.PredictXStart, RescaleTimesteps: c.RescaleTimesteps,
+        RescaleLearnedSigmas: c.RescaleLearnedSigmas, TimestepRespacing: c.TimestepRespacing);
+
+    /// <summary>Writes model.json and model.safetensors (named float32 tensors) into folder, creating it.</summary>
+    public static void Save(string folder, ModelConfig config, IEnumerable<(string Name, int[] Shape, float[] Data)> weights,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        Directory.CreateDirectory(folder);
+        SafeTensorsWriter.Write(Path.Combine(folder, WeightsFile), weights, metadata);
+        WriteText(Path.Combine(folder, ConfigFile), config.ToJsonString() + "\n");
+    }
+
+    /// <summary>Reads model.json; a missing folder or file is a FileNotFoundException / DirectoryNotFoundException naming it.</summary>
+    public static ModelConfig LoadConfig(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
+        return ModelConfig.Load(Path.Combine(folder, ConfigFile));
+    }
+
+    /// <summary>Builds the UNet that model.json describes and loads model.safetensors into it (strict names and shapes).</summary>
+    public static (ModelConfig Config, UNetModel Model) Load(string folder)
+    {
+        var config = LoadConfig(folder);
+        var model = new UNetModel(config.ToUNetConfig(), new Rng(0));
+        LoadWeights(model, Path.Combine(folder, WeightsFile));
+        model.Eval();
+        return (config, model);
+    }
+
+    /// <summary>Loads a safetensors state dict into model (every parameter present, shapes equal, no extras).</summary>
+    public static void LoadWeights(Module model, string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"weights not found: {path}", path);
+        var file = SafeTensorsFile.Open(path);
+        var state = new Dictionary<string, (int[] Shape, float[] Data)>();
+        foreach (var name in file.Names)
+            state[name] = (Array.ConvertAll(file.Info(name).Shape, d => checked((int)d)), file.ReadFloat32(name));
+        model.LoadStateDict(state, strict: true, source: path);
+    }
+
+    /// <summary>A module's parameters as named tensors, for <see cref="SafeTensorsWriter"/>.</summary>
+    public static IEnumerable<(string Name, int[] Shape, float[] Data)> Weights(Module model)
+        => model.NamedParameters().Select(p => (p.Name, p.Param.Shape, p.Param.ToArray()));
+
+    internal static void WriteText(string path, string text)
+        => AtomicFile.Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
+}

@@ -1,0 +1,109 @@
+// The UNet's blocks, as improved-diffusion's unet.py defines them: ResBlock (GroupNorm → SiLU → conv, the
+// timestep embedding added or applied as scale-and-shift, GroupNorm → SiLU → dropout → zero-initialised conv,
+// plus a skip), AttentionBlock (multi-head self-attention over the pixels, QKVAttention's scaling), and the
+// stride-2 Downsample / nearest-×2 Upsample.
+namespace DiffuSharp.NN;
+
+public sealed class ResBlock : Module, IEmbedLayer
+{
+    readonly GroupNorm _inNorm, _outNorm;
+    readonly Conv2d _inConv, _outConv;
+    readonly Linear _embProj;
+    readonly Conv2d? _skip;                      // only when channel counts differ
+    readonly bool _scaleShift;
+    readonly float _dropout;
+    readonly int _outChannels;
+
+    public ResBlock(int channels, int embChannels, float dropout, int outChannels, bool useScaleShiftNorm, bool useConvSkip, Rng rng)
+    {
+        (_scaleShift, _dropout, _outChannels) = (useScaleShiftNorm, dropout, outChannels);
+        _inNorm = Register("in_layers.0", new GroupNorm(32, channels));
+        _inConv = Register("in_layers.2", new Conv2d(channels, outChannels, 3, rng, padding: 1));
+        _embProj = Register("emb_layers.1", new Linear(embChannels, useScaleShiftNorm ? 2 * outChannels : outChannels, rng));
+        _outNorm = Register("out_layers.0", new GroupNorm(32, outChannels));
+        _outConv = Register("out_layers.3", Init.Zero(new Conv2d(outChannels, outChannels, 3, rng, padding: 1)));
+        if (outChannels != channels)
+            _skip = Register("skip_connection", useConvSkip ? new Conv2d(channels, outChannels, 3, rng, padding: 1) : new Conv2d(channels, outChannels, 1, rng));
+    }
+
+    public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)       // x: (B, C, H, W), emb: (B, E)
+    {
+        var h = _inConv.Forward(_inNorm.ForwardSilu(x));                  // (B, Cout, H, W)
+        var e = _embProj.Forward(emb.Silu());                              // (B, Cout) or (B, 2·Cout)
+        int b = x.Dim(0);
+        if (_scaleShift)
+        {
+            var parts = e.Chunk(2, 1);
+            var scale = parts[0].Reshape(b, _outChannels, 1, 1);
+            var shift = parts[1].Reshape(b, _outChannels, 1, 1);
+            h = (_outNorm.Forward(h) * (scale + 1.0) + shift).Silu();
+        }
+        else
+        {
+            h = _outNorm.ForwardSilu(h + e.Reshape(b, _outChannels, 1, 1)); // broadcast over H, W
+        }
+        if (ctx.Training && _dropout > 0) h = h.Dropout(_dropout, ctx.Rng!);
+        h = _outConv.Forward(h);
+        return (_skip?.Forward(x) ?? x) + h;
+    }
+}
+
+public sealed class AttentionBlock : Module, IEmbedLayer
+{
+    readonly GroupNorm _norm;
+    readonly Conv1x1 _qkv, _projOut;
+    readonly int _heads, _channels;
+
+    public AttentionBlock(int channels, int numHeads, Rng rng)
+    {
+        if (channels % numHeads != 0) throw new ArgumentException($"AttentionBlock: {channels} channels do not split into {numHeads} heads");
+        (_heads, _channels) = (numHeads, channels);
+        _norm = Register("norm", new GroupNorm(32, channels));
+        _qkv = Register("qkv", new Conv1x1(channels, 3 * channels, rng));
+        _projOut = Register("proj_out", Init.Zero(new Conv1x1(channels, channels, rng)));
+    }
+
+    public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
+    {
+        int b = x.Dim(0), c = x.Dim(1), hh = x.Dim(2), ww = x.Dim(3), t = hh * ww, ch = c / _heads;
+        var flat = x.Reshape(b, c, t);                                     // (B, C, T)
+        var qkv = _qkv.Forward(_norm.Forward(flat));                       // (B, 3C, T)
+        var perHead = qkv.Reshape(b * _heads, 3 * ch, t);                  // (B·heads, 3·ch, T): q, k, v stacked per head
+        var q = perHead.Slice(1, 0, ch).Transpose(1, 2);                   // (B·heads, T, ch)
+        var k = perHead.Slice(1, ch, ch).Transpose(1, 2);
+        var v = perHead.Slice(1, 2 * ch, ch).Transpose(1, 2);
+        // QKVAttention scales q and k each by ch^(−1/4), i.e. the logits by 1/√ch.
+        var a = Tensor.Attention(q, k, v, 1f / MathF.Sqrt(ch));            // (B·heads, T, ch)
+        var h = a.Transpose(1, 2).Reshape(b, c, t);                        // (B, C, T)
+        h = _projOut.Forward(h);
+        return (flat + h).Reshape(b, c, hh, ww);
+    }
+}
+
+public sealed class Downsample : Module, IEmbedLayer
+{
+    readonly Conv2d? _op;
+
+    public Downsample(int channels, bool useConv, Rng rng)
+    {
+        if (useConv) _op = Register("op", new Conv2d(channels, channels, 3, rng, stride: 2, padding: 1));
+    }
+
+    public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx) => _op?.Forward(x) ?? x.AvgPool2x2();   // (B, C, H/2, W/2)
+}
+
+public sealed class Upsample : Module, IEmbedLayer
+{
+    readonly Conv2d? _conv;
+
+    public Upsample(int channels, bool useConv, Rng rng)
+    {
+        if (useConv) _conv = Register("conv", new Conv2d(channels, channels, 3, rng, padding: 1));
+    }
+
+    public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
+    {
+        var h = x.UpsampleNearest2x();                                     // (B, C, 2H, 2W)
+        return _conv?.Forward(h) ?? h;
+    }
+}

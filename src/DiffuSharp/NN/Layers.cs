@@ -1,0 +1,49 @@
+// Basic layers: Linear and Embedding, initialised as PyTorch initialises them (kaiming-uniform with a = √5, i.e.
+// U(−1/√fan_in, 1/√fan_in) for weights and biases; N(0, 1) for embeddings), from an explicit Rng.
+namespace DiffuSharp.NN;
+
+public sealed class Linear : Module
+{
+    public Tensor Weight { get; }
+    public Tensor? Bias { get; }
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+
+    public Linear(int inFeatures, int outFeatures, Rng rng, bool bias = true)
+    {
+        (InFeatures, OutFeatures) = (inFeatures, outFeatures);
+        float bound = 1f / MathF.Sqrt(inFeatures);
+        Weight = Parameter("weight", Tensor.Rand([outFeatures, inFeatures], rng, -bound, bound));
+        if (bias) Bias = Parameter("bias", Tensor.Rand([outFeatures], rng, -bound, bound));
+    }
+
+    /// <summary>x: (…, in) → (…, out)</summary>
+    public Tensor Forward(Tensor x) => Tensor.Linear(x, Weight, Bias);
+}
+
+public sealed class Embedding : Module
+{
+    public Tensor Weight { get; }
+
+    public Embedding(int count, int dim, Rng rng) => Weight = Parameter("weight", Tensor.RandN([count, dim], rng));
+
+    /// <summary>indices (n) → (n, dim)</summary>
+    public Tensor Forward(int[] indices)
+    {
+        int n = Weight.Dim(0);
+        foreach (int i in indices)
+            if ((uint)i >= (uint)n) throw new ArgumentException($"Embedding: index {i} is out of range for {n} entries");
+        return Tensor.Embedding(Weight, indices);
+    }
+}
+
+/// <summary>Parameter initialisers used by the models.</summary>
+public static class Init
+{
+    /// <summary>Sets every parameter of a module to zero (improved-diffusion's zero_module) and returns it.</summary>
+    public static T Zero<T>(T module) where T : Module
+    {
+        foreach (var p in module.Parameters()) p.Data.Clear();
+        return module;
+    }
+}

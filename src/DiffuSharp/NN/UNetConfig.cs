@@ -1,0 +1,42 @@
+// The UNet's architecture as improved-diffusion's UNetModel arguments.
+namespace DiffuSharp.NN;
+
+public sealed record UNetConfig(
+    int InChannels = 3,
+    int ModelChannels = 128,
+    int OutChannels = 3,
+    int NumResBlocks = 2,
+    int[]? AttentionResolutions = null,   // downsample rates ds (1, 2, 4, …) that get attention, not pixel sizes
+    float Dropout = 0f,
+    int[]? ChannelMult = null,            // default (1, 2, 4, 8) as UNetModel's own default
+    bool ConvResample = true,             // strided / post-upsample 3×3 convs instead of plain pooling / copying
+    int? NumClasses = null,               // class-conditional when set: label embedding added to the time embedding
+    int NumHeads = 1,
+    int NumHeadsUpsample = -1,            // −1: same as NumHeads
+    bool UseScaleShiftNorm = false,       // FiLM-like: out_norm(h)·(1 + scale) + shift from the embedding
+    bool UseConvSkip = false)             // 3×3 instead of 1×1 skip convs where channels change
+{
+    public int[] Mult => ChannelMult ?? [1, 2, 4, 8];
+    public int[] AttentionDs => AttentionResolutions ?? [];
+    public int HeadsUpsample => NumHeadsUpsample == -1 ? NumHeads : NumHeadsUpsample;
+
+    /// <summary>Throws with a clear message if the combination cannot build a model.</summary>
+    public void Validate()
+    {
+        if (InChannels < 1 || OutChannels < 1) throw new ArgumentException($"UNet: in/out channels must be positive, got {InChannels}/{OutChannels}");
+        if (ModelChannels < 32 || ModelChannels % 32 != 0) throw new ArgumentException($"UNet: model channels must be a positive multiple of 32 (GroupNorm(32)), got {ModelChannels}");
+        if (NumResBlocks < 1) throw new ArgumentException($"UNet: num_res_blocks must be at least 1, got {NumResBlocks}");
+        if (Mult.Length == 0 || Mult.Any(m => m < 1)) throw new ArgumentException($"UNet: channel_mult must be positive integers, got ({string.Join(",", Mult)})");
+        if (NumHeads < 1) throw new ArgumentException($"UNet: num_heads must be at least 1, got {NumHeads}");
+        if (Dropout < 0 || Dropout >= 1) throw new ArgumentException($"UNet: dropout must be in [0, 1), got {Dropout}");
+        if (NumClasses is < 1) throw new ArgumentException($"UNet: num_classes must be positive, got {NumClasses}");
+    }
+
+    /// <summary>The image side must halve cleanly at every downsample.</summary>
+    public void ValidateImageSize(int imageSize)
+    {
+        int factor = 1 << (Mult.Length - 1);
+        if (imageSize < 1 || imageSize % factor != 0)
+            throw new ArgumentException($"image size {imageSize} is not divisible by {factor}, the UNet's downsampling factor for channel_mult ({string.Join(",", Mult)})");
+    }
+}

@@ -1,0 +1,210 @@
+// Training checkpoints: <out>/checkpoint/ holds
+//   model.safetensors + model.json     the live weights, as a model folder (SPEC.md)
+//   ema_<rate>.safetensors             one per EMA rate, same names (improved-diffusion's ema_<rate>_<step>.pt)
+//   optimizer.safetensors              AdamW's m and v as flat tensors in parameter order; step in the metadata
+//   trainer.json                       step, every RNG state (data order, timesteps, noise, dropout), the data
+//                                      loader's position, the loss-aware sampler's history, the training config
+// Crash safety: the whole set is written (each file through AtomicFile) into <out>/checkpoint.tmp-<random>/, then
+// the folders are swapped: checkpoint → checkpoint.old-<random>, tmp → checkpoint, the old one deleted. A crash
+// while writing leaves the previous checkpoint untouched; a crash between the two renames leaves the previous set
+// as checkpoint.old-*, which Locate() falls back to. A set without trainer.json (written last) is never used.
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.Data;
+using DiffuSharp.Diffusion;
+using DiffuSharp.IO;
+using DiffuSharp.Models;
+
+namespace DiffuSharp.Training;
+
+public static class Checkpoint
+{
+    public const string FolderName = "checkpoint";
+    const string OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+    const int FormatVersion = 1;
+
+    public static string EmaFileName(double rate) => $"ema_{rate.ToString("R", CultureInfo.InvariantCulture)}.safetensors";
+
+    /// <summary>Writes the trainer's full state to <c>outFolder/checkpoint/</c>, replacing the previous one atomically.</summary>
+    public static string Save(Trainer trainer, string outFolder)
+    {
+        ArgumentNullException.ThrowIfNull(trainer);
+        Directory.CreateDirectory(outFolder);
+        foreach (var stale in Directory.EnumerateDirectories(outFolder, FolderName + ".tmp-*")) TryDelete(stale);
+        string final = Path.Combine(outFolder, FolderName);
+        string tmp = Path.Combine(outFolder, $"{FolderName}.tmp-{RandomHex()}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            var state = trainer.ExportState();
+            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            ModelFolder.Save(tmp, trainer.ModelConfig, trainer.ExportWeights(), meta);
+            foreach (var ema in trainer.Emas)
+                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFileName(ema.Rate)), trainer.ExportWeights(ema),
+                    new Dictionary<string, string>(meta) { ["ema_rate"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
+            var opt = trainer.Optimizer.ExportState();
+            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
+                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+            ModelFolder.WriteText(Path.Combine(tmp, StateFile), StateToJson(state, trainer.Config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+
+            string? old = null;
+            if (Directory.Exists(final))
+            {
+                old = Path.Combine(outFolder, $"{FolderName}.old-{RandomHex()}");
+                Directory.Move(final, old);
+            }
+            Directory.Move(tmp, final);
+            if (old is not null) TryDelete(old);
+        }
+        catch
+        {
+            TryDelete(tmp);
+            throw;
+        }
+        return final;
+    }
+
+    /// <summary>The checkpoint folder to resume from: outFolder/checkpoint, or the newest complete checkpoint.old-*
+    /// left by a crash during the swap. Throws DirectoryNotFoundException naming outFolder when there is none.</summary>
+    public static string Locate(string outFolder)
+    {
+        string final = Path.Combine(outFolder, FolderName);
+        if (File.Exists(Path.Combine(final, StateFile))) return final;
+        var fallback = Directory.Exists(outFolder)
+            ? Directory.EnumerateDirectories(outFolder, FolderName + ".old-*")
+                .Where(d => File.Exists(Path.Combine(d, StateFile)))
+                .OrderByDescending(d => File.GetLastWriteTimeUtc(Path.Combine(d, StateFile))).FirstOrDefault()
+            : null;
+        return fallback ?? throw new DirectoryNotFoundException($"no checkpoint to resume from: {final}{Path.DirectorySeparatorChar}{StateFile} does not exist");
+    }
+
+    /// <summary>The training config stored in a checkpoint folder.</summary>
+    public static TrainConfig ReadConfig(string checkpointFolder)
+    {
+        var root = ReadState(checkpointFolder, out string path);
+        return TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+    }
+
+    /// <summary>
+    /// Rebuilds a trainer from a checkpoint folder: model.json, the training config (adjusted by <paramref name="adjust"/>,
+    /// e.g. a longer step budget), weights, optimizer, EMAs, RNGs, data position and sampler history.
+    /// </summary>
+    public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
+    {
+        var root = ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        if (adjust is not null) config = adjust(config);
+        var modelConfig = ModelFolder.LoadConfig(checkpointFolder);
+        var trainer = new Trainer(modelConfig, config, data);
+
+        ModelFolder.LoadWeights(trainer.Model, Path.Combine(checkpointFolder, ModelFolder.WeightsFile));
+        foreach (var ema in trainer.Emas)
+        {
+            string file = Path.Combine(checkpointFolder, EmaFileName(ema.Rate));
+            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA for rate {ema.Rate}: {file} is missing", file);
+            var st = SafeTensorsFile.Open(file);
+            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
+        }
+        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        trainer.ImportState(StateFromJson(root, path));
+        return trainer;
+    }
+
+    static float[] ReadNamed(SafeTensorsFile file, string name, int count)
+    {
+        if (!file.Contains(name)) throw new InvalidDataException($"{file.SourceName} lacks parameter '{name}'");
+        var data = file.ReadFloat32(name);
+        if (data.Length != count) throw new InvalidDataException($"{file.SourceName}: '{name}' has {data.Length} values, the model expects {count}");
+        return data;
+    }
+
+    static JsonObject ReadState(string folder, out string path)
+    {
+        path = Path.Combine(folder, StateFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint state not found: {path}", path);
+        JsonNode? node;
+        try { node = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        if (node is not JsonObject o) throw new InvalidDataException($"{path}: expected a JSON object");
+        if (o["format"]?.GetValue<int>() != FormatVersion) throw new InvalidDataException($"{path}: unsupported checkpoint format (expected \"format\": {FormatVersion})");
+        return o;
+    }
+
+    static JsonObject StateToJson(TrainerState s, TrainConfig config)
+    {
+        var rngs = new JsonObject();
+        foreach (var (name, r) in s.Rngs) rngs[name] = RngToJson(r);
+        var o = new JsonObject
+        {
+            ["format"] = FormatVersion,
+            ["step"] = s.Step,
+            ["rngs"] = rngs,
+            ["data"] = new JsonObject { ["epoch_start_rng"] = RngToJson(s.Data.EpochStart), ["batches_in_epoch"] = s.Data.BatchesInEpoch, ["epoch"] = s.Data.Epoch },
+            ["config"] = config.ToJson(),
+        };
+        if (s.Sampler is { } smp)
+            o["sampler"] = new JsonObject
+            {
+                ["history"] = new JsonArray(smp.History.Select(h => (JsonNode)Hex(BitConverter.DoubleToUInt64Bits(h))).ToArray()),
+                ["counts"] = new JsonArray(smp.Counts.Select(c => (JsonNode)c).ToArray()),
+            };
+        return o;
+    }
+
+    static TrainerState StateFromJson(JsonObject o, string path)
+    {
+        try
+        {
+            var rngs = new Dictionary<string, RngState>();
+            foreach (var (name, node) in (JsonObject)o["rngs"]!) rngs[name] = RngFromJson(node!);
+            var d = (JsonObject)o["data"]!;
+            var data = new DataLoaderState(RngFromJson(d["epoch_start_rng"]!), d["batches_in_epoch"]!.GetValue<int>(), d["epoch"]!.GetValue<int>());
+            LossSecondMomentState? sampler = null;
+            if (o["sampler"] is JsonObject smp)
+                sampler = new LossSecondMomentState(
+                    smp["history"]!.AsArray().Select(h => BitConverter.UInt64BitsToDouble(ParseHex(h!))).ToArray(),
+                    smp["counts"]!.AsArray().Select(c => c!.GetValue<int>()).ToArray());
+            return new TrainerState(o["step"]!.GetValue<long>(), rngs, data, sampler);
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidCastException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path}: malformed trainer state ({e.Message})");
+        }
+    }
+
+    // RNG words as hex strings: JSON numbers cannot hold 64-bit integers exactly, and the spare normal is stored by its bits.
+    static JsonObject RngToJson(RngState r) => new()
+    {
+        ["s"] = new JsonArray(Hex(r.S0), Hex(r.S1), Hex(r.S2), Hex(r.S3)),
+        ["has_spare"] = r.HasSpare,
+        ["spare_bits"] = Hex(BitConverter.DoubleToUInt64Bits(r.Spare)),
+    };
+
+    static RngState RngFromJson(JsonNode n)
+    {
+        var s = n["s"]!.AsArray();
+        if (s.Count != 4) throw new FormatException($"RNG state needs 4 words, got {s.Count}");
+        return new RngState(ParseHex(s[0]!), ParseHex(s[1]!), ParseHex(s[2]!), ParseHex(s[3]!),
+            n["has_spare"]!.GetValue<bool>(), BitConverter.UInt64BitsToDouble(ParseHex(n["spare_bits"]!)));
+    }
+
+    static string Hex(ulong v) => v.ToString("x16", CultureInfo.InvariantCulture);
+    static ulong ParseHex(JsonNode n) => ulong.Parse(n.GetValue<string>(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+    static string RandomHex() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+
+    static void TryDelete(string dir)
+    {
+        try { Directory.Delete(dir, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,176 @@
+// The training loop of improved-diffusion (train_util.TrainLoop.run_step / forward_backward / optimize_normal),
+// one Step() at a time: draw a batch, then per microbatch sample t with the schedule sampler, draw ε, compute the
+// diffusion losses, feed them to a loss-aware sampler, and back-propagate the importance-weighted mean; then clip,
+// set the lr (warm-up, linear anneal), AdamW step, EMA updates, zero the gradients.
+// Deviations: each microbatch's loss is scaled by (its size / batch size), so the gradient is the full batch's
+// mean whatever the microbatch (the reference sums the microbatch means); an lr warm-up and global-norm clipping
+// are added; all randomness comes from four seeded Rngs (data order, timesteps, noise, dropout) that a checkpoint
+// saves, so training resumes bit-exactly.
+using System.Diagnostics;
+using DiffuSharp.Data;
+using DiffuSharp.Diffusion;
+using DiffuSharp.Models;
+using DiffuSharp.NN;
+
+namespace DiffuSharp.Training;
+
+/// <summary>What one step did. Losses are the importance-weighted means over the batch; Quartiles[q] the weighted
+/// mean loss of the samples with t in the q-th quarter of 0..T−1 (NaN when none fell there), as log_loss_dict.</summary>
+public sealed record StepStats(long Step, double Loss, double? Mse, double? Vb, double[] QuartileSums, int[] QuartileCounts,
+    double Lr, double GradNorm, double Seconds, int BatchSize);
+
+/// <summary>Everything but the tensors that a checkpoint needs to continue exactly.</summary>
+public sealed record TrainerState(long Step, IReadOnlyDictionary<string, RngState> Rngs, DataLoaderState Data, LossSecondMomentState? Sampler);
+
+public sealed partial class Trainer
+{
+    readonly float[] _images;
+    readonly int[] _labels;
+    readonly Rng _timestepRng, _noiseRng, _dropoutRng, _dataRng;
+    readonly DataLoader _data;
+    readonly int _c, _h, _w;
+
+    public TrainConfig Config { get; }
+    public ModelConfig ModelConfig { get; }
+    public UNetModel Model { get; }
+    public GaussianDiffusion Diffusion { get; }
+    public ScheduleSampler Sampler { get; }
+    public AdamW Optimizer { get; }
+    public IReadOnlyList<Ema> Emas { get; }
+    public FlatParameters Flat { get; }
+
+    /// <summary>Steps completed so far.</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>A fresh model (initialised from Seed) and optimizer over data, whose images must match the model's shape.</summary>
+    public Trainer(ModelConfig modelConfig, TrainConfig config, ImageDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(modelConfig);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(data);
+        config.Validate();
+        (Config, ModelConfig) = (config, modelConfig);
+        if (data.Channels != modelConfig.InChannels || data.Height != modelConfig.ImageSize || data.Width != modelConfig.ImageSize)
+            throw new ArgumentException($"data is ({data.Channels}, {data.Height}, {data.Width}) per image, the model expects ({modelConfig.InChannels}, {modelConfig.ImageSize}, {modelConfig.ImageSize}) (in_channels, image_size)");
+        if (config.BatchSize > data.Count)
+            throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        if (modelConfig.ClassCond && data.Labels is null)
+            throw new ArgumentException("class_cond needs a labelled dataset, and this one has no labels");
+        if (modelConfig.ClassCond && data.NumClasses > (modelConfig.ClassCount ?? 0))
+            throw new ArgumentException($"the dataset has {data.NumClasses} classes, the model's num_classes is {modelConfig.ClassCount}");
+
+        // One root seed, forked in a fixed order: the model init first, so weights depend only on the seed.
+        var root = new Rng(config.Seed);
+        Model = new UNetModel(modelConfig.ToUNetConfig(), root.Fork());
+        _dataRng = root.Fork();
+        _timestepRng = root.Fork();
+        _noiseRng = root.Fork();
+        _dropoutRng = root.Fork();
+
+        Flat = Model.PackParameters();
+        Model.Train();
+        Diffusion = DiffusionFactory.Create(modelConfig.ToDiffusionConfig() with { TimestepRespacing = "" });
+        Sampler = ScheduleSampler.Create(config.ScheduleSampler, Diffusion);
+        // One tensor over the flat buffer: optimizer state is two flat arrays, updated in one pass.
+        var flatParam = Tensor.Wrap(Flat.Values, Flat.Values.Length);
+        flatParam.Grad = Tensor.Wrap(Flat.Grads, Flat.Grads.Length);
+        Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
+        Emas = config.EmaRates().Select(r => new Ema([flatParam], r)).ToList();
+
+        _data = new DataLoader(data, config.BatchSize, _dataRng);
+        (_c, _h, _w) = (data.Channels, data.Height, data.Width);
+        _images = new float[config.BatchSize * data.ImageLength];
+        _labels = modelConfig.ClassCond ? new int[config.BatchSize] : [];
+    }
+
+    /// <summary>One optimisation step over one batch.</summary>
+    public StepStats Step()
+    {
+        var clock = Stopwatch.StartNew();
+        int B = Config.BatchSize, mb = Config.MicrobatchSize, len = _c * _h * _w, T = Diffusion.NumTimesteps;
+        double lr = Config.LrAt(StepCount);
+        _data.Next(_images, _labels);
+        Model.ZeroGrad();
+
+        double lossSum = 0, mseSum = 0, vbSum = 0;
+        bool hasMse = false, hasVb = false;
+        var qSum = new double[4];
+        var qCount = new int[4];
+        for (int start = 0; start < B; start += mb)
+        {
+            int n = Math.Min(mb, B - start);
+            var x0 = Tensor.FromArray(_images.AsSpan(start * len, n * len).ToArray(), n, _c, _h, _w);   // (n, C, H, W)
+            int[]? classes = _labels.Length == 0 ? null : _labels.AsSpan(start, n).ToArray();
+            var (t, w) = Sampler.Sample(n, _timestepRng);
+            DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);
+            var terms = Diffusion.TrainingLosses(model, x0, t, _noiseRng);
+            var perSample = terms.Loss.ToArray();                                                      // (n)
+            if (Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
+
+            // Σ_i w_i·L_i / B: summed over microbatches this is the batch's weighted mean loss.
+            var loss = (terms.Loss * Tensor.FromArray(w, n)).Sum() * (1.0 / B);
+            loss.Backward();
+
+            var mse = terms.Mse?.ToArray();
+            var vb = terms.Vb?.ToArray();
+            for (int i = 0; i < n; i++)
+            {
+                double li = perSample[i] * w[i];
+                lossSum += li;
+                if (mse is not null) { mseSum += mse[i] * w[i]; hasMse = true; }
+                if (vb is not null) { vbSum += vb[i] * w[i]; hasVb = true; }
+                int q = Math.Min(3, 4 * t[i] / T);
+                qSum[q] += li;
+                qCount[q]++;
+            }
+        }
+
+        // Clip (or, with clipping off, only measure) the global gradient norm, then update.
+        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        Optimizer.Lr = lr;
+        Optimizer.Step();
+        foreach (var ema in Emas) ema.Update();
+        Model.ZeroGrad();
+        StepCount++;
+        return new StepStats(StepCount, lossSum / B, hasMse ? mseSum / B : null, hasVb ? vbSum / B : null, qSum, qCount,
+            lr, gradNorm, clock.Elapsed.TotalSeconds, B);
+    }
+
+    /// <summary>The RNG states, data position and sampler history (for <see cref="Checkpoint"/>).</summary>
+    public TrainerState ExportState() => new(
+        StepCount,
+        new Dictionary<string, RngState>
+        {
+            ["data"] = _dataRng.GetState(), ["timesteps"] = _timestepRng.GetState(),
+            ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
+        },
+        _data.GetState(),
+        (Sampler as LossSecondMomentResampler)?.GetState());
+
+    /// <summary>Restores what <see cref="ExportState"/> returned (weights, optimizer and EMA are loaded separately).</summary>
+    public void ImportState(TrainerState state)
+    {
+        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
+        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
+        _data.SetState(state.Data);                       // replays batches with the data Rng, so set that Rng after
+        _dataRng.SetState(Get("data"));
+        _timestepRng.SetState(Get("timesteps"));
+        _noiseRng.SetState(Get("noise"));
+        _dropoutRng.SetState(Get("dropout"));
+        if (Sampler is LossSecondMomentResampler aware)
+            aware.SetState(state.Sampler ?? throw new InvalidDataException("trainer state lacks the loss-second-moment sampler history"));
+        StepCount = state.Step;
+    }
+
+    /// <summary>The EMA weights of the first rate (or the live weights without EMA) as named tensors.</summary>
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
+    {
+        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
+        int at = 0;
+        foreach (var (name, p) in Model.NamedParameters())
+        {
+            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
+            at += p.Count;
+        }
+    }
+}

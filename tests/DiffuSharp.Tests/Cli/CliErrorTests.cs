@@ -1,0 +1,51 @@
+// Bad input to train and sample: a non-zero exit and exactly one "error: …" line on stderr that names the problem,
+// never a stack trace.
+using DiffuSharp.Tests.Training;
+using Xunit;
+
+namespace DiffuSharp.Tests.Cli;
+
+public sealed class CliErrorTests
+{
+    [Theory]
+    [InlineData("train --bogus 1", "unknown option --bogus")]
+    [InlineData("train --steps 0 --preset tiny", "--steps")]
+    [InlineData("train --preset huge", "unknown preset")]
+    [InlineData("train --preset tiny --data nowhere:x", "unknown --data")]
+    [InlineData("train --preset tiny --channel_mult 1,2,4 --image_size 30", "not divisible")]
+    [InlineData("train --resume --out /nonexistent/diffusharp-run", "no checkpoint")]
+    [InlineData("sample --model /nonexistent/diffusharp-model", "model folder not found")]
+    [InlineData("sample --model X --steps 0", "--steps")]
+    [InlineData("sample --model X --eta -0.5", "--eta")]
+    [InlineData("sample --model X --sampler plms", "--sampler")]
+    [InlineData("sample", "--model is required")]
+    public void Bad_input_is_one_error_line(string commandLine, string expected)
+        => AssertOneLineError(commandLine.Split(' '), expected);
+
+    [Fact]
+    public void Corrupt_or_impossible_model_json_is_one_error_line()
+    {
+        string dir = TrainingFixtures.TempFolder("badmodel");
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 28, ");
+            AssertOneLineError(["sample", "--model", dir], "not valid JSON");
+            File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 30, \"channel_mult\": \"1,2,4\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
+            AssertOneLineError(["sample", "--model", dir], "not divisible");
+            File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 8, \"channel_mult\": \"1,2\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
+            AssertOneLineError(["sample", "--model", dir], "model.safetensors");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    static void AssertOneLineError(string[] args, string expected)
+    {
+        var (code, _, stderr) = TrainSampleEndToEndTests.Cli(args);
+        Assert.NotEqual(0, code);
+        var lines = stderr.TrimEnd().Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+}
