@@ -2,7 +2,8 @@
 // kernel-1 1-D convolution improved-diffusion uses for attention's qkv and proj_out (conv_nd(1, …, 1)).
 //
 // "Same" stride-1 convolutions with square odd kernels (3×3 pad 1: nearly every conv of a UNet) run on the direct
-// kernels in Kernels/ConvDirect.cs (forward and dx; dW too for 3×3 on AVX-512); everything else is lowered to GEMM
+// kernels in Kernels/ConvDirect.cs for dx, and for the forward and dW (3×3 on AVX-512) on images at least 14 wide
+// (ConvDirect.PreferForward: smaller ones are faster through im2col + GEMM); everything else is lowered to GEMM
 // the classic way (Caffe / PyTorch slow_conv2d): im2col, then W (Cout, CKK) · col (CKK, N).
 // Deviation: images are processed in chunks of G whose columns are folded side by side into one matrix
 // (CKK, G·Ho·Wo), so every GEMM has a large N (forward, dx) or K (dW) even at 7×7, and the GEMM itself splits
@@ -77,11 +78,13 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
-        bool direct = ConvDirect.IsSupported(g);
+        // direct kernels for dx of every supported shape; for the forward and dW only where they beat im2col + GEMM
+        bool direct = ConvDirect.IsSupported(g), directFwd = direct && ConvDirect.PreferForward(g);
+        bool directDw = directFwd && ConvDirect.WeightGradSupported(g);
         // one chunking for forward and backward (so a saved column matrix lines up)
         int chunk = ConvChunk(batch, (long)Math.Max(ckk, Math.Max(cin, cout)) * hw);
         long colFloats = (long)batch * ckk * hw;
-        float[]? savedCol = !g.IsPointwise && !direct && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
+        float[]? savedCol = !g.IsPointwise && !directFwd && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
             ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
         var y = new Tensor(outShape);                                       // (B, Cout, Ho, Wo)
         if (y.Count > 0)
@@ -93,7 +96,7 @@ internal static unsafe partial class Ops
                     if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
                     Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
                 }
-                else if (direct) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
+                else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
                     // chunk after chunk, either in one scratch matrix or side by side in the saved one:
@@ -154,7 +157,7 @@ internal static unsafe partial class Ops
                     fixed (float* pdx = x.GradData()) DirectConv(pdy, batch, gT, pw, cout, cin, flipTranspose: true, null, pdx, accumulate: true);
                     needX = false;
                 }
-                if (needW && ConvDirect.WeightGradSupported(g))
+                if (needW && directDw)
                 {
                     fixed (float* pdw = weight.GradData()) DirectWeightGrad(px, pdy, batch, g, cout, pdw);
                     needW = false;

@@ -23,7 +23,17 @@ internal static unsafe class ConvDirect
 
     /// <summary>Stride 1, square odd kernel, padding (k − 1)/2 (output size = input size), not 1×1, and SIMD.</summary>
     public static bool IsSupported(in ConvGeometry g) =>
-        g.IsSame && g.Kh == g.Kw && g.Kh > 1 && Vector256.IsHardwareAccelerated;
+        !Disabled && g.IsSame && g.Kh == g.Kw && g.Kh > 1 && Vector256.IsHardwareAccelerated;
+
+    /// <summary>True when the direct forward (and the direct dW) beat im2col + GEMM: images at least 14 wide. Below
+    /// that the Wp − W dropped columns of every row and the ragged last tile waste a quarter of the FMAs; measured on
+    /// one thread (min of 9, batch 32, 64 channels): 7×7 forward 2.3-2.6 ms direct against 1.6-2.2 ms im2col + GEMM,
+    /// dW 2.5-3.3 ms against 1.6-1.9 ms from the forward's saved column matrix; at 14×14 and 28×28 direct wins every
+    /// pass (forward 11 against 12-24 ms, dx 8-11 against 13-17 ms). dx stays direct at 7×7 (1.5-2.2 against 2.0-2.6 ms).</summary>
+    public static bool PreferForward(in ConvGeometry g) => g.W >= 14;
+
+    /// <summary>Benchmarks and tests set this to time or check the im2col path on the same shapes.</summary>
+    internal static bool Disabled;
 
     /// <summary>Tests set this to run the Vector256 kernel on an AVX-512 machine.</summary>
     internal static bool ForceVector256;
