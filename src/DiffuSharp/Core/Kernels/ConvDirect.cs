@@ -183,20 +183,50 @@ internal static unsafe class ConvDirect
     /// <summary>dW (cout, g.C, 3, 3) += Σ_b dyz[b] ⋆ xp[b]: xp from <see cref="Pad"/>, dyz from <see cref="PadRows"/>.</summary>
     public static void WeightGrad(float* xp, float* dyz, int count, in ConvGeometry g, int cout, float* dw)
     {
-        int triples = (cout + 2) / 3;
+        int triples = (cout + 2) / 3, items = g.C * triples;
         // images per block: the block's x and dy planes stay in L2 while every item walks them
         int block = Math.Max(1, WeightGradBlockFloats / Math.Max(1, (g.C + cout) * PlaneFloats(g)));
-        for (int b0 = 0; b0 < count; b0 += block)
+        int blocks = (count + block - 1) / block;
+        // One parallel loop over (block, item), block-major, handed out through a shared counter so both threads
+        // walk the same block's planes. Each block writes its own partial dW; the partials are then added into dW in
+        // block order, the same sums in the same order as adding block after block, whatever the thread count.
+        long wFloats = (long)cout * g.C * 9;
+        float[] partBuf = ArrayPool<float>.Shared.Rent(checked((int)(blocks * wFloats)));
+        try
         {
-            var work = new WeightGradWork(xp, dyz, g, cout, b0, Math.Min(block, count - b0), dw);
-            ParallelFor.Run(g.C * triples, work);
+            fixed (float* part = partBuf)
+            {
+                int next = 0;
+                var work = new WeightGradWork(xp, dyz, g, cout, block, count, part, wFloats, blocks * items, &next);
+                ParallelFor.RunRange(Math.Min(Parallelism.MaxThreads, blocks * items), work);
+                for (int b = 0; b < blocks; b++)
+                {
+                    float* pb = part + b * wFloats;
+                    for (long t = 0; t < wFloats; t++) dw[t] += pb[t];
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partBuf);
         }
     }
 
-    readonly struct WeightGradWork(float* xp, float* dyz, ConvGeometry g, int cout, int b0, int nb, float* dw) : IWorkItem
+    readonly struct WeightGradWork(float* xp, float* dyz, ConvGeometry g, int cout, int block, int count, float* part,
+        long wFloats, int total, int* next) : IRangeWorkItem
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Invoke(int index)
+        public void Invoke(int begin, int end)
+        {
+            int items = g.C * ((cout + 2) / 3);
+            for (int t; (t = Interlocked.Increment(ref *next) - 1) < total;)
+            {
+                int blk = t / items, b0 = blk * block;
+                Item(t % items, b0, Math.Min(block, count - b0), part + blk * wFloats);
+            }
+        }
+
+        /// <summary>dw[o..o+3, c] = Σ over images [b0, b0 + nb) for item (c, output triple).</summary>
+        void Item(int index, int b0, int nb, float* dw)
         {
             int triples = (cout + 2) / 3, c = index / triples, o = index % triples * 3, cin = g.C;
             int rows = Math.Min(3, cout - o);
@@ -235,21 +265,21 @@ internal static unsafe class ConvDirect
                     a8 = Vector512.FusedMultiplyAdd(d0, x, a8); b8 = Vector512.FusedMultiplyAdd(d1, x, b8); c8 = Vector512.FusedMultiplyAdd(d2, x, c8);
                 }
             }
-            Add9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
-            if (rows > 1) Add9(dw + ((long)(o + 1) * cin + c) * 9, b0_, b1, b2, b3, b4, b5, b6, b7, b8);
-            if (rows > 2) Add9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
+            Set9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (rows > 1) Set9(dw + ((long)(o + 1) * cin + c) * 9, b0_, b1, b2, b3, b4, b5, b6, b7, b8);
+            if (rows > 2) Set9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
         }
     }
 
-    /// <summary>w[t] += Σ lanes of v_t for the 9 taps of one (o, c). Inlined: a call would make the JIT keep every
+    /// <summary>w[t] = Σ lanes of v_t for the 9 taps of one (o, c). Inlined: a call would make the JIT keep every
     /// accumulator live across it and spill all 27 to the stack inside the hot loop.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Add9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+    static void Set9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
         Vector512<float> v4, Vector512<float> v5, Vector512<float> v6, Vector512<float> v7, Vector512<float> v8)
     {
-        w[0] += Vector512.Sum(v0); w[1] += Vector512.Sum(v1); w[2] += Vector512.Sum(v2);
-        w[3] += Vector512.Sum(v3); w[4] += Vector512.Sum(v4); w[5] += Vector512.Sum(v5);
-        w[6] += Vector512.Sum(v6); w[7] += Vector512.Sum(v7); w[8] += Vector512.Sum(v8);
+        w[0] = Vector512.Sum(v0); w[1] = Vector512.Sum(v1); w[2] = Vector512.Sum(v2);
+        w[3] = Vector512.Sum(v3); w[4] = Vector512.Sum(v4); w[5] = Vector512.Sum(v5);
+        w[6] = Vector512.Sum(v6); w[7] = Vector512.Sum(v7); w[8] = Vector512.Sum(v8);
     }
 
     /// <summary>dst[k] = src[k] + bias, or dst[k] += src[k] (accumulate, bias ignored).</summary>
