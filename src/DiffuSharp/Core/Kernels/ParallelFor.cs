@@ -45,23 +45,25 @@ public static class Parallelism
 
 public static class ParallelFor
 {
-    /// <summary>Runs <paramref name="op"/> for every index in [0, count), split into contiguous ranges, one per thread.</summary>
+    /// <summary>Runs <paramref name="op"/> for every index in [0, count), split into contiguous ranges.</summary>
     public static void Run<T>(int count, in T op, int minPerThread = 1) where T : struct, IWorkItem
     {
         var ranged = new Ranged<T>(op);
         RunRange(count, ranged, minPerThread);
     }
 
-    /// <summary>Splits [0, count) into at most <see cref="Parallelism.MaxThreads"/> contiguous ranges of at least
-    /// <paramref name="minPerThread"/> items and runs each on its own thread (the first on the caller's).</summary>
+    /// <summary>Splits [0, count) into contiguous ranges of at least <paramref name="minPerThread"/> items (a few per
+    /// thread, at most <see cref="Parallelism.MaxThreads"/> threads) that the caller and the workers claim one at a
+    /// time. A worker that is late (descheduled, or asleep) simply finds fewer ranges left: the caller never waits for
+    /// a thread that has not started. Every kernel gives the same bits for any split.</summary>
     public static void RunRange<T>(int count, in T op, int minPerThread = 1) where T : struct, IRangeWorkItem
     {
         if (count <= 0) return;
-        int parts = Math.Min(Parallelism.MaxThreads, Math.Max(1, count / Math.Max(1, minPerThread)));
-        if (parts <= 1 || !WorkerPool.TryEnter())
+        int most = Math.Max(1, count / Math.Max(1, minPerThread));
+        int threads = Math.Min(Parallelism.MaxThreads, most);
+        if (threads <= 1 || !WorkerPool.TryEnter())
         {
-            // one part, or the pool is busy (a nested loop, or another thread's loop): the caller does it all.
-            // Every kernel gives the same bits for any split, so this changes only the speed.
+            // one range, or the pool is busy (a nested loop, or another thread's loop): the caller does it all
             op.Invoke(0, count);
             return;
         }
@@ -70,8 +72,9 @@ public static class ParallelFor
             var job = Job<T>.Instance;
             job.Op = op;
             job.Count = count;
-            job.Parts = parts;
-            WorkerPool.Run(job, parts);
+            job.Chunks = Math.Min(most, threads * ChunksPerThread);
+            job.Next = 0;
+            WorkerPool.Run(job, threads - 1);
             job.Op = default;
         }
         finally
@@ -80,18 +83,27 @@ public static class ParallelFor
         }
     }
 
+    /// <summary>Ranges per thread: enough that a late thread's share is picked up by the others, few enough that
+    /// per-range set-up (packing, statistics) stays small.</summary>
+    const int ChunksPerThread = 2;
+
     /// <summary>One cached job object per work-item type: only the pool's current owner touches it.</summary>
     sealed class Job<T> : WorkerPool.Job where T : struct, IRangeWorkItem
     {
         public static readonly Job<T> Instance = new();
         public T Op;
-        public int Count, Parts;
+        public int Count, Chunks, Next;
 
-        public override void RunPart(int part)
+        public override void RunChunks()
         {
-            long begin = (long)Count * part / Parts, end = (long)Count * (part + 1) / Parts;
-            Op.Invoke((int)begin, (int)end);
+            for (int c; (c = Interlocked.Increment(ref Next) - 1) < Chunks;)
+            {
+                long begin = (long)Count * c / Chunks, end = (long)Count * (c + 1) / Chunks;
+                Op.Invoke((int)begin, (int)end);
+            }
         }
+
+        public override void Abandon() => Volatile.Write(ref Next, Chunks);
     }
 
     readonly struct Ranged<T>(T op) : IRangeWorkItem where T : struct, IWorkItem
@@ -103,28 +115,31 @@ public static class ParallelFor
     }
 }
 
-/// <summary>Persistent worker threads: worker w runs part w + 1 of the current job; the caller runs part 0.</summary>
+/// <summary>Persistent worker threads that help the caller drain a job's ranges.</summary>
 static class WorkerPool
 {
     internal abstract class Job
     {
-        public abstract void RunPart(int part);
+        /// <summary>Claims and runs ranges until none is left.</summary>
+        public abstract void RunChunks();
+
+        /// <summary>Leaves the unclaimed ranges undone (after a failure).</summary>
+        public abstract void Abandon();
     }
 
-    sealed class Worker(int part)
+    const int Idle = 0, Offered = 1, Running = 2;
+
+    sealed class Worker
     {
-        public readonly int Part = part;
         public readonly ManualResetEventSlim Wake = new(false);
         public Job? Job;
-        public long Ticket;        // raised by the caller for every job this worker takes part in
-        public long Seen;
+        public int State;          // Idle, Offered (a job waits for this worker), Running
         public int Sleeping;
     }
 
     static readonly object Gate = new();
     static Worker[] _workers = [];
     static int _owner;             // 0 free, 1 taken by a caller
-    static int _pending;           // parts not yet finished by workers
     static Exception? _failure;
 
     [ThreadStatic] static bool _isWorker;
@@ -133,31 +148,32 @@ static class WorkerPool
 
     public static void Exit() => Volatile.Write(ref _owner, 0);
 
-    public static void Run(Job job, int parts)
+    /// <summary>Offers <paramref name="job"/> to <paramref name="helpers"/> workers, drains it on the calling thread,
+    /// then withdraws the offer from workers that have not started and waits only for those that have.</summary>
+    public static void Run(Job job, int helpers)
     {
-        EnsureWorkers(parts - 1);
+        EnsureWorkers(helpers);
         _failure = null;
-        Volatile.Write(ref _pending, parts - 1);
         var workers = _workers;
-        for (int w = 0; w < parts - 1; w++)
+        for (int w = 0; w < helpers; w++)
         {
             var worker = workers[w];
             worker.Job = job;
-            Interlocked.Increment(ref worker.Ticket);   // publishes Job (full fence) before the sleep check
+            Interlocked.Exchange(ref worker.State, Offered);   // publishes Job (full fence) before the sleep check
             if (Volatile.Read(ref worker.Sleeping) == 1) worker.Wake.Set();
         }
 
-        Exception? mine = null;
-        try { job.RunPart(0); }
-        catch (Exception e) { mine = e; }
+        try { job.RunChunks(); }
+        catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); job.Abandon(); }
 
-        var spin = new SpinWait();
-        while (Volatile.Read(ref _pending) != 0)
+        for (int w = 0; w < helpers; w++)
         {
-            if (spin.Count < 64) Thread.SpinWait(20);
-            else spin.SpinOnce(sleep1Threshold: -1);
+            var worker = workers[w];
+            if (Interlocked.CompareExchange(ref worker.State, Idle, Offered) == Offered) continue;   // never started
+            var spin = new SpinWait();
+            while (Volatile.Read(ref worker.State) != Idle) spin.SpinOnce(sleep1Threshold: -1);
         }
-        var failure = mine ?? _failure;
+        var failure = _failure;
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
     }
 
@@ -171,7 +187,7 @@ static class WorkerPool
             Array.Copy(_workers, grown, _workers.Length);
             for (int w = _workers.Length; w < count; w++)
             {
-                var worker = new Worker(w + 1);
+                var worker = new Worker();
                 grown[w] = worker;
                 new Thread(() => Loop(worker)) { IsBackground = true, Name = $"DiffuSharp worker {w + 1}" }.Start();
             }
@@ -184,33 +200,39 @@ static class WorkerPool
         _isWorker = true;
         while (true)
         {
-            WaitForTicket(me);
-            me.Seen++;
+            WaitForOffer(me);
+            if (Interlocked.CompareExchange(ref me.State, Running, Offered) != Offered) continue;   // withdrawn
             var job = me.Job!;
+            try { job.RunChunks(); }
+            catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); job.Abandon(); }
             me.Job = null;
-            try { job.RunPart(me.Part); }
-            catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
-            Interlocked.Decrement(ref _pending);
+            Volatile.Write(ref me.State, Idle);
         }
     }
 
-    static void WaitForTicket(Worker me)
+    static void WaitForOffer(Worker me)
     {
         long spinTicks = Parallelism.SpinMicroseconds * Stopwatch.Frequency / 1_000_000;
         long spinUntil = Stopwatch.GetTimestamp() + spinTicks;
         while (true)
         {
-            for (int i = 0; i < 256; i++)
+            for (int i = 0; i < 64; i++)
             {
-                if (Volatile.Read(ref me.Ticket) != me.Seen) return;
+                if (Volatile.Read(ref me.State) == Offered) return;
                 Thread.SpinWait(8);
             }
-            if (Stopwatch.GetTimestamp() < spinUntil) continue;
+            if (Stopwatch.GetTimestamp() < spinUntil)
+            {
+                // let another runnable thread on this core go first: on a busy machine a spinning worker must not
+                // hold the core that the caller, or another process, needs
+                Thread.Yield();
+                continue;
+            }
 
-            // sleep: announce it, then look once more so a ticket raised in between is not missed
+            // sleep: announce it, then look once more so an offer made in between is not missed
             me.Wake.Reset();
             Interlocked.Exchange(ref me.Sleeping, 1);
-            if (Volatile.Read(ref me.Ticket) == me.Seen) me.Wake.Wait();
+            if (Volatile.Read(ref me.State) != Offered) me.Wake.Wait();
             Interlocked.Exchange(ref me.Sleeping, 0);
             spinUntil = Stopwatch.GetTimestamp() + spinTicks;
         }
