@@ -27,15 +27,18 @@ t ~ U{0..999}, noise ~ N(0,1), x_t = q_sample(x0, t, noise) with improved-diffus
 get_named_beta_schedule("linear", 1000) (betas linspace(1e-4, 0.02) in float64, coefficients
 gathered in float64 then cast to float32), eps-prediction loss = mean((model(x_t, t) - noise)^2),
 backward, torch.optim.AdamW(lr=2e-4) step (other AdamW arguments at torch defaults,
-weight_decay=0.01), zero_grad(set_to_none=True). The model gets the raw timestep t
-(rescale_timesteps=False). Sampling step: one forward of the batch under torch.no_grad() in
-model.eval() mode.
+weight_decay=0.01; `diffusharp bench train` uses the same), zero_grad(set_to_none=True). The model
+gets the raw timestep t (rescale_timesteps=False). Sampling step: one forward of a noise batch at
+random t under torch.no_grad() in model.eval() mode.
 
 Output (JSON lines with --json; a table otherwise), per preset:
-    {"name": "train_step_ms",  "value": ..., "unit": "ms", "preset": ...}   median after 3 warm-up steps
-    {"name": "sample_step_ms", "value": ..., "unit": "ms", "preset": ...}   median after 2 warm-up steps
+    {"name": "train_step_ms",  "value": ..., "unit": "ms", "preset": ..., "min", "max", "samples"}
+    {"name": "sample_step_ms", "value": ..., "unit": "ms", "preset": ..., "min", "max", "samples"}
     {"name": "peak_rss_mb",    "value": ..., "unit": "MB", "preset": ...}   getrusage ru_maxrss / 1024
-  --steps N sets the number of timed steps of each kind (default 10). Every preset is measured in
+  The same names and units as `diffusharp bench train --json` (which adds gen2_per_100_steps and
+  alloc_mb_per_step, .NET GC measures with no PyTorch counterpart). Timings are medians (with min and
+  max) of --steps training steps (default 10) and --sample-steps sampling steps (default: --steps),
+  each after --warmup untimed steps (default 3). Every preset is measured in
   a fresh process (the script re-runs itself per preset for `--preset all`), so peak RSS is per
   preset. Progress and a header line go to stderr.
 
@@ -401,7 +404,7 @@ def linear_alphas_cumprod(T=1000):
     return np.cumprod(1.0 - betas)
 
 
-def bench_preset(name, steps, quiet):
+def bench_preset(name, steps, sample_steps, warmup, quiet):
     p = PRESETS[name]
     torch.manual_seed(0)
     model = build_model(p)
@@ -426,9 +429,9 @@ def bench_preset(name, steps, quiet):
         return loss.item()
 
     xs = torch.randn(B, C, S, S)
-    ts = torch.full((B,), 500, dtype=torch.long)
 
     def sample_step():
+        ts = torch.randint(0, 1000, (B,))
         with torch.no_grad():
             model(xs, ts)
 
@@ -442,16 +445,20 @@ def bench_preset(name, steps, quiet):
             ts_.append((time.perf_counter() - t0) * 1e3)
             if not quiet:
                 print("  %s %s %d/%d: %.1f ms" % (name, label, i + 1, n, ts_[-1]), file=sys.stderr, flush=True)
-        return statistics.median(ts_)
+        return ts_
+
+    def timing(metric, ms):
+        return {"name": metric, "value": round(statistics.median(ms), 3), "unit": "ms", "preset": name,
+                "min": round(min(ms), 3), "max": round(max(ms), 3), "samples": len(ms)}
 
     model.train()
-    train_ms = timed(train_step, 3, steps, "train")
+    train_ms = timed(train_step, warmup, steps, "train")
     model.eval()
-    sample_ms = timed(sample_step, 2, steps, "sample")
+    sample_ms = timed(sample_step, warmup, sample_steps, "sample")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return [
-        {"name": "train_step_ms", "value": round(train_ms, 2), "unit": "ms", "preset": name},
-        {"name": "sample_step_ms", "value": round(sample_ms, 2), "unit": "ms", "preset": name},
+        timing("train_step_ms", train_ms),
+        timing("sample_step_ms", sample_ms),
         {"name": "peak_rss_mb", "value": round(rss_mb, 1), "unit": "MB", "preset": name},
     ], nparams
 
@@ -478,7 +485,9 @@ def print_table(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", choices=list(PRESETS) + ["all"], help="preset to time, or all")
-    ap.add_argument("--steps", type=int, default=10, help="timed steps of each kind (default 10)")
+    ap.add_argument("--steps", type=int, default=10, help="timed training steps (default 10)")
+    ap.add_argument("--sample-steps", type=int, help="timed sampling steps (default: --steps)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps of each kind first (default 3)")
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout instead of a table")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--check-parity", action="store_true",
@@ -489,6 +498,10 @@ def main():
     args = ap.parse_args()
     if not args.preset and not args.check_parity:
         ap.error("give --preset NAME|all and/or --check-parity")
+    if args.sample_steps is None:
+        args.sample_steps = args.steps
+    if args.steps < 1 or args.sample_steps < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("--steps and --sample-steps must be at least 1, --warmup at least 0, --threads at least 1")
 
     if not args.native_openblas_coretype:
         fix_openblas_coretype()
@@ -507,7 +520,8 @@ def main():
         rows = []
         for name in names:  # a fresh process per preset: ru_maxrss is per process
             cmd = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
-                   "--steps", str(args.steps), "--threads", str(args.threads)]
+                   "--steps", str(args.steps), "--sample-steps", str(args.sample_steps),
+                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
             if args.quiet:
                 cmd.append("--quiet")
             if args.native_openblas_coretype:
@@ -525,9 +539,10 @@ def main():
         return
 
     print(header(), file=sys.stderr)
-    rows, nparams = bench_preset(args.preset, args.steps, args.quiet)
-    print("# %s: %d parameters, batch %d, %d timed steps" % (args.preset, nparams, PRESETS[args.preset]["batch"],
-                                                          args.steps), file=sys.stderr)
+    rows, nparams = bench_preset(args.preset, args.steps, args.sample_steps, args.warmup, args.quiet)
+    print("# %s: %d parameters, batch %d, %d warm-up + %d training steps, %d sampling steps"
+          % (args.preset, nparams, PRESETS[args.preset]["batch"], args.warmup, args.steps, args.sample_steps),
+          file=sys.stderr)
     if args.json:
         for r in rows:
             print(json.dumps(r), flush=True)

