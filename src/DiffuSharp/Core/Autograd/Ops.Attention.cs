@@ -28,12 +28,12 @@ internal static unsafe partial class Ops
         var ov = AsGemmOperand(ref v);
         int batch = ShapeUtil.Count(q.ShapeSpan[..^2]);
         int[] outShape = [.. q.ShapeSpan[..^2], lq, dv];
-        var y = new Tensor(outShape);
-        var p = new float[(long)batch * lq * lk];                // P: (batch, Lq, Lk), saved for the backward
+        var y = Tensor.Uninitialized(outShape);                  // written by the P·V GEMM (beta = 0; cleared when Lk = 0)
+        var pT = Tensor.Uninitialized([checked(batch * lq * lk)]); // P: (batch, Lq, Lk), saved for the backward
         long sq = (long)lq * d, sk = (long)lk * d, sv = (long)lk * dv, sp = (long)lq * lk, so = (long)lq * dv;
         Tensor tq = q, tk = k, tv = v;
         if (y.Count > 0)
-            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = p, py = y.Data)
+            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = pT.Data, py = y.Data)
             {
                 float* Q = pq + tq.Offset, K = pk + tk.Offset, V = pv + tv.Offset;
                 if (lk > 0)
@@ -51,15 +51,15 @@ internal static unsafe partial class Ops
             //   dV = Pᵀ·dO;  dP = dO·Vᵀ;  dS = P⊙(dP − rowsum(dP⊙P))  (softmax Jacobian diag(p) − p·pᵀ per row);
             //   dQ = scale·dS·K;  dK = scale·dSᵀ·Q.  The scale is folded into dS once.
             if (y.Count == 0 || lk == 0) return;
-            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = p, pd = dy.Data)
+            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = pT.Data, pd = dy.Data)
             {
                 float* Q = pq + tq.Offset, K = pk + tk.Offset, V = pv + tv.Offset;
                 if (tv.RequiresGrad)
                     fixed (float* gv = tv.GradData())
                         Gemm.SgemmBatched(batch, true, false, lk, dv, lq, pp, lk, sp, pd, dv, so, 1f, gv, dv, sv);
                 if (!tq.RequiresGrad && !tk.RequiresGrad) return;
-                var ds = new float[p.Length];
-                fixed (float* pds = ds)
+                var dsT = Tensor.Uninitialized([pT.Count]);        // dS, written by a beta = 0 GEMM; a temporary
+                fixed (float* pds = dsT.Data)
                 {
                     Gemm.SgemmBatched(batch, false, !ov.Trans, lq, lk, dv, pd, dv, so, V, ov.Ld, sv, 0f, pds, lk, sp);
                     AttentionSoftmax.Backward(pp, pds, batch * lq, lk, scale);
@@ -70,6 +70,7 @@ internal static unsafe partial class Ops
                         fixed (float* gk = tk.GradData())
                             Gemm.SgemmBatched(batch, true, oq.Trans, lk, d, lq, pds, lk, sp, Q, oq.Ld, sq, 1f, gk, d, sk);
                 }
+                dsT.ReleaseScratch();
             }
         });
     }

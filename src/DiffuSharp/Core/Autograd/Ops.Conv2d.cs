@@ -72,7 +72,7 @@ internal static unsafe partial class Ops
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
         int chunk = ConvChunk(batch, (long)Math.Max(ckk, cout) * hw);
-        var y = new Tensor(outShape);                                       // (B, Cout, Ho, Wo)
+        var y = Tensor.Uninitialized(outShape);                             // (B, Cout, Ho, Wo), every element written below
         if (y.Count > 0)
             fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data)
             {
