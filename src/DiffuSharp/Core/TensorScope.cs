@@ -19,6 +19,7 @@ namespace DiffuSharp;
 public sealed class TensorScope : IDisposable
 {
     [ThreadStatic] static TensorScope? t_current;
+    [ThreadStatic] static int t_unpooled;
 
     readonly TensorScope? _parent;
     readonly List<StorageLease> _leases = [];
@@ -43,6 +44,16 @@ public sealed class TensorScope : IDisposable
 
     /// <summary>The innermost active scope of this thread, or null.</summary>
     public static TensorScope? Current => t_current;
+
+    /// <summary>Bytes of pooled storage allocated in this scope and not yet released or given to the GC.</summary>
+    public long LiveBytes { get; private set; }
+
+    /// <summary>The most <see cref="LiveBytes"/> seen: this scope's peak of pooled memory.</summary>
+    public long PeakBytes { get; private set; }
+
+    /// <summary>Until disposed, tensors on this thread take GC arrays even inside scopes (scopes still nest and
+    /// Keep still works): the reference against which pooled results must be bit-identical.</summary>
+    internal static Unpooling Unpooled() => new(0);
 
     /// <summary>Allocations go to the GC (no scope is current) until the returned value is disposed; the scope that
     /// was current becomes current again after. For state that outlives the scope: optimizer moments, EMA copies, …</summary>
@@ -84,12 +95,17 @@ public sealed class TensorScope : IDisposable
         var scope = t_current;
         if (scope is null || length < TensorPool.MinPooledLength)
             return (new float[length], null);
+        if (t_unpooled > 0) return (new float[length], null);
         var array = TensorPool.Rent(length);
         if (zeroed) Array.Clear(array);
         var lease = new StorageLease(array, scope);
         scope._leases.Add(lease);
+        scope.LiveBytes += (long)length * sizeof(float);
+        if (scope.LiveBytes > scope.PeakBytes) scope.PeakBytes = scope.LiveBytes;
         return (array, lease);
     }
+
+    internal void Forget(long bytes) => LiveBytes -= bytes;
 
     internal void Adopt(StorageLease lease) => _leases.Add(lease);
 
@@ -122,6 +138,13 @@ public sealed class TensorScope : IDisposable
         if (_disposed) throw new ObjectDisposedException(nameof(TensorScope), "this TensorScope has ended; Keep must be called before it is disposed");
     }
 
+    /// <summary>See <see cref="Unpooled"/>.</summary>
+    internal readonly struct Unpooling : IDisposable
+    {
+        internal Unpooling(int _) => t_unpooled++;
+        public void Dispose() => t_unpooled--;
+    }
+
     /// <summary>Makes allocations unpooled until disposed (see <see cref="Suspend"/>).</summary>
     public readonly struct Suspension : IDisposable
     {
@@ -141,7 +164,9 @@ internal sealed class StorageLease
     internal enum ReleasedBy { None, Scope, Backward, Owner }
 
     readonly float[] _array;
+    readonly TensorScope _origin;
     ReleasedBy _released;
+    bool _counted = true;
 
     /// <summary>The scope that will release the storage, or null once it belongs to the GC.</summary>
     public TensorScope? Owner { get; private set; }
@@ -152,14 +177,21 @@ internal sealed class StorageLease
     /// <summary>How many tensors have a tensor over this storage as their <see cref="Tensor.Grad"/>.</summary>
     public int GradRefs;
 
-    public StorageLease(float[] array, TensorScope owner) => (_array, Owner) = (array, owner);
+    public StorageLease(float[] array, TensorScope owner) => (_array, Owner, _origin) = (array, owner, owner);
 
     public bool IsReleased => _released != ReleasedBy.None;
 
     public void MoveTo(TensorScope? owner)
     {
         Owner = owner;
+        if (owner is null) Uncount();
         owner?.Adopt(this);
+    }
+
+    void Uncount()
+    {
+        if (_counted) _origin.Forget((long)_array.Length * sizeof(float));
+        _counted = false;
     }
 
     /// <summary>Hands the array back to the pool (once; not for storage the GC owns).</summary>
@@ -168,6 +200,7 @@ internal sealed class StorageLease
         if (_released != ReleasedBy.None || Owner is null) return;
         _released = by;
         Owner = null;
+        Uncount();
         TensorPool.Return(_array);
     }
 
