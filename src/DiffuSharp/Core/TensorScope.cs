@@ -141,20 +141,23 @@ public sealed class TensorScope : IDisposable
     /// <summary>See <see cref="Unpooled"/>.</summary>
     internal readonly struct Unpooling : IDisposable
     {
-        internal Unpooling(int _) => t_unpooled++;
-        public void Dispose() => t_unpooled--;
+        readonly bool _active;
+        internal Unpooling(int _) { t_unpooled++; _active = true; }
+        public void Dispose() { if (_active) t_unpooled--; }
     }
 
     /// <summary>Makes allocations unpooled until disposed (see <see cref="Suspend"/>).</summary>
     public readonly struct Suspension : IDisposable
     {
         readonly TensorScope? _saved;
+        readonly bool _active;
         internal Suspension(int _)
         {
             _saved = t_current;
             t_current = null;
+            _active = true;
         }
-        public void Dispose() => t_current = _saved;
+        public void Dispose() { if (_active) t_current = _saved; }
     }
 }
 

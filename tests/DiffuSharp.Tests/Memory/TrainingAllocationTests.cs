@@ -9,7 +9,12 @@ using Xunit.Abstractions;
 
 namespace DiffuSharp.Tests.Memory;
 
-[Collection("Parallelism")]
+/// <summary>Runs with no other test in parallel: the pool is process-wide, and a test renting the same sizes at the
+/// same time would take arrays this one returned, making it allocate.</summary>
+[CollectionDefinition(nameof(TrainingAllocationTests), DisableParallelization = true)]
+public class AloneCollection;
+
+[Collection(nameof(TrainingAllocationTests))]
 public class TrainingAllocationTests(ITestOutputHelper output)
 {
     static long BytesPerStep(Trainer trainer, int steps)
