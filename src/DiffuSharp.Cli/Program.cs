@@ -1,5 +1,7 @@
 // diffusharp: the command line. Parses arguments into config records and calls the library; every user error
 // becomes one line on stderr and a non-zero exit code, never a stack trace (set DIFFUSHARP_DEBUG=1 for one).
+using DiffuSharp.Data;
+
 namespace DiffuSharp.Cli;
 
 public static class Program
@@ -11,6 +13,7 @@ public static class Program
         ("interpolate", "interpolate two images or seeds at step t"),
         ("invert", "DDIM-invert an image to noise and reconstruct it"),
         ("eval", "NLL in bits/dim and sample quality of a model"),
+        ("train-classifier", "train the Fashion-MNIST classifier that eval uses"),
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
     ];
 
@@ -31,6 +34,10 @@ public static class Program
                 "bench" => BenchCommand.Run(rest, stdout),
                 "train" => TrainCommand.Run(rest, stdout),
                 "sample" => SampleCommand.Run(rest, stdout),
+                "train-classifier" => TrainClassifierCommand.Run(rest, stdout),
+                "interpolate" => InterpolateCommand.Run(rest, stdout),
+                "invert" => InvertCommand.Run(rest, stdout),
+                "eval" => EvalCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
@@ -45,7 +52,7 @@ public static class Program
     {
         string msg = e switch
         {
-            CliException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
+            CliException or DatasetNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
             OutOfMemoryException => "out of memory: " + e.Message,
             _ => $"{e.GetType().Name}: {e.Message}",
         };

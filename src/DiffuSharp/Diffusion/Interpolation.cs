@@ -61,6 +61,36 @@ public static class Interpolation
 
     /// <summary>Linear interpolation of two latents, (1 − λ) a + λ b.</summary>
     public static Tensor MixLatents(Tensor a, Tensor b, double lambda) => (1.0 - lambda) * a + lambda * b;
+
+    /// <summary>
+    /// Spherical interpolation per sample (Shoemake 1985; the DDIM paper interpolates its latents x_T this way):
+    /// sin((1 − λ)θ)/sin θ · a + sin(λθ)/sin θ · b, θ the angle between a_i and b_i. Gaussian latents keep their norm,
+    /// where a linear mix would shrink it towards the origin. Nearly parallel pairs (sin θ &lt; 1e-6) mix linearly.
+    /// a, b: (B, …) → (B, …).
+    /// </summary>
+    public static Tensor SlerpLatents(Tensor a, Tensor b, double lambda)
+    {
+        if (!ShapeUtil.Equal(a.ShapeSpan, b.ShapeSpan))
+            throw new ArgumentException($"SlerpLatents: {ShapeUtil.Format(a.ShapeSpan)} and {ShapeUtil.Format(b.ShapeSpan)} differ in shape");
+        if (a.Rank < 1) throw new ArgumentException("SlerpLatents: latents must be (B, …)");
+        var x = a.ToArray();
+        var y = b.ToArray();
+        int B = a.Dim(0), len = B == 0 ? 0 : x.Length / B;
+        var r = new float[x.Length];
+        for (int i = 0; i < B; i++)
+        {
+            // 1. θ from the cosine of the pair, in double.
+            double dot = 0, na = 0, nb = 0;
+            for (int k = i * len; k < (i + 1) * len; k++) { dot += (double)x[k] * y[k]; na += (double)x[k] * x[k]; nb += (double)y[k] * y[k]; }
+            double cos = na > 0 && nb > 0 ? Math.Clamp(dot / Math.Sqrt(na * nb), -1, 1) : 1;
+            double theta = Math.Acos(cos), sin = Math.Sin(theta);
+            // 2. The two weights; linear when the pair is (anti)parallel and the arc is undefined.
+            double wa = sin < 1e-6 ? 1 - lambda : Math.Sin((1 - lambda) * theta) / sin;
+            double wb = sin < 1e-6 ? lambda : Math.Sin(lambda * theta) / sin;
+            for (int k = i * len; k < (i + 1) * len; k++) r[k] = (float)(wa * x[k] + wb * y[k]);
+        }
+        return Tensor.Wrap(r, a.Shape);
+    }
 }
 
 public static class Trajectory

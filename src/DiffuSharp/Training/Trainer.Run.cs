@@ -4,9 +4,11 @@
 // <out>/model/ (first EMA's weights, or the live ones without EMA) in the SPEC.md layout.
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
+using DiffuSharp.IO;
 using DiffuSharp.Models;
 using DiffuSharp.NN;
 
@@ -23,6 +25,7 @@ public sealed partial class Trainer
         string outFolder = Config.OutputFolder;
         Directory.CreateDirectory(outFolder);
         var meter = new LogMeter();
+        TrimLog(Path.Combine(outFolder, LogFile), StepCount);
         using (var log = new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)))
         {
             while (StepCount < Config.TotalSteps && !cancel.IsCancellationRequested)
@@ -46,6 +49,24 @@ public sealed partial class Trainer
         Checkpoint.Save(this, outFolder);
         SaveModelFolder(Path.Combine(outFolder, "model"));
         return StepCount >= Config.TotalSteps;
+    }
+
+    /// <summary>
+    /// Keeps only the log records of steps ≤ <paramref name="step"/>: a run resumed from a checkpoint older than the
+    /// last log lines replays those steps, and a fresh run (step 0) starts a fresh log, so the file always reads as
+    /// one continuous run. A torn line (a crash mid-write) is dropped too. Rewritten atomically.
+    /// </summary>
+    internal static void TrimLog(string path, long step)
+    {
+        if (!File.Exists(path)) return;
+        var lines = File.ReadAllLines(path);
+        var keep = lines.Where(line =>
+        {
+            try { return JsonNode.Parse(line)?["step"]?.GetValue<long>() is long s && s <= step; }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { return false; }
+        }).ToList();
+        if (keep.Count == lines.Length) return;
+        AtomicFile.Write(path, st => st.Write(new UTF8Encoding(false).GetBytes(string.Concat(keep.Select(l => l + "\n")))));
     }
 
     /// <summary>Writes the first EMA's weights (live weights when there is no EMA) as a SPEC.md model folder.</summary>

@@ -215,9 +215,9 @@ public class ConvDeterminismTests
     static float[][] Run(int k, int pad, int stride)
     {
         var rng = new Rng(40);
-        // big enough (≥ 2M multiply-adds per GEMM for 3×3) that the GEMM and the im2col/col2im splits really run on 2 threads
-        var x = GradCheck.Randn(rng, 3, 8, 17, 17).RequireGrad();
-        var w = GradCheck.Randn(rng, 40, 8, k, k).RequireGrad();
+        // big enough (≥ 4M multiply-adds per GEMM for 3×3) that the GEMM and the im2col/col2im splits really run on 2 threads
+        var x = GradCheck.Randn(rng, 3, 16, 17, 17).RequireGrad();
+        var w = GradCheck.Randn(rng, 40, 16, k, k).RequireGrad();
         var b = GradCheck.Randn(rng, 40).RequireGrad();
         var y = Tensor.Conv2d(x, w, b, stride, pad);
         var z = y.AvgPool2x2().UpsampleNearest2x();
@@ -225,19 +225,34 @@ public class ConvDeterminismTests
         return [y.ToArray(), z.ToArray(), x.Grad!.ToArray(), w.Grad!.ToArray(), b.Grad!.ToArray()];
     }
 
-    static float[][] With(int threads, int chunkFloats, int k, int pad, int stride)
+    static float[][] With(int threads, int chunkFloats, int k, int pad, int stride, int saveColFloats = 1 << 22)
     {
-        int oldThreads = Parallelism.MaxThreads, oldChunk = Ops.ConvChunkFloats;
+        int oldThreads = Parallelism.MaxThreads, oldChunk = Ops.ConvChunkFloats, oldSave = Ops.ConvSaveColFloats;
         try
         {
             Parallelism.MaxThreads = threads;
             Ops.ConvChunkFloats = chunkFloats;
+            Ops.ConvSaveColFloats = saveColFloats;
             return Run(k, pad, stride);
         }
         finally
         {
             Parallelism.MaxThreads = oldThreads;
             Ops.ConvChunkFloats = oldChunk;
+            Ops.ConvSaveColFloats = oldSave;
+        }
+    }
+
+    [Theory]
+    [InlineData(3, 1, 1)]
+    [InlineData(3, 1, 2)]
+    public void Saved_and_recomputed_column_matrices_give_identical_gradients(int k, int pad, int stride)
+    {
+        foreach (int chunk in new[] { 1 << 21, 1 })
+        {
+            var saved = With(Parallelism.MaxThreads, chunk, k, pad, stride, saveColFloats: int.MaxValue);
+            var recomputed = With(Parallelism.MaxThreads, chunk, k, pad, stride, saveColFloats: 0);
+            for (int i = 0; i < saved.Length; i++) Assert.Equal(saved[i], recomputed[i]);
         }
     }
 
@@ -248,11 +263,12 @@ public class ConvDeterminismTests
     public void One_and_two_threads_give_bit_identical_outputs_and_gradients(int k, int pad, int stride)
     {
         foreach (int chunk in new[] { 1 << 21, 1 })   // whole batch in one chunk; one image per chunk
-        {
-            var one = With(1, chunk, k, pad, stride);
-            var two = With(2, chunk, k, pad, stride);
-            for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i]);
-        }
+            foreach (int save in new[] { 0, int.MaxValue })
+            {
+                var one = With(1, chunk, k, pad, stride, save);
+                var two = With(2, chunk, k, pad, stride, save);
+                for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i]);
+            }
     }
 
     [Fact]

@@ -39,6 +39,25 @@ public class InterpolationTests
     }
 
     [Fact]
+    public void Slerp_follows_the_arc_per_sample_and_keeps_the_ends()
+    {
+        // Sample 0: orthogonal unit vectors, the midpoint is (√½, √½) with norm 1 (a linear mix would have norm √½).
+        // Sample 1: parallel vectors, where the arc is undefined: a linear mix.
+        var a = Tensor.FromArray([1f, 0f, 1f, 1f], 2, 2);
+        var b = Tensor.FromArray([0f, 1f, 2f, 2f], 2, 2);
+        var mid = Interpolation.SlerpLatents(a, b, 0.5).ToArray();
+        Assert.Equal(Math.Sqrt(0.5), mid[0], 6);
+        Assert.Equal(Math.Sqrt(0.5), mid[1], 6);
+        Assert.Equal([1.5f, 1.5f], mid[2..]);
+        var third = Interpolation.SlerpLatents(a, b, 1.0 / 3).ToArray();
+        Assert.Equal(Math.Cos(Math.PI / 6), third[0], 6);                    // 30° along the quarter circle
+        Assert.Equal(a.ToArray(), Interpolation.SlerpLatents(a, b, 0).ToArray());
+        var end = Interpolation.SlerpLatents(a, b, 1).ToArray();
+        for (int i = 0; i < 4; i++) Assert.Equal(b.ToArray()[i], end[i], 6);
+        Assert.Throws<ArgumentException>(() => Interpolation.SlerpLatents(a, Tensor.Zeros(2, 3), 0.5));
+    }
+
+    [Fact]
     public void Trajectory_repeats_noise_across_the_batch_for_the_first_steps_and_thins()
     {
         var d = DiffusionFactory.Create(new DiffusionConfig(DiffusionSteps: 20, NoiseSchedule: "cosine"));

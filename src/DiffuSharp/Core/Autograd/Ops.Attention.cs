@@ -1,7 +1,9 @@
 // Fused scaled-dot-product attention, O = softmax(scale·Q·Kᵀ)·V (Vaswani et al. 2017, eq. 1; improved-diffusion's
 // QKVAttention computes the same product, splitting the scale as √scale on each of q and k). Two batched GEMMs
 // around an in-place row softmax; transposed views of q, k or v go to the GEMM as transpose flags, never copied.
-// The backward keeps only the probabilities P (batch·Lq·Lk floats) besides the inputs.
+// The backward keeps only the probabilities P (batch·Lq·Lk floats) besides the inputs. Each batch item runs its
+// products and softmax back to back on one thread (Kernels/AttentionFused.cs).
+using System.Buffers;
 using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
@@ -28,21 +30,20 @@ internal static unsafe partial class Ops
         var ov = AsGemmOperand(ref v);
         int batch = ShapeUtil.Count(q.ShapeSpan[..^2]);
         int[] outShape = [.. q.ShapeSpan[..^2], lq, dv];
-        var y = Tensor.Uninitialized(outShape);                  // written by the P·V GEMM (beta = 0; cleared when Lk = 0)
-        var pT = Tensor.Uninitialized([checked(batch * lq * lk)]); // P: (batch, Lq, Lk), saved for the backward
-        long sq = (long)lq * d, sk = (long)lk * d, sv = (long)lk * dv, sp = (long)lq * lk, so = (long)lq * dv;
+        var y = Tensor.Uninitialized(outShape);                  // written by the fused kernel (cleared when Lk = 0)
+        long sq = (long)lq * d, sk = (long)lk * d, sv = (long)lk * dv, sp = (long)lq * lk;
         Tensor tq = q, tk = k, tv = v;
+        // P (batch, Lq, Lk) is kept for the backward only when one will run; it is rented and given back after it.
+        bool save = GradMode.IsEnabled && (tq.RequiresGrad || tk.RequiresGrad || tv.RequiresGrad) && lk > 0;
+        float[]? p = save ? ArrayPool<float>.Shared.Rent(checked((int)(batch * sp))) : null;
         if (y.Count > 0)
-            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = pT.Data, py = y.Data)
+            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = p, py = y.Data)
             {
-                float* Q = pq + tq.Offset, K = pk + tk.Offset, V = pv + tv.Offset;
                 if (lk > 0)
-                {
-                    // S = Q·Kᵀ (batch, Lq, Lk); P = softmax(scale·S) in place; O = P·V (batch, Lq, Dv)
-                    Gemm.SgemmBatched(batch, oq.Trans, !ok.Trans, lq, lk, d, Q, oq.Ld, sq, K, ok.Ld, sk, 0f, pp, lk, sp);
-                    AttentionSoftmax.Forward(pp, batch * lq, lk, scale);
-                }
-                Gemm.SgemmBatched(batch, false, ov.Trans, lq, dv, lk, pp, Math.Max(lk, 1), sp, V, ov.Ld, sv, 0f, py, dv, so);
+                    AttentionFused.Forward(new(pq + tq.Offset, oq.Trans, oq.Ld, sq), new(pk + tk.Offset, ok.Trans, ok.Ld, sk),
+                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, py, batch, lq, lk, d, dv, scale);
+                else
+                    y.Data.Clear();                                   // softmax over nothing: O = 0·V
             }
 
         return Graph.Record("Attention", y, [tq, tk, tv], dy =>
@@ -50,27 +51,20 @@ internal static unsafe partial class Ops
             // Forward: S = scale·Q·Kᵀ, P = softmax_rows(S), O = P·V. Then
             //   dV = Pᵀ·dO;  dP = dO·Vᵀ;  dS = P⊙(dP − rowsum(dP⊙P))  (softmax Jacobian diag(p) − p·pᵀ per row);
             //   dQ = scale·dS·K;  dK = scale·dSᵀ·Q.  The scale is folded into dS once.
-            if (y.Count == 0 || lk == 0) return;
-            fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = pT.Data, pd = dy.Data)
+            if (p is null) return;
+            try
             {
-                float* Q = pq + tq.Offset, K = pk + tk.Offset, V = pv + tv.Offset;
-                if (tv.RequiresGrad)
-                    fixed (float* gv = tv.GradData())
-                        Gemm.SgemmBatched(batch, true, false, lk, dv, lq, pp, lk, sp, pd, dv, so, 1f, gv, dv, sv);
-                if (!tq.RequiresGrad && !tk.RequiresGrad) return;
-                var dsT = Tensor.Uninitialized([pT.Count]);        // dS, written by a beta = 0 GEMM; a temporary
-                fixed (float* pds = dsT.Data)
-                {
-                    Gemm.SgemmBatched(batch, false, !ov.Trans, lq, lk, dv, pd, dv, so, V, ov.Ld, sv, 0f, pds, lk, sp);
-                    AttentionSoftmax.Backward(pp, pds, batch * lq, lk, scale);
-                    if (tq.RequiresGrad)
-                        fixed (float* gq = tq.GradData())
-                            Gemm.SgemmBatched(batch, false, ok.Trans, lq, d, lk, pds, lk, sp, K, ok.Ld, sk, 1f, gq, d, sq);
-                    if (tk.RequiresGrad)
-                        fixed (float* gk = tk.GradData())
-                            Gemm.SgemmBatched(batch, true, oq.Trans, lk, d, lq, pds, lk, sp, Q, oq.Ld, sq, 1f, gk, d, sk);
-                }
-                dsT.ReleaseScratch();
+                if (y.Count == 0) return;
+                fixed (float* pq = tq.Storage, pk = tk.Storage, pv = tv.Storage, pp = p, pd = dy.Data)
+                fixed (float* gq = tq.RequiresGrad ? tq.GradData() : default, gk = tk.RequiresGrad ? tk.GradData() : default)
+                fixed (float* gv = tv.RequiresGrad ? tv.GradData() : default)
+                    AttentionFused.Backward(new(pq + tq.Offset, oq.Trans, oq.Ld, sq), new(pk + tk.Offset, ok.Trans, ok.Ld, sk),
+                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, pd, gq, gk, gv, batch, lq, lk, d, dv, scale);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(p);
+                p = null;
             }
         });
     }

@@ -1,15 +1,19 @@
 // Differentiable 2-D convolution (any kernel, stride, zero padding; NCHW like torch.nn.functional.conv2d) and the
 // kernel-1 1-D convolution improved-diffusion uses for attention's qkv and proj_out (conv_nd(1, …, 1)).
 //
-// Lowered to GEMM the classic way (Caffe / PyTorch slow_conv2d): im2col, then W (Cout, CKK) · col (CKK, N).
+// "Same" stride-1 convolutions with square odd kernels (3×3 pad 1: nearly every conv of a UNet) run on the direct
+// kernels in Kernels/ConvDirect.cs for dx, and for the forward and dW (3×3 on AVX-512) on images at least 14 wide
+// (ConvDirect.PreferForward: smaller ones are faster through im2col + GEMM); everything else is lowered to GEMM
+// the classic way (Caffe / PyTorch slow_conv2d): im2col, then W (Cout, CKK) · col (CKK, N).
 // Deviation: images are processed in chunks of G whose columns are folded side by side into one matrix
 // (CKK, G·Ho·Wo), so every GEMM has a large N (forward, dx) or K (dW) even at 7×7, and the GEMM itself splits
 // the work across threads. The chunk size depends only on the shapes, never on the thread count, so dW (summed
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix.
-// Nothing is saved for backward but the inputs: im2col is recomputed there (cheaper than keeping a
-// CKK·Ho·Wo matrix per image alive for every layer of a UNet). For "same" stride-1 convolutions dx is computed as
-// the convolution of dy with the flipped kernel (im2col of dy + a forward-shaped GEMM) instead of col2im.
+// Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
+// most ConvSaveColFloats (16 MB, where im2col is a large share of the time); larger ones are recomputed there
+// rather than kept alive for every layer (PyTorch's slow_conv2d kept them all).
+// The saved matrix is rented from the array pool and returned after backward.
 using System.Buffers;
 using DiffuSharp.Kernels;
 
@@ -19,6 +23,9 @@ internal static unsafe partial class Ops
 {
     /// <summary>Floats of one chunk's column matrix (8 MB): big enough for long GEMMs, small enough to stay cached.</summary>
     internal static int ConvChunkFloats = 1 << 21;
+
+    /// <summary>Largest whole-batch column matrix (floats) the forward keeps for backward instead of recomputing it.</summary>
+    internal static int ConvSaveColFloats = 1 << 22;
 
     /// <summary>y = conv2d(x, W) + b. x: (B, Cin, H, W), weight: (Cout, Cin, kh, kw), bias: (Cout) or null
     /// → (B, Cout, Ho, Wo), Ho = (H + 2·padding − kh)/stride + 1.</summary>
@@ -71,7 +78,14 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
-        int chunk = ConvChunk(batch, (long)Math.Max(ckk, cout) * hw);
+        // direct kernels for dx of every supported shape; for the forward and dW only where they beat im2col + GEMM
+        bool direct = ConvDirect.IsSupported(g), directFwd = direct && ConvDirect.PreferForward(g);
+        bool directDw = directFwd && ConvDirect.WeightGradSupported(g);
+        // one chunking for forward and backward (so a saved column matrix lines up)
+        int chunk = ConvChunk(batch, (long)Math.Max(ckk, Math.Max(cin, cout)) * hw);
+        long colFloats = (long)batch * ckk * hw;
+        float[]? savedCol = !g.IsPointwise && !directFwd && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
+            ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
         var y = Tensor.Uninitialized(outShape);                             // (B, Cout, Ho, Wo), every element written below
         if (y.Count > 0)
             fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data)
@@ -82,16 +96,20 @@ internal static unsafe partial class Ops
                     if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
                     Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
                 }
+                else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
-                    float[] colBuf = ArrayPool<float>.Shared.Rent(ckk * chunk * hw);
+                    // chunk after chunk, either in one scratch matrix or side by side in the saved one:
+                    // chunk b0 then starts at b0·CKK·HW
+                    float[] colBuf = savedCol ?? ArrayPool<float>.Shared.Rent(ckk * chunk * hw);
                     float[] yBuf = ArrayPool<float>.Shared.Rent(cout * chunk * hw);
                     try
                     {
-                        fixed (float* col = colBuf, yF = yBuf)
+                        fixed (float* pcol = colBuf, yF = yBuf)
                             for (int b0 = 0; b0 < batch; b0 += chunk)
                             {
                                 int n = Math.Min(chunk, batch - b0), nhw = n * hw;
+                                float* col = savedCol is null ? pcol : pcol + (long)b0 * ckk * hw;
                                 Im2Col.FoldedIm2Col(px + b0 * xImage, n, g, col);                        // (CKK, n·HW)
                                 Gemm.Sgemm(false, false, cout, nhw, ckk, pw, ckk, col, nhw, 0f, yF, nhw);  // (Cout, n·HW)
                                 Im2Col.Unfold(yF, n, cout, hw, pb, py + b0 * yImage);                    // (n, Cout, HW) + b
@@ -99,7 +117,7 @@ internal static unsafe partial class Ops
                     }
                     finally
                     {
-                        ArrayPool<float>.Shared.Return(colBuf);
+                        if (savedCol is null) ArrayPool<float>.Shared.Return(colBuf);
                         ArrayPool<float>.Shared.Return(yBuf);
                     }
                 }
@@ -112,12 +130,17 @@ internal static unsafe partial class Ops
             //   db[o]   += Σ_b Σ_q dy[b, o, q]
             //   dW      += Σ_b dy_b (Cout, HW) · col_bᵀ (HW, CKK)  = dyF (Cout, n·HW) · colᵀ per chunk, in chunk order
             //   dx_b    += col2im(Wᵀ (CKK, Cout) · dy_b (Cout, HW))   (im2col is linear; col2im is its adjoint)
-            // For a stride-1 convolution that keeps the size (3×3 pad 1), that col2im equals a convolution of dy
-            // with the flipped, transposed kernel, same padding: dx_b += Wᵀflip (Cin, Cout·kk) · im2col(dy_b). That
-            // GEMM has the forward's long K instead of K = Cout, and writes Cin·HW instead of CKK·HW floats.
-            if (batch == 0) return;
+            // For a "same" stride-1 convolution that col2im is the convolution of dy with the flipped, transposed
+            // kernel and the same padding (dx[c, iy, ix] = Σ_o Σ_(i,j) dy[o, iy + p − i, ix + p − j] · W[o, c, i, j]),
+            // which the direct kernel computes.
+            try { if (batch > 0) ConvBackward(dy); }
+            finally { if (savedCol is not null) ArrayPool<float>.Shared.Return(savedCol); }
+        });
+
+        void ConvBackward(Tensor dy)
+        {
             bool needX = x.RequiresGrad, needW = weight.RequiresGrad;
-            fixed (float* px = x.Data, pw = weight.Data, pdy = dy.Data)
+            fixed (float* px = x.Data, pw = weight.Data, pdy = dy.Data, psaved = savedCol)
             {
                 if (bias is not null && bias.RequiresGrad)
                     fixed (float* pdb = bias.GradData()) Im2Col.BiasGrad(pdy, batch, cout, hw, pdb);
@@ -128,51 +151,94 @@ internal static unsafe partial class Ops
                         Gemm.SgemmBatched(batch, true, false, cin, hw, cout, pw, cin, 0, pdy, hw, yImage, 1f, pdx, hw, xImage);
                     needX = false;
                 }
+                else if (needX && direct)
+                {
+                    var gT = new ConvGeometry(cout, g.H, g.W, g.Kh, g.Kw, 1, g.Pad);      // dy (B, Cout, H, W) as the input
+                    fixed (float* pdx = x.GradData()) DirectConv(pdy, batch, gT, pw, cout, cin, flipTranspose: true, null, pdx, accumulate: true);
+                    needX = false;
+                }
+                if (needW && directDw)
+                {
+                    fixed (float* pdw = weight.GradData()) DirectWeightGrad(px, pdy, batch, g, cout, pdw);
+                    needW = false;
+                }
                 if (!needX && !needW) return;
-                bool flip = needX && g.IsSame && g.Kh == g.Kw;
-                var gT = new ConvGeometry(cout, g.H, g.W, g.Kh, g.Kw, 1, g.Pad);          // im2col of dy (B, Cout, H, W)
-                int kk = g.Kh * g.Kw, ckkT = cout * kk;
-                int bchunk = ConvChunk(batch, (long)Math.Max(Math.Max(ckk, ckkT), Math.Max(cin, cout)) * hw);
-                float[] colBuf = ArrayPool<float>.Shared.Rent(Math.Max(ckk, flip ? ckkT : 0) * bchunk * hw);
-                float[] dyBuf = ArrayPool<float>.Shared.Rent(Math.Max(cout, flip ? cin : 0) * bchunk * hw);
-                float[] wtBuf = ArrayPool<float>.Shared.Rent(flip ? weight.Count : 0);
+                float[] colBuf = ArrayPool<float>.Shared.Rent(needX || psaved == null ? ckk * chunk * hw : 0);
+                float[] dyBuf = ArrayPool<float>.Shared.Rent(cout * chunk * hw);
                 try
                 {
-                    fixed (float* col = colBuf, dyF = dyBuf, wT = wtBuf, pdw = needW ? weight.GradData() : default, pdx = needX ? x.GradData() : default)
-                    {
-                        if (flip) Im2Col.FlipTranspose(pw, cout, cin, g.Kh, g.Kw, wT);        // (Cin, Cout·kk)
-                        for (int b0 = 0; b0 < batch; b0 += bchunk)
+                    fixed (float* col = colBuf, dyF = dyBuf, pdw = needW ? weight.GradData() : default, pdx = needX ? x.GradData() : default)
+                        for (int b0 = 0; b0 < batch; b0 += chunk)
                         {
-                            int n = Math.Min(bchunk, batch - b0), nhw = n * hw;
-                            float* dyChunk = pdy + b0 * yImage, xChunk = px + b0 * xImage, dxChunk = pdx + b0 * xImage;
-                            if (needW || !flip) Im2Col.Fold(dyChunk, n, cout, hw, dyF);                 // (Cout, n·HW)
+                            int n = Math.Min(chunk, batch - b0), nhw = n * hw;
+                            float* xChunk = px + b0 * xImage;
+                            Im2Col.Fold(pdy + b0 * yImage, n, cout, hw, dyF);                           // (Cout, n·HW)
                             if (needW)
                             {
-                                if (g.IsPointwise) Im2Col.Fold(xChunk, n, cin, hw, col);                 // (Cin, n·HW)
+                                float* xcol = col;
+                                if (psaved != null) xcol = psaved + (long)b0 * ckk * hw;                  // the forward's (CKK, n·HW)
+                                else if (g.IsPointwise) Im2Col.Fold(xChunk, n, cin, hw, col);            // (Cin, n·HW)
                                 else Im2Col.FoldedIm2Col(xChunk, n, g, col);                             // (CKK, n·HW)
-                                Gemm.Sgemm(false, true, cout, ckk, nhw, dyF, nhw, col, nhw, 1f, pdw, ckk); // (Cout, CKK)
+                                Gemm.Sgemm(false, true, cout, ckk, nhw, dyF, nhw, xcol, nhw, 1f, pdw, ckk); // (Cout, CKK)
                             }
-                            if (needX && flip)
-                            {
-                                Im2Col.FoldedIm2Col(dyChunk, n, gT, col);                                // (Cout·kk, n·HW)
-                                Gemm.Sgemm(false, false, cin, nhw, ckkT, wT, ckkT, col, nhw, 0f, dyF, nhw); // (Cin, n·HW)
-                                Im2Col.UnfoldAdd(dyF, n, cin, hw, dxChunk);                              // (n, Cin, H, W)
-                            }
-                            else if (needX)
+                            if (needX)
                             {
                                 Gemm.Sgemm(true, false, ckk, nhw, cout, pw, ckk, dyF, nhw, 0f, col, nhw);  // (CKK, n·HW)
-                                Im2Col.FoldedCol2Im(col, n, g, dxChunk);                                 // (n, Cin, H, W)
+                                Im2Col.FoldedCol2Im(col, n, g, pdx + b0 * xImage);                       // (n, Cin, H, W)
                             }
                         }
-                    }
                 }
                 finally
                 {
                     ArrayPool<float>.Shared.Return(colBuf);
                     ArrayPool<float>.Shared.Return(dyBuf);
-                    ArrayPool<float>.Shared.Return(wtBuf);
                 }
             }
-        });
+        }
+    }
+
+    /// <summary>dW (cout, C, 3, 3) += Σ_b dy_b ⋆ x_b with the direct kernel: x (count, C, H, W), dy (count, cout, H, W).</summary>
+    static void DirectWeightGrad(float* x, float* dy, int count, in ConvGeometry g, int cout, float* dw)
+    {
+        float[] xpBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedFloats(g, count)));
+        float[] dyBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedRowsFloats(g, count, cout)));
+        try
+        {
+            fixed (float* xp = xpBuf, dyz = dyBuf)
+            {
+                ConvDirect.Pad(x, count, g, xp);                          // (count, C, H + 2p, W + 2p)
+                ConvDirect.PadRows(dy, count, cout, g, dyz);              // (count, cout, H·(W + 2p)), zero extra columns
+                ConvDirect.WeightGrad(xp, dyz, count, g, cout, dw);       // (cout, C, 3, 3)
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(xpBuf);
+            ArrayPool<float>.Shared.Return(dyBuf);
+        }
+    }
+
+    /// <summary>output (count, outC, H, W) = (or += with accumulate) the direct convolution of input (count, g.C, H, W)
+    /// with w (cout, cin, k, k), or with its flipped transpose for dx (outC = cin), plus bias.</summary>
+    static void DirectConv(float* input, int count, in ConvGeometry g, float* w, int cout, int cin, bool flipTranspose,
+        float* bias, float* output, bool accumulate)
+    {
+        int outC = flipTranspose ? cin : cout;
+        float[] xpBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedFloats(g, count)));
+        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(outC, g.C, g.Kh));
+        try
+        {
+            fixed (float* xp = xpBuf, wpk = wBuf)
+            {
+                ConvDirect.Pad(input, count, g, xp);                                         // (count, C, H + 2p, W + 2p)
+                ConvDirect.PackWeights(w, cout, cin, g.Kh, flipTranspose, wpk);              // [outC/8][C][k·k][8]
+                ConvDirect.Forward(xp, count, g, wpk, outC, bias, output, accumulate);       // (count, outC, H, W)
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(xpBuf);
+            ArrayPool<float>.Shared.Return(wBuf);
+        }
     }
 }

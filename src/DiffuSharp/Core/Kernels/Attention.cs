@@ -16,68 +16,74 @@ internal static unsafe class AttentionSoftmax
 
     readonly struct ForwardWork(float* s, int n, float scale) : IRangeWorkItem
     {
-        public void Invoke(int begin, int end)
-        {
-            var vs = Vector256.Create(scale);
-            for (int r = begin; r < end; r++)
-            {
-                float* row = s + (long)r * n;
-                // Scale first, then subtract the row maximum so exp never overflows (a negative scale is fine too).
-                var vmax = Vector256.Create(float.NegativeInfinity);
-                int i = 0;
-                for (; i + 8 <= n; i += 8)
-                {
-                    var t = Vector256.Load(row + i) * vs;
-                    t.Store(row + i);
-                    vmax = Vector256.Max(vmax, t);
-                }
-                float max = float.NegativeInfinity;
-                for (int k = 0; k < 8; k++) max = Math.Max(max, vmax.GetElement(k));
-                for (; i < n; i++) { row[i] *= scale; max = Math.Max(max, row[i]); }
-                // Σ exp in double: the normaliser of a long row keeps full float precision.
-                var vm = Vector256.Create(max);
-                var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
-                i = 0;
-                for (; i + 8 <= n; i += 8)
-                {
-                    var e = Vector256.Exp(Vector256.Load(row + i) - vm);
-                    e.Store(row + i);
-                    a0 += Vector256.WidenLower(e); a1 += Vector256.WidenUpper(e);
-                }
-                double sum = Vector256.Sum(a0 + a1);
-                for (; i < n; i++) { float e = MathF.Exp(row[i] - max); row[i] = e; sum += e; }
-                var vinv = Vector256.Create((float)(1.0 / sum));
-                i = 0;
-                for (; i + 8 <= n; i += 8) (Vector256.Load(row + i) * vinv).Store(row + i);
-                float inv = (float)(1.0 / sum);
-                for (; i < n; i++) row[i] *= inv;
-            }
-        }
+        public void Invoke(int begin, int end) => ForwardRows(s, begin, end, n, scale);
     }
 
     readonly struct BackwardWork(float* p, float* dp, int n, float scale) : IRangeWorkItem
     {
-        public void Invoke(int begin, int end)
+        public void Invoke(int begin, int end) => BackwardRows(p, dp, begin, end, n, scale);
+    }
+
+    /// <summary>Rows [begin, end) of <see cref="Forward"/> on the calling thread.</summary>
+    internal static void ForwardRows(float* s, int begin, int end, int n, float scale)
+    {
+        var vs = Vector256.Create(scale);
+        for (int r = begin; r < end; r++)
         {
-            for (int r = begin; r < end; r++)
+            float* row = s + (long)r * n;
+            // Scale first, then subtract the row maximum so exp never overflows (a negative scale is fine too).
+            var vmax = Vector256.Create(float.NegativeInfinity);
+            int i = 0;
+            for (; i + 8 <= n; i += 8)
             {
-                float* pr = p + (long)r * n, dr = dp + (long)r * n;
-                var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
-                int i = 0;
-                for (; i + 8 <= n; i += 8)
-                {
-                    var t = Vector256.Load(dr + i) * Vector256.Load(pr + i);
-                    a0 += Vector256.WidenLower(t); a1 += Vector256.WidenUpper(t);
-                }
-                double dot = Vector256.Sum(a0 + a1);
-                for (; i < n; i++) dot += dr[i] * pr[i];
-                var vd = Vector256.Create((float)dot); var vs = Vector256.Create(scale);
-                i = 0;
-                for (; i + 8 <= n; i += 8)
-                    ((Vector256.Load(dr + i) - vd) * Vector256.Load(pr + i) * vs).Store(dr + i);
-                float fd = (float)dot;
-                for (; i < n; i++) dr[i] = (dr[i] - fd) * pr[i] * scale;
+                var t = Vector256.Load(row + i) * vs;
+                t.Store(row + i);
+                vmax = Vector256.Max(vmax, t);
             }
+            float max = float.NegativeInfinity;
+            for (int k = 0; k < 8; k++) max = Math.Max(max, vmax.GetElement(k));
+            for (; i < n; i++) { row[i] *= scale; max = Math.Max(max, row[i]); }
+            // Σ exp in double: the normaliser of a long row keeps full float precision.
+            var vm = Vector256.Create(max);
+            var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
+            i = 0;
+            for (; i + 8 <= n; i += 8)
+            {
+                var e = Vector256.Exp(Vector256.Load(row + i) - vm);
+                e.Store(row + i);
+                a0 += Vector256.WidenLower(e); a1 += Vector256.WidenUpper(e);
+            }
+            double sum = Vector256.Sum(a0 + a1);
+            for (; i < n; i++) { float e = MathF.Exp(row[i] - max); row[i] = e; sum += e; }
+            var vinv = Vector256.Create((float)(1.0 / sum));
+            i = 0;
+            for (; i + 8 <= n; i += 8) (Vector256.Load(row + i) * vinv).Store(row + i);
+            float inv = (float)(1.0 / sum);
+            for (; i < n; i++) row[i] *= inv;
+        }
+    }
+
+    /// <summary>Rows [begin, end) of <see cref="Backward"/> on the calling thread.</summary>
+    internal static void BackwardRows(float* p, float* dp, int begin, int end, int n, float scale)
+    {
+        for (int r = begin; r < end; r++)
+        {
+            float* pr = p + (long)r * n, dr = dp + (long)r * n;
+            var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
+            int i = 0;
+            for (; i + 8 <= n; i += 8)
+            {
+                var t = Vector256.Load(dr + i) * Vector256.Load(pr + i);
+                a0 += Vector256.WidenLower(t); a1 += Vector256.WidenUpper(t);
+            }
+            double dot = Vector256.Sum(a0 + a1);
+            for (; i < n; i++) dot += dr[i] * pr[i];
+            var vd = Vector256.Create((float)dot); var vs = Vector256.Create(scale);
+            i = 0;
+            for (; i + 8 <= n; i += 8)
+                ((Vector256.Load(dr + i) - vd) * Vector256.Load(pr + i) * vs).Store(dr + i);
+            float fd = (float)dot;
+            for (; i < n; i++) dr[i] = (dr[i] - fd) * pr[i] * scale;
         }
     }
 

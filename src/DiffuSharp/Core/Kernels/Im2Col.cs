@@ -163,6 +163,15 @@ internal static unsafe class Im2Col
         if (k < n) Vector256.Load(src + n - 8).Store(dst + n - 8);
     }
 
+    /// <summary>dst[k] = 0 for k in [0, n).</summary>
+    static void ClearRow(float* dst, int n)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; k + 8 <= n; k += 8) Vector256<float>.Zero.Store(dst + k);
+        for (; k < n; k++) dst[k] = 0f;
+    }
+
     /// <summary>dst[k] += src[k] for k in [0, n).</summary>
     static void AddRow(float* dst, float* src, int n)
     {
@@ -178,8 +187,40 @@ internal static unsafe class Im2Col
     public static void FoldedIm2Col(float* x, int count, in ConvGeometry g, float* col)
     {
         int hw = g.Ho * g.Wo;
+        if (g.IsSame)
+        {
+            var same = new SameIm2ColWork(x, g, count, col, count * hw);
+            ParallelFor.RunRange(count * g.C, same, MinPairsPerThread(g));
+            return;
+        }
         var work = new Im2ColWork(x, g, col, count * hw);
         ParallelFor.Run(count * g.C, work, MinPairsPerThread(g));
+    }
+
+    /// <summary>Same-convolution im2col over a range of (channel, image) pairs, index = channel·count + image:
+    /// kernel tap by kernel tap, so each tap's row geometry is worked out once per range rather than once per
+    /// 49-float row of a 7×7 image, and consecutive pairs fill one column row left to right (whole cache lines).</summary>
+    readonly struct SameIm2ColWork(float* x, ConvGeometry g, int count, float* col, int ldCol) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end)
+        {
+            int c = g.C, hw = g.H * g.W, ohw = g.Ho * g.Wo, w = g.W, kk = g.Kh * g.Kw;
+            for (int t = 0; t < kk; t++)
+            {
+                var r = SameRow.Of(g, t / g.Kw, t % g.Kw);
+                int above = r.RowLo * w, below = (g.Ho - r.RowHi) * w, n = r.QHi - r.QLo;
+                for (int index = begin; index < end; index++)
+                {
+                    int ch = index / count, b = index % count;
+                    float* row = col + (long)(ch * kk + t) * ldCol + (long)b * ohw;
+                    float* xc = x + ((long)b * c + ch) * hw;
+                    if (above > 0) ClearRow(row, above);
+                    if (below > 0) ClearRow(row + r.RowHi * w, below);
+                    CopyRow(row + r.QLo, xc + r.QLo + r.D, n);
+                    r.ClearWrapped(row, w);
+                }
+            }
+        }
     }
 
     /// <summary>col2im of a folded column matrix (CKK, count·Ho·Wo) into dx (count, C, H, W), accumulating (+=).</summary>
@@ -213,7 +254,7 @@ internal static unsafe class Im2Col
         }
     }
 
-    enum FoldMode { Fold, Unfold, UnfoldAdd }
+    enum FoldMode { Fold, Unfold }
 
     /// <summary>Folds rows of y (count, R, n) into yF (R, count·n): yF[r, b·n + q] = y[b, r, q]. Split over (b, r).</summary>
     public static void Fold(float* y, int count, int rows, int n, float* yF)
@@ -230,13 +271,6 @@ internal static unsafe class Im2Col
         ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
     }
 
-    /// <summary>y[b, r, q] += yF[r, b·n + q].</summary>
-    public static void UnfoldAdd(float* yF, int count, int rows, int n, float* y)
-    {
-        var work = new FoldWork(y, rows, n, yF, count * n, null, FoldMode.UnfoldAdd);
-        ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
-    }
-
     readonly struct FoldWork(float* y, int rows, int n, float* yF, int ldF, float* bias, FoldMode mode) : IWorkItem
     {
         public void Invoke(int index)
@@ -246,7 +280,6 @@ internal static unsafe class Im2Col
             float* f = yF + (long)r * ldF + (long)b * n;         // yF[r, b·n :]
             long bytes = (long)n * sizeof(float);
             if (mode == FoldMode.Fold) Buffer.MemoryCopy(a, f, bytes, bytes);
-            else if (mode == FoldMode.UnfoldAdd) AddRow(a, f, n);
             else if (bias == null) Buffer.MemoryCopy(f, a, bytes, bytes);
             else
             {
@@ -260,17 +293,6 @@ internal static unsafe class Im2Col
                 for (; k < n; k++) a[k] = f[k] + v;
             }
         }
-    }
-
-    /// <summary>The weight of the adjoint of a stride-1 convolution: wT[c, (o·Kh + i)·Kw + j] = w[o, c, Kh−1−i, Kw−1−j]
-    /// for w (cout, cin, Kh, Kw) → wT (cin, cout·Kh·Kw). Convolving dy with wT (padding Kh−1−p) gives dx.</summary>
-    public static void FlipTranspose(float* w, int cout, int cin, int kh, int kw, float* wT)
-    {
-        for (int c = 0; c < cin; c++)
-            for (int o = 0; o < cout; o++)
-                for (int i = 0; i < kh; i++)
-                    for (int j = 0; j < kw; j++)
-                        wT[(long)c * cout * kh * kw + (o * kh + i) * kw + j] = w[(((long)o * cin + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
     }
 
     /// <summary>y[b, r, q] = bias[r] for a (count, rows, n) block: the bias seeded before a beta = 1 GEMM.</summary>
