@@ -21,6 +21,7 @@ public static class MemoryBench
         new("steps", "timed steps", "20", Value: "N"),
         new("warmup", "untimed steps first", "3", Value: "N"),
         new("batch_size", "images per step", "32", Value: "N"),
+        new("unpooled", "every tensor a fresh GC array, as without TensorScope (the reference to compare with)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -46,6 +47,7 @@ public static class MemoryBench
         var model = Preset(o.Required("preset"));
         int steps = o.Int("steps", min: 1), warmup = o.Int("warmup", min: 0), batch = o.Int("batch_size", min: 1);
         string mode = o.Required("mode");
+        using var unpooled = o.Flag("unpooled") ? TensorScope.Unpooled() : default;
 
         var rng = new Rng(1);
         int len = model.InChannels * model.ImageSize * model.ImageSize, count = Math.Max(batch, 256);
@@ -76,11 +78,11 @@ public static class MemoryBench
         gen0 = GC.CollectionCount(0) - gen0;
         Array.Sort(ms);
         var ci = CultureInfo.InvariantCulture;
-        stdout.WriteLine(string.Create(ci, $"{o.Required("preset")} {mode} batch {batch}: {steps} steps"));
+        stdout.WriteLine(string.Create(ci, $"{o.Required("preset")} {mode} batch {batch}: {steps} steps{(o.Flag("unpooled") ? ", unpooled" : "")}"));
         stdout.WriteLine(string.Create(ci, $"  ms/step      median {ms[steps / 2]:F1}  min {ms[0]:F1}  max {ms[^1]:F1}"));
         stdout.WriteLine(string.Create(ci, $"  gen2/100     {100.0 * gen2 / steps:F1}   (gen0/100 {100.0 * gen0 / steps:F1})"));
         stdout.WriteLine(string.Create(ci, $"  MB alloc/step {allocated / 1048576.0 / steps:F2}"));
-        stdout.WriteLine(string.Create(ci, $"  peak RSS     {PeakRssMiB()} MiB (VmHWM)"));
+        stdout.WriteLine(string.Create(ci, $"  peak RSS     {PeakRssMiB()} MiB (VmHWM), pool holds {TensorPool.RetainedBytes / 1048576.0:F0} MiB"));
         return 0;
     }
 

@@ -135,7 +135,8 @@ public sealed class UNetModel : Module
     {
         int b = timesteps.Dim(0), half = dim / 2;
         var t = timesteps.Contiguous().Data;
-        var emb = new float[b * dim];
+        var embT = Tensor.Zeros(b, dim);                                      // (B, dim)
+        var emb = embT.Data;
         float negLog = (float)-Math.Log(maxPeriod);
         var freqs = new float[half];
         for (int i = 0; i < half; i++) freqs[i] = MathF.Exp(negLog * i / half);
@@ -146,7 +147,7 @@ public sealed class UNetModel : Module
                 emb[n * dim + i] = MathF.Cos(arg);
                 emb[n * dim + half + i] = MathF.Sin(arg);
             }
-        return Tensor.Wrap(emb, b, dim);        // odd dim: the last column stays zero, as the reference pads
+        return embT;                            // odd dim: the last column stays zero, as the reference pads
     }
 }
 

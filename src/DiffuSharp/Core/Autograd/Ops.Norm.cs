@@ -30,12 +30,12 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight?.Contiguous(); bias = bias?.Contiguous();
         int s = n * c == 0 ? 0 : x.Count / (n * c);
         var y = Tensor.Uninitialized(x.Shape);                  // the kernel writes every element
-        var mean = new float[2 * n * groups];            // μ as (hi, lo) float pairs
-        var rstd = new float[n * groups];
+        var mean = Tensor.Uninitialized([2 * n * groups]);     // μ as (hi, lo) float pairs; both written by the kernel
+        var rstd = Tensor.Uninitialized([n * groups]);
         var gamma = weight?.Data.ToArray() ?? Filled(c, 1f);     // γ = 1, β = 0 when absent
         var beta = bias?.Data.ToArray() ?? Filled(c, 0f);
         if (y.Count > 0)
-            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
             {
                 if (silu) Norm.GroupNormForward<SiluActivation>(px, pg, pb, py, pm, pr, n, c, s, groups, eps);
                 else Norm.GroupNormForward<IdentityActivation>(px, pg, pb, py, pm, pr, n, c, s, groups, eps);
@@ -52,7 +52,7 @@ internal static unsafe partial class Ops
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
             var sumDzXhat = ArrayPool<double>.Shared.Rent(n * c);   // both written for every (b, c) by the kernel
             var sumDz = ArrayPool<double>.Shared.Rent(n * c);
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
             fixed (float* pdx = x.RequiresGrad ? x.GradData() : default)
             fixed (double* pa = sumDzXhat, pz = sumDz)
             {
@@ -82,12 +82,12 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight?.Contiguous(); bias = bias?.Contiguous();
         int d = ShapeUtil.Count(normalizedShape), rows = d == 0 ? 0 : x.Count / d;
         var y = Tensor.Uninitialized(x.Shape);                  // the kernel writes every element
-        var mean = new float[2 * rows];
-        var rstd = new float[rows];
+        var mean = Tensor.Uninitialized([2 * rows]);           // both written by the kernel
+        var rstd = Tensor.Uninitialized([rows]);
         var gamma = weight?.Data.ToArray() ?? Filled(d, 1f);
         var beta = bias?.Data.ToArray() ?? Filled(d, 0f);
         if (y.Count > 0)
-            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
                 Norm.LayerNormForward(px, pg, pb, py, pm, pr, rows, d, eps);
 
         Tensor[] inputs = weight is null ? (bias is null ? [x] : [x, bias]) : (bias is null ? [x, weight] : [x, weight, bias]);
@@ -97,7 +97,7 @@ internal static unsafe partial class Ops
             //   dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = γ⊙dy;  dγ = Σ_rows dy⊙x̂;  dβ = Σ_rows dy.
             if (y.Count == 0) return;
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pm = mean.Data, pr = rstd.Data)
             fixed (float* pdx = x.RequiresGrad ? x.GradData() : default)
             fixed (float* pdg = needW ? weight!.GradData() : default, pdb = needB ? bias!.GradData() : default)
                 Norm.LayerNormBackward(px, pd, pg, pm, pr, pdx, pdg, pdb, rows, d);
