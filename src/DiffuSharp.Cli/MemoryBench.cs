@@ -78,7 +78,7 @@ public static class MemoryBench
         gen0 = GC.CollectionCount(0) - gen0;
         Array.Sort(ms);
         var ci = CultureInfo.InvariantCulture;
-        stdout.WriteLine(string.Create(ci, $"{o.Required("preset")} {mode} batch {batch}: {steps} steps{(o.Flag("unpooled") ? ", unpooled" : "")}"));
+        stdout.WriteLine(string.Create(ci, $"{o.Required("preset")} {mode} batch {batch}: {steps} steps{(o.Flag("unpooled") ? ", unpooled" : "")}, {trainer.Model.ParameterCount() / 1e6:F2}M parameters"));
         stdout.WriteLine(string.Create(ci, $"  ms/step      median {ms[steps / 2]:F1}  min {ms[0]:F1}  max {ms[^1]:F1}"));
         stdout.WriteLine(string.Create(ci, $"  gen2/100     {100.0 * gen2 / steps:F1}   (gen0/100 {100.0 * gen0 / steps:F1})"));
         stdout.WriteLine(string.Create(ci, $"  MB alloc/step {allocated / 1048576.0 / steps:F2}"));

@@ -168,7 +168,8 @@ public sealed partial class Tensor
     public override string ToString()
     {
         var sb = new StringBuilder($"Tensor{ShapeUtil.Format(_shape)}");
-        if (Count <= 16)
+        if (IsReleased) sb.Append(" (released: its scope ended)");
+        else if (Count <= 16)
         {
             sb.Append(" [");
             sb.Append(string.Join(", ", ToArray().Select(v => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture))));

@@ -71,6 +71,7 @@ public class TensorScopeTests
             Assert.Contains("Keep", e.Message);
         }
         Assert.Throws<ObjectDisposedException>(() => t.Data.Length);
+        Assert.Contains("released", t.ToString());                 // debuggers may still print it
         Assert.Throws<ObjectDisposedException>(() => (t + 1.0).Count);
         Assert.Contains("(8, 631)", Assert.Throws<ObjectDisposedException>(() => t.Sum()).Message);
     }
