@@ -9,7 +9,7 @@ public sealed partial class Tensor
 
     public static Tensor Full(int[] shape, float value)
     {
-        var t = new Tensor((int[])shape.Clone());
+        var t = Uninitialized((int[])shape.Clone());
         t.Data.Fill(value);
         return t;
     }
@@ -19,7 +19,7 @@ public sealed partial class Tensor
     {
         if (step == 0 || (end - start) / step < 0) throw new ArgumentException($"Arange({start}, {end}, {step}) is empty or infinite");
         int n = (int)Math.Ceiling((end - start) / (double)step);
-        var t = new Tensor([n]);
+        var t = Uninitialized([n]);
         var d = t.Data;
         for (int i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
         return t;
@@ -28,10 +28,19 @@ public sealed partial class Tensor
     /// <summary>A tensor over a copy of data with the given shape.</summary>
     public static Tensor FromArray(float[] data, params int[] shape)
     {
+        ArgumentNullException.ThrowIfNull(data);
+        return FromSpan(data, shape);
+    }
+
+    /// <summary>A tensor over a copy of data with the given shape (pooled storage inside a <see cref="TensorScope"/>).</summary>
+    public static Tensor FromSpan(ReadOnlySpan<float> data, params int[] shape)
+    {
         if (shape.Length == 0) shape = [data.Length];
         int n = ShapeUtil.Count(shape);
         if (n != data.Length) throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {ShapeUtil.Format(shape)} ({n} elements)");
-        return new Tensor((float[])data.Clone(), 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
+        var t = Uninitialized((int[])shape.Clone());
+        data.CopyTo(t.Data);
+        return t;
     }
 
     /// <summary>A tensor that takes ownership of data (no copy).</summary>
@@ -39,21 +48,21 @@ public sealed partial class Tensor
     {
         int n = ShapeUtil.Count(shape);
         if (n != data.Length) throw new ArgumentException($"Wrap: {data.Length} values do not fill shape {ShapeUtil.Format(shape)} ({n} elements)");
-        return new Tensor(data, 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
+        return OverArray(data, 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
     }
 
-    public static Tensor Scalar(float value) => new([value], 0, [], []);
+    public static Tensor Scalar(float value) => OverArray([value], 0, [], []);
 
     public static Tensor RandN(int[] shape, Rng rng, float mean = 0f, float std = 1f)
     {
-        var t = new Tensor((int[])shape.Clone());
+        var t = Uninitialized((int[])shape.Clone());
         rng.FillNormal(t.Data, mean, std);
         return t;
     }
 
     public static Tensor Rand(int[] shape, Rng rng, float low = 0f, float high = 1f)
     {
-        var t = new Tensor((int[])shape.Clone());
+        var t = Uninitialized((int[])shape.Clone());
         rng.FillUniform(t.Data, low, high);
         return t;
     }
@@ -61,6 +70,11 @@ public sealed partial class Tensor
     public static Tensor ZerosLike(Tensor t) => new(t.Shape);
     public static Tensor RandNLike(Tensor t, Rng rng) => RandN(t.Shape, rng);
 
-    /// <summary>A contiguous copy with no autograd history.</summary>
-    public Tensor Clone() => new(ToArray(), 0, Shape, ShapeUtil.ContiguousStrides(_shape));
+    /// <summary>A contiguous copy with no autograd history (pooled storage inside a <see cref="TensorScope"/>).</summary>
+    public Tensor Clone()
+    {
+        var t = Uninitialized(Shape);
+        Kernels.Strided.Gather(Storage, Offset, _shape, _strides, t.Data);
+        return t;
+    }
 }

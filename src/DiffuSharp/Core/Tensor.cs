@@ -7,13 +7,44 @@ namespace DiffuSharp;
 
 public sealed partial class Tensor
 {
-    internal float[] Storage;
+    float[] _storage;
     internal int Offset;
     readonly int[] _shape;
     readonly int[] _strides;
+    Tensor? _grad;
+
+    /// <summary>Set when the storage came from a <see cref="TensorScope"/> (shared by every view of it).</summary>
+    internal StorageLease? Lease { get; private set; }
+
+    /// <summary>The backing array; throws once the storage went back to the pool.</summary>
+    internal float[] Storage
+    {
+        get
+        {
+            if (Lease is { IsReleased: true } lease) throw lease.UseAfterRelease($"Tensor{ShapeUtil.Format(_shape)}");
+            return _storage;
+        }
+        set
+        {
+            _storage = value;
+            Lease = null;
+        }
+    }
+
+    /// <summary>True once the storage of this tensor went back to the pool (its scope ended); any access then throws.</summary>
+    public bool IsReleased => Lease is { IsReleased: true };
 
     /// <summary>The accumulated gradient (same shape, contiguous) after <see cref="Backward"/>.</summary>
-    public Tensor? Grad { get; set; }
+    public Tensor? Grad
+    {
+        get => _grad;
+        set
+        {
+            if (_grad?.Lease is { } old) old.GradRefs--;
+            _grad = value;
+            if (value?.Lease is { } lease) lease.GradRefs++;
+        }
+    }
 
     /// <summary>True for a leaf that wants a gradient, or for any result computed from one while grad is on.</summary>
     public bool RequiresGrad { get; internal set; }
@@ -21,9 +52,10 @@ public sealed partial class Tensor
     /// <summary>The op that produced this tensor (null for leaves and for results computed under no-grad).</summary>
     internal Node? GradFn;
 
-    internal Tensor(float[] storage, int offset, int[] shape, int[] strides)
+    Tensor(float[] storage, StorageLease? lease, int offset, int[] shape, int[] strides)
     {
-        Storage = storage;
+        _storage = storage;
+        Lease = lease;
         Offset = offset;
         _shape = shape;
         _strides = strides;
@@ -31,7 +63,21 @@ public sealed partial class Tensor
         IsContiguous = ComputeContiguous();
     }
 
-    internal Tensor(int[] shape) : this(new float[ShapeUtil.Count(shape)], 0, shape, ShapeUtil.ContiguousStrides(shape)) { }
+    Tensor((float[] Array, StorageLease? Lease) storage, int[] shape)
+        : this(storage.Array, storage.Lease, 0, shape, ShapeUtil.ContiguousStrides(shape)) { }
+
+    /// <summary>A new zero-filled contiguous tensor (pooled storage inside a <see cref="TensorScope"/>).</summary>
+    internal Tensor(int[] shape) : this(TensorScope.Allocate(ShapeUtil.Count(shape), zeroed: true), shape) { }
+
+    /// <summary>A new contiguous tensor whose elements are undefined (recycled values inside a scope). Only for ops
+    /// that write every element before anything reads it: maps, copies, GEMMs with beta = 0, ….</summary>
+    internal static Tensor Uninitialized(int[] shape) => new(TensorScope.Allocate(ShapeUtil.Count(shape), zeroed: false), shape);
+
+    /// <summary>A tensor over a GC-owned array (never pooled).</summary>
+    internal static Tensor OverArray(float[] storage, int offset, int[] shape, int[] strides) => new(storage, null, offset, shape, strides);
+
+    /// <summary>A view: <paramref name="source"/>'s storage (and its lease) seen with another offset, shape and strides.</summary>
+    internal static Tensor ViewOf(Tensor source, int offset, int[] shape, int[] strides) => new(source.Storage, source.Lease, offset, shape, strides);
 
     public int[] Shape => (int[])_shape.Clone();
     internal ReadOnlySpan<int> ShapeSpan => _shape;
@@ -73,7 +119,7 @@ public sealed partial class Tensor
     }
 
     /// <summary>The same values with no autograd history (shares storage).</summary>
-    public Tensor Detach() => new(Storage, Offset, _shape, _strides);
+    public Tensor Detach() => ViewOf(this, Offset, _shape, _strides);
 
     /// <summary>The single value of a one-element tensor.</summary>
     public float Item()
@@ -93,17 +139,37 @@ public sealed partial class Tensor
     /// <summary>Gradient of this scalar with respect to every tensor that requires grad; the graph is freed after.</summary>
     public void Backward(Tensor? gradient = null) => Graph.Backward(this, gradient);
 
-    /// <summary>Allocates the gradient buffer on first use and returns it (always contiguous, zero-initialised).</summary>
+    /// <summary>Hands the pooled storage of a temporary back at once (nothing happens for GC storage). Only for a tensor
+    /// the caller made and that nothing else refers to: any later access through it or a view of it throws.</summary>
+    internal void ReleaseScratch()
+    {
+        if (Lease is { GradRefs: 0 } lease) lease.Release(StorageLease.ReleasedBy.Owner);
+    }
+
+    /// <summary>Allocates the gradient buffer on first use and returns it (always contiguous, zero-initialised). A
+    /// leaf's gradient outlives any scope, so it is never pooled; a non-leaf's is, and Backward releases it as soon
+    /// as its node has consumed it.</summary>
     internal Span<float> GradData()
     {
-        Grad ??= new Tensor(_shape);
+        if (Grad is null)
+        {
+            if (IsLeaf)
+                using (TensorScope.Suspend()) Grad = new Tensor(_shape);
+            else
+            {
+                var g = new Tensor(_shape);
+                if (g.Lease is { } lease) lease.IsGradBuffer = true;
+                Grad = g;
+            }
+        }
         return Grad.Data;
     }
 
     public override string ToString()
     {
         var sb = new StringBuilder($"Tensor{ShapeUtil.Format(_shape)}");
-        if (Count <= 16)
+        if (IsReleased) sb.Append(" (released: its scope ended)");
+        else if (Count <= 16)
         {
             sb.Append(" [");
             sb.Append(string.Join(", ", ToArray().Select(v => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture))));

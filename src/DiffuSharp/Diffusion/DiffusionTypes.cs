@@ -94,7 +94,9 @@ public sealed record PMeanVarianceResult(Tensor Mean, Tensor Variance, Tensor Lo
 public sealed record SampleOutput(Tensor Sample, Tensor PredXStart);
 
 /// <summary>One step of a sampling loop: the step ran at timestep index <paramref name="Timestep"/> on x_t and
-/// produced <paramref name="Sample"/> = x_{t−1} (x_{t+1} in DDIM inversion) and <paramref name="PredXStart"/>.</summary>
+/// produced <paramref name="Sample"/> = x_{t−1} (x_{t+1} in DDIM inversion) and <paramref name="PredXStart"/>.
+/// The loops reuse the memory of a step's tensors once the step after it has been computed (the last step's stay
+/// valid): Clone() or ToArray() a step to keep it longer; a released tensor throws ObjectDisposedException.</summary>
 public sealed record SampleStep(int Timestep, Tensor Sample, Tensor PredXStart);
 
 /// <summary>Per-sample (B) training losses. Mse and Vb are null where the loss type has no such term.</summary>

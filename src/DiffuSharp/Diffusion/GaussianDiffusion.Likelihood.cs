@@ -35,6 +35,7 @@ public partial class GaussianDiffusion
             x0 = x0.Detach();
             for (int t = T - 1, col = 0; t >= 0; t--, col++)
             {
+                using var scope = TensorScope.Begin();               // each t's tensors go back to the pool
                 // 1. x_t ~ q(x_t | x_0).
                 var tBatch = Fill(B, t);
                 var eps = noise.Draw(x0, nameof(CalcBpdLoop));

@@ -4,6 +4,8 @@
 // Reference: openai/improved-diffusion, improved_diffusion/gaussian_diffusion.py (p_sample, p_sample_loop,
 // p_sample_loop_progressive, ddim_sample, ddim_reverse_sample, ddim_sample_loop, ddim_sample_loop_progressive).
 // Papers: DDPM Algorithm 2; Song et al. 2021 "Denoising Diffusion Implicit Models" (DDIM) eqs. 12 and 16.
+// Memory: every step runs in its own TensorScope, so its activations go back to the pool when it ends; its outputs
+// move to a holder that is released once the next step has consumed them (x_t is carried without new memory).
 // Deviations: noise is explicit (a Tensor or an Rng) where the reference calls th.randn_like; DDIM with η = 0 adds
 // no noise term (the reference adds 0 · noise, which can only flip the sign of a zero); the loops take an optional
 // start step (for interpolation and inversion) and there is a reverse loop, which the reference leaves to callers.
@@ -59,11 +61,11 @@ public partial class GaussianDiffusion
 
         IEnumerable<SampleStep> Run()
         {
+            using var outputs = new StepOutputs();
             for (int i = start; i >= 0; i--)
             {
                 var t = Fill(shape[0], i);
-                SampleOutput o;
-                using (Tensor.NoGrad()) o = PSample(model, x, t, rng, clipDenoised, denoisedFn);
+                var o = outputs.Run(() => PSample(model, x, t, rng, clipDenoised, denoisedFn));
                 yield return new SampleStep(i, o.Sample, o.PredXStart);
                 x = o.Sample;
             }
@@ -145,11 +147,11 @@ public partial class GaussianDiffusion
 
         IEnumerable<SampleStep> Run()
         {
+            using var outputs = new StepOutputs();
             for (int i = start; i >= 0; i--)
             {
                 var t = Fill(shape[0], i);
-                SampleOutput o;
-                using (Tensor.NoGrad()) o = DdimSample(model, x, t, eta, rng, clipDenoised, denoisedFn);
+                var o = outputs.Run(() => DdimSample(model, x, t, eta, rng, clipDenoised, denoisedFn));
                 yield return new SampleStep(i, o.Sample, o.PredXStart);
                 x = o.Sample;
             }
@@ -181,14 +183,46 @@ public partial class GaussianDiffusion
         IEnumerable<SampleStep> Run()
         {
             var x = x0.Detach();
+            using var outputs = new StepOutputs();
             for (int i = 0; i < target; i++)
             {
                 var t = Fill(x0.Dim(0), i);
-                SampleOutput o;
-                using (Tensor.NoGrad()) o = DdimReverseSample(model, x, t, clipDenoised, denoisedFn);
+                var o = outputs.Run(() => DdimReverseSample(model, x, t, clipDenoised, denoisedFn));
                 yield return new SampleStep(i, o.Sample, o.PredXStart);
                 x = o.Sample;
             }
+        }
+    }
+
+    /// <summary>
+    /// Runs the steps of a loop, each under NoGrad in its own <see cref="TensorScope"/>. A step's outputs move to a
+    /// holder of their own; the previous step's holder is released once the new step has consumed its x. Disposing
+    /// hands the last outputs to the GC, so they stay valid after the loop.
+    /// </summary>
+    internal sealed class StepOutputs : IDisposable
+    {
+        TensorScope? _held;
+
+        public SampleOutput Run(Func<SampleOutput> step)
+        {
+            var holder = TensorScope.Holder();
+            SampleOutput o;
+            using (Tensor.NoGrad())
+            using (TensorScope.Begin())
+            {
+                o = step();
+                TensorScope.KeepIn(o.Sample, holder);
+                TensorScope.KeepIn(o.PredXStart, holder);
+            }
+            _held?.Dispose();
+            _held = holder;
+            return o;
+        }
+
+        public void Dispose()
+        {
+            _held?.PersistAll();
+            _held = null;
         }
     }
 

@@ -114,13 +114,12 @@ public static class Trajectory
         {
             int T = diffusion.NumTimesteps;
             var x = NoiseLike(shape, rng, repeat: repeatNoiseSteps >= 0);
+            using var outputs = new GaussianDiffusion.StepOutputs();
             for (int i = T - 1; i >= 0; i--)
             {
                 // Steps T−1 … T−repeatNoiseSteps share their noise across the batch.
                 bool repeat = T - i <= repeatNoiseSteps;
-                SampleOutput o;
-                using (Tensor.NoGrad())
-                    o = diffusion.PSample(model, x, GaussianDiffusion.Fill(shape[0], i), NoiseLike(shape, rng, repeat), clipDenoised);
+                var o = outputs.Run(() => diffusion.PSample(model, x, GaussianDiffusion.Fill(shape[0], i), NoiseLike(shape, rng, repeat), clipDenoised));
                 yield return new SampleStep(i, o.Sample, o.PredXStart);
                 x = o.Sample;
             }

@@ -50,6 +50,7 @@ public static class ClassifierTraining
             int correct = 0, seen = 0;
             for (int i = 0; i < batches.BatchesPerEpoch; i++, step++)
             {
+                using var scope = TensorScope.Begin();               // the step's activations go back to the pool
                 batches.Next(images, labels);
                 model.ZeroGrad();
                 var (logits, _) = model.Forward(Tensor.FromArray(images, B, c, s, s));

@@ -100,7 +100,8 @@ public sealed class FashionClassifier : Module
             for (int start = 0; start < count; start += batch)
             {
                 int n = Math.Min(batch, count - start);
-                var (logits, f) = Forward(Tensor.FromArray(images.Slice(start * len, n * len).ToArray(), n, c, s, s));
+                using var scope = TensorScope.Begin();               // each batch's activations go back to the pool
+                var (logits, f) = Forward(Tensor.FromSpan(images.Slice(start * len, n * len), n, c, s, s));
                 f.ToArray().CopyTo(feats.AsSpan(start * d));
                 var l = logits.ToArray();
                 for (int i = 0; i < n; i++)

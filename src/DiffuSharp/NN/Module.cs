@@ -25,6 +25,7 @@ public abstract class Module
         if (_children.Any(c => c.Name == name) || _params.Any(p => p.Name == name))
             throw new InvalidOperationException($"{GetType().Name}: '{name}' is registered twice");
         value.RequireGrad();
+        TensorScope.Persist(value);                      // a parameter outlives any scope it was made in
         _params.Add((name, value));
         return value;
     }
@@ -102,7 +103,7 @@ public abstract class Module
             src.CopyTo(values.AsSpan(at));
             p.Storage = values;
             p.Offset = at;
-            p.Grad = new Tensor(grads, at, p.Shape, ShapeUtil.ContiguousStrides(p.ShapeSpan));
+            p.Grad = Tensor.OverArray(grads, at, p.Shape, ShapeUtil.ContiguousStrides(p.ShapeSpan));
             at += p.Count;
         }
         _flat = new FlatParameters(values, grads, ps);

@@ -2,6 +2,8 @@
 // timestep-conditioned UNet of ResBlocks with attention at chosen resolutions. Parameter names are exactly those
 // of the reference state dict (time_embed.0.weight, input_blocks.1.0.in_layers.2.weight, middle_block.1.qkv.weight,
 // out.2.bias, …), so its checkpoints load unchanged. GroupNorm runs in float32 as GroupNorm32 does.
+using DiffuSharp.Autograd;
+
 namespace DiffuSharp.NN;
 
 public sealed class UNetModel : Module
@@ -97,6 +99,11 @@ public sealed class UNetModel : Module
             throw new ArgumentException("UNet: training mode with dropout needs an Rng for the dropout masks");
 
         var ctx = new ForwardContext(Training, rng);
+        // Under no-grad inside a TensorScope, nothing holds a block's temporaries once the block is done: each block
+        // runs in a scope of its own that keeps only its output, so the peak is the block outputs plus one block's
+        // temporaries instead of every activation of the network.
+        bool perBlock = features is null && !GradMode.IsEnabled && TensorScope.Current is not null;
+        using var forward = perBlock ? TensorScope.Begin() : null;
         var emb = _timeEmbed2.Forward(_timeEmbed0.Forward(TimestepEmbedding(timesteps, Config.ModelChannels)).Silu());   // (B, 4·mc)
         if (_labelEmb is not null) emb += _labelEmb.Forward(classes!);
         features?.Add(emb);
@@ -105,19 +112,22 @@ public sealed class UNetModel : Module
         var h = x;
         foreach (var block in _inputBlocks)
         {
-            h = block.Forward(h, emb, ctx);
+            using (var s = perBlock ? TensorScope.Begin() : null) h = KeepOutput(s, block.Forward(h, emb, ctx));
             hs.Push(h);
             features?.Add(h);
         }
-        h = _middleBlock.Forward(h, emb, ctx);
+        using (var s = perBlock ? TensorScope.Begin() : null) h = KeepOutput(s, _middleBlock.Forward(h, emb, ctx));
         features?.Add(h);
         foreach (var block in _outputBlocks)
         {
-            h = block.Forward(Tensor.Concat([h, hs.Pop()], 1), emb, ctx);     // (B, C + C_skip, H, W) in
+            using (var s = perBlock ? TensorScope.Begin() : null)
+                h = KeepOutput(s, block.Forward(Tensor.Concat([h, hs.Pop()], 1), emb, ctx));   // (B, C + C_skip, H, W) in
             features?.Add(h);
         }
-        return _outConv.Forward(_outNorm.ForwardSilu(h));
+        return KeepOutput(forward, _outConv.Forward(_outNorm.ForwardSilu(h)));
     }
+
+    static Tensor KeepOutput(TensorScope? scope, Tensor y) => scope is null ? y : scope.Keep(y);
 
     /// <summary>Sinusoidal embedding, cos half first then sin (improved-diffusion's timestep_embedding), in float32
     /// as the reference computes it: f_i = exp(−ln(10⁴)·i / half), args = t·f.</summary>
@@ -125,7 +135,8 @@ public sealed class UNetModel : Module
     {
         int b = timesteps.Dim(0), half = dim / 2;
         var t = timesteps.Contiguous().Data;
-        var emb = new float[b * dim];
+        var embT = Tensor.Zeros(b, dim);                                      // (B, dim)
+        var emb = embT.Data;
         float negLog = (float)-Math.Log(maxPeriod);
         var freqs = new float[half];
         for (int i = 0; i < half; i++) freqs[i] = MathF.Exp(negLog * i / half);
@@ -136,7 +147,7 @@ public sealed class UNetModel : Module
                 emb[n * dim + i] = MathF.Cos(arg);
                 emb[n * dim + half + i] = MathF.Sin(arg);
             }
-        return Tensor.Wrap(emb, b, dim);        // odd dim: the last column stays zero, as the reference pads
+        return embT;                            // odd dim: the last column stays zero, as the reference pads
     }
 }
 

@@ -33,7 +33,7 @@ public sealed class Ema
             var p = parameters[i];
             if (!p.IsContiguous) throw new ArgumentException($"Ema: parameter {i} {ShapeUtil.Format(p.ShapeSpan)} is not contiguous");
             _source[i] = p;
-            _shadow[i] = p.Clone();
+            using (TensorScope.Suspend()) _shadow[i] = p.Clone();   // the average outlives any scope
         }
     }
 

@@ -83,10 +83,12 @@ public sealed partial class Trainer
         _labels = modelConfig.ClassCond ? new int[config.BatchSize] : [];
     }
 
-    /// <summary>One optimisation step over one batch.</summary>
+    /// <summary>One optimisation step over one batch. Every activation and non-leaf gradient lives in one
+    /// <see cref="TensorScope"/>, so its storage is reused by the next step; only the numbers in the stats survive.</summary>
     public StepStats Step()
     {
         var clock = Stopwatch.StartNew();
+        using var scope = TensorScope.Begin();
         int B = Config.BatchSize, mb = Config.MicrobatchSize, len = _c * _h * _w, T = Diffusion.NumTimesteps;
         double lr = Config.LrAt(StepCount);
         _data.Next(_images, _labels);
@@ -99,7 +101,7 @@ public sealed partial class Trainer
         for (int start = 0; start < B; start += mb)
         {
             int n = Math.Min(mb, B - start);
-            var x0 = Tensor.FromArray(_images.AsSpan(start * len, n * len).ToArray(), n, _c, _h, _w);   // (n, C, H, W)
+            var x0 = Tensor.FromSpan(_images.AsSpan(start * len, n * len), n, _c, _h, _w);              // (n, C, H, W)
             int[]? classes = _labels.Length == 0 ? null : _labels.AsSpan(start, n).ToArray();
             var (t, w) = Sampler.Sample(n, _timestepRng);
             DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);

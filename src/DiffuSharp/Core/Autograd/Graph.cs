@@ -1,6 +1,8 @@
 // Reverse-mode autograd (micrograd's idea at tensor granularity): every op that has an input requiring grad
 // records a Node holding its inputs and a backward closure. Backward() sorts the graph topologically, runs the
-// closures from the root down, accumulates into Grad, then releases every node so memory does not grow.
+// closures from the root down, accumulates into Grad, then releases every node so memory does not grow. Inside a
+// TensorScope a non-leaf's gradient buffer goes back to the pool as soon as its node's backward has consumed it, so
+// only the gradients on the current frontier of the graph are alive at once.
 namespace DiffuSharp.Autograd;
 
 internal sealed class Node(string name, Tensor[] inputs, Action<Tensor> backward)
@@ -72,6 +74,9 @@ internal static class Graph
             t.GradFn = null;
             t.Grad = null;
             t.RequiresGrad = false;
+            // dy is consumed. A pooled gradient buffer that no other tensor holds as its Grad (nothing aliases it)
+            // goes back now; a view of it kept anywhere would throw rather than see the next gradient's values.
+            if (dy?.Lease is { IsGradBuffer: true, GradRefs: 0 } lease) lease.Release(StorageLease.ReleasedBy.Backward);
         }
     }
 

@@ -30,7 +30,7 @@ internal static unsafe partial class Ops
         var ov = AsGemmOperand(ref v);
         int batch = ShapeUtil.Count(q.ShapeSpan[..^2]);
         int[] outShape = [.. q.ShapeSpan[..^2], lq, dv];
-        var y = new Tensor(outShape);
+        var y = Tensor.Uninitialized(outShape);                  // written by the fused kernel (cleared when Lk = 0)
         long sq = (long)lq * d, sk = (long)lk * d, sv = (long)lk * dv, sp = (long)lq * lk;
         Tensor tq = q, tk = k, tv = v;
         // P (batch, Lq, Lk) is kept for the backward only when one will run; it is rented and given back after it.

@@ -86,7 +86,7 @@ internal static unsafe partial class Ops
         long colFloats = (long)batch * ckk * hw;
         float[]? savedCol = !g.IsPointwise && !directFwd && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
             ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
-        var y = new Tensor(outShape);                                       // (B, Cout, Ho, Wo)
+        var y = Tensor.Uninitialized(outShape);                             // (B, Cout, Ho, Wo), every element written below
         if (y.Count > 0)
             fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data)
             {

@@ -18,7 +18,7 @@ internal static unsafe partial class Ops
     {
         // y = a − b  =>  da += dy, db −= dy
         if (a.RequiresGrad) AccumulateBroadcast(a, dy);
-        if (b.RequiresGrad) AccumulateBroadcast(b, Map<NegOp>(dy));
+        if (b.RequiresGrad) AccumulateScratch(b, Map<NegOp>(dy));
     });
 
     public static Tensor Mul(Tensor a, Tensor b) => BinaryOp<MulOp>("Mul", a, b, static (a, b, dy) =>
@@ -34,8 +34,11 @@ internal static unsafe partial class Ops
         if (a.RequiresGrad) AccumulateProduct<DivOp>(a, dy, b);
         if (b.RequiresGrad)
         {
-            var q = Raw<DivOp>(Raw<MulOp>(dy, a), Raw<MulOp>(b, b));
-            AccumulateBroadcast(b, Map<NegOp>(q));
+            Tensor num = Raw<MulOp>(dy, a), den = Raw<MulOp>(b, b), q = Raw<DivOp>(num, den);
+            num.ReleaseScratch(); den.ReleaseScratch();
+            var negQ = Map<NegOp>(q);
+            q.ReleaseScratch();
+            AccumulateScratch(b, negQ);
         }
     });
 
@@ -43,7 +46,7 @@ internal static unsafe partial class Ops
     public static Tensor Affine(Tensor x, float scale, float shift)
     {
         x = x.Contiguous();
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         fixed (float* px = x.Data, py = y.Data)
             AffineKernel(px, py, x.Count, scale, shift);
         return Graph.Record("Affine", y, x, dy =>
@@ -74,7 +77,7 @@ internal static unsafe partial class Ops
     public static Tensor Pow(Tensor x, float p)
     {
         x = x.Contiguous();
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         var xs = x.Data; var ys = y.Data;
         for (int i = 0; i < xs.Length; i++) ys[i] = MathF.Pow(xs[i], p);
         return Graph.Record("Pow", y, x, dy =>
@@ -90,7 +93,7 @@ internal static unsafe partial class Ops
     {
         if (lo > hi) throw new ArgumentException($"Clamp: min {lo} is greater than max {hi}");
         x = x.Contiguous();
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         fixed (float* px = x.Data, py = y.Data)
         {
             int n = x.Count, i = 0;
@@ -110,7 +113,7 @@ internal static unsafe partial class Ops
     {
         var shape = ShapeUtil.Broadcast(ShapeUtil.Broadcast(cond.ShapeSpan, a.ShapeSpan, "Where"), b.ShapeSpan, "Where");
         var c = BroadcastTo(cond.Detach(), shape); var av = BroadcastTo(a.Detach(), shape); var bv = BroadcastTo(b.Detach(), shape);
-        var y = new Tensor(shape);
+        var y = Tensor.Uninitialized(shape);
         {
             var cs = c.Data; var xa = av.Data; var xb = bv.Data; var ys = y.Data;
             for (int i = 0; i < ys.Length; i++) ys[i] = cs[i] != 0 ? xa[i] : xb[i];
@@ -118,8 +121,8 @@ internal static unsafe partial class Ops
         return Graph.Record("Where", y, a, b, dy =>
         {
             var d = dy.Data; var cs = c.Data;
-            if (a.RequiresGrad) { var ga = new Tensor(shape); var g = ga.Data; for (int i = 0; i < g.Length; i++) g[i] = cs[i] != 0 ? d[i] : 0f; AccumulateBroadcast(a, ga); }
-            if (b.RequiresGrad) { var gb = new Tensor(shape); var g = gb.Data; for (int i = 0; i < g.Length; i++) g[i] = cs[i] != 0 ? 0f : d[i]; AccumulateBroadcast(b, gb); }
+            if (a.RequiresGrad) { var ga = Tensor.Uninitialized(shape); var g = ga.Data; for (int i = 0; i < g.Length; i++) g[i] = cs[i] != 0 ? d[i] : 0f; AccumulateScratch(a, ga); }
+            if (b.RequiresGrad) { var gb = Tensor.Uninitialized(shape); var g = gb.Data; for (int i = 0; i < g.Length; i++) g[i] = cs[i] != 0 ? 0f : d[i]; AccumulateScratch(b, gb); }
         });
     }
 
@@ -135,7 +138,7 @@ internal static unsafe partial class Ops
     /// <summary>Applies a unary kernel with no graph.</summary>
     internal static Tensor Map<TOp>(Tensor x) where TOp : struct, IUnaryOp
     {
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         Kernels.Unary.Map<TOp>(x.Contiguous().Data, y.Data);
         return y;
     }
@@ -154,12 +157,12 @@ internal static unsafe partial class Ops
         b = b.IsContiguous ? b : b.Detach().Contiguous();
         if (ShapeUtil.Equal(a.ShapeSpan, b.ShapeSpan))
         {
-            var y = new Tensor(a.Shape);
+            var y = Tensor.Uninitialized(a.Shape);
             Binary.Map<TOp>(a.Data, b.Data, y.Data);
             return y;
         }
         var shape = ShapeUtil.Broadcast(a.ShapeSpan, b.ShapeSpan, name);
-        var r = new Tensor(shape);
+        var r = Tensor.Uninitialized(shape);
         if (b.Count == 1 && r.Count == a.Count) { Binary.MapScalarB<TOp>(a.Data, b.Data[0], r.Data); return r; }
         if (a.Count == 1 && r.Count == b.Count) { Binary.MapScalarA<TOp>(a.Data[0], b.Data, r.Data); return r; }
         var sa = BroadcastStrides(a, shape); var sb = BroadcastStrides(b, shape);
@@ -184,7 +187,7 @@ internal static unsafe partial class Ops
     {
         t = t.IsContiguous ? t : t.Detach().Contiguous();
         if (ShapeUtil.Equal(t.ShapeSpan, shape)) return t;
-        var view = new Tensor(t.Storage, t.Offset, shape, BroadcastStrides(t, shape));
+        var view = Tensor.ViewOf(t, t.Offset, shape, BroadcastStrides(t, shape));
         return view.Contiguous();
     }
 
@@ -196,13 +199,20 @@ internal static unsafe partial class Ops
         Strided.ScatterAdd(g.Data, t.Grad!.Storage, t.Grad.Offset, g.ShapeSpan, BroadcastStrides(t, g.ShapeSpan));
     }
 
+    /// <summary>AccumulateBroadcast of a temporary made for it, whose storage goes straight back to the pool.</summary>
+    static void AccumulateScratch(Tensor t, Tensor temporary)
+    {
+        AccumulateBroadcast(t, temporary);
+        temporary.ReleaseScratch();
+    }
+
     /// <summary>t.Grad += op(dy, other) reduced to t's shape.</summary>
     static void AccumulateProduct<TOp>(Tensor t, Tensor dy, Tensor other) where TOp : struct, IBinaryOp
     {
         if (ShapeUtil.Equal(t.ShapeSpan, dy.ShapeSpan) && ShapeUtil.Equal(other.ShapeSpan, dy.ShapeSpan))
             Binary.Accumulate<TOp>(dy.Data, other.Data, t.GradData());
         else
-            AccumulateBroadcast(t, Raw<TOp>(dy, other));
+            AccumulateScratch(t, Raw<TOp>(dy, other));
     }
 }
 

@@ -46,7 +46,7 @@ internal static unsafe partial class Ops
 
         var oa = AsGemmOperand(ref a);
         var ob = AsGemmOperand(ref b);
-        var y = new Tensor([.. batchShape, m, n]);
+        var y = Tensor.Uninitialized([.. batchShape, m, n]);                // beta = 0 below writes every element
         long sa = a.Rank == 2 ? 0 : oa.BatchStride, sb = b.Rank == 2 ? 0 : ob.BatchStride;
         // A row-major a against a shared 2-D b is one tall product: fold the batch into M.
         bool fold = sb == 0 && !oa.Trans && batch > 1;
@@ -107,7 +107,7 @@ internal static unsafe partial class Ops
         x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
         int rows = x.Count / Math.Max(inF, 1);
         var shape = x.Shape; shape[^1] = outF;
-        var y = new Tensor(shape);
+        var y = Tensor.Uninitialized(shape);                                 // beta = 0 below writes every element
         fixed (float* px = x.Data, pw = weight.Data, py = y.Data)
             Gemm.Sgemm(false, true, rows, outF, inF, px, inF, pw, inF, 0f, py, outF);
         if (bias is not null)

@@ -12,7 +12,7 @@ internal static partial class Ops
     static Tensor View(string name, Tensor x, int[] shape, ViewTransform transform)
     {
         var (offset, strides) = transform(x.Offset, x.StridesSpan);
-        var y = new Tensor(x.Storage, offset, shape, strides);
+        var y = Tensor.ViewOf(x, offset, shape, strides);
         return Graph.Record(name, y, x, dy =>
         {
             // The gradient flows back through the same view of x's (contiguous) gradient buffer.
@@ -25,7 +25,7 @@ internal static partial class Ops
     public static Tensor Contiguous(Tensor x)
     {
         if (x.IsContiguous) return x;
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         Strided.Gather(x.Storage, x.Offset, x.ShapeSpan, x.StridesSpan, y.Data);
         // y = copy of view x  =>  dx += dy (x's own gradient buffer is contiguous)
         return Graph.Record("Contiguous", y, x, dy => Binary.AddInPlace(x.GradData(), dy.Data));
@@ -108,7 +108,7 @@ internal static partial class Ops
             total += t.ShapeSpan[ax];
         }
         shape[ax] = total;
-        var y = new Tensor(shape);
+        var y = Tensor.Uninitialized(shape);
         int outer = 1, inner = 1;
         for (int i = 0; i < ax; i++) outer *= shape[i];
         for (int i = ax + 1; i < rank; i++) inner *= shape[i];
@@ -153,7 +153,7 @@ internal static partial class Ops
         int outer = 1, inner = 1;
         for (int i = 0; i < ax; i++) outer *= shape[i];
         for (int i = ax + 1; i < x.Rank; i++) inner *= shape[i];
-        var y = new Tensor(shape);
+        var y = Tensor.Uninitialized(shape);
         var xs = x.Data; var ys = y.Data;
         for (int o = 0; o < outer; o++)
             for (int j = 0; j < indices.Length; j++)

@@ -5,6 +5,7 @@
 //
 // Deliberate deviation from the style guide's "LayerNorm is composed": a fused primitive here replaces eight
 // graph nodes (mean, sub, square, mean, add, sqrt, div, affine) with one, and computes its statistics in double.
+using System.Buffers;
 using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
@@ -28,13 +29,13 @@ internal static unsafe partial class Ops
 
         x = x.Contiguous(); weight = weight?.Contiguous(); bias = bias?.Contiguous();
         int s = n * c == 0 ? 0 : x.Count / (n * c);
-        var y = new Tensor(x.Shape);
-        var mean = new float[2 * n * groups];            // μ as (hi, lo) float pairs
-        var rstd = new float[n * groups];
+        var y = Tensor.Uninitialized(x.Shape);                  // the kernel writes every element
+        var mean = Tensor.Uninitialized([2 * n * groups]);     // μ as (hi, lo) float pairs; both written by the kernel
+        var rstd = Tensor.Uninitialized([n * groups]);
         var gamma = weight?.Data.ToArray() ?? Filled(c, 1f);     // γ = 1, β = 0 when absent
         var beta = bias?.Data.ToArray() ?? Filled(c, 0f);
         if (y.Count > 0)
-            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
             {
                 if (silu) Norm.GroupNormForward<SiluActivation>(px, pg, pb, py, pm, pr, n, c, s, groups, eps);
                 else Norm.GroupNormForward<IdentityActivation>(px, pg, pb, py, pm, pr, n, c, s, groups, eps);
@@ -49,9 +50,9 @@ internal static unsafe partial class Ops
             // and the affine parameters get dγ_c = Σ_{b,s} dz·x̂, dβ_c = Σ_{b,s} dz.
             if (y.Count == 0) return;
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
-            var sumDzXhat = new double[n * c];
-            var sumDz = new double[n * c];
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            var sumDzXhat = ArrayPool<double>.Shared.Rent(n * c);   // both written for every (b, c) by the kernel
+            var sumDz = ArrayPool<double>.Shared.Rent(n * c);
+            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
             fixed (float* pdx = x.RequiresGrad ? x.GradData() : default)
             fixed (double* pa = sumDzXhat, pz = sumDz)
             {
@@ -61,6 +62,8 @@ internal static unsafe partial class Ops
                 if (needW) Norm.ReduceOverBatch(pa, n, c, weight!.GradData());
                 if (needB) Norm.ReduceOverBatch(pz, n, c, bias!.GradData());
             }
+            ArrayPool<double>.Shared.Return(sumDzXhat);          // (not returned on an exception: the GC takes them)
+            ArrayPool<double>.Shared.Return(sumDz);
         });
     }
 
@@ -78,13 +81,13 @@ internal static unsafe partial class Ops
 
         x = x.Contiguous(); weight = weight?.Contiguous(); bias = bias?.Contiguous();
         int d = ShapeUtil.Count(normalizedShape), rows = d == 0 ? 0 : x.Count / d;
-        var y = new Tensor(x.Shape);
-        var mean = new float[2 * rows];
-        var rstd = new float[rows];
+        var y = Tensor.Uninitialized(x.Shape);                  // the kernel writes every element
+        var mean = Tensor.Uninitialized([2 * rows]);           // both written by the kernel
+        var rstd = Tensor.Uninitialized([rows]);
         var gamma = weight?.Data.ToArray() ?? Filled(d, 1f);
         var beta = bias?.Data.ToArray() ?? Filled(d, 0f);
         if (y.Count > 0)
-            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, py = y.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
                 Norm.LayerNormForward(px, pg, pb, py, pm, pr, rows, d, eps);
 
         Tensor[] inputs = weight is null ? (bias is null ? [x] : [x, bias]) : (bias is null ? [x, weight] : [x, weight, bias]);
@@ -94,7 +97,7 @@ internal static unsafe partial class Ops
             //   dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = γ⊙dy;  dγ = Σ_rows dy⊙x̂;  dβ = Σ_rows dy.
             if (y.Count == 0) return;
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pm = mean, pr = rstd)
+            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pm = mean.Data, pr = rstd.Data)
             fixed (float* pdx = x.RequiresGrad ? x.GradData() : default)
             fixed (float* pdg = needW ? weight!.GradData() : default, pdb = needB ? bias!.GradData() : default)
                 Norm.LayerNormBackward(px, pd, pg, pm, pr, pdx, pdg, pdb, rows, d);
@@ -109,12 +112,12 @@ internal static unsafe partial class Ops
         ArgumentNullException.ThrowIfNull(rng);
         if (!training || p == 0f) return x;
         x = x.Contiguous();
-        var mask = new float[x.Count];
-        DropoutMask.Fill(rng, p, mask);
-        var y = new Tensor(x.Shape);
-        Binary.Map<MulOp>(x.Data, mask, y.Data);
+        var mask = Tensor.Uninitialized(x.Shape);               // every element drawn
+        DropoutMask.Fill(rng, p, mask.Data);
+        var y = Tensor.Uninitialized(x.Shape);
+        Binary.Map<MulOp>(x.Data, mask.Data, y.Data);
         // y = x⊙mask  =>  dx += dy⊙mask
-        return Graph.Record("Dropout", y, x, dy => Binary.Accumulate<MulOp>(dy.Data, mask, x.GradData()));
+        return Graph.Record("Dropout", y, x, dy => Binary.Accumulate<MulOp>(dy.Data, mask.Data, x.GradData()));
     }
 
     static void CheckAffine(string op, string what, Tensor? t, int[] expected, Tensor x)

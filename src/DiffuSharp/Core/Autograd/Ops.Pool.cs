@@ -14,7 +14,7 @@ internal static unsafe partial class Ops
             throw new ArgumentException($"AvgPool2x2 expects input (B, C, H, W) with H, W ≥ 2, got {ShapeUtil.Format(x.ShapeSpan)}");
         x = x.Contiguous();
         int planes = x.ShapeSpan[0] * x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3];
-        var y = new Tensor([x.ShapeSpan[0], x.ShapeSpan[1], h / 2, w / 2]);   // (B, C, H/2, W/2)
+        var y = Tensor.Uninitialized([x.ShapeSpan[0], x.ShapeSpan[1], h / 2, w / 2]);   // (B, C, H/2, W/2)
         fixed (float* px = x.Data, py = y.Data) Pool.Pool2x2(px, planes, h, w, py, 0.25f, accumulate: false);
         return Graph.Record("AvgPool2x2", y, x, dy =>
         {
@@ -31,7 +31,7 @@ internal static unsafe partial class Ops
             throw new ArgumentException($"UpsampleNearest2x expects input (B, C, H, W), got {ShapeUtil.Format(x.ShapeSpan)}");
         x = x.Contiguous();
         int planes = x.ShapeSpan[0] * x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3];
-        var y = new Tensor([x.ShapeSpan[0], x.ShapeSpan[1], 2 * h, 2 * w]);   // (B, C, 2H, 2W)
+        var y = Tensor.Uninitialized([x.ShapeSpan[0], x.ShapeSpan[1], 2 * h, 2 * w]);   // (B, C, 2H, 2W)
         fixed (float* px = x.Data, py = y.Data) Pool.Dup2x2(px, planes, h, w, py, 2 * h, 2 * w, 1f, accumulate: false);
         return Graph.Record("UpsampleNearest2x", y, x, dy =>
         {

@@ -14,11 +14,11 @@ internal static partial class Ops
         x = x.Contiguous();
         var y = new Tensor(keep);
         Strided.ScatterAdd(x.Data, y.Storage, 0, x.ShapeSpan, BroadcastStrides(y, x.ShapeSpan));
-        var result = keepDim ? y : new Tensor(y.Storage, 0, dropped, ShapeUtil.ContiguousStrides(dropped));
+        var result = keepDim ? y : Tensor.ViewOf(y, 0, dropped, ShapeUtil.ContiguousStrides(dropped));
         return Graph.Record("Sum", result, x, dy =>
         {
             // y = Σ x over axes  =>  dx += dy broadcast back over them
-            var dyKeep = new Tensor(dy.Storage, dy.Offset, keep, ShapeUtil.ContiguousStrides(keep));
+            var dyKeep = Tensor.ViewOf(dy, dy.Offset, keep, ShapeUtil.ContiguousStrides(keep));
             Strided.GatherAdd(dy.Storage, dy.Offset, x.ShapeSpan, BroadcastStrides(dyKeep, x.ShapeSpan), x.GradData());
         });
     }
@@ -33,7 +33,7 @@ internal static partial class Ops
         if (n == 0) throw new ArgumentException($"Max over an empty axis {axis} of shape {ShapeUtil.Format(x.ShapeSpan)}");
         for (int i = 0; i < ax; i++) outer *= x.ShapeSpan[i];
         for (int i = ax + 1; i < x.Rank; i++) inner *= x.ShapeSpan[i];
-        var y = new Tensor(keepDim ? keep : dropped);
+        var y = Tensor.Uninitialized(keepDim ? keep : dropped);
         var arg = new int[outer * inner];
         var xs = x.Data; var ys = y.Data;
         for (int o = 0; o < outer; o++)
@@ -69,7 +69,7 @@ internal static partial class Ops
         int n = x.ShapeSpan[ax], outer = 1, inner = 1;
         for (int i = 0; i < ax; i++) outer *= x.ShapeSpan[i];
         for (int i = ax + 1; i < x.Rank; i++) inner *= x.ShapeSpan[i];
-        var y = new Tensor(x.Shape);
+        var y = Tensor.Uninitialized(x.Shape);
         if (inner == 1) Kernels.Softmax.Rows(x.Data, y.Data, outer, n, log);
         else Kernels.Softmax.Strided(x.Data, y.Data, outer, n, inner, log);
         return Graph.Record(log ? "LogSoftmax" : "Softmax", y, x, dy =>
