@@ -2,7 +2,7 @@
 // Trainer.Run. A preset supplies the model; any model flag given overrides it. --resume continues <out>/checkpoint
 // with the model and training settings stored there (only --steps and the intervals may be changed).
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
-// the current step, saves a checkpoint and the model folder, and exits 0.
+// the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM and SIGHUP.
 using System.Globalization;
 using DiffuSharp.Data;
 using DiffuSharp.Models;
@@ -100,6 +100,9 @@ public static class TrainCommand
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (kill, a container stop) and SIGHUP stop the same way: finish the step, save, exit 0
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        using var onHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
         try
         {
             bool done;
