@@ -29,6 +29,7 @@ public static class BenchTrain
         new("batch", "batch size (default: the preset's)", Value: "N"),
         new("threads", "kernel threads (default: all cores)", Value: "N"),
         new("seed", "seed of the weights, data, timesteps, noise and dropout", "0", Value: "N"),
+        new("unpooled", "every tensor a fresh GC array, as without TensorScope (the reference to compare with)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -54,6 +55,7 @@ public static class BenchTrain
         int savedThreads = Parallelism.MaxThreads;
         Parallelism.MaxThreads = threads;
         Result r;
+        using var unpooled = o.Flag("unpooled") ? TensorScope.Unpooled() : default;
         try { r = Measure(preset, settings); }
         finally { Parallelism.MaxThreads = savedThreads; }
         Print(stdout, o.Flag("json"), preset.Name, settings, threads, r);
@@ -96,6 +98,7 @@ public static class BenchTrain
 
         void TrainStep()
         {
+            using var scope = TensorScope.Begin();                             // the step's activations go back to the pool
             var (t, _) = sampler.Sample(B, timestepRng);                       // uniform: every weight is 1
             var loss = diffusion.TrainingLosses(net, x0, t, noiseRng).Loss.Mean();
             loss.Backward();
@@ -110,6 +113,7 @@ public static class BenchTrain
         {
             var t = new int[B];
             for (int i = 0; i < B; i++) t[i] = timestepRng.NextInt(diffusion.NumTimesteps);
+            using var scope = TensorScope.Begin();
             using (Tensor.NoGrad()) model.Forward(xT, diffusion.ModelTimesteps(t), classes);
         }
 
