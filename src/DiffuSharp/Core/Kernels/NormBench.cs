@@ -3,7 +3,7 @@
 //   group norm + SiLU: x (32, 64, 14, 14), 32 groups, with weight and bias;
 //   attention: q, k, v (32, 196, 64), scale 1/√64.
 // Forward runs under NoGrad; forward+backward makes every input require grad, clears the gradients, runs the
-// forward and Backward(g) with a fixed random upstream g. Each figure is the median of the timed samples (one
+// forward and Backward(g) with a fixed random upstream g, every call in its own TensorScope. Each figure is the median of the timed samples (one
 // call each) after at least 0.3 s and 2 calls of warm-up. Unlike the kernels in this folder this class drives
 // the public Tensor API: it is a measurement harness, not a kernel.
 using System.Diagnostics;
@@ -43,15 +43,24 @@ public static class NormBench
         foreach (var t in leaves) t.RequireGrad();
         double fwdBwd = Median(() =>
         {
-            foreach (var t in leaves) t.Grad = null;
+            // zeroed in place, as a training loop's zero_grad does: a fresh leaf gradient is a new GC array each call
+            foreach (var t in leaves) t.Grad?.Data.Clear();
             forward().Backward(g);
         }, samples);
         foreach (var t in leaves) { t.RequireGrad(false); t.Grad = null; }
         return (fwd, fwdBwd);
     }
 
-    static double Median(Action run, int samples)
+    /// <summary>Each call runs in its own <see cref="TensorScope"/>, as a training or sampling step does, so its
+    /// activations come from the pool rather than from fresh pages.</summary>
+    static double Median(Action body, int samples)
     {
+        void run()
+        {
+            using var scope = TensorScope.Begin();
+            body();
+        }
+
         var warm = Stopwatch.StartNew();
         for (int calls = 0; calls < 2 || warm.Elapsed.TotalSeconds < 0.3; calls++) run();
         var ms = new double[samples];
