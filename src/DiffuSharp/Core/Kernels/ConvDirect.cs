@@ -228,7 +228,7 @@ internal static unsafe class ConvDirect
         /// <summary>dw[o..o+3, c] = Σ over images [b0, b0 + nb) for item (c, output triple).</summary>
         void Item(int index, int b0, int nb, float* dw)
         {
-            int triples = (cout + 2) / 3, c = index / triples, o = index % triples * 3, cin = g.C;
+            int cin = g.C, c = index % cin, o = index / cin * 3;        // consecutive items share the dy triple (kept in L1)
             int rows = Math.Min(3, cout - o);
             int plane = PlaneFloats(g), wp = Wp(g), n = GradPixels(g);
             var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
