@@ -8,8 +8,8 @@
 // make Wp − W "garbage" outputs per row, computed and dropped (7% at 28×28, 22% at 7×7), which is far cheaper
 // than im2col's 9× copy plus the GEMM's packing of it.
 //
-// Tile: 8 output channels × 2 Vector512s of consecutive pixels in 16 accumulators; per (input channel, tap) it
-// loads 2 input vectors and 8 broadcast weights for 16 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
+// Tile: 8 output channels × 3 Vector512s of consecutive pixels in 24 accumulators; per (input channel, tap) it
+// loads 3 input vectors and 8 broadcast weights for 24 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
 // broadcasts read consecutive floats. Work items are (image, output block): each writes only its own outputs and
 // sums in a fixed order, so results do not depend on the thread count. The same kernel gives dx for backward,
 // convolving dy with the flipped, transposed kernel (PackWeights with flipTranspose); WeightGrad gives dW for 3×3.
