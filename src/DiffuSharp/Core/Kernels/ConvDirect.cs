@@ -8,8 +8,8 @@
 // make Wp − W "garbage" outputs per row, computed and dropped (7% at 28×28, 22% at 7×7), which is far cheaper
 // than im2col's 9× copy plus the GEMM's packing of it.
 //
-// Tile: 8 output channels × 2 Vector512s of consecutive pixels in 16 accumulators; per (input channel, tap) it
-// loads 2 input vectors and 8 broadcast weights for 16 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
+// Tile: 8 output channels × 3 Vector512s of consecutive pixels in 24 accumulators; per (input channel, tap) it
+// loads 3 input vectors and 8 broadcast weights for 24 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
 // broadcasts read consecutive floats. Work items are (image, output block): each writes only its own outputs and
 // sums in a fixed order, so results do not depend on the thread count. The same kernel gives dx for backward,
 // convolving dy with the flipped, transposed kernel (PackWeights with flipTranspose); WeightGrad gives dW for 3×3.
@@ -40,8 +40,8 @@ internal static unsafe class ConvDirect
 
     static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
 
-    /// <summary>Pixels per tile: two Vector512s, or one Vector256.</summary>
-    static int Tile => Use512 ? 32 : 8;
+    /// <summary>Granularity of the flat pixel count: one Vector512 (tiles of 3, then 2 or 1 of them), or one Vector256.</summary>
+    static int Tile => Use512 ? 16 : 8;
 
     static int Wp(in ConvGeometry g) => g.W + 2 * g.Pad;
     static int PlaneFloats(in ConvGeometry g) => (g.H + 2 * g.Pad) * Wp(g);
@@ -228,7 +228,7 @@ internal static unsafe class ConvDirect
         /// <summary>dw[o..o+3, c] = Σ over images [b0, b0 + nb) for item (c, output triple).</summary>
         void Item(int index, int b0, int nb, float* dw)
         {
-            int triples = (cout + 2) / 3, c = index / triples, o = index % triples * 3, cin = g.C;
+            int cin = g.C, c = index % cin, o = index / cin * 3;        // consecutive items share the dy triple (kept in L1)
             int rows = Math.Min(3, cout - o);
             int plane = PlaneFloats(g), wp = Wp(g), n = GradPixels(g);
             var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
@@ -299,12 +299,57 @@ internal static unsafe class ConvDirect
         }
     }
 
-    /// <summary>acc[r, q .. q+32) = Σ_c Σ_(i,j) w[c][(i,j)][r] · x[c, q + i·Wp + j .. +32) for every tile q of one image.</summary>
+    /// <summary>acc[r, q .. q+48) = Σ_c Σ_(i,j) w[c][(i,j)][r] · x[c, q + i·Wp + j .. +48) for every tile q of one image;
+    /// the last 32 or 16 pixels (n is a multiple of 16) by <see cref="Tail512"/>. 24 accumulators, 3 input vectors and
+    /// one broadcast: per (c, tap) 24 FMAs for 3 + 8 loads, where 8 × 2 vectors issued 16 FMAs for 2 + 8 loads and
+    /// was bound by the front end and the load ports rather than the FMA units.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tiles512(float* x, in ConvGeometry g, float* w0, float* acc, int n)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        for (int q = 0; q < n; q += 32)
+        int q = 0;
+        for (; q + 48 <= n; q += 48)
+        {
+            var a00 = Vector512<float>.Zero; var a01 = a00; var a02 = a00; var a10 = a00; var a11 = a00; var a12 = a00;
+            var a20 = a00; var a21 = a00; var a22 = a00; var a30 = a00; var a31 = a00; var a32 = a00;
+            var a40 = a00; var a41 = a00; var a42 = a00; var a50 = a00; var a51 = a00; var a52 = a00;
+            var a60 = a00; var a61 = a00; var a62 = a00; var a70 = a00; var a71 = a00; var a72 = a00;
+            float* w = w0;
+            for (int c = 0; c < cin; c++)
+            {
+                float* xc = x + (long)c * plane + q;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++, w += OutBlock)
+                    {
+                        float* s = xc + i * wp + j;
+                        var x0 = Vector512.Load(s);
+                        var x1 = Vector512.Load(s + 16);
+                        var x2 = Vector512.Load(s + 32);
+                        var v = Vector512.Create(w[0]); a00 = Vector512.FusedMultiplyAdd(v, x0, a00); a01 = Vector512.FusedMultiplyAdd(v, x1, a01); a02 = Vector512.FusedMultiplyAdd(v, x2, a02);
+                        v = Vector512.Create(w[1]); a10 = Vector512.FusedMultiplyAdd(v, x0, a10); a11 = Vector512.FusedMultiplyAdd(v, x1, a11); a12 = Vector512.FusedMultiplyAdd(v, x2, a12);
+                        v = Vector512.Create(w[2]); a20 = Vector512.FusedMultiplyAdd(v, x0, a20); a21 = Vector512.FusedMultiplyAdd(v, x1, a21); a22 = Vector512.FusedMultiplyAdd(v, x2, a22);
+                        v = Vector512.Create(w[3]); a30 = Vector512.FusedMultiplyAdd(v, x0, a30); a31 = Vector512.FusedMultiplyAdd(v, x1, a31); a32 = Vector512.FusedMultiplyAdd(v, x2, a32);
+                        v = Vector512.Create(w[4]); a40 = Vector512.FusedMultiplyAdd(v, x0, a40); a41 = Vector512.FusedMultiplyAdd(v, x1, a41); a42 = Vector512.FusedMultiplyAdd(v, x2, a42);
+                        v = Vector512.Create(w[5]); a50 = Vector512.FusedMultiplyAdd(v, x0, a50); a51 = Vector512.FusedMultiplyAdd(v, x1, a51); a52 = Vector512.FusedMultiplyAdd(v, x2, a52);
+                        v = Vector512.Create(w[6]); a60 = Vector512.FusedMultiplyAdd(v, x0, a60); a61 = Vector512.FusedMultiplyAdd(v, x1, a61); a62 = Vector512.FusedMultiplyAdd(v, x2, a62);
+                        v = Vector512.Create(w[7]); a70 = Vector512.FusedMultiplyAdd(v, x0, a70); a71 = Vector512.FusedMultiplyAdd(v, x1, a71); a72 = Vector512.FusedMultiplyAdd(v, x2, a72);
+                    }
+            }
+            float* d = acc + q;
+            a00.Store(d); a01.Store(d + 16); a02.Store(d + 32); d += n; a10.Store(d); a11.Store(d + 16); a12.Store(d + 32); d += n;
+            a20.Store(d); a21.Store(d + 16); a22.Store(d + 32); d += n; a30.Store(d); a31.Store(d + 16); a32.Store(d + 32); d += n;
+            a40.Store(d); a41.Store(d + 16); a42.Store(d + 32); d += n; a50.Store(d); a51.Store(d + 16); a52.Store(d + 32); d += n;
+            a60.Store(d); a61.Store(d + 16); a62.Store(d + 32); d += n; a70.Store(d); a71.Store(d + 16); a72.Store(d + 32);
+        }
+        if (q < n) Tail512(x, g, w0, acc, n, q);
+    }
+
+    /// <summary>Tiles512's last n − q pixels (32 or 16): one tile of 2 Vector512s, or of one.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void Tail512(float* x, in ConvGeometry g, float* w0, float* acc, int n, int q)
+    {
+        int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
+        if (n - q >= 32)
         {
             var a00 = Vector512<float>.Zero; var a01 = a00; var a10 = a00; var a11 = a00; var a20 = a00; var a21 = a00; var a30 = a00; var a31 = a00;
             var a40 = a00; var a41 = a00; var a50 = a00; var a51 = a00; var a60 = a00; var a61 = a00; var a70 = a00; var a71 = a00;
@@ -333,6 +378,32 @@ internal static unsafe class ConvDirect
             a20.Store(d); a21.Store(d + 16); d += n; a30.Store(d); a31.Store(d + 16); d += n;
             a40.Store(d); a41.Store(d + 16); d += n; a50.Store(d); a51.Store(d + 16); d += n;
             a60.Store(d); a61.Store(d + 16); d += n; a70.Store(d); a71.Store(d + 16);
+            q += 32;
+        }
+        if (q < n)
+        {
+            var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
+            float* w = w0;
+            for (int c = 0; c < cin; c++)
+            {
+                float* xc = x + (long)c * plane + q;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++, w += OutBlock)
+                    {
+                        var x0 = Vector512.Load(xc + i * wp + j);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[0]), x0, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Create(w[1]), x0, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Create(w[2]), x0, a2);
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Create(w[3]), x0, a3);
+                        a4 = Vector512.FusedMultiplyAdd(Vector512.Create(w[4]), x0, a4);
+                        a5 = Vector512.FusedMultiplyAdd(Vector512.Create(w[5]), x0, a5);
+                        a6 = Vector512.FusedMultiplyAdd(Vector512.Create(w[6]), x0, a6);
+                        a7 = Vector512.FusedMultiplyAdd(Vector512.Create(w[7]), x0, a7);
+                    }
+            }
+            float* d = acc + q;
+            a0.Store(d); d += n; a1.Store(d); d += n; a2.Store(d); d += n; a3.Store(d); d += n;
+            a4.Store(d); d += n; a5.Store(d); d += n; a6.Store(d); d += n; a7.Store(d);
         }
     }
 
