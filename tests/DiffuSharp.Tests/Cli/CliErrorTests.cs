@@ -30,7 +30,7 @@ public sealed class CliErrorTests
     [InlineData("bench train --preset tiny --batch 0", "--batch must be at least 1")]
     [InlineData("bench train --preset tiny --stepz 3", "did you mean --steps")]
     public void Bad_input_is_one_error_line(string commandLine, string expected)
-        => AssertOneLineError(commandLine.Split(' '), expected);
+        => TrainSampleEndToEndTests.AssertOneLineError(commandLine.Split(' '), expected);
 
     [Fact]
     public void Corrupt_or_impossible_model_json_is_one_error_line()
@@ -39,23 +39,12 @@ public sealed class CliErrorTests
         try
         {
             File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 28, ");
-            AssertOneLineError(["sample", "--model", dir], "not valid JSON");
+            TrainSampleEndToEndTests.AssertOneLineError(["sample", "--model", dir], "not valid JSON");
             File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 30, \"channel_mult\": \"1,2,4\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
-            AssertOneLineError(["sample", "--model", dir], "not divisible");
+            TrainSampleEndToEndTests.AssertOneLineError(["sample", "--model", dir], "not divisible");
             File.WriteAllText(Path.Combine(dir, "model.json"), "{ \"image_size\": 8, \"channel_mult\": \"1,2\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
-            AssertOneLineError(["sample", "--model", dir], "model.safetensors");
+            TrainSampleEndToEndTests.AssertOneLineError(["sample", "--model", dir], "model.safetensors");
         }
         finally { Directory.Delete(dir, recursive: true); }
-    }
-
-    static void AssertOneLineError(string[] args, string expected)
-    {
-        var (code, _, stderr) = TrainSampleEndToEndTests.Cli(args);
-        Assert.NotEqual(0, code);
-        var lines = stderr.TrimEnd().Split('\n');
-        Assert.Single(lines);
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.Contains(expected, lines[0]);
-        Assert.DoesNotContain("   at ", stderr);
     }
 }

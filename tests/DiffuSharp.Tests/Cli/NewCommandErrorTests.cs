@@ -60,7 +60,7 @@ public sealed class NewCommandErrorTests : IDisposable
     [InlineData("eval --model MODEL --data DATA --classifier DIR/noclf", "classifier folder not found")]
     [InlineData("invert --model DIR/nomodel --image IMAGE", "model folder not found")]
     [InlineData("eval --model MODEL --data DATA --classifier CLF --n 2", "the classifier reads (1, 28, 28) images, the model makes (1, 8, 8)")]
-    public void Bad_input_is_one_error_line(string line, string expected) => AssertOneLineError(Args(line), expected);
+    public void Bad_input_is_one_error_line(string line, string expected) => TrainSampleEndToEndTests.AssertOneLineError(Args(line), expected);
 
     [Fact]
     public void Corrupt_model_folders_and_classifiers_are_one_error_line()
@@ -69,21 +69,21 @@ public sealed class NewCommandErrorTests : IDisposable
         Directory.CreateDirectory(bad);
         File.Copy(Path.Combine(_model, "model.json"), Path.Combine(bad, "model.json"));
         File.WriteAllBytes(Path.Combine(bad, "model.safetensors"), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        AssertOneLineError(["invert", "--model", bad, "--image", _image], "model.safetensors");
+        TrainSampleEndToEndTests.AssertOneLineError(["invert", "--model", bad, "--image", _image], "model.safetensors");
         // Truncated weights: the header promises more bytes than the file holds.
         var good = File.ReadAllBytes(Path.Combine(_model, "model.safetensors"));
         File.WriteAllBytes(Path.Combine(bad, "model.safetensors"), good[..(good.Length / 2)]);
-        AssertOneLineError(["interpolate", "--model", bad, "--seeds", "1", "2"], "model.safetensors");
+        TrainSampleEndToEndTests.AssertOneLineError(["interpolate", "--model", bad, "--seeds", "1", "2"], "model.safetensors");
         // Image size not divisible by the UNet's downsampling factor.
         File.WriteAllText(Path.Combine(bad, "model.json"), "{ \"image_size\": 9, \"channel_mult\": \"1,2\", \"in_channels\": 1, \"num_channels\": 32, \"attention_resolutions\": \"\" }");
-        AssertOneLineError(["invert", "--model", bad, "--image", _image], "not divisible");
-        AssertOneLineError(["eval", "--model", bad, "--n", "0"], "not divisible");
+        TrainSampleEndToEndTests.AssertOneLineError(["invert", "--model", bad, "--image", _image], "not divisible");
+        TrainSampleEndToEndTests.AssertOneLineError(["eval", "--model", bad, "--n", "0"], "not divisible");
         // A classifier folder with a corrupt config or weights.
         File.WriteAllText(Path.Combine(_classifier, "classifier.json"), "{ \"feature_dim\": ");
-        AssertOneLineError(["eval", "--model", _model, "--data", _data, "--classifier", _classifier, "--n", "2"], "not valid JSON");
+        TrainSampleEndToEndTests.AssertOneLineError(["eval", "--model", _model, "--data", _data, "--classifier", _classifier, "--n", "2"], "not valid JSON");
         File.WriteAllText(Path.Combine(_classifier, "classifier.json"), "{ }");
         File.WriteAllBytes(Path.Combine(_classifier, "classifier.safetensors"), new byte[40]);
-        AssertOneLineError(["eval", "--model", _model, "--data", _data, "--classifier", _classifier, "--n", "2"], "classifier.safetensors");
+        TrainSampleEndToEndTests.AssertOneLineError(["eval", "--model", _model, "--data", _data, "--classifier", _classifier, "--n", "2"], "classifier.safetensors");
     }
 
     [Fact]
@@ -98,19 +98,8 @@ public sealed class NewCommandErrorTests : IDisposable
         Assert.True(code == 0, stderr);
         string ckpt = Path.Combine(run, "checkpoint");
         File.WriteAllText(Path.Combine(ckpt, "trainer.json"), "{ \"step\": ");
-        AssertOneLineError(["train", "--resume", "--steps", "2", "--out", run], "trainer.json");
+        TrainSampleEndToEndTests.AssertOneLineError(["train", "--resume", "--steps", "2", "--out", run], "trainer.json");
         File.Delete(Path.Combine(ckpt, "trainer.json"));
-        AssertOneLineError(["train", "--resume", "--steps", "2", "--out", run], "no checkpoint");
-    }
-
-    internal static void AssertOneLineError(string[] args, string expected)
-    {
-        var (code, _, stderr) = TrainSampleEndToEndTests.Cli(args);
-        Assert.NotEqual(0, code);
-        var lines = stderr.TrimEnd().Split('\n');
-        Assert.Single(lines);
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.Contains(expected, lines[0]);
-        Assert.DoesNotContain("   at ", stderr);
+        TrainSampleEndToEndTests.AssertOneLineError(["train", "--resume", "--steps", "2", "--out", run], "no checkpoint");
     }
 }

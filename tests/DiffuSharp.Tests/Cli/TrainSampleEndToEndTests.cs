@@ -81,4 +81,16 @@ public sealed class TrainSampleEndToEndTests
         int code = Program.Run(args, o, e);
         return (code, o.ToString(), e.ToString());
     }
+
+    /// <summary>The command fails with exactly one line on stderr, "error: ..." containing <paramref name="expected"/>, and no stack trace.</summary>
+    internal static void AssertOneLineError(string[] args, string expected)
+    {
+        var (code, _, stderr) = Cli(args);
+        Assert.NotEqual(0, code);
+        var lines = stderr.TrimEnd().Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+        Assert.DoesNotContain("   at ", stderr);
+    }
 }
