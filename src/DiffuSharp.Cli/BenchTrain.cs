@@ -7,6 +7,7 @@
 // process), gen-2 collections per 100 timed training steps and managed bytes allocated per training step.
 using System.Diagnostics;
 using System.Globalization;
+using DiffuSharp.Autograd;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Kernels;
 using DiffuSharp.Models;
@@ -29,6 +30,7 @@ public static class BenchTrain
         new("batch", "batch size (default: the preset's)", Value: "N"),
         new("threads", "kernel threads (default: all cores)", Value: "N"),
         new("seed", "seed of the weights, data, timesteps, noise and dropout", "0", Value: "N"),
+        new("profile", "also print the time per op (forward, backward) of the timed steps", IsFlag: true),
         new("unpooled", "every tensor a fresh GC array, as without TensorScope (the reference to compare with)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
@@ -49,7 +51,8 @@ public static class BenchTrain
             Warmup: o.Int("warmup", min: 0, max: 1_000_000),
             SampleSteps: o.Int("sample-steps", min: 1, max: 1_000_000),
             Batch: o.Has("batch") ? o.Int("batch", min: 1, max: 4096) : preset.BatchSize,
-            Seed: o.Int("seed", min: 0));
+            Seed: o.Int("seed", min: 0),
+            Profile: o.Flag("profile"));
         int threads = o.Has("threads") ? o.Int("threads", min: 1, max: 1024) : Parallelism.MaxThreads;
 
         int savedThreads = Parallelism.MaxThreads;
@@ -62,10 +65,11 @@ public static class BenchTrain
         return 0;
     }
 
-    sealed record Settings(int Steps, int Warmup, int SampleSteps, int Batch, int Seed);
+    sealed record Settings(int Steps, int Warmup, int SampleSteps, int Batch, int Seed, bool Profile);
 
     /// <summary>Per-step times in ms, peak RSS in MiB, gen-2 collections and allocated bytes over the timed training steps.</summary>
-    sealed record Result(double[] TrainMs, double[] SampleMs, double PeakRssMb, int Gen2, long AllocatedBytes, long Parameters);
+    sealed record Result(double[] TrainMs, double[] SampleMs, double PeakRssMb, int Gen2, long AllocatedBytes, long Parameters,
+                         OpProfiler.Row[]? TrainProfile = null, OpProfiler.Row[]? SampleProfile = null);
 
     static Result Measure(ModelPreset preset, Settings s)
     {
@@ -96,14 +100,18 @@ public static class BenchTrain
         }
         DiffusionModel net = (x, ts) => model.Forward(x, ts, classes, dropoutRng);
 
+        long optimizerTicks = 0;
         void TrainStep()
         {
             using var scope = TensorScope.Begin();                             // the step's activations go back to the pool
             var (t, _) = sampler.Sample(B, timestepRng);                       // uniform: every weight is 1
+            if (OpProfiler.IsRunning) OpProfiler.Mark();
             var loss = diffusion.TrainingLosses(net, x0, t, noiseRng).Loss.Mean();
             loss.Backward();
+            long start = Stopwatch.GetTimestamp();
             optimizer.Step();
             model.ZeroGrad();
+            optimizerTicks += Stopwatch.GetTimestamp() - start;
         }
 
         var noise = new float[B * C * S * S];
@@ -123,15 +131,22 @@ public static class BenchTrain
         GC.Collect();
         int gen2Before = GC.CollectionCount(2);
         long allocBefore = GC.GetTotalAllocatedBytes(precise: true);
+        if (s.Profile) OpProfiler.Start();
+        optimizerTicks = 0;
         for (int i = 0; i < s.Steps; i++) trainMs[i] = Time(TrainStep);
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocBefore;
         int gen2 = GC.CollectionCount(2) - gen2Before;
+        OpProfiler.Row[]? trainProfile = null;
+        if (s.Profile)
+            trainProfile = [.. OpProfiler.Stop(), new OpProfiler.Row("(AdamW step + zero-grad)", optimizerTicks * 1000.0 / Stopwatch.Frequency, s.Steps, 0, 0)];
 
         model.Eval();
         for (int i = 0; i < s.Warmup; i++) SampleStep();
         var sampleMs = new double[s.SampleSteps];
-        for (int i = 0; i < s.SampleSteps; i++) sampleMs[i] = Time(SampleStep);
-        return new Result(trainMs, sampleMs, PeakRssMb(), gen2, allocated, model.ParameterCount());
+        if (s.Profile) OpProfiler.Start();
+        for (int i = 0; i < s.SampleSteps; i++) sampleMs[i] = Time(() => { if (OpProfiler.IsRunning) OpProfiler.Mark(); SampleStep(); });
+        var sampleProfile = s.Profile ? OpProfiler.Stop() : null;
+        return new Result(trainMs, sampleMs, PeakRssMb(), gen2, allocated, model.ParameterCount(), trainProfile, sampleProfile);
     }
 
     static double Time(Action step)
@@ -183,6 +198,24 @@ public static class BenchTrain
         output.WriteLine($"{"peak_rss_mb",-20} {F(r.PeakRssMb),10} {"",10} {"",10}  MB");
         output.WriteLine($"{"gen2_per_100_steps",-20} {F(gen2Per100),10} {"",10} {"",10}  count");
         output.WriteLine($"{"alloc_mb_per_step",-20} {F(allocMbPerStep),10} {"",10} {"",10}  MB");
+        if (r.TrainProfile is { } tp) PrintProfile(output, "training step", tp, s.Steps, train.Median);
+        if (r.SampleProfile is { } sp) PrintProfile(output, "sampling step", sp, s.SampleSteps, sample.Median);
+    }
+
+    /// <summary>ms per step by op (forward time is the gap since the previous op, see OpProfiler), largest first.</summary>
+    static void PrintProfile(TextWriter output, string what, OpProfiler.Row[] rows, int steps, double medianMs)
+    {
+        static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+        output.WriteLine();
+        output.WriteLine($"{what}: ms per step by op (median step {F(medianMs)} ms)");
+        output.WriteLine($"{"op",-28} {"forward",9} {"calls",6} {"backward",9} {"calls",6} {"total",9} {"share",6}");
+        double all = rows.Sum(r => r.ForwardMs + r.BackwardMs) / steps;
+        foreach (var r in rows)
+        {
+            double f = r.ForwardMs / steps, b = r.BackwardMs / steps;
+            output.WriteLine($"{r.Op,-28} {F(f),9} {r.ForwardCalls / steps,6} {F(b),9} {r.BackwardCalls / steps,6} {F(f + b),9} {100 * (f + b) / all,5:0.0}%");
+        }
+        output.WriteLine($"{"(sum)",-28} {"",9} {"",6} {"",9} {"",6} {F(all),9}");
     }
 
     readonly record struct Stats(double Median, double Min, double Max, int Count)

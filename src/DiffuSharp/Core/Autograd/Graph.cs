@@ -34,6 +34,7 @@ internal static class Graph
     /// <summary>Attaches a node to <paramref name="y"/> when grad is on and any input requires grad.</summary>
     public static Tensor Record(string name, Tensor y, Tensor[] inputs, Action<Tensor> backward)
     {
+        if (OpProfiler.IsRunning) OpProfiler.Forward(name);
         if (!GradMode.IsEnabled) return y;
         bool any = false;
         foreach (var t in inputs) any |= t.RequiresGrad;
@@ -68,7 +69,16 @@ internal static class Graph
             var t = order[i];
             var node = t.GradFn!;
             var dy = t.Grad;
-            if (dy is not null) node.Backward(dy);
+            if (dy is not null)
+            {
+                if (OpProfiler.IsRunning)
+                {
+                    long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                    node.Backward(dy);
+                    OpProfiler.Backward(node.Name, start);
+                }
+                else node.Backward(dy);
+            }
             // Release: the node's closure holds its inputs and saved activations. The tensor keeps its values
             // but no longer belongs to a graph.
             t.GradFn = null;

@@ -124,6 +124,8 @@ internal static unsafe partial class Ops
             }
 
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        if (OpProfiler.IsRunning)                                                   // per shape, for bench train --profile
+            name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (directFwd ? " direct" : direct ? " dx-direct" : "");
         return Graph.Record(name, y, inputs, dy =>
         {
             // forward was y[b, o, q] = Σ_r W[o, r] · col_b[r, q] + bias[o], with col_b = im2col(x_b), so
