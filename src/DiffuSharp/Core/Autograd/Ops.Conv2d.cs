@@ -9,6 +9,8 @@
 // (CKK, G·Ho·Wo), so every GEMM has a large N (forward, dx) or K (dW) even at 7×7, and the GEMM itself splits
 // the work across threads. The chunk size depends only on the shapes, never on the thread count, so dW (summed
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
+// With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
+// Kernels/ConvLanes.cs, which put the batch in the vector lanes: the forward at 7×7, dx and dW up to 14×14.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix.
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
 // most ConvSaveColFloats (16 MB, where im2col is a large share of the time); larger ones are recomputed there
@@ -79,12 +81,13 @@ internal static unsafe partial class Ops
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
         // direct kernels for dx of every supported shape; for the forward and dW only where they beat im2col + GEMM
+        bool lanesForward = ConvLanes.PreferForward(g, batch), lanesBackward = ConvLanes.PreferBackward(g, batch);
         bool direct = ConvDirect.IsSupported(g), directFwd = direct && ConvDirect.PreferForward(g);
         bool directDw = directFwd && ConvDirect.WeightGradSupported(g);
         // one chunking for forward and backward (so a saved column matrix lines up)
         int chunk = ConvChunk(batch, (long)Math.Max(ckk, Math.Max(cin, cout)) * hw);
         long colFloats = (long)batch * ckk * hw;
-        float[]? savedCol = !g.IsPointwise && !directFwd && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
+        float[]? savedCol = !g.IsPointwise && !directFwd && !lanesForward && GradMode.IsEnabled && weight.RequiresGrad && colFloats <= ConvSaveColFloats
             ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
         var y = Tensor.Uninitialized(outShape);                             // (B, Cout, Ho, Wo), every element written below
         if (y.Count > 0)
@@ -96,6 +99,7 @@ internal static unsafe partial class Ops
                     if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
                     Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
                 }
+                else if (lanesForward) LanesConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
@@ -125,7 +129,7 @@ internal static unsafe partial class Ops
 
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         if (OpProfiler.IsRunning)                                                   // per shape, for bench train --profile
-            name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (directFwd ? " direct" : direct ? " dx-direct" : "");
+            name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (lanesForward ? " lanes" : directFwd ? " direct" : "") + (lanesBackward ? " bwd-lanes" : direct ? " dx-direct" : "");
         return Graph.Record(name, y, inputs, dy =>
         {
             // forward was y[b, o, q] = Σ_r W[o, r] · col_b[r, q] + bias[o], with col_b = im2col(x_b), so
@@ -146,6 +150,12 @@ internal static unsafe partial class Ops
             {
                 if (bias is not null && bias.RequiresGrad)
                     fixed (float* pdb = bias.GradData()) Im2Col.BiasGrad(pdy, batch, cout, hw, pdb);
+                if (lanesBackward)
+                {
+                    fixed (float* pdx = needX ? x.GradData() : default, pdw = needW ? weight.GradData() : default)
+                        LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw);
+                    return;
+                }
                 if (needX && g.IsPointwise)
                 {
                     // 1×1: col_b = x_b, so dx_b (Cin, HW) += Wᵀ (Cin, Cout) · dy_b (Cout, HW) straight into the gradient
@@ -217,6 +227,68 @@ internal static unsafe partial class Ops
         {
             ArrayPool<float>.Shared.Return(xpBuf);
             ArrayPool<float>.Shared.Return(dyBuf);
+        }
+    }
+
+    /// <summary>output (count, outC, H, W) = (or += with accumulate) the 3×3 convolution of input (count, g.C, H, W) with w
+    /// (cout, cin, 3, 3), or with its flipped transpose for dx (outC = cin), plus bias, with the batch in the vector lanes.</summary>
+    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, int cin, bool flipTranspose,
+        float* bias, float* output, bool accumulate)
+    {
+        int outC = flipTranspose ? cin : cout, lanes = ConvLanes.Lanes(count), hw = g.H * g.W;
+        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(g.C, g.H, g.W, 1, lanes)));
+        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(outC, g.H, g.W, 0, lanes)));
+        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(outC, g.C, 3));
+        try
+        {
+            fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
+            {
+                ConvLanes.ToLanes(input, count, g.C, g.H, g.W, 1, lanes, xl);              // (C, H + 2, W + 2, lanes)
+                ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose, wpk);               // [outC/8][C][9][8]
+                ConvLanes.Forward(xl, g, lanes, wpk, outC, yl);                            // (outC, H, W, lanes)
+                ConvLanes.FromLanes(yl, count, outC, hw, lanes, bias, output, accumulate); // (count, outC, H, W)
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(xlBuf);
+            ArrayPool<float>.Shared.Return(ylBuf);
+            ArrayPool<float>.Shared.Return(wBuf);
+        }
+    }
+
+    /// <summary>dx (count, cin, H, W) += conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
+    /// dx or dw null when not wanted. dy is laid out in lanes once for both.</summary>
+    static void LanesBackward(float* x, float* dy, int count, in ConvGeometry g, float* w, int cout, float* dx, float* dw)
+    {
+        int cin = g.C, lanes = ConvLanes.Lanes(count), hw = g.H * g.W;
+        var gT = g with { C = cout };                                                      // dy (count, cout, H, W) as the input
+        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 1, lanes)));
+        float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
+        float[] wBuf = ArrayPool<float>.Shared.Rent(dx != null ? ConvDirect.PackedWeightFloats(cin, cout, 3) : 0);
+        try
+        {
+            fixed (float* dyl = dylBuf, a = bufA, wpk = wBuf)
+            {
+                ConvLanes.ToLanes(dy, count, cout, g.H, g.W, 1, lanes, dyl);               // (cout, H + 2, W + 2, lanes)
+                if (dw != null)
+                {
+                    ConvLanes.ToLanes(x, count, cin, g.H, g.W, 1, lanes, a);               // (cin, H + 2, W + 2, lanes)
+                    ConvLanes.WeightGrad(a, dyl, g, lanes, cout, dw);
+                }
+                if (dx != null)
+                {
+                    ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);      // [cin/8][cout][9][8]
+                    ConvLanes.Forward(dyl, gT, lanes, wpk, cin, a);                          // (cin, H, W, lanes)
+                    ConvLanes.FromLanes(a, count, cin, hw, lanes, null, dx, accumulate: true);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(dylBuf);
+            ArrayPool<float>.Shared.Return(bufA);
+            ArrayPool<float>.Shared.Return(wBuf);
         }
     }
 

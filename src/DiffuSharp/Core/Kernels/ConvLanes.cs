@@ -1,0 +1,297 @@
+// Direct 3×3 "same" convolution with the batch in the vector lanes, for small images (7×7, 14×14) on AVX-512.
+//
+// The NCHW direct kernel (ConvDirect) runs along the pixels of one image: at 7×7 a quarter of its FMAs go to the
+// two padding columns of every row and to the ragged last tile, and two of every three input loads straddle two
+// cache lines. Here the images are the vector lanes instead. A "lane tensor" holds channel c, padded position
+// (y, x) and image b at xl[(c·Hp + y)·Wp + x][b], with L = the batch rounded up to 16 lanes (one Vector512 per 16
+// images; the extra lanes are zero). A flat output vector u (position u / V, lanes 16·(u % V) .. +16, V = L / 16)
+// then needs, for tap (i, j), the input vector at a fixed offset from its own: every load is a whole aligned
+// Vector512, no output is computed and dropped, and a tile can be any three output vectors (they need not share a
+// row), so there is no ragged tail either.
+//
+// Tile: 8 output channels × 3 output vectors = 24 accumulators; per (input channel, tap) 3 input loads + 8
+// broadcast weights for 24 FMAs (weights packed by ConvDirect.PackWeights, [block][c][tap][8]). The same kernel
+// gives dx from dy with the flipped, transposed kernel. dW[o, c, i, j] = Σ_(y, x) Σ_b dy[o, y, x][b] ·
+// xpad[c, y + i, x + j][b]: 3 output channels × 1 input channel × 9 taps = 27 accumulators over whole rows of
+// aligned vectors, one work item per (c, output triple) summing every image, so nothing depends on the thread
+// count. The NCHW ↔ lane transposes are a few hundred kilobytes each, small next to the FMAs they save.
+namespace DiffuSharp.Kernels;
+
+internal static unsafe class ConvLanes
+{
+    const int OutBlock = 8, Lane = 16;
+
+    /// <summary>Tests set this to turn the lane path off (and compare it with the others).</summary>
+    internal static bool Disabled;
+
+    /// <summary>Tests set this to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
+    internal static bool Forced;
+
+    /// <summary>A 3×3 stride-1 padding-1 convolution on an AVX-512 machine.</summary>
+    public static bool IsSupported(in ConvGeometry g) =>
+        !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
+
+    /// <summary>Where the lane forward beats the NCHW direct kernel and im2col + GEMM: images at most 7 wide (measured
+    /// at batch 32, 64 channels, 2 threads, quiet machine: 7×7 forward 0.6-0.8 ms against 0.9-1.2 ms im2col + GEMM;
+    /// 14×14 forward 3.0-3.2 ms against 2.2-2.4 ms direct), and a batch that fills its lanes (see FillsLanes).</summary>
+    public static bool PreferForward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 7 && FillsLanes(batch));
+
+    /// <summary>Where the lane dx and dW beat the others: images at most 14 wide (14×14 backward 6.5-7 ms against
+    /// 10-11 ms direct dx + direct dW; 7×7 backward 1.5-2 ms against 4-6 ms).</summary>
+    public static bool PreferBackward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 14 && FillsLanes(batch));
+
+    /// <summary>At least 16 images, and at most a quarter of the lanes empty.</summary>
+    static bool FillsLanes(int batch) => batch >= Lane && Lanes(batch) * 3 <= batch * 4;
+
+    /// <summary>The batch rounded up to whole Vector512s.</summary>
+    public static int Lanes(int batch) => (batch + Lane - 1) / Lane * Lane;
+
+    /// <summary>Floats of a padded lane tensor of C channels (or, with pad 0, an unpadded one).</summary>
+    public static long Floats(int channels, int h, int w, int pad, int lanes) => (long)channels * (h + 2 * pad) * (w + 2 * pad) * lanes;
+
+    // ---- NCHW ↔ lanes ----
+
+    /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x]; zero on the border and in lanes ≥ batch.</summary>
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl)
+    {
+        var work = new ToLanesWork(x, batch, channels, h, w, pad, lanes, xl);
+        ParallelFor.Run(channels, work);
+    }
+
+    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl) : IWorkItem
+    {
+        public void Invoke(int c)
+        {
+            int wp = w + 2 * pad, hp = h + 2 * pad, hw = h * w;
+            float* dst = xl + (long)c * hp * wp * lanes;
+            new Span<float>(dst, hp * wp * lanes).Clear();
+            for (int b = 0; b < batch; b++)
+            {
+                float* src = x + ((long)b * channels + c) * hw;
+                for (int y = 0; y < h; y++)
+                {
+                    float* d = dst + ((long)(y + pad) * wp + pad) * lanes + b;
+                    float* s = src + y * w;
+                    for (int xx = 0; xx < w; xx++) d[(long)xx * lanes] = s[xx];
+                }
+            }
+        }
+    }
+
+    /// <summary>y[b, c, p] = yl[c·HW + p][b] + bias[c] (bias may be null), or += yl[…] with accumulate (bias ignored).</summary>
+    public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* y, bool accumulate)
+    {
+        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, y, accumulate);
+        ParallelFor.Run(channels, work);
+    }
+
+    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* y, bool accumulate) : IWorkItem
+    {
+        public void Invoke(int c)
+        {
+            float* src = yl + (long)c * hw * lanes;
+            float bv = bias == null ? 0f : bias[c];
+            for (int b = 0; b < batch; b++)
+            {
+                float* d = y + ((long)b * channels + c) * hw, s = src + b;
+                if (accumulate) for (int p = 0; p < hw; p++) d[p] += s[(long)p * lanes];
+                else for (int p = 0; p < hw; p++) d[p] = s[(long)p * lanes] + bv;
+            }
+        }
+    }
+
+    // ---- forward (and dx) ----
+
+    /// <summary>yl (outC, H·W lanes, unpadded) = conv(xl, wpk): xl a pad-1 lane tensor of g.C channels, wpk from
+    /// ConvDirect.PackWeights (8-channel blocks).</summary>
+    public static void Forward(float* xl, in ConvGeometry g, int lanes, float* wpk, int outC, float* yl)
+    {
+        int blocks = (outC + OutBlock - 1) / OutBlock;
+        int vectors = g.H * g.W * (lanes / Lane), chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
+        var work = new ForwardWork(xl, g, lanes, wpk, outC, yl, chunks);
+        ParallelFor.Run(blocks * chunks, work);
+    }
+
+    /// <summary>Output vectors per work item: 5 tiles, about one row of a 7×7 image of 32 lanes.</summary>
+    const int ChunkVectors = 15;
+
+    /// <summary>Bytes of input one channel block of a work item may touch, so that it stays in L1 while the item's
+    /// tiles all walk it (a tile over every channel at once would stream its ~100 KB from L2 for each tile).</summary>
+    const int ChannelBlockBytes = 24 << 10;
+
+    readonly struct ForwardWork(float* xl, ConvGeometry g, int lanes, float* wpk, int outC, float* yl, int chunks) : IWorkItem
+    {
+        public void Invoke(int index)
+        {
+            // chunk-major: consecutive items (on both threads) read the same input rows with another weight block
+            int blocks = (outC + OutBlock - 1) / OutBlock, chunk = index / blocks, ob = index % blocks;
+            int v = lanes / Lane, vectors = g.H * g.W * v;
+            int u0 = chunk * ChunkVectors, u1 = Math.Min(vectors, u0 + ChunkVectors);
+            int rows = Math.Min(OutBlock, outC - ob * OutBlock);
+            // input the chunk reads per channel: its output rows plus the two halo rows, each as wide as the
+            // chunk's positions (at most a row) plus the two halo columns, all lanes
+            int p0 = u0 / v, p1 = (u1 - 1) / v, outRows = p1 / g.W - p0 / g.W + 1;
+            int cols = Math.Min(g.W, p1 - p0 + 1) + 2;
+            long channelBytes = (long)(outRows + 2) * cols * lanes * sizeof(float);
+            int cb = (int)Math.Clamp(ChannelBlockBytes / channelBytes, 1, g.C);
+            int plane = (g.H + 2) * (g.W + 2) * lanes;
+            float* w = wpk + (long)ob * g.C * 9 * OutBlock;
+            float* y = yl + (long)ob * OutBlock * g.H * g.W * lanes;
+            // tap-(0, 0) input offsets of the chunk's vectors, the missing ones of a short last tile repeating the last
+            long* off = stackalloc long[ChunkVectors + 2];
+            for (int k = 0; k < ChunkVectors + 2; k++) off[k] = InputOffset(Math.Min(u0 + k, u1 - 1), v, g.W, g.W + 2, lanes);
+            for (int c0 = 0; c0 < g.C; c0 += cb)
+            {
+                int cn = Math.Min(cb, g.C - c0);
+                for (int u = u0; u < u1; u += 3)
+                    Tile(xl + (long)c0 * plane, cn, g, lanes, w + (long)c0 * 9 * OutBlock, y, rows, u, Math.Min(3, u1 - u), off + (u - u0), accumulate: c0 > 0);
+            }
+        }
+    }
+
+    /// <summary>Offset (floats) of output vector u's tap-(0, 0) input in a padded channel plane.</summary>
+    static long InputOffset(int u, int v, int w, int wp, int lanes)
+    {
+        int pos = u / v, oy = pos / w, ox = pos % w;
+        return ((long)oy * wp + ox) * lanes + (u % v) * Lane;
+    }
+
+    /// <summary>y[r, u .. u + count) (vectors of an unpadded lane plane, rows H·W·lanes apart) = (or += with
+    /// accumulate) Σ_(c &lt; cin) Σ_tap w[c][tap][r] · xl[c, tap-shifted input of u ..], off[k] being vector u + k's
+    /// tap-(0, 0) input offset; count is 1 to 3 (the missing vectors repeat the last one and are not stored).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile(float* xl, int cin, in ConvGeometry g, int lanes, float* w0, float* y, int rows, int u, int count, long* off, bool accumulate)
+    {
+        int wp = g.W + 2, plane = (g.H + 2) * wp * lanes;
+        long o0 = off[0], o1 = off[1], o2 = off[2];
+        long rowStep = (long)wp * lanes;
+        var a00 = Vector512<float>.Zero; var a01 = a00; var a02 = a00; var a10 = a00; var a11 = a00; var a12 = a00;
+        var a20 = a00; var a21 = a00; var a22 = a00; var a30 = a00; var a31 = a00; var a32 = a00;
+        var a40 = a00; var a41 = a00; var a42 = a00; var a50 = a00; var a51 = a00; var a52 = a00;
+        var a60 = a00; var a61 = a00; var a62 = a00; var a70 = a00; var a71 = a00; var a72 = a00;
+        float* w = w0;
+        for (int c = 0; c < cin; c++)
+        {
+            float* xc = xl + (long)c * plane;
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++, w += OutBlock)
+                {
+                    float* s = xc + i * rowStep + j * lanes;
+                    var x0 = Vector512.Load(s + o0);
+                    var x1 = Vector512.Load(s + o1);
+                    var x2 = Vector512.Load(s + o2);
+                    var b = Vector512.Create(w[0]); a00 = Vector512.FusedMultiplyAdd(b, x0, a00); a01 = Vector512.FusedMultiplyAdd(b, x1, a01); a02 = Vector512.FusedMultiplyAdd(b, x2, a02);
+                    b = Vector512.Create(w[1]); a10 = Vector512.FusedMultiplyAdd(b, x0, a10); a11 = Vector512.FusedMultiplyAdd(b, x1, a11); a12 = Vector512.FusedMultiplyAdd(b, x2, a12);
+                    b = Vector512.Create(w[2]); a20 = Vector512.FusedMultiplyAdd(b, x0, a20); a21 = Vector512.FusedMultiplyAdd(b, x1, a21); a22 = Vector512.FusedMultiplyAdd(b, x2, a22);
+                    b = Vector512.Create(w[3]); a30 = Vector512.FusedMultiplyAdd(b, x0, a30); a31 = Vector512.FusedMultiplyAdd(b, x1, a31); a32 = Vector512.FusedMultiplyAdd(b, x2, a32);
+                    b = Vector512.Create(w[4]); a40 = Vector512.FusedMultiplyAdd(b, x0, a40); a41 = Vector512.FusedMultiplyAdd(b, x1, a41); a42 = Vector512.FusedMultiplyAdd(b, x2, a42);
+                    b = Vector512.Create(w[5]); a50 = Vector512.FusedMultiplyAdd(b, x0, a50); a51 = Vector512.FusedMultiplyAdd(b, x1, a51); a52 = Vector512.FusedMultiplyAdd(b, x2, a52);
+                    b = Vector512.Create(w[6]); a60 = Vector512.FusedMultiplyAdd(b, x0, a60); a61 = Vector512.FusedMultiplyAdd(b, x1, a61); a62 = Vector512.FusedMultiplyAdd(b, x2, a62);
+                    b = Vector512.Create(w[7]); a70 = Vector512.FusedMultiplyAdd(b, x0, a70); a71 = Vector512.FusedMultiplyAdd(b, x1, a71); a72 = Vector512.FusedMultiplyAdd(b, x2, a72);
+                }
+        }
+        long rowFloats = (long)g.H * g.W * lanes;
+        float* d = y + (long)u * Lane;
+        if (accumulate)
+        {
+            Add3(d, ref a00, ref a01, ref a02, count); if (rows > 1) Add3(d + rowFloats, ref a10, ref a11, ref a12, count);
+            if (rows > 2) Add3(d + 2 * rowFloats, ref a20, ref a21, ref a22, count); if (rows > 3) Add3(d + 3 * rowFloats, ref a30, ref a31, ref a32, count);
+            if (rows > 4) Add3(d + 4 * rowFloats, ref a40, ref a41, ref a42, count); if (rows > 5) Add3(d + 5 * rowFloats, ref a50, ref a51, ref a52, count);
+            if (rows > 6) Add3(d + 6 * rowFloats, ref a60, ref a61, ref a62, count); if (rows > 7) Add3(d + 7 * rowFloats, ref a70, ref a71, ref a72, count);
+        }
+        Store3(d, a00, a01, a02, count); if (rows > 1) Store3(d + rowFloats, a10, a11, a12, count);
+        if (rows > 2) Store3(d + 2 * rowFloats, a20, a21, a22, count); if (rows > 3) Store3(d + 3 * rowFloats, a30, a31, a32, count);
+        if (rows > 4) Store3(d + 4 * rowFloats, a40, a41, a42, count); if (rows > 5) Store3(d + 5 * rowFloats, a50, a51, a52, count);
+        if (rows > 6) Store3(d + 6 * rowFloats, a60, a61, a62, count); if (rows > 7) Store3(d + 7 * rowFloats, a70, a71, a72, count);
+    }
+
+    /// <summary>v_k += d[k·16 ..] for the count stored vectors (the earlier channel blocks' partial sums).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Add3(float* d, ref Vector512<float> v0, ref Vector512<float> v1, ref Vector512<float> v2, int count)
+    {
+        v0 += Vector512.Load(d);
+        if (count > 1) v1 += Vector512.Load(d + Lane);
+        if (count > 2) v2 += Vector512.Load(d + 2 * Lane);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store3(float* d, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, int count)
+    {
+        v0.Store(d);
+        if (count > 1) v1.Store(d + Lane);
+        if (count > 2) v2.Store(d + 2 * Lane);
+    }
+
+    // ---- weight gradient ----
+
+    /// <summary>dW (cout, g.C, 3, 3) += Σ_(y, x) Σ_b dyl[o, y + 1, x + 1][b] · xl[c, y + i, x + j][b]: xl and dyl both pad-1
+    /// lane tensors (g.C and cout channels).</summary>
+    public static void WeightGrad(float* xl, float* dyl, in ConvGeometry g, int lanes, int cout, float* dw)
+    {
+        int triples = (cout + 2) / 3;
+        var work = new WeightGradWork(xl, dyl, g, lanes, cout, dw);
+        ParallelFor.Run(g.C * triples, work);
+    }
+
+    readonly struct WeightGradWork(float* xl, float* dyl, ConvGeometry g, int lanes, int cout, float* dw) : IWorkItem
+    {
+        /// <summary>dw[o .. o + 3, c] for item (c, output triple); consecutive items share the dy triple.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Invoke(int index)
+        {
+            int cin = g.C, c = index % cin, o = index / cin * 3, rows = Math.Min(3, cout - o);
+            int wp = g.W + 2, plane = (g.H + 2) * wp * lanes, rowFloats = wp * lanes, runFloats = g.W * lanes;
+            float* xc = xl + (long)c * plane;
+            float* d0p = dyl + (long)o * plane + rowFloats + lanes;                 // dy at padded (1, 1)
+            float* d1p = rows > 1 ? d0p + plane : d0p, d2p = rows > 2 ? d0p + 2 * plane : d0p;
+            var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
+            var b0 = a0; var b1 = a0; var b2 = a0; var b3 = a0; var b4 = a0; var b5 = a0; var b6 = a0; var b7 = a0; var b8 = a0;
+            var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0; var c4 = a0; var c5 = a0; var c6 = a0; var c7 = a0; var c8 = a0;
+            for (int y = 0; y < g.H; y++)
+            {
+                long row = (long)y * rowFloats;
+                float* dr0 = d0p + row, dr1 = d1p + row, dr2 = d2p + row, s0 = xc + row;
+                for (int q = 0; q < runFloats; q += Lane)
+                {
+                    var d0 = Vector512.Load(dr0 + q);
+                    var d1 = Vector512.Load(dr1 + q);
+                    var d2 = Vector512.Load(dr2 + q);
+                    float* s = s0 + q;
+                    var x = Vector512.Load(s);
+                    a0 = Vector512.FusedMultiplyAdd(d0, x, a0); b0 = Vector512.FusedMultiplyAdd(d1, x, b0); c0 = Vector512.FusedMultiplyAdd(d2, x, c0);
+                    x = Vector512.Load(s + lanes);
+                    a1 = Vector512.FusedMultiplyAdd(d0, x, a1); b1 = Vector512.FusedMultiplyAdd(d1, x, b1); c1 = Vector512.FusedMultiplyAdd(d2, x, c1);
+                    x = Vector512.Load(s + 2 * lanes);
+                    a2 = Vector512.FusedMultiplyAdd(d0, x, a2); b2 = Vector512.FusedMultiplyAdd(d1, x, b2); c2 = Vector512.FusedMultiplyAdd(d2, x, c2);
+                    s += rowFloats;
+                    x = Vector512.Load(s);
+                    a3 = Vector512.FusedMultiplyAdd(d0, x, a3); b3 = Vector512.FusedMultiplyAdd(d1, x, b3); c3 = Vector512.FusedMultiplyAdd(d2, x, c3);
+                    x = Vector512.Load(s + lanes);
+                    a4 = Vector512.FusedMultiplyAdd(d0, x, a4); b4 = Vector512.FusedMultiplyAdd(d1, x, b4); c4 = Vector512.FusedMultiplyAdd(d2, x, c4);
+                    x = Vector512.Load(s + 2 * lanes);
+                    a5 = Vector512.FusedMultiplyAdd(d0, x, a5); b5 = Vector512.FusedMultiplyAdd(d1, x, b5); c5 = Vector512.FusedMultiplyAdd(d2, x, c5);
+                    s += rowFloats;
+                    x = Vector512.Load(s);
+                    a6 = Vector512.FusedMultiplyAdd(d0, x, a6); b6 = Vector512.FusedMultiplyAdd(d1, x, b6); c6 = Vector512.FusedMultiplyAdd(d2, x, c6);
+                    x = Vector512.Load(s + lanes);
+                    a7 = Vector512.FusedMultiplyAdd(d0, x, a7); b7 = Vector512.FusedMultiplyAdd(d1, x, b7); c7 = Vector512.FusedMultiplyAdd(d2, x, c7);
+                    x = Vector512.Load(s + 2 * lanes);
+                    a8 = Vector512.FusedMultiplyAdd(d0, x, a8); b8 = Vector512.FusedMultiplyAdd(d1, x, b8); c8 = Vector512.FusedMultiplyAdd(d2, x, c8);
+                }
+            }
+            Add9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (rows > 1) Add9(dw + ((long)(o + 1) * cin + c) * 9, b0, b1, b2, b3, b4, b5, b6, b7, b8);
+            if (rows > 2) Add9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
+        }
+    }
+
+    /// <summary>w[t] += Σ lanes of v_t for the 9 taps of one (o, c); inlined so no accumulator is spilled around a call.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Add9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+        Vector512<float> v4, Vector512<float> v5, Vector512<float> v6, Vector512<float> v7, Vector512<float> v8)
+    {
+        w[0] += Vector512.Sum(v0); w[1] += Vector512.Sum(v1); w[2] += Vector512.Sum(v2);
+        w[3] += Vector512.Sum(v3); w[4] += Vector512.Sum(v4); w[5] += Vector512.Sum(v5);
+        w[6] += Vector512.Sum(v6); w[7] += Vector512.Sum(v7); w[8] += Vector512.Sum(v8);
+    }
+}

@@ -1,0 +1,170 @@
+// ConvLanes.cs, the 3×3 convolution with the batch in the vector lanes: the lane layout round trip, the forward and
+// its transpose against the scalar reference and the adjoint identity, the weight gradient against its definition,
+// and the whole Conv2d op on the lane path against the other paths, finite differences and 1 vs 2 threads.
+using DiffuSharp.Autograd;
+using DiffuSharp.Kernels;
+using Xunit;
+
+namespace DiffuSharp.Tests.Kernels;
+
+[Collection("Parallelism")]
+public unsafe class ConvLanesTests
+{
+    public static IEnumerable<object[]> Cases() =>
+    [
+        [1, 1, 1, 1, 1], [3, 5, 13, 7, 7], [17, 3, 8, 2, 3], [16, 8, 9, 14, 14], [33, 2, 5, 5, 17], [32, 16, 16, 7, 7],
+    ];
+
+    [Theory, MemberData(nameof(Cases))]
+    public void Forward_and_its_transpose_match_the_reference(int batch, int cin, int cout, int h, int w)
+    {
+        var g = new ConvGeometry(cin, h, w, 3, 3, 1, 1);
+        if (!ConvLanes.IsSupported(g)) return;                       // AVX-512 only; the other paths cover the rest
+        var rng = new Rng(11);
+        int lanes = ConvLanes.Lanes(batch), hw = h * w;
+        var x = new float[batch * cin * hw]; rng.FillNormal(x);
+        var wt = new float[cout * cin * 9]; rng.FillNormal(wt);
+        var bias = new float[cout]; rng.FillNormal(bias);
+        var expect = new float[batch * cout * hw];
+        Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
+
+        var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
+        var yl = new float[ConvLanes.Floats(cout, h, w, 0, lanes)];
+        xl.AsSpan().Fill(float.NaN);                                 // border and spare lanes must be written
+        yl.AsSpan().Fill(float.NaN);
+        var wpk = new float[ConvDirect.PackedWeightFloats(cout, cin, 3)];
+        var y = new float[expect.Length];
+        y.AsSpan().Fill(float.NaN);
+        fixed (float* px = x, pw = wt, pb = bias, pxl = xl, pyl = yl, pk = wpk, py = y)
+        {
+            ConvLanes.ToLanes(px, batch, cin, h, w, 1, lanes, pxl);
+            ConvDirect.PackWeights(pw, cout, cin, 3, flipTranspose: false, pk);
+            ConvLanes.Forward(pxl, g, lanes, pk, cout, pyl);
+            ConvLanes.FromLanes(pyl, batch, cout, hw, lanes, pb, py, accumulate: false);
+        }
+        GradCheck.AssertClose(expect, y, 1e-5, 1e-4, "y");
+        for (int i = 0; i < xl.Length; i++) Assert.False(float.IsNaN(xl[i]), $"lane tensor element {i} not written");
+
+        // the transpose with accumulate: Σ conv(x)·dy = Σ x·(dx − dx0) for the bias-free convolution
+        var dy = new float[expect.Length]; rng.FillNormal(dy);
+        var dx = new float[x.Length]; rng.FillNormal(dx);
+        var dx0 = (float[])dx.Clone();
+        var gT = g with { C = cout };
+        var dyl = new float[ConvLanes.Floats(cout, h, w, 1, lanes)];
+        var dxl = new float[ConvLanes.Floats(cin, h, w, 0, lanes)];
+        var wpkT = new float[ConvDirect.PackedWeightFloats(cin, cout, 3)];
+        fixed (float* pw = wt, pdy = dy, pdx = dx, pdyl = dyl, pdxl = dxl, pk = wpkT)
+        {
+            ConvLanes.ToLanes(pdy, batch, cout, h, w, 1, lanes, pdyl);
+            ConvDirect.PackWeights(pw, cout, cin, 3, flipTranspose: true, pk);
+            ConvLanes.Forward(pdyl, gT, lanes, pk, cin, pdxl);
+            ConvLanes.FromLanes(pdxl, batch, cin, hw, lanes, null, pdx, accumulate: true);
+        }
+        Im2Col.Conv2dReference(x, wt, default, batch, cout, g, expect);
+        double lhs = 0, rhs = 0;
+        for (int i = 0; i < expect.Length; i++) lhs += (double)expect[i] * dy[i];
+        for (int i = 0; i < x.Length; i++) rhs += (double)x[i] * ((double)dx[i] - dx0[i]);
+        Assert.True(Math.Abs(lhs - rhs) <= 1e-4 * (1 + Math.Abs(lhs)), $"<conv x, dy> = {lhs}, <x, dx> = {rhs}");
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void Weight_grad_adds_the_definition(int batch, int cin, int cout, int h, int w)
+    {
+        var g = new ConvGeometry(cin, h, w, 3, 3, 1, 1);
+        if (!ConvLanes.IsSupported(g)) return;
+        var rng = new Rng(12);
+        int lanes = ConvLanes.Lanes(batch);
+        var x = new float[batch * cin * h * w]; rng.FillNormal(x);
+        var dy = new float[batch * cout * h * w]; rng.FillNormal(dy);
+        var dw = new float[cout * cin * 9]; rng.FillNormal(dw);
+        var expect = new double[dw.Length];
+        for (int i = 0; i < dw.Length; i++) expect[i] = dw[i];
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < cout; o++)
+                for (int c = 0; c < cin; c++)
+                    for (int t = 0; t < 9; t++)
+                        for (int oy = 0; oy < h; oy++)
+                            for (int ox = 0; ox < w; ox++)
+                            {
+                                int iy = oy + t / 3 - 1, ix = ox + t % 3 - 1;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                expect[(o * cin + c) * 9 + t] += (double)dy[((b * cout + o) * h + oy) * w + ox] * x[((b * cin + c) * h + iy) * w + ix];
+                            }
+        var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
+        var dyl = new float[ConvLanes.Floats(cout, h, w, 1, lanes)];
+        fixed (float* px = x, pdy = dy, pdw = dw, pxl = xl, pdyl = dyl)
+        {
+            ConvLanes.ToLanes(px, batch, cin, h, w, 1, lanes, pxl);
+            ConvLanes.ToLanes(pdy, batch, cout, h, w, 1, lanes, pdyl);
+            ConvLanes.WeightGrad(pxl, pdyl, g, lanes, cout, pdw);
+        }
+        for (int i = 0; i < dw.Length; i++)
+            Assert.True(Math.Abs(dw[i] - expect[i]) <= 1e-4 * (1 + Math.Abs(expect[i])), $"dW[{i}]: expected {expect[i]}, got {dw[i]}");
+    }
+
+    /// <summary>y, dx, dW and db of Conv2d (3×3, pad 1) with the lane path forced on or turned off.</summary>
+    static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w)
+    {
+        bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled;
+        int oldThreads = Parallelism.MaxThreads;
+        try
+        {
+            ConvLanes.Forced = lanes;
+            ConvLanes.Disabled = !lanes;
+            Parallelism.MaxThreads = threads;
+            var rng = new Rng(13);
+            var x = GradCheck.Randn(rng, batch, cin, h, w).RequireGrad();
+            var wt = GradCheck.Randn(rng, cout, cin, 3, 3).RequireGrad();
+            var b = GradCheck.Randn(rng, cout).RequireGrad();
+            var y = Tensor.Conv2d(x, wt, b, 1, 1);
+            var up = GradCheck.Randn(rng, y.Shape);
+            (y * up).Sum().Backward();
+            return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
+        }
+        finally
+        {
+            ConvLanes.Forced = oldForced;
+            ConvLanes.Disabled = oldDisabled;
+            Parallelism.MaxThreads = oldThreads;
+        }
+    }
+
+    [Theory]
+    [InlineData(32, 16, 24, 7, 7)]
+    [InlineData(20, 5, 3, 14, 14)]
+    [InlineData(2, 3, 9, 4, 5)]
+    public void Conv2d_on_the_lane_path_matches_the_other_paths(int batch, int cin, int cout, int h, int w)
+    {
+        if (!ConvLanes.IsSupported(new ConvGeometry(cin, h, w, 3, 3, 1, 1))) return;
+        var lanes = RunConv(true, Parallelism.MaxThreads, batch, cin, cout, h, w);
+        var other = RunConv(false, Parallelism.MaxThreads, batch, cin, cout, h, w);
+        string[] names = ["y", "dx", "dW", "db"];
+        for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], lanes[i], 1e-5, 1e-4, names[i]);
+    }
+
+    [Fact]
+    public void Conv2d_on_the_lane_path_gives_bit_identical_results_on_one_and_two_threads()
+    {
+        if (!ConvLanes.IsSupported(new ConvGeometry(6, 7, 7, 3, 3, 1, 1))) return;
+        var one = RunConv(true, 1, 19, 6, 10, 7, 7);
+        var two = RunConv(true, 2, 19, 6, 10, 7, 7);
+        for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i]);
+    }
+
+    [Fact]
+    public void Conv2d_on_the_lane_path_matches_finite_differences()
+    {
+        if (!ConvLanes.IsSupported(new ConvGeometry(3, 5, 4, 3, 3, 1, 1))) return;
+        bool old = ConvLanes.Forced;
+        try
+        {
+            ConvLanes.Forced = true;
+            var rng = new Rng(14);
+            var x = GradCheck.Randn(rng, 17, 3, 5, 4);
+            var wt = GradCheck.Randn(rng, 2, 3, 3, 3);
+            var b = GradCheck.Randn(rng, 2);
+            GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 1, 1), [x, wt, b], rng);
+        }
+        finally { ConvLanes.Forced = old; }
+    }
+}
