@@ -15,6 +15,58 @@ public unsafe class ConvLanesTests
         [1, 1, 1, 1, 1], [3, 5, 13, 7, 7], [17, 3, 8, 2, 3], [16, 8, 9, 14, 14], [33, 2, 5, 5, 17], [32, 16, 16, 7, 7],
     ];
 
+    [Theory]
+    [InlineData(1, 3, 1, 1)]
+    [InlineData(8, 2, 7, 7)]
+    [InlineData(17, 3, 3, 5)]
+    [InlineData(32, 5, 14, 14)]
+    [InlineData(41, 1, 2, 9)]
+    public void Blocked_layout_changes_equal_the_scalar_reference(int batch, int channels, int h, int w)
+    {
+        var rng = new Rng(15);
+        int lanes = ConvLanes.Lanes(batch), hw = h * w;
+        var x = new float[batch * channels * hw]; rng.FillNormal(x);
+        var bias = new float[channels]; rng.FillNormal(bias);
+        var yBase = new float[x.Length]; rng.FillNormal(yBase);
+        var yl = new float[channels * hw * lanes]; rng.FillNormal(yl);
+        (float[] Xl, float[] Y, float[] YAcc) Run(bool scalar)
+        {
+            bool old = ConvLanes.ScalarTransposes;
+            try
+            {
+                ConvLanes.ScalarTransposes = scalar;
+                var xl = new float[ConvLanes.Floats(channels, h, w, 1, lanes)];
+                xl.AsSpan().Fill(float.NaN);
+                var y = new float[x.Length];
+                var yAcc = (float[])yBase.Clone();
+                fixed (float* px = x, pxl = xl, pyl = yl, pb = bias, py = y, pa = yAcc)
+                {
+                    ConvLanes.ToLanes(px, batch, channels, h, w, 1, lanes, pxl);
+                    ConvLanes.FromLanes(pyl, batch, channels, hw, lanes, pb, py, accumulate: false);
+                    ConvLanes.FromLanes(pyl, batch, channels, hw, lanes, null, pa, accumulate: true);
+                }
+                return (xl, y, yAcc);
+            }
+            finally { ConvLanes.ScalarTransposes = old; }
+        }
+        var blocked = Run(false);
+        var scalar = Run(true);
+        Assert.Equal(scalar.Xl, blocked.Xl);
+        Assert.Equal(scalar.Y, blocked.Y);
+        Assert.Equal(scalar.YAcc, blocked.YAcc);
+        // and the reference itself: every image's value at its padded position, zero elsewhere
+        int wp = w + 2;
+        for (int b = 0; b < lanes; b++)
+            for (int c = 0; c < channels; c++)
+                for (int yy = 0; yy < h + 2; yy++)
+                    for (int xx = 0; xx < w + 2; xx++)
+                    {
+                        bool inside = b < batch && yy >= 1 && yy <= h && xx >= 1 && xx <= w;
+                        float expect = inside ? x[((b * channels + c) * h + yy - 1) * w + xx - 1] : 0f;
+                        Assert.Equal(expect, scalar.Xl[((c * (h + 2) + yy) * wp + xx) * lanes + b]);
+                    }
+    }
+
     [Theory, MemberData(nameof(Cases))]
     public void Forward_and_its_transpose_match_the_reference(int batch, int cin, int cout, int h, int w)
     {

@@ -15,6 +15,9 @@
 // xpad[c, y + i, x + j][b]: 3 output channels × 1 input channel × 9 taps = 27 accumulators over whole rows of
 // aligned vectors, one work item per (c, output triple) summing every image, so nothing depends on the thread
 // count. The NCHW ↔ lane transposes are a few hundred kilobytes each, small next to the FMAs they save.
+using System.Buffers;
+using System.Runtime.Intrinsics.X86;
+
 namespace DiffuSharp.Kernels;
 
 internal static unsafe class ConvLanes
@@ -31,14 +34,14 @@ internal static unsafe class ConvLanes
     public static bool IsSupported(in ConvGeometry g) =>
         !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
 
-    /// <summary>Where the lane forward beats the NCHW direct kernel and im2col + GEMM: images at most 7 wide (measured
-    /// at batch 32, 64 channels, 2 threads, quiet machine: 7×7 forward 0.6-0.8 ms against 0.9-1.2 ms im2col + GEMM;
-    /// 14×14 forward 3.0-3.2 ms against 2.2-2.4 ms direct), and a batch that fills its lanes (see FillsLanes).</summary>
-    public static bool PreferForward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 7 && FillsLanes(batch));
+    /// <summary>Where the lane forward beats the NCHW direct kernel (and im2col + GEMM): images at most 14 wide. Measured
+    /// with `bench ops` (batch 32, 2 threads, best of 4 quiet runs): 64 channels at 14×14 forward 2.24 ms against
+    /// 2.75 ms direct, forward+backward 7.7 against 10.6 ms; 7×7 forward+backward 1.9 against 3.4-3.9 ms with
+    /// im2col + GEMM; at 28×28 (32 channels) the two are level (11.4 ms), so the direct kernel keeps it.</summary>
+    public static bool PreferForward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 14 && FillsLanes(batch));
 
-    /// <summary>Where the lane dx and dW beat the others: images at most 14 wide (14×14 backward 6.5-7 ms against
-    /// 10-11 ms direct dx + direct dW; 7×7 backward 1.5-2 ms against 4-6 ms).</summary>
-    public static bool PreferBackward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 14 && FillsLanes(batch));
+    /// <summary>Where the lane dx and dW beat the others: the same sizes.</summary>
+    public static bool PreferBackward(in ConvGeometry g, int batch) => PreferForward(g, batch);
 
     /// <summary>At least 16 images, and at most a quarter of the lanes empty.</summary>
     static bool FillsLanes(int batch) => batch >= Lane && Lanes(batch) * 3 <= batch * 4;
@@ -50,30 +53,67 @@ internal static unsafe class ConvLanes
     public static long Floats(int channels, int h, int w, int pad, int lanes) => (long)channels * (h + 2 * pad) * (w + 2 * pad) * lanes;
 
     // ---- NCHW ↔ lanes ----
+    // Eight images × eight positions at a time through an 8×8 register transpose (Transpose8); the positions past the
+    // last whole block of eight and the images past the last whole group of eight go one float at a time, as all of
+    // them do in the scalar reference (Scalar = true, for tests).
+
+    /// <summary>Tests set this to run the one-float-at-a-time reference of the layout changes.</summary>
+    internal static bool ScalarTransposes;
+
+    static bool Blocked => Avx.IsSupported && !ScalarTransposes;
 
     /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x]; zero on the border and in lanes ≥ batch.</summary>
     public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl)
     {
-        var work = new ToLanesWork(x, batch, channels, h, w, pad, lanes, xl);
-        ParallelFor.Run(channels, work);
+        int hw = h * w;
+        int[] posBuf = ArrayPool<int>.Shared.Rent(hw);
+        try
+        {
+            fixed (int* pos = posBuf)
+            {
+                for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * (w + 2 * pad) + p % w + pad;   // padded position of p
+                var work = new ToLanesWork(x, batch, channels, h, w, pad, lanes, pos, xl);
+                ParallelFor.Run(channels, work);
+            }
+        }
+        finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl) : IWorkItem
+    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int lanes, int* pos, float* xl) : IWorkItem
     {
         public void Invoke(int c)
         {
-            int wp = w + 2 * pad, hp = h + 2 * pad, hw = h * w;
-            float* dst = xl + (long)c * hp * wp * lanes;
-            new Span<float>(dst, hp * wp * lanes).Clear();
-            for (int b = 0; b < batch; b++)
-            {
-                float* src = x + ((long)b * channels + c) * hw;
-                for (int y = 0; y < h; y++)
+            int hw = h * w;
+            long imageStride = (long)channels * hw;
+            float* dst = xl + (long)c * (h + 2 * pad) * (w + 2 * pad) * lanes;
+            new Span<float>(dst, (h + 2 * pad) * (w + 2 * pad) * lanes).Clear();
+            float* src = x + (long)c * hw;                                          // image 0, channel c
+            int b = 0;
+            if (Blocked)
+                for (; b + 8 <= batch; b += 8)
                 {
-                    float* d = dst + ((long)(y + pad) * wp + pad) * lanes + b;
-                    float* s = src + y * w;
-                    for (int xx = 0; xx < w; xx++) d[(long)xx * lanes] = s[xx];
+                    float* s = src + b * imageStride;
+                    int p = 0;
+                    for (; p + 8 <= hw; p += 8)
+                    {
+                        var r0 = Vector256.Load(s + p); var r1 = Vector256.Load(s + imageStride + p);
+                        var r2 = Vector256.Load(s + 2 * imageStride + p); var r3 = Vector256.Load(s + 3 * imageStride + p);
+                        var r4 = Vector256.Load(s + 4 * imageStride + p); var r5 = Vector256.Load(s + 5 * imageStride + p);
+                        var r6 = Vector256.Load(s + 6 * imageStride + p); var r7 = Vector256.Load(s + 7 * imageStride + p);
+                        Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: position p + k
+                        float* d = dst + b;
+                        r0.Store(d + (long)pos[p] * lanes); r1.Store(d + (long)pos[p + 1] * lanes);
+                        r2.Store(d + (long)pos[p + 2] * lanes); r3.Store(d + (long)pos[p + 3] * lanes);
+                        r4.Store(d + (long)pos[p + 4] * lanes); r5.Store(d + (long)pos[p + 5] * lanes);
+                        r6.Store(d + (long)pos[p + 6] * lanes); r7.Store(d + (long)pos[p + 7] * lanes);
+                    }
+                    for (; p < hw; p++)
+                        for (int k = 0; k < 8; k++) dst[(long)pos[p] * lanes + b + k] = s[k * imageStride + p];
                 }
+            for (; b < batch; b++)
+            {
+                float* s = src + b * imageStride;
+                for (int p = 0; p < hw; p++) dst[(long)pos[p] * lanes + b] = s[p];
             }
         }
     }
@@ -91,12 +131,51 @@ internal static unsafe class ConvLanes
         {
             float* src = yl + (long)c * hw * lanes;
             float bv = bias == null ? 0f : bias[c];
-            for (int b = 0; b < batch; b++)
+            long imageStride = (long)channels * hw;
+            float* dst = y + (long)c * hw;                                          // image 0, channel c
+            int b = 0;
+            if (Blocked)
             {
-                float* d = y + ((long)b * channels + c) * hw, s = src + b;
+                var bias8 = Vector256.Create(bv);
+                for (; b + 8 <= batch; b += 8)
+                {
+                    float* d = dst + b * imageStride;
+                    int p = 0;
+                    for (; p + 8 <= hw; p += 8)
+                    {
+                        float* s = src + (long)p * lanes + b;
+                        var r0 = Vector256.Load(s); var r1 = Vector256.Load(s + lanes);
+                        var r2 = Vector256.Load(s + 2 * lanes); var r3 = Vector256.Load(s + 3 * lanes);
+                        var r4 = Vector256.Load(s + 4 * lanes); var r5 = Vector256.Load(s + 5 * lanes);
+                        var r6 = Vector256.Load(s + 6 * lanes); var r7 = Vector256.Load(s + 7 * lanes);
+                        Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: image b + k
+                        Put(d + p, r0, bias8); Put(d + imageStride + p, r1, bias8);
+                        Put(d + 2 * imageStride + p, r2, bias8); Put(d + 3 * imageStride + p, r3, bias8);
+                        Put(d + 4 * imageStride + p, r4, bias8); Put(d + 5 * imageStride + p, r5, bias8);
+                        Put(d + 6 * imageStride + p, r6, bias8); Put(d + 7 * imageStride + p, r7, bias8);
+                    }
+                    for (; p < hw; p++)
+                        for (int k = 0; k < 8; k++)
+                        {
+                            float v = src[(long)p * lanes + b + k];
+                            if (accumulate) d[k * imageStride + p] += v;
+                            else d[k * imageStride + p] = v + bv;
+                        }
+                }
+            }
+            for (; b < batch; b++)
+            {
+                float* d = dst + b * imageStride, s = src + b;
                 if (accumulate) for (int p = 0; p < hw; p++) d[p] += s[(long)p * lanes];
                 else for (int p = 0; p < hw; p++) d[p] = s[(long)p * lanes] + bv;
             }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Put(float* d, Vector256<float> v, Vector256<float> bias8)
+        {
+            if (accumulate) (Vector256.Load(d) + v).Store(d);
+            else (v + bias8).Store(d);
         }
     }
 

@@ -148,31 +148,8 @@ public static unsafe partial class Gemm
         var r5 = Vector256.Load(s + (rows > 5 ? 5 * lds : 0));
         var r6 = Vector256.Load(s + (rows > 6 ? 6 * lds : 0));
         var r7 = Vector256.Load(s + (rows > 7 ? 7 * lds : 0));
-        // Stage 1: interleave pairs of rows (unpacklo/hi within 128-bit lanes).
-        var t0 = Unpack(r0, r1, lo: true); var t1 = Unpack(r0, r1, lo: false);
-        var t2 = Unpack(r2, r3, lo: true); var t3 = Unpack(r2, r3, lo: false);
-        var t4 = Unpack(r4, r5, lo: true); var t5 = Unpack(r4, r5, lo: false);
-        var t6 = Unpack(r6, r7, lo: true); var t7 = Unpack(r6, r7, lo: false);
-        // Stage 2: 64-bit interleave.
-        var u0 = Unpack64(t0, t2, lo: true); var u1 = Unpack64(t0, t2, lo: false);
-        var u2 = Unpack64(t1, t3, lo: true); var u3 = Unpack64(t1, t3, lo: false);
-        var u4 = Unpack64(t4, t6, lo: true); var u5 = Unpack64(t4, t6, lo: false);
-        var u6 = Unpack64(t5, t7, lo: true); var u7 = Unpack64(t5, t7, lo: false);
-        // Stage 3: swap 128-bit halves.
-        Vector256.Store(Vector256.Create(u0.GetLower(), u4.GetLower()), d);
-        Vector256.Store(Vector256.Create(u1.GetLower(), u5.GetLower()), d + ldd);
-        Vector256.Store(Vector256.Create(u2.GetLower(), u6.GetLower()), d + 2 * ldd);
-        Vector256.Store(Vector256.Create(u3.GetLower(), u7.GetLower()), d + 3 * ldd);
-        Vector256.Store(Vector256.Create(u0.GetUpper(), u4.GetUpper()), d + 4 * ldd);
-        Vector256.Store(Vector256.Create(u1.GetUpper(), u5.GetUpper()), d + 5 * ldd);
-        Vector256.Store(Vector256.Create(u2.GetUpper(), u6.GetUpper()), d + 6 * ldd);
-        Vector256.Store(Vector256.Create(u3.GetUpper(), u7.GetUpper()), d + 7 * ldd);
+        Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        r0.Store(d); r1.Store(d + ldd); r2.Store(d + 2 * ldd); r3.Store(d + 3 * ldd);
+        r4.Store(d + 4 * ldd); r5.Store(d + 5 * ldd); r6.Store(d + 6 * ldd); r7.Store(d + 7 * ldd);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Unpack(Vector256<float> x, Vector256<float> y, bool lo) => lo ? Avx.UnpackLow(x, y) : Avx.UnpackHigh(x, y);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Unpack64(Vector256<float> x, Vector256<float> y, bool lo) =>
-        (lo ? Avx.UnpackLow(x.AsDouble(), y.AsDouble()) : Avx.UnpackHigh(x.AsDouble(), y.AsDouble())).AsSingle();
 }
