@@ -155,12 +155,13 @@ public unsafe class ConvLanesTests
     }
 
     /// <summary>y, dx, dW and db of Conv2d (3×3, pad 1) with the lane path forced on or turned off.</summary>
-    static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w)
+    static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w, int groupBytes = 3 << 19)
     {
         bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled;
-        int oldThreads = Parallelism.MaxThreads;
+        int oldThreads = Parallelism.MaxThreads, oldGroup = ConvLanes.GroupBytes;
         try
         {
+            ConvLanes.GroupBytes = groupBytes;
             ConvLanes.Forced = lanes;
             ConvLanes.Disabled = !lanes;
             Parallelism.MaxThreads = threads;
@@ -177,6 +178,7 @@ public unsafe class ConvLanesTests
         {
             ConvLanes.Forced = oldForced;
             ConvLanes.Disabled = oldDisabled;
+            ConvLanes.GroupBytes = oldGroup;
             Parallelism.MaxThreads = oldThreads;
         }
     }
@@ -194,13 +196,36 @@ public unsafe class ConvLanesTests
         for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], lanes[i], 1e-5, 1e-4, names[i]);
     }
 
-    [Fact]
-    public void Conv2d_on_the_lane_path_gives_bit_identical_results_on_one_and_two_threads()
+    [Theory]
+    [InlineData(3 << 19)]       // the batch in one group
+    [InlineData(1)]             // groups of 16 images: 16 + 3
+    public void Conv2d_on_the_lane_path_gives_bit_identical_results_on_one_and_two_threads(int groupBytes)
     {
         if (!ConvLanes.IsSupported(new ConvGeometry(6, 7, 7, 3, 3, 1, 1))) return;
-        var one = RunConv(true, 1, 19, 6, 10, 7, 7);
-        var two = RunConv(true, 2, 19, 6, 10, 7, 7);
+        var one = RunConv(true, 1, 19, 6, 10, 7, 7, groupBytes);
+        var two = RunConv(true, 2, 19, 6, 10, 7, 7, groupBytes);
         for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i]);
+    }
+
+    [Theory]
+    [InlineData(64, 7, 7, 32, 32)]      // 331 KB per 16 images: the whole batch
+    [InlineData(64, 14, 14, 32, 16)]    // 1 MB per 16 images: groups of 16
+    [InlineData(32, 28, 28, 64, 16)]
+    [InlineData(8, 7, 7, 5, 5)]
+    [InlineData(4, 5, 5, 100, 100)]
+    public void Groups_are_the_whole_batch_or_whole_vectors_of_images_that_fit(int channels, int h, int w, int batch, int expect) =>
+        Assert.Equal(expect, ConvLanes.GroupImages(channels, h, w, batch));
+
+    [Theory]
+    [InlineData(35, 4, 6, 7, 7)]
+    [InlineData(33, 3, 5, 14, 14)]
+    public void Conv2d_on_the_lane_path_in_groups_of_images_matches_the_other_paths(int batch, int cin, int cout, int h, int w)
+    {
+        if (!ConvLanes.IsSupported(new ConvGeometry(cin, h, w, 3, 3, 1, 1))) return;
+        var grouped = RunConv(true, Parallelism.MaxThreads, batch, cin, cout, h, w, groupBytes: 1);   // 16 + 16 + rest
+        var other = RunConv(false, Parallelism.MaxThreads, batch, cin, cout, h, w);
+        string[] names = ["y", "dx", "dW", "db"];
+        for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], grouped[i], 1e-5, 1e-4, names[i]);
     }
 
     [Fact]

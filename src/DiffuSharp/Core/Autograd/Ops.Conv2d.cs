@@ -231,11 +231,13 @@ internal static unsafe partial class Ops
     }
 
     /// <summary>output (count, outC, H, W) = (or += with accumulate) the 3×3 convolution of input (count, g.C, H, W) with w
-    /// (cout, cin, 3, 3), or with its flipped transpose for dx (outC = cin), plus bias, with the batch in the vector lanes.</summary>
+    /// (cout, cin, 3, 3), or with its flipped transpose for dx (outC = cin), plus bias, with the batch in the vector
+    /// lanes, group of images after group of images (ConvLanes.GroupImages).</summary>
     static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, int cin, bool flipTranspose,
         float* bias, float* output, bool accumulate)
     {
-        int outC = flipTranspose ? cin : cout, lanes = ConvLanes.Lanes(count), hw = g.H * g.W;
+        int outC = flipTranspose ? cin : cout, hw = g.H * g.W;
+        int group = ConvLanes.GroupImages(Math.Max(g.C, outC), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(g.C, g.H, g.W, 1, lanes)));
         float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(outC, g.H, g.W, 0, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(outC, g.C, 3));
@@ -243,10 +245,14 @@ internal static unsafe partial class Ops
         {
             fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
             {
-                ConvLanes.ToLanes(input, count, g.C, g.H, g.W, 1, lanes, xl);              // (C, H + 2, W + 2, lanes)
-                ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose, wpk);               // [outC/8][C][9][8]
-                ConvLanes.Forward(xl, g, lanes, wpk, outC, yl);                            // (outC, H, W, lanes)
-                ConvLanes.FromLanes(yl, count, outC, hw, lanes, bias, output, accumulate); // (count, outC, H, W)
+                ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose, wpk);                   // [outC/8][C][9][8]
+                for (int b0 = 0; b0 < count; b0 += group)
+                {
+                    int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
+                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, nLanes, xl);     // (C, H + 2, W + 2, lanes)
+                    ConvLanes.Forward(xl, g, nLanes, wpk, outC, yl);                                     // (outC, H, W, lanes)
+                    ConvLanes.FromLanes(yl, n, outC, hw, nLanes, bias, output + (long)b0 * outC * hw, accumulate);
+                }
             }
         }
         finally
@@ -258,10 +264,12 @@ internal static unsafe partial class Ops
     }
 
     /// <summary>dx (count, cin, H, W) += conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
-    /// dx or dw null when not wanted. dy is laid out in lanes once for both.</summary>
+    /// dx or dw null when not wanted. Each group's dy is laid out in lanes once for both; the groups add into dW in
+    /// order, so the sum does not depend on the thread count.</summary>
     static void LanesBackward(float* x, float* dy, int count, in ConvGeometry g, float* w, int cout, float* dx, float* dw)
     {
-        int cin = g.C, lanes = ConvLanes.Lanes(count), hw = g.H * g.W;
+        int cin = g.C, hw = g.H * g.W;
+        int group = ConvLanes.GroupImages(Math.Max(cin, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var gT = g with { C = cout };                                                      // dy (count, cout, H, W) as the input
         float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 1, lanes)));
         float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
@@ -270,17 +278,21 @@ internal static unsafe partial class Ops
         {
             fixed (float* dyl = dylBuf, a = bufA, wpk = wBuf)
             {
-                ConvLanes.ToLanes(dy, count, cout, g.H, g.W, 1, lanes, dyl);               // (cout, H + 2, W + 2, lanes)
-                if (dw != null)
+                if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
+                for (int b0 = 0; b0 < count; b0 += group)
                 {
-                    ConvLanes.ToLanes(x, count, cin, g.H, g.W, 1, lanes, a);               // (cin, H + 2, W + 2, lanes)
-                    ConvLanes.WeightGrad(a, dyl, g, lanes, cout, dw);
-                }
-                if (dx != null)
-                {
-                    ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);      // [cin/8][cout][9][8]
-                    ConvLanes.Forward(dyl, gT, lanes, wpk, cin, a);                          // (cin, H, W, lanes)
-                    ConvLanes.FromLanes(a, count, cin, hw, lanes, null, dx, accumulate: true);
+                    int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
+                    ConvLanes.ToLanes(dy + (long)b0 * cout * hw, n, cout, g.H, g.W, 1, nLanes, dyl);      // (cout, H + 2, W + 2, lanes)
+                    if (dw != null)
+                    {
+                        ConvLanes.ToLanes(x + (long)b0 * cin * hw, n, cin, g.H, g.W, 1, nLanes, a);       // (cin, H + 2, W + 2, lanes)
+                        ConvLanes.WeightGrad(a, dyl, g, nLanes, cout, dw);
+                    }
+                    if (dx != null)
+                    {
+                        ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);                                   // (cin, H, W, lanes)
+                        ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulate: true);
+                    }
                 }
             }
         }

@@ -46,6 +46,19 @@ internal static unsafe class ConvLanes
     /// <summary>At least 16 images, and at most a quarter of the lanes empty.</summary>
     static bool FillsLanes(int batch) => batch >= Lane && Lanes(batch) * 3 <= batch * 4;
 
+    /// <summary>Bytes a group's padded lane tensor may take: a group is laid out, convolved and laid back before the next.</summary>
+    internal static int GroupBytes = 3 << 19;
+
+    /// <summary>Images per group: the whole batch when its padded lane tensor of the larger channel count fits
+    /// GroupBytes (1.5 MB, inside L2 with the weights), else the most whole Vector512s of images that do (at least 16).
+    /// Depends only on the shapes, so results do not depend on the thread count.</summary>
+    public static int GroupImages(int channels, int h, int w, int batch)
+    {
+        long perLane = (long)channels * (h + 2) * (w + 2) * sizeof(float);
+        int fit = (int)Math.Max(1, GroupBytes / (perLane * Lane)) * Lane;
+        return Lanes(batch) <= fit ? batch : fit;
+    }
+
     /// <summary>The batch rounded up to whole Vector512s.</summary>
     public static int Lanes(int batch) => (batch + Lane - 1) / Lane * Lane;
 
