@@ -87,19 +87,27 @@ internal static unsafe class ConvDirect
     /// wpk[cb][o][(i, j)][r] = w[o, cb·8 + r, k−1−i, k−1−j].</summary>
     public static void PackWeights(float* w, int cout, int cin, int k, bool flipTranspose, float* wpk)
     {
-        int outC = flipTranspose ? cin : cout, inC = flipTranspose ? cout : cin, kk = k * k;
-        int blocks = (outC + OutBlock - 1) / OutBlock;
-        for (int ob = 0; ob < blocks; ob++)
+        int outC = flipTranspose ? cin : cout;
+        var work = new PackWork(w, cout, cin, k, flipTranspose, wpk);
+        ParallelFor.Run((outC + OutBlock - 1) / OutBlock, work);
+    }
+
+    readonly struct PackWork(float* w, int cout, int cin, int k, bool flipTranspose, float* wpk) : IWorkItem
+    {
+        /// <summary>One block of 8 output channels.</summary>
+        public void Invoke(int ob)
+        {
+            int outC = flipTranspose ? cin : cout, inC = flipTranspose ? cout : cin, kk = k * k;
+            float* d = wpk + (long)ob * inC * kk * OutBlock;
             for (int c = 0; c < inC; c++)
-                for (int t = 0; t < kk; t++)
+                for (int t = 0; t < kk; t++, d += OutBlock)
                     for (int r = 0; r < OutBlock; r++)
                     {
                         int o = ob * OutBlock + r;
-                        float v = 0f;
-                        if (o < outC)
-                            v = flipTranspose ? w[((long)c * cin + o) * kk + (kk - 1 - t)] : w[((long)o * cin + c) * kk + t];
-                        wpk[(((long)ob * inC + c) * kk + t) * OutBlock + r] = v;
+                        d[r] = o >= outC ? 0f
+                             : flipTranspose ? w[((long)c * cin + o) * kk + (kk - 1 - t)] : w[((long)o * cin + c) * kk + t];
                     }
+        }
     }
 
     /// <summary>y (count, outC, H, W) = (or +=, with accumulate) conv(xp, wpk) + bias: xp from <see cref="Pad"/> with
