@@ -35,22 +35,26 @@ internal static unsafe class ConvLanes
         !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
 
     /// <summary>Where the lane forward beats the NCHW direct kernel (and im2col + GEMM): images at most 14 wide. Measured
-    /// with `bench ops` (batch 32, 2 threads, best of 4 quiet runs): 64 channels at 14×14 forward 2.24 ms against
-    /// 2.75 ms direct, forward+backward 7.7 against 10.6 ms; 7×7 forward+backward 1.9 against 3.4-3.9 ms with
-    /// im2col + GEMM; at 28×28 (32 channels) the two are level (11.4 ms), so the direct kernel keeps it.</summary>
+    /// at batch 32, 2 threads, best of 30 interleaved runs: 64 channels at 7×7 forward 0.60 ms against 0.90 ms with
+    /// im2col + GEMM; at 14×14 level or better (2.2-3.6 against 2.8-4.1 ms direct, a noisy machine); at 28×28 (32
+    /// channels) 2.27 against 2.11 ms direct, so the direct kernel keeps the forward there.</summary>
     public static bool PreferForward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 14 && FillsLanes(batch));
 
-    /// <summary>Where the lane dx and dW beat the others: the same sizes.</summary>
-    public static bool PreferBackward(in ConvGeometry g, int batch) => PreferForward(g, batch);
+    /// <summary>Where the lane dx and dW beat the direct ones: images at most 28 wide (forward+backward at 28×28, 32
+    /// channels: 7.0 ms with the lane backward against 8.8 ms direct; 14×14: 11.2 against 13.6 ms; 7×7: 1.9 against
+    /// 3.2 ms).</summary>
+    public static bool PreferBackward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 28 && FillsLanes(batch));
 
     /// <summary>At least 16 images, and at most a quarter of the lanes empty.</summary>
     static bool FillsLanes(int batch) => batch >= Lane && Lanes(batch) * 3 <= batch * 4;
 
-    /// <summary>Bytes a group's padded lane tensor may take: a group is laid out, convolved and laid back before the next.</summary>
-    internal static int GroupBytes = 3 << 19;
+    /// <summary>Bytes a group's padded lane tensor may take: a group is laid out, convolved and laid back before the next.
+    /// Only a bound on the scratch memory of large batches: at batch 32 whole batches measured faster than groups of 16
+    /// even where those fit L2 (28×28, 32 channels: 7.0 against 7.5 ms forward+backward).</summary>
+    internal static int GroupBytes = 16 << 20;
 
     /// <summary>Images per group: the whole batch when its padded lane tensor of the larger channel count fits
-    /// GroupBytes (1.5 MB, inside L2 with the weights), else the most whole Vector512s of images that do (at least 16).
+    /// GroupBytes (16 MB), else the most whole Vector512s of images that do (at least 16).
     /// Depends only on the shapes, so results do not depend on the thread count.</summary>
     public static int GroupImages(int channels, int h, int w, int batch)
     {
