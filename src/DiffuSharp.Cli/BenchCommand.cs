@@ -10,7 +10,7 @@ public static class BenchCommand
     static readonly OptionSpec[] OpsOptions =
     [
         new("json", "print one JSON object per line", IsFlag: true),
-        new("quick", "fewer samples (noisier)", IsFlag: true),
+        new("quick", "7 samples after 0.3 s of warm-up instead of 15 after 1 s (noisier)", IsFlag: true),
         new("only", "run only benchmarks whose name starts with PREFIX", Value: "PREFIX"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -35,26 +35,29 @@ public static class BenchCommand
         var o = OptionParser.Parse("bench ops", args, OpsOptions);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("bench ops", "Times engine kernels at the sizes the UNet uses.", OpsOptions)); return 0; }
         var report = new Report(stdout, o.Flag("json"), o.String("only"));
-        int samples = o.Flag("quick") ? 3 : 7;
+        // the protocol of scripts/bench_ops_torch.py: 15 samples after 1 s of warm-up (7 after 0.3 s with --quick)
+        bool quick = o.Flag("quick");
+        int samples = quick ? 7 : 15;
+        double warmup = quick ? 0.3 : 1.0;
         foreach (int n in new[] { 256, 1024, 2048 })
-            report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => GemmBench.MeasureGflops(n, n, n, samples: samples));
+            report.Run($"sgemm_{n}_gflops", "GFLOP/s", () => GemmBench.MeasureGflops(n, n, n, warmupMs: (int)(warmup * 1000), samples: samples));
         // conv2d 3×3, padding 1, batch 32, at the UNet's shapes (scripts/bench_ops_torch.py uses the same names)
         foreach (var (c, size) in new[] { (32, 28), (64, 14), (64, 7) })
-            report.RunPair($"conv3x3_c{c}_{size}", () => Conv3x3(c, size, samples));
-        report.RunPair("groupnorm_silu", () => NormBench.GroupNormSilu(samples));
-        report.RunPair("attention", () => NormBench.Attention(samples));
+            report.RunPair($"conv3x3_c{c}_{size}", () => Conv3x3(c, size, samples, warmup));
+        report.RunPair("groupnorm_silu", () => NormBench.GroupNormSilu(samples, warmup));
+        report.RunPair("attention", () => NormBench.Attention(samples, warmup));
         report.Finish();
         return 0;
     }
 
-    static (double FwdMs, double FwdBwdMs) Conv3x3(int channels, int size, int samples)
+    static (double FwdMs, double FwdBwdMs) Conv3x3(int channels, int size, int samples, double warmupSeconds)
     {
         var rng = new Rng(0);
         var x = Tensor.RandN([32, channels, size, size], rng);
         var w = Tensor.RandN([channels, channels, 3, 3], rng, std: 0.05f);
         var b = Tensor.RandN([channels], rng);
         var g = Tensor.RandN([32, channels, size, size], rng);
-        return NormBench.Measure([x, w, b], g, () => Tensor.Conv2d(x, w, b, stride: 1, padding: 1), samples);
+        return NormBench.Measure([x, w, b], g, () => Tensor.Conv2d(x, w, b, stride: 1, padding: 1), samples, warmupSeconds);
     }
 
     /// <summary>Collects results and prints them as a table or as JSON lines.</summary>

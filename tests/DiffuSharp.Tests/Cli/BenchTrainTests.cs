@@ -51,4 +51,38 @@ public sealed class BenchTrainTests
             Assert.Contains(name, stdout);
         Assert.Equal(threads, DiffuSharp.Kernels.Parallelism.MaxThreads);   // --threads is restored
     }
+
+    [Fact]
+    public void Profile_prints_the_time_of_each_op_for_both_steps()
+    {
+        var (code, stdout, stderr) = TrainSampleEndToEndTests.Cli(
+            ["bench", "train", "--preset", "tiny", "--steps", "2", "--warmup", "1", "--sample-steps", "2", "--batch", "2", "--profile"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("training step: ms per step by op", stdout);
+        Assert.Contains("sampling step: ms per step by op", stdout);
+        var lines = stdout.Split('\n');
+        // every convolution by shape, a backward column for training, and the closing sum of each table
+        Assert.Contains(lines, l => l.StartsWith("Conv2d 3x3 ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("(AdamW step + zero-grad)", StringComparison.Ordinal));
+        var sums = lines.Where(l => l.StartsWith("(sum)", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(2, sums.Length);
+        foreach (var sum in sums)
+            Assert.True(double.Parse(sum.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1], CultureInfo.InvariantCulture) > 0, sum);
+        Assert.False(DiffuSharp.Autograd.OpProfiler.IsRunning);                         // stopped after the run
+    }
+
+    [Fact]
+    public void Bench_ops_json_lines_carry_the_names_and_units_of_the_pytorch_script()
+    {
+        var (code, stdout, stderr) = TrainSampleEndToEndTests.Cli(["bench", "ops", "--json", "--quick", "--only", "groupnorm"]);
+        Assert.True(code == 0, stderr);
+        var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(["groupnorm_silu_fwd_ms", "groupnorm_silu_fwdbwd_ms"], rows.Select(r => r.GetProperty("name").GetString()));
+        foreach (var r in rows)
+        {
+            Assert.Equal("ms", r.GetProperty("unit").GetString());
+            Assert.True(r.GetProperty("value").GetDouble() > 0);
+        }
+    }
 }
