@@ -112,12 +112,11 @@ internal static unsafe partial class Ops
         ArgumentNullException.ThrowIfNull(rng);
         if (!training || p == 0f) return x;
         x = x.Contiguous();
-        var mask = Tensor.Uninitialized(x.Shape);               // every element drawn
-        DropoutMask.Fill(rng, p, mask.Data);
+        ulong key = rng.NextUInt64();                           // the mask is a function of (key, p): nothing is saved
         var y = Tensor.Uninitialized(x.Shape);
-        Binary.Map<MulOp>(x.Data, mask.Data, y.Data);
-        // y = x⊙mask  =>  dx += dy⊙mask
-        return Graph.Record("Dropout", y, x, dy => Binary.Accumulate<MulOp>(dy.Data, mask.Data, x.GradData()));
+        DropoutMask.Apply(key, p, x.Data, y.Data);
+        // y = x⊙mask  =>  dx += dy⊙mask, the same mask drawn again from the key
+        return Graph.Record("Dropout", y, x, dy => DropoutMask.ApplyAdd(key, p, dy.Data, x.GradData()));
     }
 
     static void CheckAffine(string op, string what, Tensor? t, int[] expected, Tensor x)
