@@ -27,15 +27,17 @@ internal static partial class Ops
         if (x.IsContiguous) return x;
         var y = Tensor.Uninitialized(x.Shape);
         Strided.Gather(x.Storage, x.Offset, x.ShapeSpan, x.StridesSpan, y.Data);
-        // y = copy of view x  =>  dx += dy (x's own gradient buffer is contiguous)
-        return Graph.Record("Contiguous", y, x, dy => Binary.AddInPlace(x.GradData(), dy.Data));
+        // y = copy of view x  =>  dx += dy (x's own gradient buffer is contiguous: dy may simply become it)
+        return Graph.Record("Contiguous", y, x, dy => x.AdoptOrAccumulateGrad(dy));
     }
 
     public static Tensor Reshape(Tensor x, int[] shape)
     {
         var target = ShapeUtil.ResolveReshape(x.ShapeSpan, shape);
         x = x.Contiguous();
-        return View("Reshape", x, target, (offset, _) => (offset, ShapeUtil.ContiguousStrides(target)));
+        var y = Tensor.ViewOf(x, x.Offset, target, ShapeUtil.ContiguousStrides(target));
+        // y is x's elements in the same order  =>  dx += dy, or dy seen in x's shape becomes dx
+        return Graph.Record("Reshape", y, x, dy => x.AdoptOrAccumulateGrad(dy));
     }
 
     public static Tensor Permute(Tensor x, int[] axes)
@@ -124,7 +126,7 @@ internal static partial class Ops
         }
         return Graph.Record("Concat", y, inputs, dy =>
         {
-            // Each input's gradient is its block of dy.
+            // Each input's gradient is its block of dy (copied in when the input has no gradient yet).
             var d = dy.Data;
             int pos = 0;
             foreach (var t in inputs)
@@ -132,8 +134,14 @@ internal static partial class Ops
                 int chunk = t.ShapeSpan[ax] * inner;
                 if (t.RequiresGrad)
                 {
-                    var g = t.GradData();
-                    for (int o = 0; o < outer; o++) Binary.AddInPlace(g.Slice(o * chunk, chunk), d.Slice(o * total * inner + pos * inner, chunk));
+                    bool fresh = t.Grad is null;
+                    var g = fresh ? t.UninitializedGradData() : t.GradData();
+                    for (int o = 0; o < outer; o++)
+                    {
+                        var src = d.Slice(o * total * inner + pos * inner, chunk);
+                        if (fresh) src.CopyTo(g.Slice(o * chunk, chunk));
+                        else Binary.AddInPlace(g.Slice(o * chunk, chunk), src);
+                    }
                 }
                 pos += t.ShapeSpan[ax];
             }

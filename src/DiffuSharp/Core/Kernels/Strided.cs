@@ -43,9 +43,15 @@ internal static class Strided
         public static void Run(ref float s, int stride, ref float d, int n)
         {
             if (stride == 1) Binary.AddInPlace(MemoryMarshal.CreateSpan(ref s, n), MemoryMarshal.CreateReadOnlySpan(ref d, n));
-            else if (stride == 0) { double acc = 0; for (int i = 0; i < n; i++) acc += Unsafe.Add(ref d, i); s += (float)acc; }   // double: long sums stay exact to float precision
+            else if (stride == 0) s += (float)RowSum(ref d, n);   // an expand's gradient: the run summed into one element
             else for (int i = 0; i < n; i++) Unsafe.Add(ref s, (nint)i * stride) += Unsafe.Add(ref d, i);
         }
+    }
+
+    /// <summary>Σ of n floats in double (long sums stay exact to float precision), with SIMD.</summary>
+    static unsafe double RowSum(ref float d, int n)
+    {
+        fixed (float* p = &d) return Norm.Sum(p, n);
     }
 
     static void Walk<TOp>(float[] strided, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, Span<float> dense) where TOp : struct, IStridedOp
