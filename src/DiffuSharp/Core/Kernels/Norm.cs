@@ -73,12 +73,12 @@ internal static unsafe partial class Norm
     /// <summary>Backward of <see cref="GroupNormForward{TAct}"/>. With dz = dy·act'(z) and x̂ = (x − μ)·rstd:
     /// writes sumDzXhat[n, c] = Σ_s dz·x̂ and sumDz[n, c] = Σ_s dz (the weight and bias gradients before the
     /// reduction over the batch) and, when dx is not null, adds dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
-    /// with dx̂ = dz·γ.</summary>
+    /// with dx̂ = dz·γ (or writes dx = … when not <paramref name="accumulate"/>).</summary>
     public static void GroupNormBackward<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
-        float* dx, double* sumDzXhat, double* sumDz, int n, int c, int s, int groups) where TAct : struct, INormActivation
+        float* dx, double* sumDzXhat, double* sumDz, int n, int c, int s, int groups, bool accumulate = true) where TAct : struct, INormActivation
     {
         int block = c / groups * s;
-        var work = new GroupNormBackwardWork<TAct>(x, dy, gamma, beta, mean, rstd, dx, sumDzXhat, sumDz, c, s, groups);
+        var work = new GroupNormBackwardWork<TAct>(x, dy, gamma, beta, mean, rstd, dx, sumDzXhat, sumDz, c, s, groups, accumulate);
         ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
     }
 
@@ -123,7 +123,7 @@ internal static unsafe partial class Norm
     }
 
     readonly struct GroupNormBackwardWork<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
-        float* dx, double* sumDzXhat, double* sumDz, int c, int s, int groups) : IRangeWorkItem where TAct : struct, INormActivation
+        float* dx, double* sumDzXhat, double* sumDz, int c, int s, int groups, bool accumulate) : IRangeWorkItem where TAct : struct, INormActivation
     {
         public void Invoke(int begin, int end)
         {
@@ -170,7 +170,8 @@ internal static unsafe partial class Norm
             {
                 int ch = g * cg + k;
                 long off = (long)k * s;
-                InputGradRow(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
+                if (accumulate) InputGradRow<Accumulating>(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
+                else InputGradRow<Writing>(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
             }
         }
     }
@@ -252,8 +253,8 @@ internal static unsafe partial class Norm
         }
     }
 
-    /// <summary>dx += a·dz + k2·(x − μ) + k0 over one channel row.</summary>
-    static void InputGradRow(float* x, float* dz, float* dx, int len, Centre m, float a, float k2, float k0)
+    /// <summary>dx (+)= a·dz + k2·(x − μ) + k0 over one channel row.</summary>
+    static void InputGradRow<TStore>(float* x, float* dz, float* dx, int len, Centre m, float a, float k2, float k0) where TStore : struct, IGradStore
     {
         var va = Vector256.Create(a);
         var v2 = Vector256.Create(k2); var v0 = Vector256.Create(k0);
@@ -261,10 +262,26 @@ internal static unsafe partial class Norm
         for (; i + 8 <= len; i += 8)
         {
             var t = Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), v2, v0);
-            t = Vector256.FusedMultiplyAdd(Vector256.Load(dz + i), va, t);
-            (Vector256.Load(dx + i) + t).Store(dx + i);
+            TStore.Store(dx + i, Vector256.FusedMultiplyAdd(Vector256.Load(dz + i), va, t));
         }
-        for (; i < len; i++) dx[i] += MathF.FusedMultiplyAdd(dz[i], a, MathF.FusedMultiplyAdd(m.Sub(x[i]), k2, k0));
+        for (; i < len; i++) TStore.Store(dx + i, MathF.FusedMultiplyAdd(dz[i], a, MathF.FusedMultiplyAdd(m.Sub(x[i]), k2, k0)));
+    }
+
+    /// <summary>How a backward row lands in a gradient: added to it, or written into a fresh one.</summary>
+    internal interface IGradStore { static abstract void Store(float* dst, Vector256<float> v); static abstract void Store(float* dst, float v); }
+
+    /// <summary>dst += v</summary>
+    internal readonly struct Accumulating : IGradStore
+    {
+        public static void Store(float* dst, Vector256<float> v) => (Vector256.Load(dst) + v).Store(dst);
+        public static void Store(float* dst, float v) => *dst += v;
+    }
+
+    /// <summary>dst = v</summary>
+    internal readonly struct Writing : IGradStore
+    {
+        public static void Store(float* dst, Vector256<float> v) => v.Store(dst);
+        public static void Store(float* dst, float v) => *dst = v;
     }
 
     /// <summary>μ as an unevaluated float sum hi + lo. x − μ is computed as (x − hi) − lo: x − hi is exact for x within a
