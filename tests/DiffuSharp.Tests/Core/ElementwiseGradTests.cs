@@ -34,7 +34,8 @@ public class ElementwiseGradTests
             var r = u.Reshape(6, 20) + (a + a).Reshape(6, 20);    // the same tensor twice
             var c = Tensor.Concat([r, r * 2.0, s.Reshape(6, 20)], 1);
             var d = x[1].Reshape(6, 1, 1);
-            var main = c.Transpose(0, 1).Contiguous() + (d + d).Reshape(1, 6) + a.Sum([2, 3]).Reshape(1, 6);   // (60, 6)
+            var main = c.Transpose(0, 1).Contiguous() + (d + d).Reshape(1, 6) + a.Sum([2, 3]).Reshape(1, 6)   // (60, 6)
+                + (r * 0.5).Sum([1]).Reshape(1, 6);              // r has a gradient before the concat's backward adds to it
             // Neither operand of this add has a gradient yet at its backward, and the second one's backward then
             // scatters into the first one's gradient through a transpose: a shared buffer would corrupt it.
             var p = x[2] * 0.7;

@@ -5,7 +5,7 @@ using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
 
-internal static partial class Ops
+internal static unsafe partial class Ops
 {
     delegate (int Offset, int[] Strides) ViewTransform(int offset, ReadOnlySpan<int> strides);
 
@@ -115,19 +115,18 @@ internal static partial class Ops
         for (int i = 0; i < ax; i++) outer *= shape[i];
         for (int i = ax + 1; i < rank; i++) inner *= shape[i];
         var inputs = xs.Select(t => t.Contiguous()).ToArray();
-        var ys = y.Data;
         int at = 0;
         foreach (var t in inputs)
         {
+            // y[o, at + i] = t[o, i] per outer index o: blocks of chunk floats
             int chunk = t.ShapeSpan[ax] * inner;
-            var src = t.Data;
-            for (int o = 0; o < outer; o++) src.Slice(o * chunk, chunk).CopyTo(ys.Slice(o * total * inner + at * inner, chunk));
+            fixed (float* src = t.Data, dst = y.Data)
+                Strided.CopyBlocks(src, chunk, dst + (long)at * inner, (long)total * inner, outer, chunk, accumulate: false);
             at += t.ShapeSpan[ax];
         }
         return Graph.Record("Concat", y, inputs, dy =>
         {
             // Each input's gradient is its block of dy (copied in when the input has no gradient yet).
-            var d = dy.Data;
             int pos = 0;
             foreach (var t in inputs)
             {
@@ -135,13 +134,8 @@ internal static partial class Ops
                 if (t.RequiresGrad)
                 {
                     bool fresh = t.Grad is null;
-                    var g = fresh ? t.UninitializedGradData() : t.GradData();
-                    for (int o = 0; o < outer; o++)
-                    {
-                        var src = d.Slice(o * total * inner + pos * inner, chunk);
-                        if (fresh) src.CopyTo(g.Slice(o * chunk, chunk));
-                        else Binary.AddInPlace(g.Slice(o * chunk, chunk), src);
-                    }
+                    fixed (float* src = dy.Data, g = fresh ? t.UninitializedGradData() : t.GradData())
+                        Strided.CopyBlocks(src + (long)pos * inner, (long)total * inner, g, chunk, outer, chunk, accumulate: !fresh);
                 }
                 pos += t.ShapeSpan[ax];
             }
