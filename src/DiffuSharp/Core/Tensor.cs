@@ -159,7 +159,7 @@ public sealed partial class Tensor
     /// one pass over memory instead of zeroing and then adding.</summary>
     internal void AccumulateGrad(ReadOnlySpan<float> g)
     {
-        if (Grad is null) g.CopyTo(NewGrad(zeroed: false));
+        if (Grad is null) Kernels.Binary.CopyInto(g, NewGrad(zeroed: false));
         else Kernels.Binary.AddInPlace(Grad.Data, g);
     }
 

@@ -97,6 +97,21 @@ public class ElementwiseKernelTests
         CheckBinary<TanhGradOp>(n, 1e-6f);
     }
 
+    [Theory, MemberData(nameof(Lengths))]
+    public void Copy_matches_the_source_at_every_length_and_offset(int n)
+    {
+        foreach (int len in new[] { n, n * 257 })                 // the long one takes the threaded path
+            for (int offset = 0; offset <= 3; offset++)
+            {
+                var src = Input(len + 4, len + offset);
+                var dst = new float[len + 8];
+                Array.Fill(dst, float.NaN);
+                Binary.CopyInto(src.AsSpan(offset, len), dst.AsSpan(3 - offset + 1, len));
+                Assert.True(src.AsSpan(offset, len).SequenceEqual(dst.AsSpan(3 - offset + 1, len)), $"copy of {len} at offset {offset}");
+                Assert.True(float.IsNaN(dst[3 - offset]) && float.IsNaN(dst[3 - offset + 1 + len]), "copy wrote outside its destination");
+            }
+    }
+
     [Fact]
     public void Long_maps_split_over_threads_match_the_reference()
     {
