@@ -165,6 +165,9 @@ public class AttentionTests
         var yf = fused.ToArray();
         (fused * w).Sum().Backward();
         var g = qkv.Grad!.ToArray();
+        (Tensor.QkvAttention(qkv, heads) * w).Sum().Backward();         // a second backward adds to the gradient
+        var twice = qkv.Grad!.ToArray();
+        for (int i = 0; i < g.Length; i++) Assert.Equal(2 * g[i], twice[i], 5);
         qkv.Grad = null;
 
         var composed = ComposedQkv(qkv, heads);

@@ -67,6 +67,9 @@ public class NormDropoutTests
             Assert.Equal(xv[i] * mask[i], yv[i]);
             Assert.Equal(wv[i] * mask[i], g[i]);
         }
+        (x.Dropout(0.4f, new Rng(8)) * w).Sum().Backward();              // a second backward adds the same mask
+        var twice = x.Grad!.ToArray();
+        for (int i = 0; i < mask.Length; i++) Assert.Equal(2 * wv[i] * mask[i], twice[i], 5);
     }
 
     [Fact]

@@ -90,6 +90,7 @@ internal static unsafe partial class Ops
         long item = 3L * ch * t, part = (long)ch * t;
         AttentionOperand Part(float* data, int which) => new(data + which * part, true, Math.Max(t, 1), item);
         AttentionOperand Out(float* data) => new(data, true, Math.Max(t, 1), part);
+        AttentionOperand Grad(float* data, int which, bool fresh) => new(data + which * part, true, Math.Max(t, 1), item, overwrite: fresh);
         bool save = GradMode.IsEnabled && qkv.RequiresGrad && t > 0;
         float[]? p = save ? ArrayPool<float>.Shared.Rent(checked(batch * t * t)) : null;
         if (y.Count > 0)
@@ -105,9 +106,10 @@ internal static unsafe partial class Ops
             try
             {
                 if (y.Count == 0) return;
-                fixed (float* px = qkv.Data, pp = p, pd = dy.Data, pg = qkv.GradData())
-                    AttentionFused.Backward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(pd), Part(pg, 0), Part(pg, 1), Part(pg, 2),
-                        batch, t, t, ch, ch, scale);
+                bool fresh = qkv.Grad is null;                       // dq, dk, dv then cover all of it: written, not added
+                fixed (float* px = qkv.Data, pp = p, pd = dy.Data, pg = fresh ? qkv.UninitializedGradData() : qkv.GradData())
+                    AttentionFused.Backward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(pd), Grad(pg, 0, fresh), Grad(pg, 1, fresh),
+                        Grad(pg, 2, fresh), batch, t, t, ch, ch, scale);
             }
             finally
             {

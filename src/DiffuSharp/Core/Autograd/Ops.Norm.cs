@@ -116,8 +116,12 @@ internal static unsafe partial class Ops
         ulong key = rng.NextUInt64();                           // the mask is a function of (key, p): nothing is saved
         var y = Tensor.Uninitialized(x.Shape);
         DropoutMask.Apply(key, p, x.Data, y.Data);
-        // y = x⊙mask  =>  dx += dy⊙mask, the same mask drawn again from the key
-        return Graph.Record("Dropout", y, x, dy => DropoutMask.ApplyAdd(key, p, dy.Data, x.GradData()));
+        // y = x⊙mask  =>  dx += dy⊙mask, the same mask drawn again from the key (written when x has no gradient yet)
+        return Graph.Record("Dropout", y, x, dy =>
+        {
+            if (x.Grad is null) DropoutMask.Apply(key, p, dy.Data, x.UninitializedGradData());
+            else DropoutMask.ApplyAdd(key, p, dy.Data, x.GradData());
+        });
     }
 
     static void CheckAffine(string op, string what, Tensor? t, int[] expected, Tensor x)

@@ -11,13 +11,17 @@ using System.Buffers;
 namespace DiffuSharp.Kernels;
 
 /// <summary>One operand of the attention products: (rows, cols) per item, transposed in memory when Trans, row
-/// stride Ld, items Stride floats apart.</summary>
-internal readonly unsafe struct AttentionOperand(float* data, bool trans, int ld, long stride)
+/// stride Ld, items Stride floats apart. A gradient is added to unless Overwrite (a fresh buffer, written whole).</summary>
+internal readonly unsafe struct AttentionOperand(float* data, bool trans, int ld, long stride, bool overwrite = false)
 {
     public readonly float* Data = data;
     public readonly bool Trans = trans;
     public readonly int Ld = ld;
     public readonly long Stride = stride;
+    public readonly bool Overwrite = overwrite;
+
+    /// <summary>beta of a product into this operand as a gradient.</summary>
+    public float Beta => Overwrite ? 0f : 1f;
 }
 
 internal static unsafe class AttentionFused
@@ -34,7 +38,7 @@ internal static unsafe class AttentionFused
 
     /// <summary>Backward of <see cref="Forward"/> from dO (Lq, Dv) per item and the saved P: dV += Pᵀ·dO,
     /// dS = scale·P⊙(dO·Vᵀ − rowsum(dO·Vᵀ⊙P)), dQ += dS·K, dK += dSᵀ·Q (each gradient skipped when its Data is
-    /// null; they have the shapes of q, k and v).</summary>
+    /// null, written instead of added when Overwrite; they have the shapes of q, k and v).</summary>
     public static void Backward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand dO,
         AttentionOperand dq, AttentionOperand dk, AttentionOperand dvOut, int batch, int lq, int lk, int d, int dv, float scale)
     {
@@ -93,15 +97,15 @@ internal static unsafe class AttentionFused
                     {
                         float* pi = p + i * sp, doi = dO.Data + i * dO.Stride;
                         if (dvOut.Data != null)     // dV (Lk, Dv) += Pᵀ (Lk, Lq) · dO (Lq, Dv)
-                            Product(dvOut, i, true, dO.Trans, lk, dv, lq, pi, lk, doi, dO.Ld, 1f);
+                            Product(dvOut, i, true, dO.Trans, lk, dv, lq, pi, lk, doi, dO.Ld, dvOut.Beta);
                         if (!needS) continue;
                         // dP (Lq, Lk) = dO (Lq, Dv) · Vᵀ (Dv, Lk), then dS in place
                         Gemm.Sgemm(dO.Trans, !v.Trans, lq, lk, dv, doi, dO.Ld, v.Data + i * v.Stride, v.Ld, 0f, ds, lk);
                         AttentionSoftmax.BackwardRows(pi, ds, 0, lq, lk, scale);
                         if (dq.Data != null)        // dQ (Lq, D) += dS (Lq, Lk) · K (Lk, D)
-                            Product(dq, i, false, k.Trans, lq, d, lk, ds, lk, k.Data + i * k.Stride, k.Ld, 1f);
+                            Product(dq, i, false, k.Trans, lq, d, lk, ds, lk, k.Data + i * k.Stride, k.Ld, dq.Beta);
                         if (dk.Data != null)        // dK (Lk, D) += dSᵀ (Lk, Lq) · Q (Lq, D)
-                            Product(dk, i, true, q.Trans, lk, d, lq, ds, lk, q.Data + i * q.Stride, q.Ld, 1f);
+                            Product(dk, i, true, q.Trans, lk, d, lq, ds, lk, q.Data + i * q.Stride, q.Ld, dk.Beta);
                     }
             }
             finally
