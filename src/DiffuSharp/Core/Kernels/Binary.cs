@@ -126,7 +126,7 @@ internal static unsafe class Binary
     static void Run<T>(T work, int n) where T : struct, IRangeWorkItem
     {
         if (n < Unary.ParallelThreshold) work.Invoke(0, n);
-        else ParallelFor.RunRange(n, work, Unary.ParallelThreshold / 2);
+        else ParallelFor.RunRangeAligned(n, work, Unary.ParallelThreshold / 2, Vector256<float>.Count);
     }
 
     interface IStore { static abstract void Store(float* dst, Vector256<float> v); static abstract void Store(float* dst, float v); }
