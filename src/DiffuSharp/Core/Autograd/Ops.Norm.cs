@@ -47,18 +47,18 @@ internal static unsafe partial class Ops
             // Forward, per (b, g) with N = (C/G)·S elements: x̂ = (x − μ)·rstd, z = γ·x̂ + β, y = act(z).
             // With dz = dy·act'(z) and dx̂ = γ·dz, differentiating μ and rstd through x gives the closed form
             //   dx = rstd·(dx̂ − mean_g(dx̂) − x̂·mean_g(dx̂·x̂)),
-            // and the affine parameters get dγ_c = Σ_{b,s} dz·x̂, dβ_c = Σ_{b,s} dz.
+            // and the affine parameters get dγ_c = Σ_{b,s} dz·x̂, dβ_c = Σ_{b,s} dz. SiLU's derivative reads σ back from y.
             if (y.Count == 0) return;
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
             var sumDzXhat = ArrayPool<double>.Shared.Rent(n * c);   // both written for every (b, c) by the kernel
             var sumDz = ArrayPool<double>.Shared.Rent(n * c);
             bool fresh = x.RequiresGrad && x.Grad is null;           // dx written, not added: no zeroing pass
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
+            fixed (float* px = x.Data, py = y.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
             fixed (float* pdx = fresh ? x.UninitializedGradData() : x.RequiresGrad ? x.GradData() : default)
             fixed (double* pa = sumDzXhat, pz = sumDz)
             {
-                if (silu) Norm.GroupNormBackward<SiluActivation>(px, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
-                else Norm.GroupNormBackward<IdentityActivation>(px, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
+                if (silu) Norm.GroupNormBackward<SiluActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
+                else Norm.GroupNormBackward<IdentityActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
                 // The batch reduction runs after the parallel part, in index order: deterministic.
                 if (needW) Norm.ReduceOverBatch(pa, n, c, weight!.GradData());
                 if (needB) Norm.ReduceOverBatch(pz, n, c, bias!.GradData());
