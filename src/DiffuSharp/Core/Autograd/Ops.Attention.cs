@@ -70,6 +70,7 @@ internal static unsafe partial class Ops
             }
         });
     }
+
     /// <summary>(batch, rows, cols) row-major items.</summary>
     static AttentionOperand Dense(float* data, int rows, int cols) => new(data, false, Math.Max(cols, 1), (long)rows * cols);
 
