@@ -6,6 +6,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Kernels;
 
+[Collection("Parallelism")]
 public unsafe class GemmTests
 {
     static readonly int[] Sizes = [0, 1, 2, 5, 7, 16, 17, 33, 65, 257];
