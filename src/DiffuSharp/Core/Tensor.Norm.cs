@@ -32,7 +32,7 @@ public sealed partial class Tensor
     public static Tensor LayerNorm(Tensor x, int[] normalizedShape, Tensor? weight = null, Tensor? bias = null, float eps = 1e-5f)
         => Ops.LayerNorm(x, normalizedShape, weight, bias, eps);
 
-    /// <summary>Inverted dropout: zeroes each element with probability p (mask drawn sequentially from rng) and scales
+    /// <summary>Inverted dropout: zeroes each element with probability p (the mask is a function of one number drawn from rng) and scales
     /// the rest by 1/(1 − p). The identity, consuming nothing from rng, when training is false or p is 0.</summary>
     public Tensor Dropout(float p, Rng rng, bool training = true) => Ops.Dropout(this, p, rng, training);
 
@@ -43,4 +43,11 @@ public sealed partial class Tensor
     /// <param name="scale">usually 1/√D</param>
     /// <returns>(…, Lq, Dv)</returns>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, float scale) => Ops.Attention(q, k, v, scale);
+
+    /// <summary>improved-diffusion's QKVAttention: qkv split per head into q, k, v of (ch, T) each, attention over the
+    /// T positions with logits scaled by 1/√ch. The same as Attention on transposed slices, without copies.</summary>
+    /// <param name="qkv">(B, 3·heads·ch, T), per head q, k and v stacked along channels</param>
+    /// <param name="heads">number of heads</param>
+    /// <returns>(B, heads·ch, T)</returns>
+    public static Tensor QkvAttention(Tensor qkv, int heads) => Ops.QkvAttention(qkv, heads);
 }

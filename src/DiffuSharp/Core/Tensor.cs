@@ -151,18 +151,52 @@ public sealed partial class Tensor
     /// as its node has consumed it.</summary>
     internal Span<float> GradData()
     {
-        if (Grad is null)
+        if (Grad is null) NewGrad(zeroed: true);
+        return Grad!.Data;
+    }
+
+    /// <summary>Grad += g (g of this tensor's shape, row-major). A gradient not allocated yet is made as a copy of g:
+    /// one pass over memory instead of zeroing and then adding.</summary>
+    internal void AccumulateGrad(ReadOnlySpan<float> g)
+    {
+        if (Grad is null) Kernels.Binary.CopyInto(g, NewGrad(zeroed: false));
+        else Kernels.Binary.AddInPlace(Grad.Data, g);
+    }
+
+    /// <summary>Grad += g for a g of this tensor's element count. A non-leaf with no gradient yet takes g's buffer as
+    /// its gradient instead (nothing copied: the pass-through of an add, a reshape or a copy) and true is returned;
+    /// the caller must then neither write g nor hand it to another tensor.</summary>
+    internal bool AdoptOrAccumulateGrad(Tensor g)
+    {
+        if (Grad is null && !IsLeaf && g.IsContiguous)
         {
-            if (IsLeaf)
-                using (TensorScope.Suspend()) Grad = new Tensor(_shape);
-            else
-            {
-                var g = new Tensor(_shape);
-                if (g.Lease is { } lease) lease.IsGradBuffer = true;
-                Grad = g;
-            }
+            Grad = ShapeUtil.Equal(g.ShapeSpan, _shape) ? g : ViewOf(g, g.Offset, _shape, ShapeUtil.ContiguousStrides(_shape));
+            return true;
         }
-        return Grad.Data;
+        AccumulateGrad(g.Data);
+        return false;
+    }
+
+    /// <summary>A new gradient buffer with undefined contents, for a backward that writes every element of it.</summary>
+    internal Span<float> UninitializedGradData()
+    {
+        System.Diagnostics.Debug.Assert(Grad is null);
+        return NewGrad(zeroed: false);
+    }
+
+    /// <summary>Allocates the gradient buffer: a leaf's with the scope suspended (it outlives the step), a non-leaf's
+    /// pooled and marked as one that Backward may release early.</summary>
+    Span<float> NewGrad(bool zeroed)
+    {
+        if (IsLeaf)
+            using (TensorScope.Suspend()) Grad = zeroed ? new Tensor(_shape) : Uninitialized(_shape);
+        else
+        {
+            var g = zeroed ? new Tensor(_shape) : Uninitialized(_shape);
+            if (g.Lease is { } lease) lease.IsGradBuffer = true;
+            Grad = g;
+        }
+        return Grad!.Data;
     }
 
     public override string ToString()

@@ -65,17 +65,10 @@ public sealed class AttentionBlock : Module, IEmbedLayer
 
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
-        int b = x.Dim(0), c = x.Dim(1), hh = x.Dim(2), ww = x.Dim(3), t = hh * ww, ch = c / _heads;
+        int b = x.Dim(0), c = x.Dim(1), hh = x.Dim(2), ww = x.Dim(3), t = hh * ww;
         var flat = x.Reshape(b, c, t);                                     // (B, C, T)
-        var qkv = _qkv.Forward(_norm.Forward(flat));                       // (B, 3C, T)
-        var perHead = qkv.Reshape(b * _heads, 3 * ch, t);                  // (B·heads, 3·ch, T): q, k, v stacked per head
-        var q = perHead.Slice(1, 0, ch).Transpose(1, 2);                   // (B·heads, T, ch)
-        var k = perHead.Slice(1, ch, ch).Transpose(1, 2);
-        var v = perHead.Slice(1, 2 * ch, ch).Transpose(1, 2);
-        // QKVAttention scales q and k each by ch^(−1/4), i.e. the logits by 1/√ch.
-        var a = Tensor.Attention(q, k, v, 1f / MathF.Sqrt(ch));            // (B·heads, T, ch)
-        var h = a.Transpose(1, 2).Reshape(b, c, t);                        // (B, C, T)
-        h = _projOut.Forward(h);
+        var qkv = _qkv.Forward(_norm.Forward(flat));                       // (B, 3C, T): q, k, v stacked per head
+        var h = _projOut.Forward(Tensor.QkvAttention(qkv, _heads));        // (B, C, T)
         return (flat + h).Reshape(b, c, hh, ww);
     }
 }

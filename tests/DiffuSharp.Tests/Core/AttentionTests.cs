@@ -137,4 +137,75 @@ public class AttentionTests
         ex = Assert.Throws<ArgumentException>(() => Tensor.Attention(Tensor.Zeros(2, 5, 8), Tensor.Zeros(3, 7, 8), Tensor.Zeros(3, 7, 3), 1f));
         Assert.Contains("batch dimensions differ", ex.Message);
     }
+    /// <summary>improved-diffusion's QKVAttention written out: split per head, transpose, attend, transpose back.</summary>
+    static Tensor ComposedQkv(Tensor qkv, int heads)
+    {
+        int b = qkv.Dim(0), t = qkv.Dim(2), ch = qkv.Dim(1) / (3 * heads);
+        var perHead = qkv.Reshape(b * heads, 3 * ch, t);                                 // (B·heads, 3·ch, T)
+        var q = perHead.Slice(1, 0, ch).Transpose(1, 2).Contiguous();                    // (B·heads, T, ch)
+        var k = perHead.Slice(1, ch, ch).Transpose(1, 2).Contiguous();
+        var v = perHead.Slice(1, 2 * ch, ch).Transpose(1, 2).Contiguous();
+        return Composed(q, k, v, 1f / MathF.Sqrt(ch)).Transpose(1, 2).Reshape(b, heads * ch, t);
+    }
+
+    public static TheoryData<int, int, int, int> QkvShapes => new()
+    {
+        // batch, heads, ch, T
+        { 1, 1, 1, 1 }, { 2, 1, 3, 5 }, { 3, 2, 4, 7 }, { 2, 3, 5, 17 }, { 1, 1, 16, 33 },
+    };
+
+    [Theory, MemberData(nameof(QkvShapes))]
+    public void Qkv_attention_matches_composed_form_forward_and_backward(int b, int heads, int ch, int t)
+    {
+        var rng = new Rng(206);
+        var qkv = GradCheck.Randn(rng, b, 3 * heads * ch, t).RequireGrad();
+        var w = GradCheck.Randn(rng, b, heads * ch, t);
+        var fused = Tensor.QkvAttention(qkv, heads);
+        Assert.Equal([b, heads * ch, t], fused.Shape);
+        var yf = fused.ToArray();
+        (fused * w).Sum().Backward();
+        var g = qkv.Grad!.ToArray();
+        (Tensor.QkvAttention(qkv, heads) * w).Sum().Backward();         // a second backward adds to the gradient
+        var twice = qkv.Grad!.ToArray();
+        for (int i = 0; i < g.Length; i++) Assert.Equal(2 * g[i], twice[i], 5);
+        qkv.Grad = null;
+
+        var composed = ComposedQkv(qkv, heads);
+        (composed * w).Sum().Backward();
+        GradCheck.AssertClose(composed.ToArray(), yf, 1e-5, 1e-6, "O");
+        GradCheck.AssertClose(qkv.Grad!.ToArray(), g, 1e-4, 1e-5, "dqkv");
+    }
+
+    [Theory, MemberData(nameof(QkvShapes))]
+    public void Qkv_attention_backward_matches_finite_differences(int b, int heads, int ch, int t)
+    {
+        var rng = new Rng(207);
+        GradCheck.Check(x => Tensor.QkvAttention(x[0], heads), [GradCheck.Randn(rng, b, 3 * heads * ch, t)], rng);
+    }
+
+    [Fact]
+    public void Qkv_attention_is_bit_identical_on_1_and_2_threads_and_checks_its_shape()
+    {
+        var rng = new Rng(208);
+        var qkv = GradCheck.Randn(rng, 4, 3 * 2 * 8, 49);
+        var w = GradCheck.Randn(rng, 4, 2 * 8, 49);
+        float[][] Run(int threads)
+        {
+            int saved = Parallelism.MaxThreads;
+            try
+            {
+                Parallelism.MaxThreads = threads;
+                var x = qkv.Clone().RequireGrad();
+                var y = Tensor.QkvAttention(x, 2);
+                (y * w).Sum().Backward();
+                return [y.ToArray(), x.Grad!.ToArray()];
+            }
+            finally { Parallelism.MaxThreads = saved; }
+        }
+        var one = Run(1); var two = Run(2);
+        Assert.Equal(one[0], two[0]);
+        Assert.Equal(one[1], two[1]);
+        var ex = Assert.Throws<ArgumentException>(() => Tensor.QkvAttention(Tensor.Zeros(2, 10, 5), 2));
+        Assert.Contains("(B, 3·2·ch, T), got (2, 10, 5)", ex.Message);
+    }
 }

@@ -143,6 +143,24 @@ public class ConvGradTests
     }
 
     [Fact]
+    public void Pointwise_convs_sharing_an_intermediate_input_match_finite_differences()
+    {
+        // The first pointwise backward writes the intermediate's fresh gradient, the second adds to it; dW sums the
+        // images in place. Batch 5, odd sizes, 2-D and 1-D.
+        var rng = new Rng(37);
+        GradCheck.Check(t =>
+        {
+            var a = t[0] * 1.5;                                   // (5, 3, 4, 7), non-leaf
+            return Tensor.Conv2d(a, t[1], t[3], 1, 0) + Tensor.Conv2d(a, t[2], null, 1, 0);
+        }, [GradCheck.Randn(rng, 5, 3, 4, 7), GradCheck.Randn(rng, 6, 3, 1, 1), GradCheck.Randn(rng, 6, 3, 1, 1), GradCheck.Randn(rng, 6)], rng);
+        GradCheck.Check(t =>
+        {
+            var a = t[0] * 0.5;                                   // (5, 9, 13)
+            return Tensor.Conv1d(a, t[1], null) - Tensor.Conv1d(a, t[2], null);
+        }, [GradCheck.Randn(rng, 5, 9, 13), GradCheck.Randn(rng, 17, 9, 1), GradCheck.Randn(rng, 17, 9, 1)], rng);
+    }
+
+    [Fact]
     public void AvgPool2x2_matches_pytorch_and_floors_odd_sizes()
     {
         var x = Tensor.Arange(0, 16).Reshape(1, 1, 4, 4);

@@ -18,6 +18,32 @@ public class ElementwiseGradTests
         GradCheck.Check(x => x[0] + x[1], [GradCheck.Randn(rng, a), GradCheck.Randn(rng, b)], rng);
     }
 
+    [Fact]
+    public void Pass_through_gradients_of_intermediates_used_again_match_finite_differences()
+    {
+        // An add, a reshape or a copy may hand its dy over as an intermediate's gradient buffer; later contributions
+        // to that intermediate (used several times here) must still add up, and one dy never becomes two gradients.
+        var rng = new Rng(11);
+        GradCheck.Check(x =>
+        {
+            var a = x[0] * 1.3;                                   // (2, 3, 4, 5), non-leaf
+            var b = (a * 0.5).Exp();
+            var s = a + b;                                        // both full shape
+            var t = s + (x[1] * 2.0).Reshape(2, 3, 1, 1);         // broadcast over H, W (the ResBlock's h + emb)
+            var u = a - t;
+            var r = u.Reshape(6, 20) + (a + a).Reshape(6, 20);    // the same tensor twice
+            var c = Tensor.Concat([r, r * 2.0, s.Reshape(6, 20)], 1);
+            var d = x[1].Reshape(6, 1, 1);
+            var main = c.Transpose(0, 1).Contiguous() + (d + d).Reshape(1, 6) + a.Sum([2, 3]).Reshape(1, 6)   // (60, 6)
+                + (r * 0.5).Sum([1]).Reshape(1, 6);              // r has a gradient before the concat's backward adds to it
+            // Neither operand of this add has a gradient yet at its backward, and the second one's backward then
+            // scatters into the first one's gradient through a transpose: a shared buffer would corrupt it.
+            var p = x[2] * 0.7;
+            var q = p + p.Transpose(0, 1).Contiguous();           // (5, 5)
+            return Tensor.Concat([main.Reshape(-1), q.Reshape(-1)], 0);
+        }, [GradCheck.Randn(rng, 2, 3, 4, 5), GradCheck.Randn(rng, 2, 3), GradCheck.Randn(rng, 5, 5)], rng);
+    }
+
     [Theory, MemberData(nameof(BroadcastShapes))]
     public void Sub_backward_matches_finite_differences(int[] a, int[] b)
     {

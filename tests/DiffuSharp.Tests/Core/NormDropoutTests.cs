@@ -60,13 +60,16 @@ public class NormDropoutTests
         var y = x.Dropout(0.4f, new Rng(8));
         (y * w).Sum().Backward();
         var mask = new float[x.Count];
-        DropoutMask.Fill(new Rng(8), 0.4f, mask);
+        DropoutMask.Fill(new Rng(8).NextUInt64(), 0.4f, mask);      // the op draws one key per call
         var xv = x.ToArray(); var yv = y.ToArray(); var wv = w.ToArray(); var g = x.Grad!.ToArray();
         for (int i = 0; i < mask.Length; i++)
         {
             Assert.Equal(xv[i] * mask[i], yv[i]);
             Assert.Equal(wv[i] * mask[i], g[i]);
         }
+        (x.Dropout(0.4f, new Rng(8)) * w).Sum().Backward();              // a second backward adds the same mask
+        var twice = x.Grad!.ToArray();
+        for (int i = 0; i < mask.Length; i++) Assert.Equal(2 * wv[i] * mask[i], twice[i], 5);
     }
 
     [Fact]

@@ -44,6 +44,18 @@ public class NormGradTests
     }
 
     [Fact]
+    public void GroupNorm_of_an_intermediate_used_twice_matches_finite_differences()
+    {
+        // The first norm's backward writes the intermediate's fresh gradient, the second adds to it.
+        var rng = new Rng(27);
+        GradCheck.Check(t =>
+        {
+            var a = t[0] * 1.5;                                   // (3, 6, 5, 7), non-leaf
+            return Tensor.GroupNormSilu(a, 3, t[1], t[2]) + Tensor.GroupNorm(a, 2, t[2], t[1]);
+        }, [GradCheck.Randn(rng, 3, 6, 5, 7), GradCheck.Randn(rng, 6), GradCheck.Randn(rng, 6)], rng);
+    }
+
+    [Fact]
     public void GroupNorm_weight_and_bias_grads_alone_match_finite_differences()
     {
         // x does not require grad: the kernel skips dx and still produces dγ, dβ.

@@ -1,5 +1,6 @@
 // The elementwise SIMD kernels (Kernels/Unary.cs, Kernels/Binary.cs) against their scalar references at every
 // length 0..257, at misaligned offsets 1..3 into a larger array, and in place where the API allows it.
+using System.Runtime.Intrinsics;
 using DiffuSharp.Autograd;
 using DiffuSharp.Kernels;
 using Xunit;
@@ -95,6 +96,50 @@ public class ElementwiseKernelTests
         CheckBinary<DivOp>(n);
         CheckBinary<SiluGradOp>(n, 1e-6f);
         CheckBinary<TanhGradOp>(n, 1e-6f);
+    }
+
+    /// <summary>Group norm's SiLU backward reads σ back from the forward's output y = z·σ(z) (one division, no
+    /// exponential): against σ computed from z in double, z over ±90 with zeros and tiny values mixed in.</summary>
+    [Theory, MemberData(nameof(Lengths))]
+    public unsafe void Silu_backward_from_the_output_matches_the_reference(int n)
+    {
+        for (int offset = 0; offset <= 3; offset++)
+        {
+            var z = Input(n + 4, 3 * n + offset, -90f, 90f);
+            for (int i = 0; i < z.Length; i += 7) z[i] = i % 3 == 0 ? 0f : i % 3 == 1 ? 1e-30f : -3e-19f;
+            var dy = Input(n + 4, 5 * n + offset, -2f, 2f);
+            var y = new float[n + 4];
+            Unary.Map<SiluOp>(z, y);                              // the forward's output, as group norm stores it
+            var got = new float[n + 4];
+            fixed (float* pz = z, py = y, pd = dy, pg = got)
+            {
+                int i = offset, end = offset + n;
+                for (; i + 8 <= end; i += 8)
+                    SiluActivation.Backward(Vector256.Load(pd + i), Vector256.Load(pz + i), Vector256.Load(py + i)).Store(pg + i);
+                for (; i < end; i++) pg[i] = SiluActivation.Backward(pd[i], pz[i], py[i]);
+            }
+            for (int i = offset; i < offset + n; i++)
+            {
+                float e = SiluActivation.BackwardReference(dy[i], z[i]);
+                Assert.True(Math.Abs(got[i] - e) <= 1e-6f * Math.Abs(dy[i]) * Math.Max(1f, Math.Abs(z[i])) + 1e-30f,
+                    $"z={z[i]:G9} dy={dy[i]:G9}: reference {e:G9}, kernel {got[i]:G9}");
+            }
+        }
+    }
+
+    [Theory, MemberData(nameof(Lengths))]
+    public void Copy_matches_the_source_at_every_length_and_offset(int n)
+    {
+        foreach (int len in new[] { n, n * 257 })                 // the long one takes the threaded path
+            for (int offset = 0; offset <= 3; offset++)
+            {
+                var src = Input(len + 4, len + offset);
+                var dst = new float[len + 8];
+                Array.Fill(dst, float.NaN);
+                Binary.CopyInto(src.AsSpan(offset, len), dst.AsSpan(3 - offset + 1, len));
+                Assert.True(src.AsSpan(offset, len).SequenceEqual(dst.AsSpan(3 - offset + 1, len)), $"copy of {len} at offset {offset}");
+                Assert.True(float.IsNaN(dst[3 - offset]) && float.IsNaN(dst[3 - offset + 1 + len]), "copy wrote outside its destination");
+            }
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Kernels;
 
+[Collection("Parallelism")]
 public unsafe class GemmTests
 {
     static readonly int[] Sizes = [0, 1, 2, 5, 7, 16, 17, 33, 65, 257];
@@ -203,6 +204,71 @@ public unsafe class GemmTests
                     if (at % sc >= (long)m * ldc || at % sc % ldc >= n)
                         Assert.True(expected[at].Equals(two[at]), $"batched wrote outside C at element {at}");
             }
+    }
+
+    public static IEnumerable<object[]> SummedCases() =>
+        from kernel in new[] { nameof(Gemm.KernelKind.Auto), nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.Portable) }
+        from ta in new[] { false, true } from tb in new[] { false, true } select new object[] { kernel, ta, tb };
+
+    /// <summary>C = beta·C + Σ_e op(A_e)·op(B_e): every kernel, default and tiny blocking, pieces strided apart with gaps.</summary>
+    [Theory, MemberData(nameof(SummedCases))]
+    public void Summed_products_match_the_sum_of_references(string kernelName, bool transA, bool transB)
+    {
+        var kernel = Enum.Parse<Gemm.KernelKind>(kernelName);
+        int seed = 300;
+        foreach (var blocking in new[] { Gemm.Blocking.Default, new Gemm.Blocking(32, 13, 40) })
+            foreach (var (m, n, k, count) in new[] { (1, 1, 1, 1), (7, 17, 33, 3), (65, 33, 100, 4), (17, 100, 7, 5), (5, 9, 0, 3), (6, 8, 12, 0) })
+                foreach (float beta in new[] { 0f, 1f })
+                {
+                    var rng = new Random(seed++);
+                    int lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 3;
+                    long sa = (long)(transA ? k : m) * lda + 5, sb = (long)(transB ? n : k) * ldb + 3;
+                    float[] a = Random(rng, Math.Max(1, count * sa)), b = Random(rng, Math.Max(1, count * sb));
+                    float[] c = beta == 0 ? Filled((long)m * ldc, float.NaN) : Random(rng, (long)m * ldc);
+                    float[] expected = (float[])c.Clone();
+                    if (beta == 0) for (int i = 0; i < m; i++) Array.Clear(expected, i * ldc, n);   // the sum of no pieces
+                    float[] RunSum(int threads) => WithThreads(threads, () =>
+                    {
+                        float[] result = (float[])c.Clone();
+                        fixed (float* pa = a, pb = b, pc = result)
+                            Gemm.Run(kernel, blocking, 1, transA, transB, m, n, k, pa, lda, 0, pb, ldb, 0, beta, pc, ldc, 0, count, sa, sb);
+                        return result;
+                    });
+                    float[] one = RunSum(1), two = RunSum(2);
+                    Assert.True(one.AsSpan().SequenceEqual(two), "summed results differ between 1 and 2 threads");
+                    fixed (float* pa = a, pb = b, pe = expected)
+                        for (int e = 0; e < count; e++)
+                            Gemm.Reference(transA, transB, m, n, k, pa + e * sa, lda, pb + e * sb, ldb, e == 0 ? beta : 1f, pe, ldc);
+                    double err = 0, norm = 0;
+                    for (int i = 0; i < m; i++)
+                    {
+                        for (int j = 0; j < n; j++)
+                        {
+                            err += Math.Pow(two[i * ldc + j] - expected[i * ldc + j], 2);
+                            norm += Math.Pow(expected[i * ldc + j], 2);
+                        }
+                        for (int j = n; j < ldc && i * ldc + j < two.Length; j++)
+                            Assert.True(expected[i * ldc + j].Equals(two[i * ldc + j]), $"summed product wrote C[{i}, {j}] outside the n columns");
+                    }
+                    Assert.True(norm == 0 ? err == 0 : Math.Sqrt(err / norm) <= Tolerance,
+                        $"{kernel} transA={transA} transB={transB} m={m} n={n} k={k} count={count} beta={beta}: {Math.Sqrt(err / norm):E2}");
+                }
+    }
+
+    [Fact]
+    public void Summed_product_at_a_weight_gradient_shape_is_bit_identical_on_1_and_2_threads()
+    {
+        // dW (192, 64) = Σ_b dy_b (192, 196) · x_bᵀ (196, 64) over 8 images: large enough for the threaded path
+        const int m = 192, n = 64, k = 196, count = 8;
+        var rng = new Random(5);
+        float[] dy = Random(rng, (long)count * m * k), x = Random(rng, (long)count * n * k);
+        float[] Run(int threads) => WithThreads(threads, () =>
+        {
+            var dw = new float[m * n];
+            fixed (float* pd = dy, px = x, pw = dw) Gemm.SgemmSum(count, false, true, m, n, k, pd, k, (long)m * k, px, k, (long)n * k, 0f, pw, n);
+            return dw;
+        });
+        Assert.Equal(Run(1), Run(2));
     }
 
     [Fact]

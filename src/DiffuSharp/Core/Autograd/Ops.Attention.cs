@@ -2,7 +2,8 @@
 // QKVAttention computes the same product, splitting the scale as √scale on each of q and k). Two batched GEMMs
 // around an in-place row softmax; transposed views of q, k or v go to the GEMM as transpose flags, never copied.
 // The backward keeps only the probabilities P (batch·Lq·Lk floats) besides the inputs. Each batch item runs its
-// products and softmax back to back on one thread (Kernels/AttentionFused.cs).
+// products and softmax back to back on one thread (Kernels/AttentionFused.cs). QkvAttention is the same product on
+// improved-diffusion's packed (B·heads, 3·ch, T) layout, reading q, k, v and writing the output and dqkv in place.
 using System.Buffers;
 using DiffuSharp.Kernels;
 
@@ -41,7 +42,7 @@ internal static unsafe partial class Ops
             {
                 if (lk > 0)
                     AttentionFused.Forward(new(pq + tq.Offset, oq.Trans, oq.Ld, sq), new(pk + tk.Offset, ok.Trans, ok.Ld, sk),
-                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, py, batch, lq, lk, d, dv, scale);
+                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, Dense(py, lq, dv), batch, lq, lk, d, dv, scale);
                 else
                     y.Data.Clear();                                   // softmax over nothing: O = 0·V
             }
@@ -59,7 +60,57 @@ internal static unsafe partial class Ops
                 fixed (float* gq = tq.RequiresGrad ? tq.GradData() : default, gk = tk.RequiresGrad ? tk.GradData() : default)
                 fixed (float* gv = tv.RequiresGrad ? tv.GradData() : default)
                     AttentionFused.Backward(new(pq + tq.Offset, oq.Trans, oq.Ld, sq), new(pk + tk.Offset, ok.Trans, ok.Ld, sk),
-                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, pd, gq, gk, gv, batch, lq, lk, d, dv, scale);
+                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, Dense(pd, lq, dv), Dense(gq, lq, d), Dense(gk, lk, d), Dense(gv, lk, dv),
+                        batch, lq, lk, d, dv, scale);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(p);
+                p = null;
+            }
+        });
+    }
+
+    /// <summary>(batch, rows, cols) row-major items.</summary>
+    static AttentionOperand Dense(float* data, int rows, int cols) => new(data, false, Math.Max(cols, 1), (long)rows * cols);
+
+    /// <summary>improved-diffusion's QKVAttention on its own layout: qkv (B, 3·heads·ch, T), seen as (B·heads, 3·ch, T)
+    /// and split into q, k, v of (ch, T) each → (B, heads·ch, T), softmax over keys with logits scaled by 1/√ch.
+    /// Nothing is copied: q, k, v and the output are transposed GEMM operands, and the backward writes the three
+    /// gradients straight into qkv's.</summary>
+    public static Tensor QkvAttention(Tensor qkv, int heads)
+    {
+        if (heads < 1) throw new ArgumentOutOfRangeException(nameof(heads), $"QkvAttention: heads must be at least 1, got {heads}");
+        if (qkv.Rank != 3 || qkv.ShapeSpan[1] % (3 * heads) != 0)
+            throw new ArgumentException($"QkvAttention expects qkv (B, 3·{heads}·ch, T), got {ShapeUtil.Format(qkv.ShapeSpan)}");
+        qkv = qkv.Contiguous();
+        int b = qkv.ShapeSpan[0], t = qkv.ShapeSpan[2], ch = qkv.ShapeSpan[1] / (3 * heads), batch = b * heads;
+        float scale = 1f / MathF.Sqrt(ch);                   // QKVAttention scales q and k each by ch^(−1/4)
+        var y = Tensor.Uninitialized([b, heads * ch, t]);     // (B, heads·ch, T)
+        // item i = (batch index, head): q at i·3·ch·T, k and v ch·T and 2·ch·T further, each (T, ch) stored as (ch, T)
+        long item = 3L * ch * t, part = (long)ch * t;
+        AttentionOperand Part(float* data, int which) => new(data + which * part, true, Math.Max(t, 1), item);
+        AttentionOperand Out(float* data) => new(data, true, Math.Max(t, 1), part);
+        AttentionOperand Grad(float* data, int which, bool fresh) => new(data + which * part, true, Math.Max(t, 1), item, overwrite: fresh);
+        bool save = GradMode.IsEnabled && qkv.RequiresGrad && t > 0;
+        float[]? p = save ? ArrayPool<float>.Shared.Rent(checked(batch * t * t)) : null;
+        if (y.Count > 0)
+            fixed (float* px = qkv.Data, pp = p, py = y.Data)
+            {
+                if (t > 0) AttentionFused.Forward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(py), batch, t, t, ch, ch, scale);
+            }
+
+        return Graph.Record("Attention", y, qkv, dy =>
+        {
+            // As Attention's backward, with dQ, dK, dV landing in their rows of dqkv.
+            if (p is null) return;
+            try
+            {
+                if (y.Count == 0) return;
+                bool fresh = qkv.Grad is null;                       // dq, dk, dv then cover all of it: written, not added
+                fixed (float* px = qkv.Data, pp = p, pd = dy.Data, pg = fresh ? qkv.UninitializedGradData() : qkv.GradData())
+                    AttentionFused.Backward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(pd), Grad(pg, 0, fresh), Grad(pg, 1, fresh),
+                        Grad(pg, 2, fresh), batch, t, t, ch, ch, scale);
             }
             finally
             {

@@ -11,7 +11,8 @@
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
 // Kernels/ConvLanes.cs, which put the batch in the vector lanes: the forward at 7×7, dx and dW up to 14×14.
-// 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix.
+// 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix, and its backward
+// reads dy and x in place (dx per image, dW as one GEMM summed over the images).
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
 // most ConvSaveColFloats (16 MB, where im2col is a large share of the time); larger ones are recomputed there
 // rather than kept alive for every layer (PyTorch's slow_conv2d kept them all).
@@ -156,14 +157,23 @@ internal static unsafe partial class Ops
                         LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw);
                     return;
                 }
-                if (needX && g.IsPointwise)
+                if (g.IsPointwise)
                 {
                     // 1×1: col_b = x_b, so dx_b (Cin, HW) += Wᵀ (Cin, Cout) · dy_b (Cout, HW) straight into the gradient
-                    fixed (float* pdx = x.GradData())
-                        Gemm.SgemmBatched(batch, true, false, cin, hw, cout, pw, cin, 0, pdy, hw, yImage, 1f, pdx, hw, xImage);
-                    needX = false;
+                    // (written, not added, when x has none yet), and dW (Cout, Cin) += Σ_b dy_b · x_bᵀ as one product
+                    // whose K runs through the images in place
+                    if (needX)
+                    {
+                        bool fresh = x.Grad is null;
+                        fixed (float* pdx = fresh ? x.UninitializedGradData() : x.GradData())
+                            Gemm.SgemmBatched(batch, true, false, cin, hw, cout, pw, cin, 0, pdy, hw, yImage, fresh ? 0f : 1f, pdx, hw, xImage);
+                    }
+                    if (needW)
+                        fixed (float* pdw = weight.GradData())
+                            Gemm.SgemmSum(batch, false, true, cout, cin, hw, pdy, hw, yImage, px, hw, xImage, 1f, pdw, cin);
+                    return;
                 }
-                else if (needX && direct)
+                if (needX && direct)
                 {
                     var gT = new ConvGeometry(cout, g.H, g.W, g.Kh, g.Kw, 1, g.Pad);      // dy (B, Cout, H, W) as the input
                     fixed (float* pdx = x.GradData()) DirectConv(pdy, batch, gT, pw, cout, cin, flipTranspose: true, null, pdx, accumulate: true);

@@ -9,16 +9,18 @@ internal static unsafe partial class Ops
 {
     public static Tensor Add(Tensor a, Tensor b) => BinaryOp<AddOp>("Add", a, b, static (a, b, dy) =>
     {
-        // y = a + b  =>  da += dy, db += dy (each summed over its broadcast axes)
-        if (a.RequiresGrad) AccumulateBroadcast(a, dy);
-        if (b.RequiresGrad) AccumulateBroadcast(b, dy);
+        // y = a + b  =>  da += dy, db += dy (each summed over its broadcast axes). dy itself may become the
+        // gradient of one full-shape operand (after the other has read it).
+        bool adoptA = a.RequiresGrad && ShapeUtil.Equal(a.ShapeSpan, dy.ShapeSpan) && !ReferenceEquals(a, b);
+        if (b.RequiresGrad) AccumulateBroadcast(b, dy, adopt: !adoptA);
+        if (a.RequiresGrad) AccumulateBroadcast(a, dy, adopt: adoptA);
     });
 
     public static Tensor Sub(Tensor a, Tensor b) => BinaryOp<SubOp>("Sub", a, b, static (a, b, dy) =>
     {
         // y = a − b  =>  da += dy, db −= dy
-        if (a.RequiresGrad) AccumulateBroadcast(a, dy);
         if (b.RequiresGrad) AccumulateScratch(b, Map<NegOp>(dy));
+        if (a.RequiresGrad) AccumulateBroadcast(a, dy, adopt: true);
     });
 
     public static Tensor Mul(Tensor a, Tensor b) => BinaryOp<MulOp>("Mul", a, b, static (a, b, dy) =>
@@ -191,10 +193,16 @@ internal static unsafe partial class Ops
         return view.Contiguous();
     }
 
-    /// <summary>t.Grad += g summed over the axes along which t was broadcast to g's shape.</summary>
-    internal static void AccumulateBroadcast(Tensor t, Tensor g)
+    /// <summary>t.Grad += g summed over the axes along which t was broadcast to g's shape. With adopt, a same-shape
+    /// g may become t's gradient buffer itself (see Tensor.AdoptOrAccumulateGrad): g must not be used after.</summary>
+    internal static void AccumulateBroadcast(Tensor t, Tensor g, bool adopt = false)
     {
-        if (ShapeUtil.Equal(t.ShapeSpan, g.ShapeSpan)) { Binary.AddInPlace(t.GradData(), g.Data); return; }
+        if (ShapeUtil.Equal(t.ShapeSpan, g.ShapeSpan))
+        {
+            if (adopt) t.AdoptOrAccumulateGrad(g);
+            else t.AccumulateGrad(g.Data);
+            return;
+        }
         t.GradData();
         Strided.ScatterAdd(g.Data, t.Grad!.Storage, t.Grad.Offset, g.ShapeSpan, BroadcastStrides(t, g.ShapeSpan));
     }

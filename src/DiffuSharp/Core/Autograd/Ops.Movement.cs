@@ -5,7 +5,7 @@ using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
 
-internal static partial class Ops
+internal static unsafe partial class Ops
 {
     delegate (int Offset, int[] Strides) ViewTransform(int offset, ReadOnlySpan<int> strides);
 
@@ -27,15 +27,17 @@ internal static partial class Ops
         if (x.IsContiguous) return x;
         var y = Tensor.Uninitialized(x.Shape);
         Strided.Gather(x.Storage, x.Offset, x.ShapeSpan, x.StridesSpan, y.Data);
-        // y = copy of view x  =>  dx += dy (x's own gradient buffer is contiguous)
-        return Graph.Record("Contiguous", y, x, dy => Binary.AddInPlace(x.GradData(), dy.Data));
+        // y = copy of view x  =>  dx += dy (x's own gradient buffer is contiguous: dy may simply become it)
+        return Graph.Record("Contiguous", y, x, dy => x.AdoptOrAccumulateGrad(dy));
     }
 
     public static Tensor Reshape(Tensor x, int[] shape)
     {
         var target = ShapeUtil.ResolveReshape(x.ShapeSpan, shape);
         x = x.Contiguous();
-        return View("Reshape", x, target, (offset, _) => (offset, ShapeUtil.ContiguousStrides(target)));
+        var y = Tensor.ViewOf(x, x.Offset, target, ShapeUtil.ContiguousStrides(target));
+        // y is x's elements in the same order  =>  dx += dy, or dy seen in x's shape becomes dx
+        return Graph.Record("Reshape", y, x, dy => x.AdoptOrAccumulateGrad(dy));
     }
 
     public static Tensor Permute(Tensor x, int[] axes)
@@ -113,27 +115,27 @@ internal static partial class Ops
         for (int i = 0; i < ax; i++) outer *= shape[i];
         for (int i = ax + 1; i < rank; i++) inner *= shape[i];
         var inputs = xs.Select(t => t.Contiguous()).ToArray();
-        var ys = y.Data;
         int at = 0;
         foreach (var t in inputs)
         {
+            // y[o, at + i] = t[o, i] per outer index o: blocks of chunk floats
             int chunk = t.ShapeSpan[ax] * inner;
-            var src = t.Data;
-            for (int o = 0; o < outer; o++) src.Slice(o * chunk, chunk).CopyTo(ys.Slice(o * total * inner + at * inner, chunk));
+            fixed (float* src = t.Data, dst = y.Data)
+                Strided.CopyBlocks(src, chunk, dst + (long)at * inner, (long)total * inner, outer, chunk, accumulate: false);
             at += t.ShapeSpan[ax];
         }
         return Graph.Record("Concat", y, inputs, dy =>
         {
-            // Each input's gradient is its block of dy.
-            var d = dy.Data;
+            // Each input's gradient is its block of dy (copied in when the input has no gradient yet).
             int pos = 0;
             foreach (var t in inputs)
             {
                 int chunk = t.ShapeSpan[ax] * inner;
                 if (t.RequiresGrad)
                 {
-                    var g = t.GradData();
-                    for (int o = 0; o < outer; o++) Binary.AddInPlace(g.Slice(o * chunk, chunk), d.Slice(o * total * inner + pos * inner, chunk));
+                    bool fresh = t.Grad is null;
+                    fixed (float* src = dy.Data, g = fresh ? t.UninitializedGradData() : t.GradData())
+                        Strided.CopyBlocks(src + (long)pos * inner, (long)total * inner, g, chunk, outer, chunk, accumulate: !fresh);
                 }
                 pos += t.ShapeSpan[ax];
             }

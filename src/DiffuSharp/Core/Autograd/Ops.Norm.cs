@@ -47,17 +47,18 @@ internal static unsafe partial class Ops
             // Forward, per (b, g) with N = (C/G)·S elements: x̂ = (x − μ)·rstd, z = γ·x̂ + β, y = act(z).
             // With dz = dy·act'(z) and dx̂ = γ·dz, differentiating μ and rstd through x gives the closed form
             //   dx = rstd·(dx̂ − mean_g(dx̂) − x̂·mean_g(dx̂·x̂)),
-            // and the affine parameters get dγ_c = Σ_{b,s} dz·x̂, dβ_c = Σ_{b,s} dz.
+            // and the affine parameters get dγ_c = Σ_{b,s} dz·x̂, dβ_c = Σ_{b,s} dz. SiLU's derivative reads σ back from y.
             if (y.Count == 0) return;
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
             var sumDzXhat = ArrayPool<double>.Shared.Rent(n * c);   // both written for every (b, c) by the kernel
             var sumDz = ArrayPool<double>.Shared.Rent(n * c);
-            fixed (float* px = x.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
-            fixed (float* pdx = x.RequiresGrad ? x.GradData() : default)
+            bool fresh = x.RequiresGrad && x.Grad is null;           // dx written, not added: no zeroing pass
+            fixed (float* px = x.Data, py = y.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
+            fixed (float* pdx = fresh ? x.UninitializedGradData() : x.RequiresGrad ? x.GradData() : default)
             fixed (double* pa = sumDzXhat, pz = sumDz)
             {
-                if (silu) Norm.GroupNormBackward<SiluActivation>(px, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups);
-                else Norm.GroupNormBackward<IdentityActivation>(px, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups);
+                if (silu) Norm.GroupNormBackward<SiluActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
+                else Norm.GroupNormBackward<IdentityActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
                 // The batch reduction runs after the parallel part, in index order: deterministic.
                 if (needW) Norm.ReduceOverBatch(pa, n, c, weight!.GradData());
                 if (needB) Norm.ReduceOverBatch(pz, n, c, bias!.GradData());
@@ -112,12 +113,15 @@ internal static unsafe partial class Ops
         ArgumentNullException.ThrowIfNull(rng);
         if (!training || p == 0f) return x;
         x = x.Contiguous();
-        var mask = Tensor.Uninitialized(x.Shape);               // every element drawn
-        DropoutMask.Fill(rng, p, mask.Data);
+        ulong key = rng.NextUInt64();                           // the mask is a function of (key, p): nothing is saved
         var y = Tensor.Uninitialized(x.Shape);
-        Binary.Map<MulOp>(x.Data, mask.Data, y.Data);
-        // y = x⊙mask  =>  dx += dy⊙mask
-        return Graph.Record("Dropout", y, x, dy => Binary.Accumulate<MulOp>(dy.Data, mask.Data, x.GradData()));
+        DropoutMask.Apply(key, p, x.Data, y.Data);
+        // y = x⊙mask  =>  dx += dy⊙mask, the same mask drawn again from the key (written when x has no gradient yet)
+        return Graph.Record("Dropout", y, x, dy =>
+        {
+            if (x.Grad is null) DropoutMask.Apply(key, p, dy.Data, x.UninitializedGradData());
+            else DropoutMask.ApplyAdd(key, p, dy.Data, x.GradData());
+        });
     }
 
     static void CheckAffine(string op, string what, Tensor? t, int[] expected, Tensor x)

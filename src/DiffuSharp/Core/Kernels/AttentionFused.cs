@@ -3,26 +3,32 @@
 // backward's five products and softmax backward likewise. Items go to threads one at a time through a shared
 // counter: a thread that starts late or shares its core with another process simply takes fewer, and the whole op
 // is one parallel loop rather than one per product. Each item's products are the same GEMMs the batched call would
-// run, so the bits do not depend on the thread count.
+// run, so the bits do not depend on the thread count. Every operand, the output and the gradients included, may be
+// stored transposed with any row and item stride: improved-diffusion's (B·heads, 3·ch, T) qkv layout is read and its
+// gradient written in place, with the transposes folded into the GEMM flags.
 using System.Buffers;
 
 namespace DiffuSharp.Kernels;
 
 /// <summary>One operand of the attention products: (rows, cols) per item, transposed in memory when Trans, row
-/// stride Ld, items Stride floats apart.</summary>
-internal readonly unsafe struct AttentionOperand(float* data, bool trans, int ld, long stride)
+/// stride Ld, items Stride floats apart. A gradient is added to unless Overwrite (a fresh buffer, written whole).</summary>
+internal readonly unsafe struct AttentionOperand(float* data, bool trans, int ld, long stride, bool overwrite = false)
 {
     public readonly float* Data = data;
     public readonly bool Trans = trans;
     public readonly int Ld = ld;
     public readonly long Stride = stride;
+    public readonly bool Overwrite = overwrite;
+
+    /// <summary>beta of a product into this operand as a gradient.</summary>
+    public float Beta => Overwrite ? 0f : 1f;
 }
 
 internal static unsafe class AttentionFused
 {
-    /// <summary>O (batch, Lq, Dv) = softmax(scale·Q·Kᵀ)·V with q (Lq, D), k (Lk, D), v (Lk, Dv) per item; P
-    /// (batch, Lq, Lk) receives the probabilities when not null (kept for the backward).</summary>
-    public static void Forward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, float* o,
+    /// <summary>O (Lq, Dv) = softmax(scale·Q·Kᵀ)·V per item, with q (Lq, D), k (Lk, D), v (Lk, Dv); P (batch, Lq, Lk)
+    /// receives the probabilities when not null (kept for the backward).</summary>
+    public static void Forward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
         int batch, int lq, int lk, int d, int dv, float scale)
     {
         int next = 0;
@@ -30,18 +36,27 @@ internal static unsafe class AttentionFused
         ParallelFor.RunRange(Math.Min(batch, Parallelism.MaxThreads), work);
     }
 
-    /// <summary>Backward of <see cref="Forward"/> from dO (batch, Lq, Dv) and the saved P: dV += Pᵀ·dO,
-    /// dS = scale·P⊙(dO·Vᵀ − rowsum(dO·Vᵀ⊙P)), dQ += dS·K, dK += dSᵀ·Q (each gradient skipped when null; the
-    /// gradients are contiguous (batch, rows, cols)).</summary>
-    public static void Backward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, float* dO,
-        float* dq, float* dk, float* dvOut, int batch, int lq, int lk, int d, int dv, float scale)
+    /// <summary>Backward of <see cref="Forward"/> from dO (Lq, Dv) per item and the saved P: dV += Pᵀ·dO,
+    /// dS = scale·P⊙(dO·Vᵀ − rowsum(dO·Vᵀ⊙P)), dQ += dS·K, dK += dSᵀ·Q (each gradient skipped when its Data is
+    /// null, written instead of added when Overwrite; they have the shapes of q, k and v).</summary>
+    public static void Backward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand dO,
+        AttentionOperand dq, AttentionOperand dk, AttentionOperand dvOut, int batch, int lq, int lk, int d, int dv, float scale)
     {
         int next = 0;
         var work = new BackwardWork(q, k, v, p, dO, dq, dk, dvOut, lq, lk, d, dv, scale, batch, &next);
         ParallelFor.RunRange(Math.Min(batch, Parallelism.MaxThreads), work);
     }
 
-    readonly struct ForwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, float* o,
+    /// <summary>C (m, n) of item i = op(A)·op(B) + beta·C. A C stored transposed is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.</summary>
+    static void Product(AttentionOperand c, long i, bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float beta)
+    {
+        float* pc = c.Data + i * c.Stride;
+        if (!c.Trans) Gemm.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, pc, c.Ld);
+        else Gemm.Sgemm(!transB, !transA, n, m, k, b, ldb, a, lda, beta, pc, c.Ld);
+    }
+
+    readonly struct ForwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
         int lq, int lk, int d, int dv, float scale, int count, int* next) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
@@ -57,7 +72,7 @@ internal static unsafe class AttentionFused
                         // S = Q·Kᵀ (Lq, Lk); P = softmax(scale·S) in place; O = P·V (Lq, Dv)
                         Gemm.Sgemm(q.Trans, !k.Trans, lq, lk, d, q.Data + i * q.Stride, q.Ld, k.Data + i * k.Stride, k.Ld, 0f, s, lk);
                         AttentionSoftmax.ForwardRows(s, 0, lq, lk, scale);
-                        Gemm.Sgemm(false, v.Trans, lq, dv, lk, s, lk, v.Data + i * v.Stride, v.Ld, 0f, o + i * (long)lq * dv, dv);
+                        Product(o, i, false, v.Trans, lq, dv, lk, s, lk, v.Data + i * v.Stride, v.Ld, 0f);
                     }
             }
             finally
@@ -67,30 +82,30 @@ internal static unsafe class AttentionFused
         }
     }
 
-    readonly struct BackwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, float* dO,
-        float* dq, float* dk, float* dvOut, int lq, int lk, int d, int dv, float scale, int count, int* next) : IRangeWorkItem
+    readonly struct BackwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand dO,
+        AttentionOperand dq, AttentionOperand dk, AttentionOperand dvOut, int lq, int lk, int d, int dv, float scale, int count, int* next) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
         {
             long sp = (long)lq * lk;
-            bool needS = dq != null || dk != null;
+            bool needS = dq.Data != null || dk.Data != null;
             float[]? scratch = needS ? ArrayPool<float>.Shared.Rent((int)Math.Max(1, sp)) : null;
             try
             {
                 fixed (float* ds = scratch)
                     for (int i; (i = Interlocked.Increment(ref *next) - 1) < count;)
                     {
-                        float* pi = p + i * sp, doi = dO + i * (long)lq * dv;
-                        if (dvOut != null)      // dV (Lk, Dv) += Pᵀ (Lk, Lq) · dO (Lq, Dv)
-                            Gemm.Sgemm(true, false, lk, dv, lq, pi, lk, doi, dv, 1f, dvOut + i * (long)lk * dv, dv);
+                        float* pi = p + i * sp, doi = dO.Data + i * dO.Stride;
+                        if (dvOut.Data != null)     // dV (Lk, Dv) += Pᵀ (Lk, Lq) · dO (Lq, Dv)
+                            Product(dvOut, i, true, dO.Trans, lk, dv, lq, pi, lk, doi, dO.Ld, dvOut.Beta);
                         if (!needS) continue;
                         // dP (Lq, Lk) = dO (Lq, Dv) · Vᵀ (Dv, Lk), then dS in place
-                        Gemm.Sgemm(false, !v.Trans, lq, lk, dv, doi, dv, v.Data + i * v.Stride, v.Ld, 0f, ds, lk);
+                        Gemm.Sgemm(dO.Trans, !v.Trans, lq, lk, dv, doi, dO.Ld, v.Data + i * v.Stride, v.Ld, 0f, ds, lk);
                         AttentionSoftmax.BackwardRows(pi, ds, 0, lq, lk, scale);
-                        if (dq != null)         // dQ (Lq, D) += dS (Lq, Lk) · K (Lk, D)
-                            Gemm.Sgemm(false, k.Trans, lq, d, lk, ds, lk, k.Data + i * k.Stride, k.Ld, 1f, dq + i * (long)lq * d, d);
-                        if (dk != null)         // dK (Lk, D) += dSᵀ (Lk, Lq) · Q (Lq, D)
-                            Gemm.Sgemm(true, q.Trans, lk, d, lq, ds, lk, q.Data + i * q.Stride, q.Ld, 1f, dk + i * (long)lk * d, d);
+                        if (dq.Data != null)        // dQ (Lq, D) += dS (Lq, Lk) · K (Lk, D)
+                            Product(dq, i, false, k.Trans, lq, d, lk, ds, lk, k.Data + i * k.Stride, k.Ld, dq.Beta);
+                        if (dk.Data != null)        // dK (Lk, D) += dSᵀ (Lk, Lq) · Q (Lq, D)
+                            Product(dk, i, true, q.Trans, lk, d, lq, ds, lk, q.Data + i * q.Stride, q.Ld, dk.Beta);
                     }
             }
             finally

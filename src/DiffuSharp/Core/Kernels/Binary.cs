@@ -71,6 +71,18 @@ internal static unsafe class Binary
         fixed (float* ps = src, pd = dst) Run(new MapWork<AddOp, Copy>(pd, 1, ps, 1, pd), src.Length);
     }
 
+    /// <summary>dst = src, split over threads for long inputs (a parallel memcpy).</summary>
+    public static void CopyInto(ReadOnlySpan<float> src, Span<float> dst)
+    {
+        if (dst.Length < src.Length) throw new ArgumentException("Binary.CopyInto: destination is too short.");
+        fixed (float* ps = src, pd = dst) Run(new CopyWork(ps, pd), src.Length);
+    }
+
+    readonly struct CopyWork(float* src, float* dst) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end) => new ReadOnlySpan<float>(src + begin, end - begin).CopyTo(new Span<float>(dst + begin, end - begin));
+    }
+
     /// <summary>dst += alpha · src.</summary>
     public static void AxpyInPlace(Span<float> dst, float alpha, ReadOnlySpan<float> src)
     {
@@ -114,7 +126,7 @@ internal static unsafe class Binary
     static void Run<T>(T work, int n) where T : struct, IRangeWorkItem
     {
         if (n < Unary.ParallelThreshold) work.Invoke(0, n);
-        else ParallelFor.RunRange(n, work, Unary.ParallelThreshold / 2);
+        else ParallelFor.RunRangeAligned(n, work, Unary.ParallelThreshold / 2, Vector256<float>.Count);
     }
 
     interface IStore { static abstract void Store(float* dst, Vector256<float> v); static abstract void Store(float* dst, float v); }

@@ -27,23 +27,27 @@ public static unsafe partial class Gemm
         for (int jc = 0; jc < n; jc += ncMax)
         {
             int nc = Math.Min(ncMax, n - jc);
-            for (int kb = 0; kb < kBlocks; kb++)
+            for (int e = 0; e < g.KCount; e++)
             {
-                int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
-                bool accumulate = g.Accumulate || kb > 0;
-                // b: op(B)[p0..p0+kc, jc..jc+nc) as kc rows ldb apart.
-                float* b = g.B + p0 * g.Ldb + jc;
-                nint ldb = g.Ldb;
-                if (g.TransB)
+                float* pieceA = g.PieceA(e), pieceB = g.PieceB(e);
+                for (int kb = 0; kb < kBlocks; kb++)
                 {
-                    TransposeBlock(g.B + jc * g.Ldb + p0, g.Ldb, nc, kc, bt);
-                    b = bt;
-                    ldb = nc;
-                }
-                for (int i = 0; i < m; i++)
-                {
-                    float* a = g.TransA ? g.A + p0 * g.Lda + i : g.A + i * g.Lda + p0;   // op(A)[i, p0 + p] = a[p·aStep]
-                    DirectRow(kc, a, aStep, b, ldb, nc, g.C + i * g.Ldc + jc, accumulate);
+                    int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
+                    bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
+                    // b: op(B)[p0..p0+kc, jc..jc+nc) as kc rows ldb apart.
+                    float* b = pieceB + p0 * g.Ldb + jc;
+                    nint ldb = g.Ldb;
+                    if (g.TransB)
+                    {
+                        TransposeBlock(pieceB + jc * g.Ldb + p0, g.Ldb, nc, kc, bt);
+                        b = bt;
+                        ldb = nc;
+                    }
+                    for (int i = 0; i < m; i++)
+                    {
+                        float* a = g.TransA ? pieceA + p0 * g.Lda + i : pieceA + i * g.Lda + p0;   // op(A)[i, p0 + p] = a[p·aStep]
+                        DirectRow(kc, a, aStep, b, ldb, nc, g.C + i * g.Ldc + jc, accumulate);
+                    }
                 }
             }
         }

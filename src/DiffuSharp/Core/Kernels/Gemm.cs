@@ -2,6 +2,8 @@
 // microkernels in Gemm.Microkernel.cs (8×32 Vector512 where AVX-512 is accelerated, else 6×16 / 4×24 Vector256,
 // else a portable Vector128 kernel), an unpacked path for tiny products and m ≤ 4 (Gemm.Direct.cs), and threading
 // over Parallelism.MaxThreads: whole products per thread for batches, else an N (or M) split of one product.
+// A summed product (SgemmSum) runs its K through several pieces lying apart in memory, piece after piece, each cut
+// into K blocks exactly like a plain product of that depth.
 // Determinism: K is cut into blocks that depend only on k and KC, and every element of C is the same FMA chain over
 // each K block added to C block by block, whatever the thread split, tile position, FMA kernel or path. The result
 // bits therefore never depend on the thread count, nor on how many rows share the product.
@@ -43,13 +45,25 @@ public static unsafe partial class Gemm
         float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
         => Run(KernelKind.Auto, Blocking.Default, batch, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC);
 
-    /// <summary>Entry with an explicit kernel and blocking, so tests can run every kernel and every blocking edge.</summary>
+    /// <summary>C (m×n) = beta·C + Σ_e op(A_e)·op(B_e) over <paramref name="count"/> products whose operands lie
+    /// strideA / strideB elements apart: one product whose K runs through the pieces in order (a weight gradient summed
+    /// over the images of a batch, with nothing copied side by side first). Thread-count independent like Sgemm.</summary>
+    public static void SgemmSum(int count, bool transA, bool transB, int m, int n, int k, float* a, int lda, long strideA,
+        float* b, int ldb, long strideB, float beta, float* c, int ldc)
+        => Run(KernelKind.Auto, Blocking.Default, 1, transA, transB, m, n, k, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, count, strideA, strideB);
+
+    /// <summary>Entry with an explicit kernel and blocking, so tests can run every kernel and every blocking edge.
+    /// Each of the <paramref name="batch"/> products sums <paramref name="kCount"/> pieces kStrideA / kStrideB apart.</summary>
     internal static void Run(KernelKind kernel, Blocking blocking, int batch, bool transA, bool transB, int m, int n, int k,
-        float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
+        float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC,
+        int kCount = 1, long kStrideA = 0, long kStrideB = 0)
     {
         Validate(batch, transA, transB, m, n, k, lda, strideA, ldb, strideB, beta, ldc, strideC);
+        if (kCount < 0 || kStrideA < 0 || kStrideB < 0)
+            throw new ArgumentException($"Sgemm: the pieces of a summed product need a non-negative count and strides, got {kCount}, {kStrideA}, {kStrideB}");
         if (batch == 0 || m == 0 || n == 0) return;
-        var g = new Operands(transA, transB, m, n, k, a, lda, b, ldb, beta != 0, c, ldc);
+        if (kCount == 0) k = 0;
+        var g = new Operands(transA, transB, m, n, k, a, lda, b, ldb, beta != 0, c, ldc, Math.Max(kCount, 1), kStrideA, kStrideB);
         if (k == 0)
         {
             if (!g.Accumulate)
@@ -58,7 +72,7 @@ public static unsafe partial class Gemm
                         new Span<float>(c + bi * strideC + (nint)i * ldc, n).Clear();
             return;
         }
-        if (kernel == KernelKind.Auto) kernel = PickKernel(m, n, k);
+        if (kernel == KernelKind.Auto) kernel = PickKernel(m, n, (int)Math.Min(int.MaxValue, (long)k * g.KCount));
         var batched = new Batch(g, batch, strideA, strideB, strideC, blocking);
         switch (kernel)
         {
@@ -103,22 +117,29 @@ public static unsafe partial class Gemm
             throw new ArgumentException($"strideC={strideC} makes the {batch} C blocks (m×n = {m}×{n}, ldc={ldc}) overlap", nameof(strideC));
     }
 
-    /// <summary>One product; Rows/Columns give sub-products that share A or B.</summary>
-    readonly struct Operands(bool transA, bool transB, int m, int n, int k, float* a, nint lda, float* b, nint ldb, bool accumulate, float* c, nint ldc)
+    /// <summary>One product, C (+)= Σ_e op(A + e·KStrideA)·op(B + e·KStrideB) over KCount pieces of depth K (one
+    /// piece for a plain product); Rows/Columns give sub-products that share A or B.</summary>
+    readonly struct Operands(bool transA, bool transB, int m, int n, int k, float* a, nint lda, float* b, nint ldb, bool accumulate, float* c, nint ldc,
+        int kCount, long kStrideA, long kStrideB)
     {
         public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
-        public readonly int M = m, N = n, K = k;
+        public readonly int M = m, N = n, K = k, KCount = kCount;
         public readonly float* A = a, B = b, C = c;
         public readonly nint Lda = lda, Ldb = ldb, Ldc = ldc;
+        public readonly long KStrideA = kStrideA, KStrideB = kStrideB;
 
         public Operands At(long offA, long offB, long offC) =>
-            new(TransA, TransB, M, N, K, A + offA, Lda, B + offB, Ldb, Accumulate, C + offC, Ldc);
+            new(TransA, TransB, M, N, K, A + offA, Lda, B + offB, Ldb, Accumulate, C + offC, Ldc, KCount, KStrideA, KStrideB);
 
         public Operands Rows(int i0, int i1) =>
-            new(TransA, TransB, i1 - i0, N, K, TransA ? A + i0 : A + i0 * Lda, Lda, B, Ldb, Accumulate, C + i0 * Ldc, Ldc);
+            new(TransA, TransB, i1 - i0, N, K, TransA ? A + i0 : A + i0 * Lda, Lda, B, Ldb, Accumulate, C + i0 * Ldc, Ldc, KCount, KStrideA, KStrideB);
 
         public Operands Columns(int j0, int j1) =>
-            new(TransA, TransB, M, j1 - j0, K, A, Lda, TransB ? B + j0 * Ldb : B + j0, Ldb, Accumulate, C + j0, Ldc);
+            new(TransA, TransB, M, j1 - j0, K, A, Lda, TransB ? B + j0 * Ldb : B + j0, Ldb, Accumulate, C + j0, Ldc, KCount, KStrideA, KStrideB);
+
+        /// <summary>A and B of piece e of a summed product.</summary>
+        public float* PieceA(int e) => A + e * KStrideA;
+        public float* PieceB(int e) => B + e * KStrideB;
     }
 
     readonly struct Batch(Operands g, int count, long strideA, long strideB, long strideC, Blocking blocking)
@@ -160,7 +181,7 @@ public static unsafe partial class Gemm
     static void Dispatch<TP>(in Batch batch) where TP : struct, IProductKernel
     {
         int threads = Parallelism.MaxThreads;
-        long work = (long)batch.G.M * batch.G.N * batch.G.K;
+        long work = (long)batch.G.M * batch.G.N * batch.G.K * batch.G.KCount;
         int first = 0;
         int next = 0;
         if (threads > 1 && batch.Count >= threads && work * batch.Count >= ParallelThreshold)
@@ -228,7 +249,7 @@ public static unsafe partial class Gemm
         int mBlocks = (m + mcCap - 1) / mcCap, nBlocks = (n + ncCap - 1) / ncCap;
         int mc0 = (int)RoundUp((m + mBlocks - 1) / mBlocks, mr), nc0 = (int)RoundUp((n + nBlocks - 1) / nBlocks, nr);
         // When all of A is one MC block it is packed once, for every K block, and reused by every NC block.
-        bool packAOnce = mBlocks == 1 && nBlocks > 1;
+        bool packAOnce = mBlocks == 1 && nBlocks > 1 && g.KCount == 1;
         float* pa = Scratch(ref t_packA, ref t_capA, (nuint)((packAOnce ? (long)mc0 * k : (long)mc0 * kcMax) + PackSlack));
         float* pb = Scratch(ref t_packB, ref t_capB, (nuint)((long)nc0 * kcMax));
         float* tile = stackalloc float[TK.MR * TK.NR];
@@ -236,17 +257,21 @@ public static unsafe partial class Gemm
         for (int jc = 0; jc < n; jc += nc0)
         {
             int nc = Math.Min(nc0, n - jc);
-            for (int kb = 0; kb < kBlocks; kb++)
+            for (int e = 0; e < g.KCount; e++)
             {
-                int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
-                PackB<TK>(g.TransB, g.B, g.Ldb, p0, kc, jc, nc, pb);
-                bool accumulate = g.Accumulate || kb > 0;
-                for (int ic = 0; ic < m; ic += mc0)
+                float* pieceA = g.PieceA(e), pieceB = g.PieceB(e);
+                for (int kb = 0; kb < kBlocks; kb++)
                 {
-                    int mc = Math.Min(mc0, m - ic);
-                    float* aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
-                    if (!packAOnce || jc == 0) PackA<TK>(g.TransA, g.A, g.Lda, ic, mc, p0, kc, aBlock);
-                    Macro<TK>(mc, nc, kc, aBlock, pb, g.C + ic * g.Ldc + jc, g.Ldc, accumulate, tile);
+                    int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
+                    PackB<TK>(g.TransB, pieceB, g.Ldb, p0, kc, jc, nc, pb);
+                    bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
+                    for (int ic = 0; ic < m; ic += mc0)
+                    {
+                        int mc = Math.Min(mc0, m - ic);
+                        float* aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
+                        if (!packAOnce || jc == 0) PackA<TK>(g.TransA, pieceA, g.Lda, ic, mc, p0, kc, aBlock);
+                        Macro<TK>(mc, nc, kc, aBlock, pb, g.C + ic * g.Ldc + jc, g.Ldc, accumulate, tile);
+                    }
                 }
             }
         }

@@ -19,9 +19,9 @@ internal interface INormActivation
     static abstract bool IsIdentity { get; }
     static abstract float Forward(float z);
     static abstract Vector256<float> Forward(Vector256<float> z);
-    /// <summary>dz from dy, given the pre-activation z.</summary>
-    static abstract float Backward(float dy, float z);
-    static abstract Vector256<float> Backward(Vector256<float> dy, Vector256<float> z);
+    /// <summary>dz from dy, given the pre-activation z and the forward's output y = act(z).</summary>
+    static abstract float Backward(float dy, float z, float y);
+    static abstract Vector256<float> Backward(Vector256<float> dy, Vector256<float> z, Vector256<float> y);
 }
 
 /// <summary>y = z</summary>
@@ -30,26 +30,36 @@ internal readonly struct IdentityActivation : INormActivation
     public static bool IsIdentity => true;
     public static float Forward(float z) => z;
     public static Vector256<float> Forward(Vector256<float> z) => z;
-    public static float Backward(float dy, float z) => dy;
-    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z) => dy;
+    public static float Backward(float dy, float z, float y) => dy;
+    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z, Vector256<float> y) => dy;
 }
 
-/// <summary>y = z·σ(z), dz = dy·σ(z)·(1 + z·(1 − σ(z)))</summary>
+/// <summary>y = z·σ(z), dz = dy·(σ + z·σ·(1 − σ)) = dy·(σ + y·(1 − σ)) with σ = y/z read back from the forward's
+/// output: one division instead of an exponential. y = fl(z·σ), so y/z is σ to within an ulp or two for any z not
+/// within 2⁻⁶⁰ of 0, where σ = ½ to far better than float precision.</summary>
 internal readonly struct SiluActivation : INormActivation
 {
+    const float Tiny = 8.6736174e-19f;                    // 2⁻⁶⁰
+
     public static bool IsIdentity => false;
     public static float Forward(float z) => SiluOp.Invoke(z);
     public static Vector256<float> Forward(Vector256<float> z) => SiluOp.Invoke(z);
-    public static float Backward(float dy, float z)
+    public static float Backward(float dy, float z, float y)
     {
-        float s = 1f / (1f + MathF.Exp(-z));
-        return dy * s * (1f + z * (1f - s));
+        float s = Math.Abs(z) > Tiny ? y / z : 0.5f;
+        return dy * MathF.FusedMultiplyAdd(y, 1f - s, s);
     }
-    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z)
+    public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z, Vector256<float> y)
     {
-        var one = Vector256<float>.One;
-        var s = one / (one + Vector256.Exp(-z));
-        return dy * s * (one + z * (one - s));
+        var s = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Abs(z), Vector256.Create(Tiny)), y / z, Vector256.Create(0.5f));
+        return dy * Vector256.FusedMultiplyAdd(y, Vector256<float>.One - s, s);
+    }
+
+    /// <summary>dz from z alone, σ by its definition: the reference for <see cref="Backward(float, float, float)"/>.</summary>
+    internal static float BackwardReference(float dy, float z)
+    {
+        double sg = 1.0 / (1.0 + Math.Exp(-(double)z));
+        return (float)(dy * sg * (1.0 + z * (1.0 - sg)));
     }
 }
 
@@ -73,12 +83,12 @@ internal static unsafe partial class Norm
     /// <summary>Backward of <see cref="GroupNormForward{TAct}"/>. With dz = dy·act'(z) and x̂ = (x − μ)·rstd:
     /// writes sumDzXhat[n, c] = Σ_s dz·x̂ and sumDz[n, c] = Σ_s dz (the weight and bias gradients before the
     /// reduction over the batch) and, when dx is not null, adds dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
-    /// with dx̂ = dz·γ.</summary>
-    public static void GroupNormBackward<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
-        float* dx, double* sumDzXhat, double* sumDz, int n, int c, int s, int groups) where TAct : struct, INormActivation
+    /// with dx̂ = dz·γ (or writes dx = … when not <paramref name="accumulate"/>).</summary>
+    public static void GroupNormBackward<TAct>(float* x, float* y, float* dy, float* gamma, float* beta, float* mean, float* rstd,
+        float* dx, double* sumDzXhat, double* sumDz, int n, int c, int s, int groups, bool accumulate = true) where TAct : struct, INormActivation
     {
         int block = c / groups * s;
-        var work = new GroupNormBackwardWork<TAct>(x, dy, gamma, beta, mean, rstd, dx, sumDzXhat, sumDz, c, s, groups);
+        var work = new GroupNormBackwardWork<TAct>(x, y, dy, gamma, beta, mean, rstd, dx, sumDzXhat, sumDz, c, s, groups, accumulate);
         ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
     }
 
@@ -122,8 +132,8 @@ internal static unsafe partial class Norm
         }
     }
 
-    readonly struct GroupNormBackwardWork<TAct>(float* x, float* dy, float* gamma, float* beta, float* mean, float* rstd,
-        float* dx, double* sumDzXhat, double* sumDz, int c, int s, int groups) : IRangeWorkItem where TAct : struct, INormActivation
+    readonly struct GroupNormBackwardWork<TAct>(float* x, float* y, float* dy, float* gamma, float* beta, float* mean, float* rstd,
+        float* dx, double* sumDzXhat, double* sumDz, int c, int s, int groups, bool accumulate) : IRangeWorkItem where TAct : struct, INormActivation
     {
         public void Invoke(int begin, int end)
         {
@@ -145,7 +155,7 @@ internal static unsafe partial class Norm
         {
             int b = pair / groups, g = pair % groups;
             long at = ((long)b * c + g * cg) * s;
-            float* xb = x + at, dyb = dy + at;
+            float* xb = x + at, yb = y + at, dyb = dy + at;
             float* dz = TAct.IsIdentity ? dyb : dzScratch;
             var m = Centre.Load(mean + 2 * pair);
             float rs = rstd[pair];
@@ -155,7 +165,7 @@ internal static unsafe partial class Norm
             {
                 int ch = g * cg + k;
                 float* xc = xb + (long)k * s, dzc = dz + (long)k * s;
-                GradSumsRow<TAct>(xc, dyb + (long)k * s, dzc, s, m, rs * gamma[ch], beta[ch], out double sDz, out double sDzXc);
+                GradSumsRow<TAct>(xc, yb + (long)k * s, dyb + (long)k * s, dzc, s, m, rs * gamma[ch], beta[ch], out double sDz, out double sDzXc);
                 long nc = (long)b * c + ch;
                 sumDz[nc] = sDz;
                 sumDzXhat[nc] = sDzXc * rs;
@@ -170,7 +180,8 @@ internal static unsafe partial class Norm
             {
                 int ch = g * cg + k;
                 long off = (long)k * s;
-                InputGradRow(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
+                if (accumulate) InputGradRow<Accumulating>(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
+                else InputGradRow<Writing>(xb + off, dz + off, dx + at + off, s, m, rs * gamma[ch], k2, k0);
             }
         }
     }
@@ -219,9 +230,10 @@ internal static unsafe partial class Norm
         for (; i < len; i++) y[i] = TAct.Forward(MathF.FusedMultiplyAdd(m.Sub(x[i]), a, b));
     }
 
-    /// <summary>Over one channel row: dz = act'(z)·dy with z = (x − μ)·a + b recomputed (stored to dz unless the
-    /// activation is the identity, when dz is dy), and Σ dz, Σ dz·(x − μ) with products and sums in double.</summary>
-    static void GradSumsRow<TAct>(float* x, float* dy, float* dz, int len, Centre m, float a, float b,
+    /// <summary>Over one channel row: dz = act'(z)·dy with z = (x − μ)·a + b recomputed and y the forward's output
+    /// (stored to dz unless the activation is the identity, when dz is dy and y is not read), and Σ dz, Σ dz·(x − μ)
+    /// with products and sums in double.</summary>
+    static void GradSumsRow<TAct>(float* x, float* y, float* dy, float* dz, int len, Centre m, float a, float b,
         out double sumDz, out double sumDzXc) where TAct : struct, INormActivation
     {
         var va = Vector256.Create(a); var vb = Vector256.Create(b);
@@ -234,7 +246,7 @@ internal static unsafe partial class Norm
             var g = Vector256.Load(dy + i);
             if (!TAct.IsIdentity)
             {
-                g = TAct.Backward(g, Vector256.FusedMultiplyAdd(xc, va, vb));
+                g = TAct.Backward(g, Vector256.FusedMultiplyAdd(xc, va, vb), Vector256.Load(y + i));
                 g.Store(dz + i);
             }
             var g0 = Vector256.WidenLower(g); var g1 = Vector256.WidenUpper(g);
@@ -247,13 +259,13 @@ internal static unsafe partial class Norm
         for (; i < len; i++)
         {
             float xc = m.Sub(x[i]), g = dy[i];
-            if (!TAct.IsIdentity) dz[i] = g = TAct.Backward(g, MathF.FusedMultiplyAdd(xc, a, b));
+            if (!TAct.IsIdentity) dz[i] = g = TAct.Backward(g, MathF.FusedMultiplyAdd(xc, a, b), y[i]);
             sumDz += g; sumDzXc += (double)g * xc;
         }
     }
 
-    /// <summary>dx += a·dz + k2·(x − μ) + k0 over one channel row.</summary>
-    static void InputGradRow(float* x, float* dz, float* dx, int len, Centre m, float a, float k2, float k0)
+    /// <summary>dx (+)= a·dz + k2·(x − μ) + k0 over one channel row.</summary>
+    static void InputGradRow<TStore>(float* x, float* dz, float* dx, int len, Centre m, float a, float k2, float k0) where TStore : struct, IGradStore
     {
         var va = Vector256.Create(a);
         var v2 = Vector256.Create(k2); var v0 = Vector256.Create(k0);
@@ -261,10 +273,26 @@ internal static unsafe partial class Norm
         for (; i + 8 <= len; i += 8)
         {
             var t = Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), v2, v0);
-            t = Vector256.FusedMultiplyAdd(Vector256.Load(dz + i), va, t);
-            (Vector256.Load(dx + i) + t).Store(dx + i);
+            TStore.Store(dx + i, Vector256.FusedMultiplyAdd(Vector256.Load(dz + i), va, t));
         }
-        for (; i < len; i++) dx[i] += MathF.FusedMultiplyAdd(dz[i], a, MathF.FusedMultiplyAdd(m.Sub(x[i]), k2, k0));
+        for (; i < len; i++) TStore.Store(dx + i, MathF.FusedMultiplyAdd(dz[i], a, MathF.FusedMultiplyAdd(m.Sub(x[i]), k2, k0)));
+    }
+
+    /// <summary>How a backward row lands in a gradient: added to it, or written into a fresh one.</summary>
+    internal interface IGradStore { static abstract void Store(float* dst, Vector256<float> v); static abstract void Store(float* dst, float v); }
+
+    /// <summary>dst += v</summary>
+    internal readonly struct Accumulating : IGradStore
+    {
+        public static void Store(float* dst, Vector256<float> v) => (Vector256.Load(dst) + v).Store(dst);
+        public static void Store(float* dst, float v) => *dst += v;
+    }
+
+    /// <summary>dst = v</summary>
+    internal readonly struct Writing : IGradStore
+    {
+        public static void Store(float* dst, Vector256<float> v) => v.Store(dst);
+        public static void Store(float* dst, float v) => *dst = v;
     }
 
     /// <summary>μ as an unevaluated float sum hi + lo. x − μ is computed as (x − hi) − lo: x − hi is exact for x within a

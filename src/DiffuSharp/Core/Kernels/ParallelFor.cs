@@ -83,6 +83,20 @@ public static class ParallelFor
         }
     }
 
+    /// <summary><see cref="RunRange{T}"/> with every boundary between ranges a multiple of <paramref name="align"/>. A
+    /// kernel with a vector body and a scalar tail (whose Exp, Log, … may round differently) then treats every element
+    /// but the last few of the whole input the same way, whatever the thread count.</summary>
+    public static void RunRangeAligned<T>(int count, in T op, int minPerThread, int align) where T : struct, IRangeWorkItem
+    {
+        if (count <= 0) return;
+        RunRange((count + align - 1) / align, new Aligned<T>(op, count, align), Math.Max(1, minPerThread / align));
+    }
+
+    readonly struct Aligned<T>(T op, int count, int align) : IRangeWorkItem where T : struct, IRangeWorkItem
+    {
+        public void Invoke(int begin, int end) => op.Invoke(begin * align, (int)Math.Min((long)end * align, count));
+    }
+
     /// <summary>Ranges per thread: enough that a late thread's share is picked up by the others, few enough that
     /// per-range set-up (packing, statistics) stays small.</summary>
     const int ChunksPerThread = 2;

@@ -18,6 +18,30 @@ internal static class Strided
     public static void ScatterAdd(ReadOnlySpan<float> src, float[] dst, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
         => Walk<ScatterAddOp>(dst, offset, shape, strides, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(src), src.Length));
 
+    /// <summary>dst[o·dstStride + i] = (or +=) src[o·srcStride + i] for o &lt; outer, i &lt; len: block copies (a concat and
+    /// its backward), split over threads by block.</summary>
+    public static unsafe void CopyBlocks(float* src, long srcStride, float* dst, long dstStride, int outer, int len, bool accumulate)
+    {
+        if (outer <= 0 || len <= 0) return;
+        var work = new BlockWork(src, srcStride, dst, dstStride, len, accumulate);
+        if ((long)outer * len < Unary.ParallelThreshold) work.Invoke(0, outer);
+        else ParallelFor.RunRange(outer, work, Math.Max(1, Unary.ParallelThreshold / 2 / len));
+    }
+
+    readonly unsafe struct BlockWork(float* src, long srcStride, float* dst, long dstStride, int len, bool accumulate) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end)
+        {
+            for (int o = begin; o < end; o++)
+            {
+                var from = new ReadOnlySpan<float>(src + o * srcStride, len);
+                var to = new Span<float>(dst + o * dstStride, len);
+                if (accumulate) Binary.AddInPlace(to, from);
+                else from.CopyTo(to);
+            }
+        }
+    }
+
     interface IStridedOp { static abstract void Run(ref float strided, int stride, ref float dense, int n); }
 
     readonly struct GatherOp : IStridedOp
@@ -43,9 +67,15 @@ internal static class Strided
         public static void Run(ref float s, int stride, ref float d, int n)
         {
             if (stride == 1) Binary.AddInPlace(MemoryMarshal.CreateSpan(ref s, n), MemoryMarshal.CreateReadOnlySpan(ref d, n));
-            else if (stride == 0) { double acc = 0; for (int i = 0; i < n; i++) acc += Unsafe.Add(ref d, i); s += (float)acc; }   // double: long sums stay exact to float precision
+            else if (stride == 0) s += (float)RowSum(ref d, n);   // an expand's gradient: the run summed into one element
             else for (int i = 0; i < n; i++) Unsafe.Add(ref s, (nint)i * stride) += Unsafe.Add(ref d, i);
         }
+    }
+
+    /// <summary>Σ of n floats in double (long sums stay exact to float precision), with SIMD.</summary>
+    static unsafe double RowSum(ref float d, int n)
+    {
+        fixed (float* p = &d) return Norm.Sum(p, n);
     }
 
     static void Walk<TOp>(float[] strided, int offset, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, Span<float> dense) where TOp : struct, IStridedOp

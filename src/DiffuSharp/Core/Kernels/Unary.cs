@@ -20,7 +20,7 @@ internal static unsafe class Unary
         {
             var work = new MapWork<TOp>(px, pd);
             if (x.Length < ParallelThreshold) work.Invoke(0, x.Length);
-            else ParallelFor.RunRange(x.Length, work, ParallelThreshold / 2);
+            else ParallelFor.RunRangeAligned(x.Length, work, ParallelThreshold / 2, Vector256<float>.Count);
         }
     }
 
