@@ -229,6 +229,32 @@ public unsafe class ConvLanesTests
     }
 
     [Fact]
+    public void Conv2d_on_the_lane_path_writes_a_fresh_input_gradient_and_adds_to_an_existing_one()
+    {
+        if (!ConvLanes.IsSupported(new ConvGeometry(3, 7, 7, 3, 3, 1, 1))) return;
+        bool old = ConvLanes.Forced;
+        try
+        {
+            ConvLanes.Forced = true;
+            var rng = new Rng(16);
+            var x = GradCheck.Randn(rng, 18, 3, 7, 7).RequireGrad();
+            var wt = GradCheck.Randn(rng, 4, 3, 3, 3).RequireGrad();
+            var up = GradCheck.Randn(rng, 18, 4, 7, 7);
+            (Tensor.Conv2d(x, wt, null, 1, 1) * up).Sum().Backward();          // x.Grad written fresh
+            var once = x.Grad!.ToArray();
+            (Tensor.Conv2d(x, wt, null, 1, 1) * up).Sum().Backward();          // and then added to
+            var twice = x.Grad!.ToArray();
+            for (int i = 0; i < once.Length; i++) Assert.Equal(2 * once[i], twice[i], 1e-4f * (1 + Math.Abs(2 * once[i])));
+            // a non-leaf input: its gradient flows on into x through the fresh buffer
+            x.Grad = null;
+            var h = x * 2f;
+            (Tensor.Conv2d(h, wt, null, 1, 1) * up).Sum().Backward();
+            for (int i = 0; i < once.Length; i++) Assert.Equal(2 * once[i], x.Grad!.Data[i], 1e-4f * (1 + Math.Abs(2 * once[i])));
+        }
+        finally { ConvLanes.Forced = old; }
+    }
+
+    [Fact]
     public void Conv2d_on_the_lane_path_matches_finite_differences()
     {
         if (!ConvLanes.IsSupported(new ConvGeometry(3, 5, 4, 3, 3, 1, 1))) return;

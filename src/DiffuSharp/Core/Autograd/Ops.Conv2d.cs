@@ -153,8 +153,10 @@ internal static unsafe partial class Ops
                     fixed (float* pdb = bias.GradData()) Im2Col.BiasGrad(pdy, batch, cout, hw, pdb);
                 if (lanesBackward)
                 {
-                    fixed (float* pdx = needX ? x.GradData() : default, pdw = needW ? weight.GradData() : default)
-                        LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw);
+                    bool freshDx = needX && x.Grad is null;                                // written, not added
+                    fixed (float* pdx = !needX ? default : freshDx ? x.UninitializedGradData() : x.GradData(),
+                           pdw = needW ? weight.GradData() : default)
+                        LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw, accumulateDx: !freshDx);
                     return;
                 }
                 if (g.IsPointwise)
@@ -273,10 +275,10 @@ internal static unsafe partial class Ops
         }
     }
 
-    /// <summary>dx (count, cin, H, W) += conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
+    /// <summary>dx (count, cin, H, W) += (or = without accumulateDx) conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
     /// dx or dw null when not wanted. Each group's dy is laid out in lanes once for both; the groups add into dW in
     /// order, so the sum does not depend on the thread count.</summary>
-    static void LanesBackward(float* x, float* dy, int count, in ConvGeometry g, float* w, int cout, float* dx, float* dw)
+    static void LanesBackward(float* x, float* dy, int count, in ConvGeometry g, float* w, int cout, float* dx, float* dw, bool accumulateDx)
     {
         int cin = g.C, hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(cin, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
@@ -301,7 +303,7 @@ internal static unsafe partial class Ops
                     if (dx != null)
                     {
                         ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);                                   // (cin, H, W, lanes)
-                        ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulate: true);
+                        ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulateDx);
                     }
                 }
             }
