@@ -45,23 +45,7 @@ public unsafe class ConvDirectTests
         var x = new float[batch * cin * h * w]; rng.FillNormal(x);
         var dy = new float[batch * cout * h * w]; rng.FillNormal(dy);
         var dw = new float[cout * cin * 9]; rng.FillNormal(dw);
-        var expect = new double[dw.Length];
-        for (int i = 0; i < dw.Length; i++) expect[i] = dw[i];
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < cout; o++)
-                for (int c = 0; c < cin; c++)
-                    for (int t = 0; t < 9; t++)
-                    {
-                        double s = 0;
-                        for (int oy = 0; oy < h; oy++)
-                            for (int ox = 0; ox < w; ox++)
-                            {
-                                int iy = oy + t / 3 - 1, ix = ox + t % 3 - 1;
-                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                                s += (double)dy[((b * cout + o) * h + oy) * w + ox] * x[((b * cin + c) * h + iy) * w + ix];
-                            }
-                        expect[(o * cin + c) * 9 + t] += s;
-                    }
+        var expect = ConvReference.WeightGrad3x3(dw, x, dy, batch, cin, cout, h, w);
         var xp = new float[ConvDirect.PaddedFloats(g, batch)];
         var dyz = new float[ConvDirect.PaddedRowsFloats(g, batch, cout)];
         dyz.AsSpan().Fill(float.NaN);

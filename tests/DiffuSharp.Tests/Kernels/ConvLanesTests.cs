@@ -129,19 +129,7 @@ public unsafe class ConvLanesTests
         var x = new float[batch * cin * h * w]; rng.FillNormal(x);
         var dy = new float[batch * cout * h * w]; rng.FillNormal(dy);
         var dw = new float[cout * cin * 9]; rng.FillNormal(dw);
-        var expect = new double[dw.Length];
-        for (int i = 0; i < dw.Length; i++) expect[i] = dw[i];
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < cout; o++)
-                for (int c = 0; c < cin; c++)
-                    for (int t = 0; t < 9; t++)
-                        for (int oy = 0; oy < h; oy++)
-                            for (int ox = 0; ox < w; ox++)
-                            {
-                                int iy = oy + t / 3 - 1, ix = ox + t % 3 - 1;
-                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                                expect[(o * cin + c) * 9 + t] += (double)dy[((b * cout + o) * h + oy) * w + ox] * x[((b * cin + c) * h + iy) * w + ix];
-                            }
+        var expect = ConvReference.WeightGrad3x3(dw, x, dy, batch, cin, cout, h, w);
         var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
         var dyl = new float[ConvLanes.Floats(cout, h, w, 1, lanes)];
         fixed (float* px = x, pdy = dy, pdw = dw, pxl = xl, pdyl = dyl)

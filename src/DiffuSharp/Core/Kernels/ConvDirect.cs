@@ -273,21 +273,22 @@ internal static unsafe class ConvDirect
                     a8 = Vector512.FusedMultiplyAdd(d0, x, a8); b8 = Vector512.FusedMultiplyAdd(d1, x, b8); c8 = Vector512.FusedMultiplyAdd(d2, x, c8);
                 }
             }
-            Set9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
-            if (rows > 1) Set9(dw + ((long)(o + 1) * cin + c) * 9, b0_, b1, b2, b3, b4, b5, b6, b7, b8);
-            if (rows > 2) Set9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
+            Reduce9(dw + ((long)o * cin + c) * 9, add: false, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (rows > 1) Reduce9(dw + ((long)(o + 1) * cin + c) * 9, add: false, b0_, b1, b2, b3, b4, b5, b6, b7, b8);
+            if (rows > 2) Reduce9(dw + ((long)(o + 2) * cin + c) * 9, add: false, c0, c1, c2, c3, c4, c5, c6, c7, c8);
         }
     }
 
-    /// <summary>w[t] = Σ lanes of v_t for the 9 taps of one (o, c). Inlined: a call would make the JIT keep every
-    /// accumulator live across it and spill all 27 to the stack inside the hot loop.</summary>
+    /// <summary>w[t] = (or += with add) Σ lanes of v_t for the 9 taps of one (o, c); shared with ConvLanes. Inlined: a
+    /// call would make the JIT keep every accumulator live across it and spill all 27 to the stack inside the hot loop.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Set9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+    internal static void Reduce9(float* w, bool add, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
         Vector512<float> v4, Vector512<float> v5, Vector512<float> v6, Vector512<float> v7, Vector512<float> v8)
     {
-        w[0] = Vector512.Sum(v0); w[1] = Vector512.Sum(v1); w[2] = Vector512.Sum(v2);
-        w[3] = Vector512.Sum(v3); w[4] = Vector512.Sum(v4); w[5] = Vector512.Sum(v5);
-        w[6] = Vector512.Sum(v6); w[7] = Vector512.Sum(v7); w[8] = Vector512.Sum(v8);
+        if (!add) new Span<float>(w, 9).Clear();
+        w[0] += Vector512.Sum(v0); w[1] += Vector512.Sum(v1); w[2] += Vector512.Sum(v2);
+        w[3] += Vector512.Sum(v3); w[4] += Vector512.Sum(v4); w[5] += Vector512.Sum(v5);
+        w[6] += Vector512.Sum(v6); w[7] += Vector512.Sum(v7); w[8] += Vector512.Sum(v8);
     }
 
     /// <summary>dst[k] = src[k] + bias, or dst[k] += src[k] (accumulate, bias ignored).</summary>

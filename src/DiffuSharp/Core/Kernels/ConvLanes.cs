@@ -376,19 +376,9 @@ internal static unsafe class ConvLanes
                     a8 = Vector512.FusedMultiplyAdd(d0, x, a8); b8 = Vector512.FusedMultiplyAdd(d1, x, b8); c8 = Vector512.FusedMultiplyAdd(d2, x, c8);
                 }
             }
-            Add9(dw + ((long)o * cin + c) * 9, a0, a1, a2, a3, a4, a5, a6, a7, a8);
-            if (rows > 1) Add9(dw + ((long)(o + 1) * cin + c) * 9, b0, b1, b2, b3, b4, b5, b6, b7, b8);
-            if (rows > 2) Add9(dw + ((long)(o + 2) * cin + c) * 9, c0, c1, c2, c3, c4, c5, c6, c7, c8);
+            ConvDirect.Reduce9(dw + ((long)o * cin + c) * 9, add: true, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (rows > 1) ConvDirect.Reduce9(dw + ((long)(o + 1) * cin + c) * 9, add: true, b0, b1, b2, b3, b4, b5, b6, b7, b8);
+            if (rows > 2) ConvDirect.Reduce9(dw + ((long)(o + 2) * cin + c) * 9, add: true, c0, c1, c2, c3, c4, c5, c6, c7, c8);
         }
-    }
-
-    /// <summary>w[t] += Σ lanes of v_t for the 9 taps of one (o, c); inlined so no accumulator is spilled around a call.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Add9(float* w, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
-        Vector512<float> v4, Vector512<float> v5, Vector512<float> v6, Vector512<float> v7, Vector512<float> v8)
-    {
-        w[0] += Vector512.Sum(v0); w[1] += Vector512.Sum(v1); w[2] += Vector512.Sum(v2);
-        w[3] += Vector512.Sum(v3); w[4] += Vector512.Sum(v4); w[5] += Vector512.Sum(v5);
-        w[6] += Vector512.Sum(v6); w[7] += Vector512.Sum(v7); w[8] += Vector512.Sum(v8);
     }
 }
