@@ -1,4 +1,5 @@
-// Direct 3×3 "same" convolution with the batch in the vector lanes, for small images (7×7, 14×14) on AVX-512.
+// Direct 3×3 "same" convolution with the batch in the vector lanes on AVX-512: the forward of images up to 14×14,
+// dx and dW up to 32×32 (PreferForward, PreferBackward).
 //
 // The NCHW direct kernel (ConvDirect) runs along the pixels of one image: at 7×7 a quarter of its FMAs go to the
 // two padding columns of every row and to the ragged last tile, and two of every three input loads straddle two
@@ -73,7 +74,7 @@ internal static unsafe class ConvLanes
     // ---- NCHW ↔ lanes ----
     // Eight images × eight positions at a time through an 8×8 register transpose (Transpose8); the positions past the
     // last whole block of eight and the images past the last whole group of eight go one float at a time, as all of
-    // them do in the scalar reference (Scalar = true, for tests).
+    // them do in the scalar reference (ScalarTransposes = true, for tests).
 
     /// <summary>Tests set this to run the one-float-at-a-time reference of the layout changes.</summary>
     internal static bool ScalarTransposes;
