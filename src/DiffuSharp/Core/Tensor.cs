@@ -184,6 +184,15 @@ public sealed partial class Tensor
         return NewGrad(zeroed: false);
     }
 
+    /// <summary>The gradient buffer for a backward that covers every element: the existing one to add into
+    /// (accumulate = true), or, when there is none yet, a new one with undefined contents to write (accumulate = false,
+    /// no zeroing pass).</summary>
+    internal Span<float> GradForWrite(out bool accumulate)
+    {
+        accumulate = Grad is not null;
+        return accumulate ? GradData() : NewGrad(zeroed: false);
+    }
+
     /// <summary>Allocates the gradient buffer: a leaf's with the scope suspended (it outlives the step), a non-leaf's
     /// pooled and marked as one that Backward may release early.</summary>
     Span<float> NewGrad(bool zeroed)

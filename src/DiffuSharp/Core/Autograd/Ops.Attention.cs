@@ -107,10 +107,10 @@ internal static unsafe partial class Ops
             try
             {
                 if (y.Count == 0) return;
-                bool fresh = qkv.Grad is null;                       // dq, dk, dv then cover all of it: written, not added
-                fixed (float* px = qkv.Data, pp = p, pd = dy.Data, pg = fresh ? qkv.UninitializedGradData() : qkv.GradData())
-                    AttentionFused.Backward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(pd), Grad(pg, 0, fresh), Grad(pg, 1, fresh),
-                        Grad(pg, 2, fresh), batch, t, t, ch, ch, scale);
+                var grad = qkv.GradForWrite(out bool accumulate);    // dq, dk, dv cover all of it: a fresh one is written, not added
+                fixed (float* px = qkv.Data, pp = p, pd = dy.Data, pg = grad)
+                    AttentionFused.Backward(Part(px, 0), Part(px, 1), Part(px, 2), pp, Out(pd), Grad(pg, 0, !accumulate), Grad(pg, 1, !accumulate),
+                        Grad(pg, 2, !accumulate), batch, t, t, ch, ch, scale);
             }
             finally
             {

@@ -10,7 +10,7 @@
 // the work across threads. The chunk size depends only on the shapes, never on the thread count, so dW (summed
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
-// Kernels/ConvLanes.cs, which put the batch in the vector lanes: the forward at 7×7, dx and dW up to 14×14.
+// Kernels/ConvLanes.cs, which put the batch in the vector lanes: the forward up to 14×14, dx and dW up to 32×32.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix, and its backward
 // reads dy and x in place (dx per image, dW as one GEMM summed over the images).
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
@@ -100,7 +100,7 @@ internal static unsafe partial class Ops
                     if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
                     Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
                 }
-                else if (lanesForward) LanesConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
+                else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, py);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
@@ -153,10 +153,10 @@ internal static unsafe partial class Ops
                     fixed (float* pdb = bias.GradData()) Im2Col.BiasGrad(pdy, batch, cout, hw, pdb);
                 if (lanesBackward)
                 {
-                    bool freshDx = needX && x.Grad is null;                                // written, not added
-                    fixed (float* pdx = !needX ? default : freshDx ? x.UninitializedGradData() : x.GradData(),
-                           pdw = needW ? weight.GradData() : default)
-                        LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw, accumulateDx: !freshDx);
+                    bool accumulateDx = false;                                             // a fresh dx is written, not added
+                    var dxData = needX ? x.GradForWrite(out accumulateDx) : default;
+                    fixed (float* pdx = dxData, pdw = needW ? weight.GradData() : default)
+                        LanesBackward(px, pdy, batch, g, pw, cout, pdx, pdw, accumulateDx);
                     return;
                 }
                 if (g.IsPointwise)
@@ -166,9 +166,8 @@ internal static unsafe partial class Ops
                     // whose K runs through the images in place
                     if (needX)
                     {
-                        bool fresh = x.Grad is null;
-                        fixed (float* pdx = fresh ? x.UninitializedGradData() : x.GradData())
-                            Gemm.SgemmBatched(batch, true, false, cin, hw, cout, pw, cin, 0, pdy, hw, yImage, fresh ? 0f : 1f, pdx, hw, xImage);
+                        fixed (float* pdx = x.GradForWrite(out bool accumulate))
+                            Gemm.SgemmBatched(batch, true, false, cin, hw, cout, pw, cin, 0, pdy, hw, yImage, accumulate ? 1f : 0f, pdx, hw, xImage);
                     }
                     if (needW)
                         fixed (float* pdw = weight.GradData())
@@ -242,28 +241,27 @@ internal static unsafe partial class Ops
         }
     }
 
-    /// <summary>output (count, outC, H, W) = (or += with accumulate) the 3×3 convolution of input (count, g.C, H, W) with w
-    /// (cout, cin, 3, 3), or with its flipped transpose for dx (outC = cin), plus bias, with the batch in the vector
-    /// lanes, group of images after group of images (ConvLanes.GroupImages).</summary>
-    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, int cin, bool flipTranspose,
-        float* bias, float* output, bool accumulate)
+    /// <summary>output (count, cout, H, W) = the 3×3 convolution of input (count, g.C, H, W) with w (cout, g.C, 3, 3) plus
+    /// bias, with the batch in the vector lanes, group of images after group of images (ConvLanes.GroupImages). dx
+    /// goes through LanesBackward, which lays dy out once for dx and dW.</summary>
+    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* output)
     {
-        int outC = flipTranspose ? cin : cout, hw = g.H * g.W;
-        int group = ConvLanes.GroupImages(Math.Max(g.C, outC), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
+        int hw = g.H * g.W;
+        int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(g.C, g.H, g.W, 1, lanes)));
-        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(outC, g.H, g.W, 0, lanes)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(outC, g.C, 3));
+        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 0, lanes)));
+        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(cout, g.C, 3));
         try
         {
             fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
             {
-                ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose, wpk);                   // [outC/8][C][9][8]
+                ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);          // [cout/8][C][9][8]
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
                     ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, nLanes, xl);     // (C, H + 2, W + 2, lanes)
-                    ConvLanes.Forward(xl, g, nLanes, wpk, outC, yl);                                     // (outC, H, W, lanes)
-                    ConvLanes.FromLanes(yl, n, outC, hw, nLanes, bias, output + (long)b0 * outC * hw, accumulate);
+                    ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);                                     // (cout, H, W, lanes)
+                    ConvLanes.FromLanes(yl, n, cout, hw, nLanes, bias, output + (long)b0 * cout * hw, accumulate: false);
                 }
             }
         }

@@ -133,9 +133,8 @@ internal static unsafe partial class Ops
                 int chunk = t.ShapeSpan[ax] * inner;
                 if (t.RequiresGrad)
                 {
-                    bool fresh = t.Grad is null;
-                    fixed (float* src = dy.Data, g = fresh ? t.UninitializedGradData() : t.GradData())
-                        Strided.CopyBlocks(src + (long)pos * inner, (long)total * inner, g, chunk, outer, chunk, accumulate: !fresh);
+                    fixed (float* src = dy.Data, g = t.GradForWrite(out bool accumulate))
+                        Strided.CopyBlocks(src + (long)pos * inner, (long)total * inner, g, chunk, outer, chunk, accumulate);
                 }
                 pos += t.ShapeSpan[ax];
             }

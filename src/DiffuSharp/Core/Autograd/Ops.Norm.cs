@@ -52,13 +52,14 @@ internal static unsafe partial class Ops
             bool needW = weight is not null && weight.RequiresGrad, needB = bias is not null && bias.RequiresGrad;
             var sumDzXhat = ArrayPool<double>.Shared.Rent(n * c);   // both written for every (b, c) by the kernel
             var sumDz = ArrayPool<double>.Shared.Rent(n * c);
-            bool fresh = x.RequiresGrad && x.Grad is null;           // dx written, not added: no zeroing pass
+            bool accumulate = true;                                  // a fresh dx is written, not added: no zeroing pass
+            var dxData = x.RequiresGrad ? x.GradForWrite(out accumulate) : default;
             fixed (float* px = x.Data, py = y.Data, pd = dy.Data, pg = gamma, pb = beta, pm = mean.Data, pr = rstd.Data)
-            fixed (float* pdx = fresh ? x.UninitializedGradData() : x.RequiresGrad ? x.GradData() : default)
+            fixed (float* pdx = dxData)
             fixed (double* pa = sumDzXhat, pz = sumDz)
             {
-                if (silu) Norm.GroupNormBackward<SiluActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
-                else Norm.GroupNormBackward<IdentityActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate: !fresh);
+                if (silu) Norm.GroupNormBackward<SiluActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate);
+                else Norm.GroupNormBackward<IdentityActivation>(px, py, pd, pg, pb, pm, pr, pdx, pa, pz, n, c, s, groups, accumulate);
                 // The batch reduction runs after the parallel part, in index order: deterministic.
                 if (needW) Norm.ReduceOverBatch(pa, n, c, weight!.GradData());
                 if (needB) Norm.ReduceOverBatch(pz, n, c, bias!.GradData());
