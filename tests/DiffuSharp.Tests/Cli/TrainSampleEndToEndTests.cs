@@ -1,6 +1,7 @@
 // End to end through the command line: train a tiny model for a few steps on 64 real Fashion-MNIST images (a folder
 // of synthetic PNGs when the data set is not installed), stop, resume, then sample with DDIM in 5 steps and check
-// the PNG grid, the .npy and the trajectory strip that come out.
+// the PNG grid, the .npy and the trajectory strip that come out. In the "Parallelism" collection: it compares the
+// bits of two sampling runs, which the kernel-path switches other tests flip would change between them.
 using DiffuSharp.Cli;
 using DiffuSharp.Data;
 using DiffuSharp.Imaging;
@@ -12,6 +13,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Cli;
 
+[Collection("Parallelism")]
 public sealed class TrainSampleEndToEndTests
 {
     [Fact]

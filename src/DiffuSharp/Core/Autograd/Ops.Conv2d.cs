@@ -10,7 +10,8 @@
 // the work across threads. The chunk size depends only on the shapes, never on the thread count, so dW (summed
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
-// Kernels/ConvLanes.cs, which put the batch in the vector lanes: the forward up to 14×14, dx and dW up to 32×32.
+// Kernels/ConvLanes.cs, which put the batch in the vector lanes, up to 32×32: the forward and dx through the Winograd
+// F(2×2, 3×3) kernel of Kernels/ConvWinograd.cs, dW directly.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix, and its backward
 // reads dy and x in place (dx per image, dW as one GEMM summed over the images).
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
@@ -248,19 +249,22 @@ internal static unsafe partial class Ops
     {
         int hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
-        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(g.C, g.H, g.W, 1, lanes)));
+        bool winograd = ConvWinograd.IsSupported(g);
+        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(g.C, g, lanes, winograd)));
         float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 0, lanes)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(cout, g.C, 3));
+        float[] wBuf = ArrayPool<float>.Shared.Rent(winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
         try
         {
             fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
             {
-                ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);          // [cout/8][C][9][8]
+                if (winograd) ConvWinograd.TransformWeights(w, cout, g.C, flipTranspose: false, wpk);  // [16][cout/8][C][8]
+                else ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);            // [cout/8][C][9][8]
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, nLanes, xl);     // (C, H + 2, W + 2, lanes)
-                    ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);                                     // (cout, H, W, lanes)
+                    LaneInput(input + (long)b0 * g.C * hw, n, g.C, g, nLanes, winograd, xl);            // (C, H + 2, W + 2, lanes)
+                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                  // (cout, H, W, lanes)
+                    else ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);
                     ConvLanes.FromLanes(yl, n, cout, hw, nLanes, bias, output + (long)b0 * cout * hw, accumulate: false);
                 }
             }
@@ -273,6 +277,18 @@ internal static unsafe partial class Ops
         }
     }
 
+    /// <summary>Floats of a pad-1 lane tensor of C channels, with the zeros after it that the Winograd kernel reads.</summary>
+    static long LaneInputFloats(int channels, in ConvGeometry g, int lanes, bool winograd) =>
+        ConvLanes.Floats(channels, g.H, g.W, 1, lanes) + (winograd ? ConvWinograd.SlackFloats(g.W, lanes) : 0);
+
+    /// <summary>The pad-1 lane tensor of count images (channels, H, W) into xl, and for the Winograd kernel its slack zeroed.</summary>
+    static void LaneInput(float* x, int count, int channels, in ConvGeometry g, int lanes, bool winograd, float* xl)
+    {
+        ConvLanes.ToLanes(x, count, channels, g.H, g.W, 1, lanes, xl);
+        if (winograd)
+            new Span<float>(xl + ConvLanes.Floats(channels, g.H, g.W, 1, lanes), (int)ConvWinograd.SlackFloats(g.W, lanes)).Clear();
+    }
+
     /// <summary>dx (count, cin, H, W) += (or = without accumulateDx) conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
     /// dx or dw null when not wanted. Each group's dy is laid out in lanes once for both; the groups add into dW in
     /// order, so the sum does not depend on the thread count.</summary>
@@ -281,18 +297,20 @@ internal static unsafe partial class Ops
         int cin = g.C, hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(cin, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var gT = g with { C = cout };                                                      // dy (count, cout, H, W) as the input
-        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 1, lanes)));
+        bool winograd = dx != null && ConvWinograd.IsSupported(g);
+        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(cout, g, lanes, winograd)));
         float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(dx != null ? ConvDirect.PackedWeightFloats(cin, cout, 3) : 0);
+        float[] wBuf = ArrayPool<float>.Shared.Rent(dx == null ? 0 : winograd ? ConvWinograd.TransformedWeightFloats(cin, cout) : ConvDirect.PackedWeightFloats(cin, cout, 3));
         try
         {
             fixed (float* dyl = dylBuf, a = bufA, wpk = wBuf)
             {
-                if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
+                if (winograd) ConvWinograd.TransformWeights(w, cout, cin, flipTranspose: true, wpk);        // [16][cin/8][cout][8]
+                else if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    ConvLanes.ToLanes(dy + (long)b0 * cout * hw, n, cout, g.H, g.W, 1, nLanes, dyl);      // (cout, H + 2, W + 2, lanes)
+                    LaneInput(dy + (long)b0 * cout * hw, n, cout, g, nLanes, winograd, dyl);             // (cout, H + 2, W + 2, lanes)
                     if (dw != null)
                     {
                         ConvLanes.ToLanes(x + (long)b0 * cin * hw, n, cin, g.H, g.W, 1, nLanes, a);       // (cin, H + 2, W + 2, lanes)
@@ -300,7 +318,8 @@ internal static unsafe partial class Ops
                     }
                     if (dx != null)
                     {
-                        ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);                                   // (cin, H, W, lanes)
+                        if (winograd) ConvWinograd.Forward(dyl, gT, nLanes, wpk, cin, a);                  // (cin, H, W, lanes)
+                        else ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);
                         ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulateDx);
                     }
                 }

@@ -1,5 +1,6 @@
-// Direct 3×3 "same" convolution with the batch in the vector lanes on AVX-512: the forward of images up to 14×14,
-// dx and dW up to 32×32 (PreferForward, PreferBackward).
+// Direct 3×3 "same" convolution with the batch in the vector lanes on AVX-512: dW up to 32×32, and the layout the
+// Winograd kernel (ConvWinograd) runs the forward and dx on up to 32×32; without Winograd, the forward up to 14×14
+// and dx up to 32×32 (PreferForward, PreferBackward).
 //
 // The NCHW direct kernel (ConvDirect) runs along the pixels of one image: at 7×7 a quarter of its FMAs go to the
 // two padding columns of every row and to the ragged last tile, and two of every three input loads straddle two
@@ -35,11 +36,14 @@ internal static unsafe class ConvLanes
     public static bool IsSupported(in ConvGeometry g) =>
         !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
 
-    /// <summary>Where the lane forward beats the NCHW direct kernel (and im2col + GEMM): images at most 14 wide. Measured
-    /// at batch 32, 2 threads, best of 30 interleaved runs: 64 channels at 7×7 forward 0.60 ms against 0.90 ms with
-    /// im2col + GEMM; at 14×14 level or better (2.2-3.6 against 2.8-4.1 ms direct, a noisy machine); at 28×28 (32
-    /// channels) 2.27 against 2.11 ms direct, so the direct kernel keeps the forward there.</summary>
-    public static bool PreferForward(in ConvGeometry g, int batch) => IsSupported(g) && (Forced || g.W <= 14 && FillsLanes(batch));
+    /// <summary>Where the lane forward beats the NCHW direct kernel (and im2col + GEMM): with the Winograd kernel
+    /// (ConvWinograd) images up to 32 wide, without it up to 14. Measured at batch 32, 2 threads, best of 20 interleaved
+    /// runs, Winograd / direct lanes / NCHW direct forward: 64 channels at 7×7 0.56 / 0.78 / 1.25 ms, 14×14 1.33 /
+    /// 2.06 / 2.23 ms, 32×32 9.1 / 15.5 / 15.6 ms; 32 channels at 28×28 2.17 / 2.77 / 2.87 ms; 128 channels at 16×16
+    /// 7.0 / 13.0 / 11.6 ms, 8×8 1.6 / 3.3 ms, 4×4 0.66 / 0.91 ms. Without Winograd the direct lane forward lost at
+    /// 28×28 (2.27 against 2.11 ms NCHW), so the NCHW kernel kept the forward there.</summary>
+    public static bool PreferForward(in ConvGeometry g, int batch) =>
+        IsSupported(g) && (Forced || g.W <= (ConvWinograd.IsSupported(g) ? 32 : 14) && FillsLanes(batch));
 
     /// <summary>Where the lane dx and dW beat the direct ones: images at most 32 wide (forward+backward, 2 threads, best
     /// of 20-30 interleaved runs: 28×28 with 32 channels 6.7 ms against 8.5 ms direct; 32×32 with 64 channels 36.7
@@ -206,7 +210,7 @@ internal static unsafe class ConvLanes
     {
         int blocks = (outC + OutBlock - 1) / OutBlock;
         int vectors = g.H * g.W * (lanes / Lane), chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
-        var work = new ForwardWork(xl, g, lanes, wpk, outC, yl, chunks);
+        var work = new ForwardWork(xl, g, lanes, wpk, outC, yl);
         ParallelFor.Run(blocks * chunks, work);
     }
 
@@ -217,7 +221,7 @@ internal static unsafe class ConvLanes
     /// tiles all walk it (a tile over every channel at once would stream its ~100 KB from L2 for each tile).</summary>
     const int ChannelBlockBytes = 24 << 10;
 
-    readonly struct ForwardWork(float* xl, ConvGeometry g, int lanes, float* wpk, int outC, float* yl, int chunks) : IWorkItem
+    readonly struct ForwardWork(float* xl, ConvGeometry g, int lanes, float* wpk, int outC, float* yl) : IWorkItem
     {
         public void Invoke(int index)
         {

@@ -1,0 +1,264 @@
+// Winograd F(2×2, 3×3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) on the
+// lane tensors of ConvLanes: the forward of 3×3 "same" convolutions, and dx (the same with the flipped, transposed
+// kernel), with the batch in the vector lanes.
+//
+// Each 2×2 block of outputs ("tile") of an image needs the 4×4 input patch d around it. In one dimension,
+// y0 = g0·d0 + g1·d1 + g2·d2 and y1 = g0·d1 + g1·d2 + g2·d3 come from four products instead of six:
+//   U = G·g = (g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2),  V = Bᵀ·d = (d0 − d2, d1 + d2, d2 − d1, d1 − d3),
+//   y = Aᵀ·(U ⊙ V) = (M0 + M1 + M2, M1 − M2 − M3).
+// In two dimensions V = Bᵀ d B and U = G g Gᵀ are 4×4, and a tile's outputs are Aᵀ (Σ_c U_c ⊙ V_c) A: 16 products
+// per input channel for 4 outputs instead of 36 — 2.25 times fewer multiply-adds. The sum over input channels is, for
+// each of the 16 positions of the 4×4, a small matrix product (tiles × C_in)·(C_in × C_out), which runs as the direct
+// kernels do: 8 output channels × 3 vectors of tiles in 24 accumulators, per input channel 3 loads and 8 broadcast
+// weights. The transforms are additions only (the halves sit in U, computed once per call), so the result differs from the direct convolution by float rounding alone (a few ulp of the largest term).
+//
+// In the lane layout each pixel is a Vector512 of 16 images, so the transforms are plain vector additions with no
+// shuffles. A "unit" is one tile of one vector of lanes; a work item is a block of units: it transforms their input
+// (all channels, 16 positions) into an L2-resident buffer, runs the 16 products position by position (a position's
+// slice of the block fits L1), and transforms the results into the output lane tensor. Every output is the same sum
+// in the same order whatever the block size or thread count, so results do not depend on either.
+//
+// Odd sizes: the last tile row and column reach one past the padded plane. There the reads land on zeros — row Hp of
+// a plane is row 0 (top padding) of the next, column Wp of a row is column 0 (left padding) of the next row — and
+// past the last plane on SlackFloats of zeros the caller leaves after the lane tensor; outputs past the image are
+// not stored.
+using System.Buffers;
+
+namespace DiffuSharp.Kernels;
+
+internal static unsafe class ConvWinograd
+{
+    const int OutBlock = 8, Lane = 16, Positions = 16;
+
+    /// <summary>Tests set this to turn the Winograd path off (and compare it with the direct lane kernel).</summary>
+    internal static bool Disabled;
+
+    /// <summary>A 3×3 stride-1 padding-1 convolution where the lane kernels run (AVX-512).</summary>
+    public static bool IsSupported(in ConvGeometry g) => !Disabled && ConvLanes.IsSupported(g);
+
+    /// <summary>Zeroed floats the caller leaves after a pad-1 lane tensor of width W (odd sizes read into them).</summary>
+    public static long SlackFloats(int w, int lanes) => (long)(w + 3) * lanes;
+
+    static int Blocks(int outC) => (outC + OutBlock - 1) / OutBlock;
+
+    /// <summary>Floats of the transformed weights for outC output channels from inC input channels.</summary>
+    public static int TransformedWeightFloats(int outC, int inC) => Positions * Blocks(outC) * OutBlock * inC;
+
+    /// <summary>wt[pos][ob][c][r] = (G g Gᵀ)[pos] for g = w[ob·8 + r, c] (zero past outC). With flipTranspose the roles
+    /// swap for dx, as in ConvDirect.PackWeights: outputs are w's input channels and the kernel is mirrored,
+    /// g[i, j] = w[o, ob·8 + r, 2 − i, 2 − j] for input channel o.</summary>
+    public static void TransformWeights(float* w, int cout, int cin, bool flipTranspose, float* wt)
+    {
+        int outC = flipTranspose ? cin : cout;
+        ParallelFor.Run(Blocks(outC), new WeightWork(w, cout, cin, flipTranspose, wt));
+    }
+
+    readonly struct WeightWork(float* w, int cout, int cin, bool flipTranspose, float* wt) : IWorkItem
+    {
+        /// <summary>One block of 8 output channels, the 8 kernels of an input channel at a time as Vector256 lanes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Invoke(int ob)
+        {
+            int outC = flipTranspose ? cin : cout, inC = flipTranspose ? cout : cin, blocks = Blocks(outC);
+            long pos = (long)blocks * inC * OutBlock;                               // floats between positions
+            float* k = stackalloc float[9 * OutBlock];                              // k[tap][r]
+            var half = Vector256.Create(0.5f);
+            for (int c = 0; c < inC; c++)
+            {
+                for (int r = 0; r < OutBlock; r++)
+                {
+                    int o = ob * OutBlock + r;
+                    for (int t = 0; t < 9; t++)
+                        k[t * OutBlock + r] = o >= outC ? 0f
+                            : flipTranspose ? w[((long)c * cin + o) * 9 + (8 - t)] : w[((long)o * cin + c) * 9 + t];
+                }
+                // G k: rows (k0, (k0 + k1 + k2)/2, (k0 − k1 + k2)/2, k2), column by column
+                var k00 = Vector256.Load(k); var k01 = Vector256.Load(k + 8); var k02 = Vector256.Load(k + 16);
+                var k10 = Vector256.Load(k + 24); var k11 = Vector256.Load(k + 32); var k12 = Vector256.Load(k + 40);
+                var k20 = Vector256.Load(k + 48); var k21 = Vector256.Load(k + 56); var k22 = Vector256.Load(k + 64);
+                float* d = wt + ((long)ob * inC + c) * OutBlock;
+                Row(d, pos, half, k00, k01, k02);
+                Row(d + 4 * pos, pos, half, (k00 + k10 + k20) * half, (k01 + k11 + k21) * half, (k02 + k12 + k22) * half);
+                Row(d + 8 * pos, pos, half, (k00 - k10 + k20) * half, (k01 - k11 + k21) * half, (k02 - k12 + k22) * half);
+                Row(d + 12 * pos, pos, half, k20, k21, k22);
+            }
+        }
+
+        /// <summary>(G k Gᵀ)[i, 0..3] from row i of G k: the same combination along the row.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Row(float* d, long pos, Vector256<float> half, Vector256<float> a, Vector256<float> b, Vector256<float> c)
+        {
+            a.Store(d);
+            ((a + b + c) * half).Store(d + pos);
+            ((a - b + c) * half).Store(d + 2 * pos);
+            c.Store(d + 3 * pos);
+        }
+    }
+
+    /// <summary>yl (outC, H·W lanes, unpadded) = conv(xl, w): xl a pad-1 lane tensor of g.C channels followed by
+    /// SlackFloats zeros, wt from <see cref="TransformWeights"/>.</summary>
+    public static void Forward(float* xl, in ConvGeometry g, int lanes, float* wt, int outC, float* yl)
+    {
+        int units = Units(g, lanes), block = BlockUnits(g.C, units);
+        ParallelFor.Run((units + block - 1) / block, new ForwardWork(xl, g, lanes, wt, outC, yl, units, block));
+    }
+
+    /// <summary>Tiles × vectors of lanes.</summary>
+    static int Units(in ConvGeometry g, int lanes) => (g.H + 1) / 2 * ((g.W + 1) / 2) * (lanes / Lane);
+
+    /// <summary>Bytes of one position's slice of a block's transformed input (C_in × block vectors), read once per
+    /// output block: sized to stay in L1.</summary>
+    const int SliceBytes = 32 << 10;
+
+    /// <summary>Units per work item: whole triples, as many as keep a position's slice within SliceBytes, but at
+    /// least four items so both threads stay busy. Depends only on the shapes.</summary>
+    static int BlockUnits(int cin, int units)
+    {
+        int triples = Math.Max(1, SliceBytes / (cin * 3 * Lane * sizeof(float)));
+        triples = Math.Min(triples, Math.Max(1, (units + 2) / 3 / 4));
+        return 3 * triples;
+    }
+
+    /// <summary>Floats between positions in a block's buffers: the channels' slices and one vector more, so that the
+    /// 16 positions of a unit (written and read together by the transforms) do not share an L1 set, as they would at
+    /// a multiple of 4 KB apart.</summary>
+    static long PositionStride(int channels, int block) => (long)channels * block * Lane + Lane;
+
+    readonly struct ForwardWork(float* xl, ConvGeometry g, int lanes, float* wt, int outC, float* yl, int units, int block) : IWorkItem
+    {
+        public void Invoke(int item)
+        {
+            int cin = g.C, blocks = Blocks(outC), outCPad = blocks * OutBlock;
+            int u0 = item * block, n = Math.Min(block, units - u0), padded = (n + 2) / 3 * 3;
+            long slice = (long)block * Lane;                                   // floats between channels in a position's slice
+            long vPos = PositionStride(cin, block), mPos = PositionStride(outCPad, block);
+            float[] vBuf = ArrayPool<float>.Shared.Rent(checked(Positions * (int)vPos));
+            float[] mBuf = ArrayPool<float>.Shared.Rent(checked(Positions * (int)mPos));
+            fixed (float* vb = vBuf, mb = mBuf)
+            {
+                TransformInput(vb, u0, n, padded);
+                for (int p = 0; p < Positions; p++)
+                    for (int ob = 0; ob < blocks; ob++)
+                    {
+                        float* w = wt + ((long)p * blocks + ob) * cin * OutBlock;
+                        float* m = mb + p * mPos + ob * OutBlock * slice;
+                        for (int k = 0; k < padded; k += 3)
+                            Product(vb + p * vPos + k * Lane, cin, slice, w, m + k * Lane);
+                    }
+                TransformOutput(mb, u0, n, outCPad);
+            }
+            ArrayPool<float>.Shared.Return(vBuf);
+            ArrayPool<float>.Shared.Return(mBuf);
+        }
+
+        /// <summary>vb[pos][c][k] = (Bᵀ d B)[pos] for the input patch d of unit u0 + k, zero for k ≥ n.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void TransformInput(float* vb, int u0, int n, int padded)
+        {
+            int v = lanes / Lane, tw = (g.W + 1) / 2, wp = g.W + 2;
+            long plane = (long)(g.H + 2) * wp * lanes, row = (long)wp * lanes, slice = (long)block * Lane, pos = PositionStride(g.C, block);
+            for (int c = 0; c < g.C; c++)
+                for (int k = 0; k < padded; k++)
+                {
+                    float* d = vb + c * slice + k * Lane;
+                    if (k >= n)
+                    {
+                        for (int p = 0; p < Positions; p++) Vector512<float>.Zero.Store(d + p * pos);
+                        continue;
+                    }
+                    int u = u0 + k, t = u / v, ty = t / tw, tx = t % tw;
+                    float* s = xl + c * plane + 2 * ty * row + ((long)2 * tx * lanes + (u % v) * Lane);
+                    // Bᵀ d: column by column down the rows, (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
+                    Column(s, row, out var r00, out var r10, out var r20, out var r30);
+                    Column(s + lanes, row, out var r01, out var r11, out var r21, out var r31);
+                    Column(s + 2 * lanes, row, out var r02, out var r12, out var r22, out var r32);
+                    Column(s + 3 * lanes, row, out var r03, out var r13, out var r23, out var r33);
+                    // (Bᵀ d) B: the same along each row
+                    Row(d, pos, r00, r01, r02, r03);
+                    Row(d + 4 * pos, pos, r10, r11, r12, r13);
+                    Row(d + 8 * pos, pos, r20, r21, r22, r23);
+                    Row(d + 12 * pos, pos, r30, r31, r32, r33);
+                }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Column(float* s, long row, out Vector512<float> t0, out Vector512<float> t1, out Vector512<float> t2, out Vector512<float> t3)
+        {
+            var d0 = Vector512.Load(s); var d1 = Vector512.Load(s + row);
+            var d2 = Vector512.Load(s + 2 * row); var d3 = Vector512.Load(s + 3 * row);
+            t0 = d0 - d2; t1 = d1 + d2; t2 = d2 - d1; t3 = d1 - d3;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Row(float* d, long pos, Vector512<float> t0, Vector512<float> t1, Vector512<float> t2, Vector512<float> t3)
+        {
+            (t0 - t2).Store(d); (t1 + t2).Store(d + pos);
+            (t2 - t1).Store(d + 2 * pos); (t1 - t3).Store(d + 3 * pos);
+        }
+
+        /// <summary>yl[o, 2ty + a, 2tx + b][lanes of unit u] = (Aᵀ M A)[a, b] for M = mb[·][o][k], u = u0 + k, inside the image.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void TransformOutput(float* mb, int u0, int n, int outCPad)
+        {
+            int v = lanes / Lane, tw = (g.W + 1) / 2;
+            long slice = (long)block * Lane, pos = PositionStride(outCPad, block), plane = (long)g.H * g.W * lanes, row = (long)g.W * lanes;
+            for (int o = 0; o < outC; o++)
+                for (int k = 0; k < n; k++)
+                {
+                    float* m = mb + o * slice + k * Lane;
+                    // Aᵀ M: two rows of four
+                    var s00 = Vector512.Load(m) + Vector512.Load(m + 4 * pos) + Vector512.Load(m + 8 * pos);
+                    var s01 = Vector512.Load(m + pos) + Vector512.Load(m + 5 * pos) + Vector512.Load(m + 9 * pos);
+                    var s02 = Vector512.Load(m + 2 * pos) + Vector512.Load(m + 6 * pos) + Vector512.Load(m + 10 * pos);
+                    var s03 = Vector512.Load(m + 3 * pos) + Vector512.Load(m + 7 * pos) + Vector512.Load(m + 11 * pos);
+                    var s10 = Vector512.Load(m + 4 * pos) - Vector512.Load(m + 8 * pos) - Vector512.Load(m + 12 * pos);
+                    var s11 = Vector512.Load(m + 5 * pos) - Vector512.Load(m + 9 * pos) - Vector512.Load(m + 13 * pos);
+                    var s12 = Vector512.Load(m + 6 * pos) - Vector512.Load(m + 10 * pos) - Vector512.Load(m + 14 * pos);
+                    var s13 = Vector512.Load(m + 7 * pos) - Vector512.Load(m + 11 * pos) - Vector512.Load(m + 15 * pos);
+                    int u = u0 + k, t = u / v, y = 2 * (t / tw), x = 2 * (t % tw);
+                    float* d = yl + o * plane + y * row + ((long)x * lanes + (u % v) * Lane);
+                    bool right = x + 1 < g.W;
+                    (s00 + s01 + s02).Store(d);
+                    if (right) (s01 - s02 - s03).Store(d + lanes);
+                    if (y + 1 < g.H)
+                    {
+                        (s10 + s11 + s12).Store(d + row);
+                        if (right) (s11 - s12 - s13).Store(d + row + lanes);
+                    }
+                }
+        }
+    }
+
+    /// <summary>m[r·slice + (0, 16, 32)] = Σ_(c &lt; cin) w[c][r] · x[c·slice + (0, 16, 32)] for the 8 outputs r of a
+    /// block: one position's product for three units.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Product(float* x, int cin, long slice, float* w, float* m)
+    {
+        var a00 = Vector512<float>.Zero; var a01 = a00; var a02 = a00; var a10 = a00; var a11 = a00; var a12 = a00;
+        var a20 = a00; var a21 = a00; var a22 = a00; var a30 = a00; var a31 = a00; var a32 = a00;
+        var a40 = a00; var a41 = a00; var a42 = a00; var a50 = a00; var a51 = a00; var a52 = a00;
+        var a60 = a00; var a61 = a00; var a62 = a00; var a70 = a00; var a71 = a00; var a72 = a00;
+        for (int c = 0; c < cin; c++, x += slice, w += OutBlock)
+        {
+            var x0 = Vector512.Load(x);
+            var x1 = Vector512.Load(x + Lane);
+            var x2 = Vector512.Load(x + 2 * Lane);
+            var b = Vector512.Create(w[0]); a00 = Vector512.FusedMultiplyAdd(b, x0, a00); a01 = Vector512.FusedMultiplyAdd(b, x1, a01); a02 = Vector512.FusedMultiplyAdd(b, x2, a02);
+            b = Vector512.Create(w[1]); a10 = Vector512.FusedMultiplyAdd(b, x0, a10); a11 = Vector512.FusedMultiplyAdd(b, x1, a11); a12 = Vector512.FusedMultiplyAdd(b, x2, a12);
+            b = Vector512.Create(w[2]); a20 = Vector512.FusedMultiplyAdd(b, x0, a20); a21 = Vector512.FusedMultiplyAdd(b, x1, a21); a22 = Vector512.FusedMultiplyAdd(b, x2, a22);
+            b = Vector512.Create(w[3]); a30 = Vector512.FusedMultiplyAdd(b, x0, a30); a31 = Vector512.FusedMultiplyAdd(b, x1, a31); a32 = Vector512.FusedMultiplyAdd(b, x2, a32);
+            b = Vector512.Create(w[4]); a40 = Vector512.FusedMultiplyAdd(b, x0, a40); a41 = Vector512.FusedMultiplyAdd(b, x1, a41); a42 = Vector512.FusedMultiplyAdd(b, x2, a42);
+            b = Vector512.Create(w[5]); a50 = Vector512.FusedMultiplyAdd(b, x0, a50); a51 = Vector512.FusedMultiplyAdd(b, x1, a51); a52 = Vector512.FusedMultiplyAdd(b, x2, a52);
+            b = Vector512.Create(w[6]); a60 = Vector512.FusedMultiplyAdd(b, x0, a60); a61 = Vector512.FusedMultiplyAdd(b, x1, a61); a62 = Vector512.FusedMultiplyAdd(b, x2, a62);
+            b = Vector512.Create(w[7]); a70 = Vector512.FusedMultiplyAdd(b, x0, a70); a71 = Vector512.FusedMultiplyAdd(b, x1, a71); a72 = Vector512.FusedMultiplyAdd(b, x2, a72);
+        }
+        a00.Store(m); a01.Store(m + Lane); a02.Store(m + 2 * Lane); m += slice;
+        a10.Store(m); a11.Store(m + Lane); a12.Store(m + 2 * Lane); m += slice;
+        a20.Store(m); a21.Store(m + Lane); a22.Store(m + 2 * Lane); m += slice;
+        a30.Store(m); a31.Store(m + Lane); a32.Store(m + 2 * Lane); m += slice;
+        a40.Store(m); a41.Store(m + Lane); a42.Store(m + 2 * Lane); m += slice;
+        a50.Store(m); a51.Store(m + Lane); a52.Store(m + 2 * Lane); m += slice;
+        a60.Store(m); a61.Store(m + Lane); a62.Store(m + 2 * Lane); m += slice;
+        a70.Store(m); a71.Store(m + Lane); a72.Store(m + 2 * Lane);
+    }
+}
