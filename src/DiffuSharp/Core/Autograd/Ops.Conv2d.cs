@@ -83,7 +83,7 @@ internal static unsafe partial class Ops
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
         // direct kernels for dx of every supported shape; for the forward and dW only where they beat im2col + GEMM
-        bool lanesForward = ConvLanes.PreferForward(g, batch), lanesBackward = ConvLanes.PreferBackward(g, batch);
+        bool lanesForward = ConvLanes.PreferForward(g, cout, batch), lanesBackward = ConvLanes.PreferBackward(g, batch);
         bool direct = ConvDirect.IsSupported(g), directFwd = direct && ConvDirect.PreferForward(g);
         bool directDw = directFwd && ConvDirect.WeightGradSupported(g);
         // one chunking for forward and backward (so a saved column matrix lines up)
@@ -249,7 +249,7 @@ internal static unsafe partial class Ops
     {
         int hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
-        bool winograd = ConvWinograd.IsSupported(g);
+        bool winograd = ConvWinograd.Pays(g, cout);
         float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(g.C, g, lanes, winograd)));
         float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 0, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
@@ -297,7 +297,7 @@ internal static unsafe partial class Ops
         int cin = g.C, hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(cin, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var gT = g with { C = cout };                                                      // dy (count, cout, H, W) as the input
-        bool winograd = dx != null && ConvWinograd.IsSupported(g);
+        bool winograd = dx != null && ConvWinograd.Pays(g with { C = cout }, cin);
         float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(cout, g, lanes, winograd)));
         float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(dx == null ? 0 : winograd ? ConvWinograd.TransformedWeightFloats(cin, cout) : ConvDirect.PackedWeightFloats(cin, cout, 3));

@@ -40,10 +40,10 @@ internal static unsafe class ConvLanes
     /// (ConvWinograd) images up to 32 wide, without it up to 14. Measured at batch 32, 2 threads, best of 20 interleaved
     /// runs, Winograd / direct lanes / NCHW direct forward: 64 channels at 7×7 0.56 / 0.78 / 1.25 ms, 14×14 1.33 /
     /// 2.06 / 2.23 ms, 32×32 9.1 / 15.5 / 15.6 ms; 32 channels at 28×28 2.17 / 2.77 / 2.87 ms; 128 channels at 16×16
-    /// 7.0 / 13.0 / 11.6 ms, 8×8 1.6 / 3.3 ms, 4×4 0.66 / 0.91 ms. Without Winograd the direct lane forward lost at
+    /// 7.0 / 13.0 / 11.6 ms, 8×8 1.6 / 3.3 ms, 4×4 0.66 / 0.91 ms. Without Winograd (or where it does not pay) the direct lane forward lost at
     /// 28×28 (2.27 against 2.11 ms NCHW), so the NCHW kernel kept the forward there.</summary>
-    public static bool PreferForward(in ConvGeometry g, int batch) =>
-        IsSupported(g) && (Forced || g.W <= (ConvWinograd.IsSupported(g) ? 32 : 14) && FillsLanes(batch));
+    public static bool PreferForward(in ConvGeometry g, int cout, int batch) =>
+        IsSupported(g) && (Forced || g.W <= (ConvWinograd.Pays(g, cout) ? 32 : 14) && FillsLanes(batch));
 
     /// <summary>Where the lane dx and dW beat the direct ones: images at most 32 wide (forward+backward, 2 threads, best
     /// of 20-30 interleaved runs: 28×28 with 32 channels 6.7 ms against 8.5 ms direct; 32×32 with 64 channels 36.7
