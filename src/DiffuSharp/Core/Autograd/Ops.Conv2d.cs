@@ -243,14 +243,15 @@ internal static unsafe partial class Ops
     }
 
     /// <summary>output (count, cout, H, W) = the 3×3 convolution of input (count, g.C, H, W) with w (cout, g.C, 3, 3) plus
-    /// bias, with the batch in the vector lanes, group of images after group of images (ConvLanes.GroupImages). dx
-    /// goes through LanesBackward, which lays dy out once for dx and dW.</summary>
+    /// bias, with the batch in the vector lanes, group of images after group of images (ConvLanes.GroupImages), on the
+    /// Winograd kernel where it pays and the direct lane kernel elsewhere. dx goes through LanesBackward.</summary>
     static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* output)
     {
         int hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         bool winograd = ConvWinograd.Pays(g, cout);
-        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(g.C, g, lanes, winograd)));
+        var (hp, wp) = LanePlane(g, winograd);
+        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked(g.C * hp * wp * lanes));
         float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 0, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
         try
@@ -258,12 +259,12 @@ internal static unsafe partial class Ops
             fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
             {
                 if (winograd) ConvWinograd.TransformWeights(w, cout, g.C, flipTranspose: false, wpk);  // [16][cout/8][C][8]
-                else ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);            // [cout/8][C][9][8]
+                else ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);             // [cout/8][C][9][8]
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    LaneInput(input + (long)b0 * g.C * hw, n, g.C, g, nLanes, winograd, xl);            // (C, H + 2, W + 2, lanes)
-                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                  // (cout, H, W, lanes)
+                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, hp, wp, nLanes, xl);  // (C, hp, wp, lanes)
+                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                        // (cout, H, W, lanes)
                     else ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);
                     ConvLanes.FromLanes(yl, n, cout, hw, nLanes, bias, output + (long)b0 * cout * hw, accumulate: false);
                 }
@@ -277,48 +278,47 @@ internal static unsafe partial class Ops
         }
     }
 
-    /// <summary>Floats of a pad-1 lane tensor of C channels, with the zeros after it that the Winograd kernel reads.</summary>
-    static long LaneInputFloats(int channels, in ConvGeometry g, int lanes, bool winograd) =>
-        ConvLanes.Floats(channels, g.H, g.W, 1, lanes) + (winograd ? ConvWinograd.SlackFloats(g.W, lanes) : 0);
-
-    /// <summary>The pad-1 lane tensor of count images (channels, H, W) into xl, and for the Winograd kernel its slack zeroed.</summary>
-    static void LaneInput(float* x, int count, int channels, in ConvGeometry g, int lanes, bool winograd, float* xl)
-    {
-        ConvLanes.ToLanes(x, count, channels, g.H, g.W, 1, lanes, xl);
-        if (winograd)
-            new Span<float>(xl + ConvLanes.Floats(channels, g.H, g.W, 1, lanes), (int)ConvWinograd.SlackFloats(g.W, lanes)).Clear();
-    }
+    /// <summary>The padded plane of an input lane tensor: (H + 2) × (W + 2) for the direct lane kernels, whole tiles'
+    /// patches (one more row and column for odd sizes) for the Winograd kernel.</summary>
+    static (int Hp, int Wp) LanePlane(in ConvGeometry g, bool winograd) =>
+        winograd ? (ConvWinograd.PaddedSize(g.H), ConvWinograd.PaddedSize(g.W)) : (g.H + 2, g.W + 2);
 
     /// <summary>dx (count, cin, H, W) += (or = without accumulateDx) conv(dy, flipped Wᵀ) and dW (cout, cin, 3, 3) += Σ dy ⋆ x on the lane kernels;
-    /// dx or dw null when not wanted. Each group's dy is laid out in lanes once for both; the groups add into dW in
-    /// order, so the sum does not depend on the thread count.</summary>
+    /// dx or dw null when not wanted. Each group's dy is laid out in lanes once for both (twice for odd sizes, where
+    /// Winograd's tiles overhang the image and need a larger plane); the groups add into dW in order, so the sum does not depend on the
+    /// thread count.</summary>
     static void LanesBackward(float* x, float* dy, int count, in ConvGeometry g, float* w, int cout, float* dx, float* dw, bool accumulateDx)
     {
         int cin = g.C, hw = g.H * g.W;
         int group = ConvLanes.GroupImages(Math.Max(cin, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var gT = g with { C = cout };                                                      // dy (count, cout, H, W) as the input
-        bool winograd = dx != null && ConvWinograd.Pays(g with { C = cout }, cin);
-        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked((int)LaneInputFloats(cout, g, lanes, winograd)));
+        bool winograd = dx != null && ConvWinograd.Pays(gT, cin);
+        var (hp, wp) = LanePlane(g, winograd);
+        bool apart = dw != null && (hp, wp) != LanePlane(g, false);                             // dW's dy on its own plane
+        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked(cout * hp * wp * lanes));
+        float[]? dywBuf = apart ? ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 1, lanes))) : null;
         float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(dx == null ? 0 : winograd ? ConvWinograd.TransformedWeightFloats(cin, cout) : ConvDirect.PackedWeightFloats(cin, cout, 3));
         try
         {
-            fixed (float* dyl = dylBuf, a = bufA, wpk = wBuf)
+            fixed (float* dyl = dylBuf, dyw = dywBuf, a = bufA, wpk = wBuf)
             {
-                if (winograd) ConvWinograd.TransformWeights(w, cout, cin, flipTranspose: true, wpk);        // [16][cin/8][cout][8]
+                if (winograd) ConvWinograd.TransformWeights(w, cout, cin, flipTranspose: true, wpk);       // [16][cin/8][cout][8]
                 else if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    LaneInput(dy + (long)b0 * cout * hw, n, cout, g, nLanes, winograd, dyl);             // (cout, H + 2, W + 2, lanes)
+                    float* dyb = dy + (long)b0 * cout * hw;
+                    ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, hp, wp, nLanes, dyl);                  // (cout, hp, wp, lanes)
                     if (dw != null)
                     {
+                        if (apart) ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, nLanes, dyw);            // (cout, H + 2, W + 2, lanes)
                         ConvLanes.ToLanes(x + (long)b0 * cin * hw, n, cin, g.H, g.W, 1, nLanes, a);       // (cin, H + 2, W + 2, lanes)
-                        ConvLanes.WeightGrad(a, dyl, g, nLanes, cout, dw);
+                        ConvLanes.WeightGrad(a, apart ? dyw : dyl, g, nLanes, cout, dw);
                     }
                     if (dx != null)
                     {
-                        if (winograd) ConvWinograd.Forward(dyl, gT, nLanes, wpk, cin, a);                  // (cin, H, W, lanes)
+                        if (winograd) ConvWinograd.Forward(dyl, gT, nLanes, wpk, cin, a);                // (cin, H, W, lanes)
                         else ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);
                         ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulateDx);
                     }
@@ -328,6 +328,7 @@ internal static unsafe partial class Ops
         finally
         {
             ArrayPool<float>.Shared.Return(dylBuf);
+            if (dywBuf != null) ArrayPool<float>.Shared.Return(dywBuf);
             ArrayPool<float>.Shared.Return(bufA);
             ArrayPool<float>.Shared.Return(wBuf);
         }

@@ -85,8 +85,13 @@ internal static unsafe class ConvLanes
 
     static bool Blocked => Avx.IsSupported && !ScalarTransposes;
 
-    /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x]; zero on the border and in lanes ≥ batch.</summary>
-    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl)
+    /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x] with Hp = H + 2·pad, Wp = W + 2·pad; zero on the
+    /// border and in lanes ≥ batch.</summary>
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int lanes, float* xl) =>
+        ToLanes(x, batch, channels, h, w, pad, h + 2 * pad, w + 2 * pad, lanes, xl);
+
+    /// <summary>The same in planes of hp × wp (at least H + pad × W + pad): the image at (pad, pad), zero elsewhere.</summary>
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* xl)
     {
         int hw = h * w;
         int[] posBuf = ArrayPool<int>.Shared.Rent(hw);
@@ -94,22 +99,22 @@ internal static unsafe class ConvLanes
         {
             fixed (int* pos = posBuf)
             {
-                for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * (w + 2 * pad) + p % w + pad;   // padded position of p
-                var work = new ToLanesWork(x, batch, channels, h, w, pad, lanes, pos, xl);
+                for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * wp + p % w + pad;   // padded position of p
+                var work = new ToLanesWork(x, batch, channels, h, w, hp * wp, lanes, pos, xl);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int lanes, int* pos, float* xl) : IWorkItem
+    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int plane, int lanes, int* pos, float* xl) : IWorkItem
     {
         public void Invoke(int c)
         {
             int hw = h * w;
             long imageStride = (long)channels * hw;
-            float* dst = xl + (long)c * (h + 2 * pad) * (w + 2 * pad) * lanes;
-            new Span<float>(dst, (h + 2 * pad) * (w + 2 * pad) * lanes).Clear();
+            float* dst = xl + (long)c * plane * lanes;
+            new Span<float>(dst, plane * lanes).Clear();
             float* src = x + (long)c * hw;                                          // image 0, channel c
             int b = 0;
             if (Blocked)

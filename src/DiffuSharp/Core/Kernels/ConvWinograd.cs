@@ -10,7 +10,11 @@
 // per input channel for 4 outputs instead of 36 — 2.25 times fewer multiply-adds. The sum over input channels is, for
 // each of the 16 positions of the 4×4, a small matrix product (tiles × C_in)·(C_in × C_out), which runs as the direct
 // kernels do: 8 output channels × 3 vectors of tiles in 24 accumulators, per input channel 3 loads and 8 broadcast
-// weights. The transforms are additions only (the halves sit in U, computed once per call), so the result differs from the direct convolution by float rounding alone (a few ulp of the largest term).
+// weights. The transforms are sums and halves (U computed in double), so the result differs from the direct
+// convolution by float rounding alone: measured against a double-precision reference, at most ~1e-6 of the outputs'
+// scale (ConvWinogradTests). F(4×4, 3×3) (2.25 products per output instead of 4) was tried and dropped: its transforms'
+// factors of up to 8 made the error ~2e-5 of the scale, and it was no faster here (14×14: 1.81 against 1.29 ms,
+// 32×32 8.1 against 8.4 ms; the larger patches cost what the products saved).
 //
 // In the lane layout each pixel is a Vector512 of 16 images, so the transforms are plain vector additions with no
 // shuffles. A "unit" is one tile of one vector of lanes; a work item is a block of units: it transforms their input
@@ -18,10 +22,8 @@
 // slice of the block fits L1), and transforms the results into the output lane tensor. Every output is the same sum
 // in the same order whatever the block size or thread count, so results do not depend on either.
 //
-// Odd sizes: the last tile row and column reach one past the padded plane. There the reads land on zeros — row Hp of
-// a plane is row 0 (top padding) of the next, column Wp of a row is column 0 (left padding) of the next row — and
-// past the last plane on SlackFloats of zeros the caller leaves after the lane tensor; outputs past the image are
-// not stored.
+// The input lane tensor is padded by 1 on the top and left and, for odd sizes, by 2 on the bottom and right
+// (PaddedSize), so every tile's patch lies inside it; outputs past the image are not stored.
 using System.Buffers;
 
 namespace DiffuSharp.Kernels;
@@ -42,8 +44,9 @@ internal static unsafe class ConvWinograd
     /// against 0.24 ms on the NCHW direct kernel, 32 → 1 1.02 against 0.78 ms).</summary>
     public static bool Pays(in ConvGeometry g, int outC) => IsSupported(g) && Math.Min(g.C, outC) >= OutBlock;
 
-    /// <summary>Zeroed floats the caller leaves after a pad-1 lane tensor of width W (odd sizes read into them).</summary>
-    public static long SlackFloats(int w, int lanes) => (long)(w + 3) * lanes;
+    /// <summary>Height (or width) of the padded lane plane for n pixels: one row of padding before, and after the last
+    /// tile's patch (two for odd n).</summary>
+    public static int PaddedSize(int n) => (n + 1) / 2 * 2 + 2;
 
     static int Blocks(int outC) => (outC + OutBlock - 1) / OutBlock;
 
@@ -61,56 +64,61 @@ internal static unsafe class ConvWinograd
 
     readonly struct WeightWork(float* w, int cout, int cin, bool flipTranspose, float* wt) : IWorkItem
     {
-        /// <summary>One block of 8 output channels, the 8 kernels of an input channel at a time as Vector256 lanes.</summary>
+        /// <summary>One block of 8 output channels, the 8 kernels of an input channel at a time as the lanes of a
+        /// Vector512 of doubles; written position by position, 8 floats each.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Invoke(int ob)
         {
             int outC = flipTranspose ? cin : cout, inC = flipTranspose ? cout : cin, blocks = Blocks(outC);
             long pos = (long)blocks * inC * OutBlock;                               // floats between positions
-            float* k = stackalloc float[9 * OutBlock];                              // k[tap][r]
-            var half = Vector256.Create(0.5f);
+            double* k = stackalloc double[9 * OutBlock];                            // k[tap][r]
+            var t = stackalloc Vector512<double>[4 * 3];                            // G k: 4 rows of 3
+            var u = stackalloc Vector512<double>[4];                                // a row of G k Gᵀ
             for (int c = 0; c < inC; c++)
             {
                 for (int r = 0; r < OutBlock; r++)
                 {
                     int o = ob * OutBlock + r;
-                    for (int t = 0; t < 9; t++)
-                        k[t * OutBlock + r] = o >= outC ? 0f
-                            : flipTranspose ? w[((long)c * cin + o) * 9 + (8 - t)] : w[((long)o * cin + c) * 9 + t];
+                    for (int tap = 0; tap < 9; tap++)
+                        k[tap * OutBlock + r] = o >= outC ? 0.0
+                            : flipTranspose ? w[((long)c * cin + o) * 9 + (8 - tap)] : w[((long)o * cin + c) * 9 + tap];
                 }
-                // G k: rows (k0, (k0 + k1 + k2)/2, (k0 − k1 + k2)/2, k2), column by column
-                var k00 = Vector256.Load(k); var k01 = Vector256.Load(k + 8); var k02 = Vector256.Load(k + 16);
-                var k10 = Vector256.Load(k + 24); var k11 = Vector256.Load(k + 32); var k12 = Vector256.Load(k + 40);
-                var k20 = Vector256.Load(k + 48); var k21 = Vector256.Load(k + 56); var k22 = Vector256.Load(k + 64);
-                float* d = wt + ((long)ob * inC + c) * OutBlock;
-                Row(d, pos, half, k00, k01, k02);
-                Row(d + 4 * pos, pos, half, (k00 + k10 + k20) * half, (k01 + k11 + k21) * half, (k02 + k12 + k22) * half);
-                Row(d + 8 * pos, pos, half, (k00 - k10 + k20) * half, (k01 - k11 + k21) * half, (k02 - k12 + k22) * half);
-                Row(d + 12 * pos, pos, half, k20, k21, k22);
+                for (int j = 0; j < 3; j++)
+                {
+                    var k0 = Vector512.Load(k + j * OutBlock);
+                    var k1 = Vector512.Load(k + (3 + j) * OutBlock);
+                    var k2 = Vector512.Load(k + (6 + j) * OutBlock);
+                    Kernel4(k0, k1, k2, t + j, 3);
+                }
+                for (int i = 0; i < 4; i++)
+                {
+                    Kernel4(t[3 * i], t[3 * i + 1], t[3 * i + 2], u, 1);
+                    float* d = wt + ((long)ob * inC + c) * OutBlock + i * 4 * pos;
+                    for (int j = 0; j < 4; j++)
+                        Vector512.Narrow(u[j], Vector512<double>.Zero).GetLower().Store(d + j * pos);
+                }
             }
         }
 
-        /// <summary>(G k Gᵀ)[i, 0..3] from row i of G k: the same combination along the row.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(float* d, long pos, Vector256<float> half, Vector256<float> a, Vector256<float> b, Vector256<float> c)
+        /// <summary>G·(k0, k1, k2): (k0, (k0 + k1 + k2)/2, (k0 − k1 + k2)/2, k2), into dst[0, step, ...].</summary>
+        static void Kernel4(Vector512<double> k0, Vector512<double> k1, Vector512<double> k2, Vector512<double>* dst, int step)
         {
-            a.Store(d);
-            ((a + b + c) * half).Store(d + pos);
-            ((a - b + c) * half).Store(d + 2 * pos);
-            c.Store(d + 3 * pos);
+            var half = Vector512.Create(0.5);
+            dst[0] = k0;
+            dst[step] = (k0 + k1 + k2) * half;
+            dst[2 * step] = (k0 - k1 + k2) * half;
+            dst[3 * step] = k2;
         }
+
     }
 
-    /// <summary>yl (outC, H·W lanes, unpadded) = conv(xl, w): xl a pad-1 lane tensor of g.C channels followed by
-    /// SlackFloats zeros, wt from <see cref="TransformWeights"/>.</summary>
+    /// <summary>yl (outC, H·W lanes, unpadded) = conv(xl, w): xl a lane tensor of g.C channels, padded to
+    /// PaddedSize(H) × PaddedSize(W) with the image at (1, 1); wt from <see cref="TransformWeights"/>.</summary>
     public static void Forward(float* xl, in ConvGeometry g, int lanes, float* wt, int outC, float* yl)
     {
-        int units = Units(g, lanes), block = BlockUnits(g.C, units);
+        int units = (g.H + 1) / 2 * ((g.W + 1) / 2) * (lanes / Lane), block = BlockUnits(g.C, units);
         ParallelFor.Run((units + block - 1) / block, new ForwardWork(xl, g, lanes, wt, outC, yl, units, block));
     }
-
-    /// <summary>Tiles × vectors of lanes.</summary>
-    static int Units(in ConvGeometry g, int lanes) => (g.H + 1) / 2 * ((g.W + 1) / 2) * (lanes / Lane);
 
     /// <summary>Bytes of one position's slice of a block's transformed input (C_in × block vectors), read once per
     /// output block: sized to stay in L1.</summary>
@@ -126,8 +134,8 @@ internal static unsafe class ConvWinograd
     }
 
     /// <summary>Floats between positions in a block's buffers: the channels' slices and one vector more, so that the
-    /// 16 positions of a unit (written and read together by the transforms) do not share an L1 set, as they would at
-    /// a multiple of 4 KB apart.</summary>
+    /// positions of a unit (written and read together by the transforms) do not share an L1 set, as they would at a
+    /// multiple of 4 KB apart.</summary>
     static long PositionStride(int channels, int block) => (long)channels * block * Lane + Lane;
 
     readonly struct ForwardWork(float* xl, ConvGeometry g, int lanes, float* wt, int outC, float* yl, int units, int block) : IWorkItem
@@ -142,53 +150,60 @@ internal static unsafe class ConvWinograd
             float[] mBuf = ArrayPool<float>.Shared.Rent(checked(Positions * (int)mPos));
             fixed (float* vb = vBuf, mb = mBuf)
             {
-                TransformInput(vb, u0, n, padded);
+                TransformInput(vb, u0, n, padded, vPos);
                 for (int p = 0; p < Positions; p++)
                     for (int ob = 0; ob < blocks; ob++)
                     {
                         float* w = wt + ((long)p * blocks + ob) * cin * OutBlock;
-                        float* m = mb + p * mPos + ob * OutBlock * slice;
+                        float* mo = mb + p * mPos + ob * OutBlock * slice;
                         for (int k = 0; k < padded; k += 3)
-                            Product(vb + p * vPos + k * Lane, cin, slice, w, m + k * Lane);
+                            Product(vb + p * vPos + k * Lane, cin, slice, w, mo + k * Lane);
                     }
-                TransformOutput(mb, u0, n, outCPad);
+                TransformOutput(mb, u0, n, outCPad, mPos);
             }
             ArrayPool<float>.Shared.Return(vBuf);
             ArrayPool<float>.Shared.Return(mBuf);
         }
 
-        /// <summary>vb[pos][c][k] = (Bᵀ d B)[pos] for the input patch d of unit u0 + k, zero for k ≥ n.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void TransformInput(float* vb, int u0, int n, int padded)
+        /// <summary>Input lane pointer of unit u's patch in channel 0, and its tile's output row and column.</summary>
+        float* Patch(int u, out int y, out int x)
         {
-            int v = lanes / Lane, tw = (g.W + 1) / 2, wp = g.W + 2;
-            long plane = (long)(g.H + 2) * wp * lanes, row = (long)wp * lanes, slice = (long)block * Lane, pos = PositionStride(g.C, block);
+            int v = lanes / Lane, tw = (g.W + 1) / 2, t = u / v;
+            y = t / tw * 2; x = t % tw * 2;
+            int wp = PaddedSize(g.W);
+            return xl + ((long)y * wp + x) * lanes + (u % v) * Lane;
+        }
+
+        /// <summary>vb[pos][c][k] = (Bᵀ d B)[pos] for the 4×4 patch d of unit u0 + k, zero for k ≥ n.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void TransformInput(float* vb, int u0, int n, int padded, long pos)
+        {
+            long row = (long)PaddedSize(g.W) * lanes, plane = PaddedSize(g.H) * row, slice = (long)block * Lane;
             for (int c = 0; c < g.C; c++)
                 for (int k = 0; k < padded; k++)
                 {
                     float* d = vb + c * slice + k * Lane;
                     if (k >= n)
                     {
-                        for (int p = 0; p < Positions; p++) Vector512<float>.Zero.Store(d + p * pos);
+                        for (int p = 0; p < 16; p++) Vector512<float>.Zero.Store(d + p * pos);
                         continue;
                     }
-                    int u = u0 + k, t = u / v, ty = t / tw, tx = t % tw;
-                    float* s = xl + c * plane + 2 * ty * row + ((long)2 * tx * lanes + (u % v) * Lane);
+                    float* s = Patch(u0 + k, out _, out _) + c * plane;
                     // Bᵀ d: column by column down the rows, (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
-                    Column(s, row, out var r00, out var r10, out var r20, out var r30);
-                    Column(s + lanes, row, out var r01, out var r11, out var r21, out var r31);
-                    Column(s + 2 * lanes, row, out var r02, out var r12, out var r22, out var r32);
-                    Column(s + 3 * lanes, row, out var r03, out var r13, out var r23, out var r33);
+                    Column4(s, row, out var r00, out var r10, out var r20, out var r30);
+                    Column4(s + lanes, row, out var r01, out var r11, out var r21, out var r31);
+                    Column4(s + 2 * lanes, row, out var r02, out var r12, out var r22, out var r32);
+                    Column4(s + 3 * lanes, row, out var r03, out var r13, out var r23, out var r33);
                     // (Bᵀ d) B: the same along each row
-                    Row(d, pos, r00, r01, r02, r03);
-                    Row(d + 4 * pos, pos, r10, r11, r12, r13);
-                    Row(d + 8 * pos, pos, r20, r21, r22, r23);
-                    Row(d + 12 * pos, pos, r30, r31, r32, r33);
+                    Row4(d, pos, r00, r01, r02, r03);
+                    Row4(d + 4 * pos, pos, r10, r11, r12, r13);
+                    Row4(d + 8 * pos, pos, r20, r21, r22, r23);
+                    Row4(d + 12 * pos, pos, r30, r31, r32, r33);
                 }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Column(float* s, long row, out Vector512<float> t0, out Vector512<float> t1, out Vector512<float> t2, out Vector512<float> t3)
+        static void Column4(float* s, long row, out Vector512<float> t0, out Vector512<float> t1, out Vector512<float> t2, out Vector512<float> t3)
         {
             var d0 = Vector512.Load(s); var d1 = Vector512.Load(s + row);
             var d2 = Vector512.Load(s + 2 * row); var d3 = Vector512.Load(s + 3 * row);
@@ -196,33 +211,31 @@ internal static unsafe class ConvWinograd
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(float* d, long pos, Vector512<float> t0, Vector512<float> t1, Vector512<float> t2, Vector512<float> t3)
+        static void Row4(float* d, long pos, Vector512<float> t0, Vector512<float> t1, Vector512<float> t2, Vector512<float> t3)
         {
             (t0 - t2).Store(d); (t1 + t2).Store(d + pos);
             (t2 - t1).Store(d + 2 * pos); (t1 - t3).Store(d + 3 * pos);
         }
 
-        /// <summary>yl[o, 2ty + a, 2tx + b][lanes of unit u] = (Aᵀ M A)[a, b] for M = mb[·][o][k], u = u0 + k, inside the image.</summary>
+        /// <summary>yl[o, y + a, x + b][lanes of unit u] = (Aᵀ M A)[a, b] for M = mb[·][o][k], u = u0 + k, inside the image.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void TransformOutput(float* mb, int u0, int n, int outCPad)
+        void TransformOutput(float* mb, int u0, int n, int outCPad, long pos)
         {
-            int v = lanes / Lane, tw = (g.W + 1) / 2;
-            long slice = (long)block * Lane, pos = PositionStride(outCPad, block), plane = (long)g.H * g.W * lanes, row = (long)g.W * lanes;
+            long slice = (long)block * Lane, plane = (long)g.H * g.W * lanes, row = (long)g.W * lanes;
             for (int o = 0; o < outC; o++)
                 for (int k = 0; k < n; k++)
                 {
-                    float* m = mb + o * slice + k * Lane;
+                    float* mo = mb + o * slice + k * Lane;
                     // Aᵀ M: two rows of four
-                    var s00 = Vector512.Load(m) + Vector512.Load(m + 4 * pos) + Vector512.Load(m + 8 * pos);
-                    var s01 = Vector512.Load(m + pos) + Vector512.Load(m + 5 * pos) + Vector512.Load(m + 9 * pos);
-                    var s02 = Vector512.Load(m + 2 * pos) + Vector512.Load(m + 6 * pos) + Vector512.Load(m + 10 * pos);
-                    var s03 = Vector512.Load(m + 3 * pos) + Vector512.Load(m + 7 * pos) + Vector512.Load(m + 11 * pos);
-                    var s10 = Vector512.Load(m + 4 * pos) - Vector512.Load(m + 8 * pos) - Vector512.Load(m + 12 * pos);
-                    var s11 = Vector512.Load(m + 5 * pos) - Vector512.Load(m + 9 * pos) - Vector512.Load(m + 13 * pos);
-                    var s12 = Vector512.Load(m + 6 * pos) - Vector512.Load(m + 10 * pos) - Vector512.Load(m + 14 * pos);
-                    var s13 = Vector512.Load(m + 7 * pos) - Vector512.Load(m + 11 * pos) - Vector512.Load(m + 15 * pos);
-                    int u = u0 + k, t = u / v, y = 2 * (t / tw), x = 2 * (t % tw);
-                    float* d = yl + o * plane + y * row + ((long)x * lanes + (u % v) * Lane);
+                    var s00 = Vector512.Load(mo) + Vector512.Load(mo + 4 * pos) + Vector512.Load(mo + 8 * pos);
+                    var s01 = Vector512.Load(mo + pos) + Vector512.Load(mo + 5 * pos) + Vector512.Load(mo + 9 * pos);
+                    var s02 = Vector512.Load(mo + 2 * pos) + Vector512.Load(mo + 6 * pos) + Vector512.Load(mo + 10 * pos);
+                    var s03 = Vector512.Load(mo + 3 * pos) + Vector512.Load(mo + 7 * pos) + Vector512.Load(mo + 11 * pos);
+                    var s10 = Vector512.Load(mo + 4 * pos) - Vector512.Load(mo + 8 * pos) - Vector512.Load(mo + 12 * pos);
+                    var s11 = Vector512.Load(mo + 5 * pos) - Vector512.Load(mo + 9 * pos) - Vector512.Load(mo + 13 * pos);
+                    var s12 = Vector512.Load(mo + 6 * pos) - Vector512.Load(mo + 10 * pos) - Vector512.Load(mo + 14 * pos);
+                    var s13 = Vector512.Load(mo + 7 * pos) - Vector512.Load(mo + 11 * pos) - Vector512.Load(mo + 15 * pos);
+                    Output(u0 + k, o, out int y, out int x, out float* d);
                     bool right = x + 1 < g.W;
                     (s00 + s01 + s02).Store(d);
                     if (right) (s01 - s02 - s03).Store(d + lanes);
@@ -233,6 +246,15 @@ internal static unsafe class ConvWinograd
                     }
                 }
         }
+
+        /// <summary>Output lane pointer of unit u's tile in channel o, and the tile's first row and column.</summary>
+        void Output(int u, int o, out int y, out int x, out float* d)
+        {
+            int v = lanes / Lane, tw = (g.W + 1) / 2, t = u / v;
+            y = t / tw * 2; x = t % tw * 2;
+            d = yl + (((long)o * g.H + y) * g.W + x) * lanes + (u % v) * Lane;
+        }
+
     }
 
     /// <summary>m[r·slice + (0, 16, 32)] = Σ_(c &lt; cin) w[c][r] · x[c·slice + (0, 16, 32)] for the 8 outputs r of a
