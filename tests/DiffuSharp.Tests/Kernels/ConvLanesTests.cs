@@ -1,5 +1,5 @@
-// ConvLanes.cs, the 3×3 convolution with the batch in the vector lanes: the lane layout round trip, the forward and
-// its transpose against the scalar reference and the adjoint identity, the weight gradient against its definition,
+// ConvLanes.cs, the 3×3 convolution with the batch in the vector lanes: the lane layout round trip, the forward (stride
+// 1 and 2) and its transpose against the scalar reference and the adjoint identity, the weight gradient against its definition,
 // and the whole Conv2d op on the lane path against the other paths, finite differences and 1 vs 2 threads.
 using DiffuSharp.Autograd;
 using DiffuSharp.Kernels;
@@ -117,6 +117,74 @@ public unsafe class ConvLanesTests
         for (int i = 0; i < expect.Length; i++) lhs += (double)expect[i] * dy[i];
         for (int i = 0; i < x.Length; i++) rhs += (double)x[i] * ((double)dx[i] - dx0[i]);
         Assert.True(Math.Abs(lhs - rhs) <= 1e-4 * (1 + Math.Abs(lhs)), $"<conv x, dy> = {lhs}, <x, dx> = {rhs}");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 2, 2)]
+    [InlineData(17, 3, 9, 7, 7)]
+    [InlineData(32, 16, 8, 14, 14)]
+    [InlineData(20, 5, 11, 9, 6)]
+    public void Strided_forward_matches_the_reference(int batch, int cin, int cout, int h, int w)
+    {
+        var g = new ConvGeometry(cin, h, w, 3, 3, 2, 1);
+        if (!ConvLanes.IsStrided(g)) return;                         // AVX-512 only
+        var rng = new Rng(17);
+        int lanes = ConvLanes.Lanes(batch), ohw = g.Ho * g.Wo;
+        var x = new float[batch * cin * h * w]; rng.FillNormal(x);
+        var wt = new float[cout * cin * 9]; rng.FillNormal(wt);
+        var bias = new float[cout]; rng.FillNormal(bias);
+        var expect = new float[batch * cout * ohw];
+        Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
+        var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
+        var yl = new float[ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes)];
+        yl.AsSpan().Fill(float.NaN);                                 // every output must be written
+        var wpk = new float[ConvDirect.PackedWeightFloats(cout, cin, 3)];
+        var y = new float[expect.Length];
+        fixed (float* px = x, pw = wt, pb = bias, pxl = xl, pyl = yl, pk = wpk, py = y)
+        {
+            ConvLanes.ToLanes(px, batch, cin, h, w, 1, lanes, pxl);
+            ConvDirect.PackWeights(pw, cout, cin, 3, flipTranspose: false, pk);
+            ConvLanes.Forward(pxl, g, lanes, pk, cout, pyl);
+            ConvLanes.FromLanes(pyl, batch, cout, ohw, lanes, pb, py, accumulate: false);
+        }
+        GradCheck.AssertClose(expect, y, 1e-5, 1e-4, "y");
+    }
+
+    [Fact]
+    public void Strided_conv2d_on_the_lane_path_matches_the_other_paths_and_finite_differences()
+    {
+        if (!ConvLanes.IsStrided(new ConvGeometry(5, 9, 9, 3, 3, 2, 1))) return;
+        float[][] Run(bool lanes)
+        {
+            bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled;
+            try
+            {
+                ConvLanes.Forced = lanes;
+                ConvLanes.Disabled = !lanes;
+                var rng = new Rng(18);
+                var x = GradCheck.Randn(rng, 18, 5, 9, 9).RequireGrad();
+                var wt = GradCheck.Randn(rng, 7, 5, 3, 3).RequireGrad();
+                var b = GradCheck.Randn(rng, 7).RequireGrad();
+                var y = Tensor.Conv2d(x, wt, b, 2, 1);
+                Assert.Equal([18, 7, 5, 5], y.Shape);
+                (y * GradCheck.Randn(rng, y.Shape)).Sum().Backward();
+                return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
+            }
+            finally { ConvLanes.Forced = oldForced; ConvLanes.Disabled = oldDisabled; }
+        }
+        var lanesPath = Run(true);
+        var other = Run(false);
+        string[] names = ["y", "dx", "dW", "db"];
+        for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], lanesPath[i], 1e-5, 1e-4, names[i]);
+
+        bool old = ConvLanes.Forced;
+        try
+        {
+            ConvLanes.Forced = true;
+            var rng = new Rng(19);
+            GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 2, 1), [GradCheck.Randn(rng, 16, 3, 6, 5), GradCheck.Randn(rng, 4, 3, 3, 3), GradCheck.Randn(rng, 4)], rng);
+        }
+        finally { ConvLanes.Forced = old; }
     }
 
     [Theory, MemberData(nameof(Cases))]

@@ -11,7 +11,7 @@
 // over chunks in order, beta = 1) and everything else is bit-identical for any Parallelism.MaxThreads.
 // With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
 // Kernels/ConvLanes.cs, which put the batch in the vector lanes, up to 32×32: the forward and dx through the Winograd
-// F(2×2, 3×3) kernel of Kernels/ConvWinograd.cs, dW directly.
+// F(2×2, 3×3) kernel of Kernels/ConvWinograd.cs, dW directly; the forward of 3×3 stride-2 convolutions too.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix, and its backward
 // reads dy and x in place (dx per image, dW as one GEMM summed over the images).
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
@@ -242,17 +242,18 @@ internal static unsafe partial class Ops
         }
     }
 
-    /// <summary>output (count, cout, H, W) = the 3×3 convolution of input (count, g.C, H, W) with w (cout, g.C, 3, 3) plus
-    /// bias, with the batch in the vector lanes, group of images after group of images (ConvLanes.GroupImages), on the
-    /// Winograd kernel where it pays and the direct lane kernel elsewhere. dx goes through LanesBackward.</summary>
+    /// <summary>output (count, cout, Ho, Wo) = the 3×3 convolution (stride 1, or 2 for ConvLanes.IsStrided) of input
+    /// (count, g.C, H, W) with w (cout, g.C, 3, 3) plus bias, with the batch in the vector lanes, group of images after
+    /// group of images (ConvLanes.GroupImages), on the Winograd kernel where it pays and the direct lane kernel
+    /// elsewhere. dx goes through LanesBackward (stride 1) or im2col (stride 2).</summary>
     static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* output)
     {
-        int hw = g.H * g.W;
+        int hw = g.H * g.W, outHw = g.Ho * g.Wo;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         bool winograd = ConvWinograd.Pays(g, cout);
         var (hp, wp) = LanePlane(g, winograd);
         float[] xlBuf = ArrayPool<float>.Shared.Rent(checked(g.C * hp * wp * lanes));
-        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 0, lanes)));
+        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes)));
         float[] wBuf = ArrayPool<float>.Shared.Rent(winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
         try
         {
@@ -264,9 +265,9 @@ internal static unsafe partial class Ops
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
                     ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, hp, wp, nLanes, xl);  // (C, hp, wp, lanes)
-                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                        // (cout, H, W, lanes)
+                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                        // (cout, Ho, Wo, lanes)
                     else ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);
-                    ConvLanes.FromLanes(yl, n, cout, hw, nLanes, bias, output + (long)b0 * cout * hw, accumulate: false);
+                    ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, output + (long)b0 * cout * outHw, accumulate: false);
                 }
             }
         }
