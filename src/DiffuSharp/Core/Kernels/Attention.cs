@@ -49,7 +49,7 @@ internal static unsafe class AttentionSoftmax
             i = 0;
             for (; i + 8 <= n; i += 8)
             {
-                var e = Vector256.Exp(Vector256.Load(row + i) - vm);
+                var e = ExpF.Exp(Vector256.Load(row + i) - vm);
                 e.Store(row + i);
                 a0 += Vector256.WidenLower(e); a1 += Vector256.WidenUpper(e);
             }

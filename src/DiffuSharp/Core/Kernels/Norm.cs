@@ -43,6 +43,7 @@ internal readonly struct SiluActivation : INormActivation
 
     public static bool IsIdentity => false;
     public static float Forward(float z) => SiluOp.Invoke(z);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Forward(Vector256<float> z) => SiluOp.Invoke(z);
     public static float Backward(float dy, float z, float y)
     {
