@@ -109,21 +109,21 @@ internal static unsafe class ConvLanes
             fixed (int* pos = posBuf)
             {
                 for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * wp + p % w + pad;   // padded position of p
-                var work = new ToLanesWork(x, batch, channels, h, w, hp * wp, lanes, pos, xl);
+                var work = new ToLanesWork(x, batch, channels, h, w, pad, hp, wp, lanes, pos, xl);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int plane, int lanes, int* pos, float* xl) : IWorkItem
+    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, int* pos, float* xl) : IWorkItem
     {
         public void Invoke(int c)
         {
             int hw = h * w;
             long imageStride = (long)channels * hw;
-            float* dst = xl + (long)c * plane * lanes;
-            new Span<float>(dst, plane * lanes).Clear();
+            float* dst = xl + (long)c * hp * wp * lanes;
+            ClearPadding(dst);
             float* src = x + (long)c * hw;                                          // image 0, channel c
             int b = 0;
             if (Blocked)
@@ -151,6 +151,25 @@ internal static unsafe class ConvLanes
             {
                 float* s = src + b * imageStride;
                 for (int p = 0; p < hw; p++) dst[(long)pos[p] * lanes + b] = s[p];
+            }
+        }
+
+        /// <summary>Zeroes what the images do not write: the border rows and columns, and every lane ≥ batch (the whole
+        /// plane then, as the spare lanes of the image rows need it too).</summary>
+        void ClearPadding(float* dst)
+        {
+            if (batch < lanes)
+            {
+                new Span<float>(dst, hp * wp * lanes).Clear();
+                return;
+            }
+            long row = (long)wp * lanes;
+            new Span<float>(dst, (int)(pad * row)).Clear();                                          // top rows
+            new Span<float>(dst + (pad + h) * row, (int)((hp - pad - h) * row)).Clear();             // bottom rows
+            for (int y = pad; y < pad + h; y++)
+            {
+                new Span<float>(dst + y * row, pad * lanes).Clear();                                  // left columns
+                new Span<float>(dst + y * row + (long)(pad + w) * lanes, (wp - pad - w) * lanes).Clear(); // right columns
             }
         }
     }
