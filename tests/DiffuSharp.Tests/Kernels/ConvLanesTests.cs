@@ -154,26 +154,9 @@ public unsafe class ConvLanesTests
     public void Strided_conv2d_on_the_lane_path_matches_the_other_paths_and_finite_differences()
     {
         if (!ConvLanes.IsStrided(new ConvGeometry(5, 9, 9, 3, 3, 2, 1))) return;
-        float[][] Run(bool lanes)
-        {
-            bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled;
-            try
-            {
-                ConvLanes.Forced = lanes;
-                ConvLanes.Disabled = !lanes;
-                var rng = new Rng(18);
-                var x = GradCheck.Randn(rng, 18, 5, 9, 9).RequireGrad();
-                var wt = GradCheck.Randn(rng, 7, 5, 3, 3).RequireGrad();
-                var b = GradCheck.Randn(rng, 7).RequireGrad();
-                var y = Tensor.Conv2d(x, wt, b, 2, 1);
-                Assert.Equal([18, 7, 5, 5], y.Shape);
-                (y * GradCheck.Randn(rng, y.Shape)).Sum().Backward();
-                return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
-            }
-            finally { ConvLanes.Forced = oldForced; ConvLanes.Disabled = oldDisabled; }
-        }
-        var lanesPath = Run(true);
-        var other = Run(false);
+        var lanesPath = RunConv(true, Parallelism.MaxThreads, 18, 5, 7, 9, 9, stride: 2);
+        var other = RunConv(false, Parallelism.MaxThreads, 18, 5, 7, 9, 9, stride: 2);
+        Assert.Equal(18 * 7 * 5 * 5, lanesPath[0].Length);                     // (18, 7, 5, 5)
         string[] names = ["y", "dx", "dW", "db"];
         for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], lanesPath[i], 1e-5, 1e-4, names[i]);
 
@@ -210,22 +193,25 @@ public unsafe class ConvLanesTests
             Assert.True(Math.Abs(dw[i] - expect[i]) <= 1e-4 * (1 + Math.Abs(expect[i])), $"dW[{i}]: expected {expect[i]}, got {dw[i]}");
     }
 
-    /// <summary>y, dx, dW and db of Conv2d (3×3, pad 1) with the lane path forced on or turned off.</summary>
-    static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w, int groupBytes = 16 << 20)
+    /// <summary>y, dx, dW and db of Conv2d (3×3, pad 1, stride 1 or 2) with the lane path forced on or turned off,
+    /// and with or without the Winograd kernel on it.</summary>
+    internal static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w, int groupBytes = 16 << 20,
+        bool winograd = true, int stride = 1)
     {
-        bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled;
+        bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled, oldWinograd = ConvWinograd.Disabled;
         int oldThreads = Parallelism.MaxThreads, oldGroup = ConvLanes.GroupBytes;
         try
         {
             ConvLanes.GroupBytes = groupBytes;
             ConvLanes.Forced = lanes;
             ConvLanes.Disabled = !lanes;
+            ConvWinograd.Disabled = !winograd;
             Parallelism.MaxThreads = threads;
             var rng = new Rng(13);
             var x = GradCheck.Randn(rng, batch, cin, h, w).RequireGrad();
             var wt = GradCheck.Randn(rng, cout, cin, 3, 3).RequireGrad();
             var b = GradCheck.Randn(rng, cout).RequireGrad();
-            var y = Tensor.Conv2d(x, wt, b, 1, 1);
+            var y = Tensor.Conv2d(x, wt, b, stride, 1);
             var up = GradCheck.Randn(rng, y.Shape);
             (y * up).Sum().Backward();
             return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
@@ -234,6 +220,7 @@ public unsafe class ConvLanesTests
         {
             ConvLanes.Forced = oldForced;
             ConvLanes.Disabled = oldDisabled;
+            ConvWinograd.Disabled = oldWinograd;
             ConvLanes.GroupBytes = oldGroup;
             Parallelism.MaxThreads = oldThreads;
         }

@@ -97,31 +97,8 @@ public unsafe class ConvWinogradTests
     }
 
     /// <summary>y, dx, dW and db of Conv2d (3×3, pad 1) on the lane path, with the Winograd kernel or the direct one.</summary>
-    static float[][] RunConv(bool winograd, int threads, int batch, int cin, int cout, int h, int w)
-    {
-        bool oldForced = ConvLanes.Forced, oldDisabled = ConvWinograd.Disabled;
-        int oldThreads = Parallelism.MaxThreads;
-        try
-        {
-            ConvLanes.Forced = true;
-            ConvWinograd.Disabled = !winograd;
-            Parallelism.MaxThreads = threads;
-            var rng = new Rng(23);
-            var x = GradCheck.Randn(rng, batch, cin, h, w).RequireGrad();
-            var wt = GradCheck.Randn(rng, cout, cin, 3, 3).RequireGrad();
-            var b = GradCheck.Randn(rng, cout).RequireGrad();
-            var y = Tensor.Conv2d(x, wt, b, 1, 1);
-            var up = GradCheck.Randn(rng, y.Shape);
-            (y * up).Sum().Backward();
-            return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
-        }
-        finally
-        {
-            ConvLanes.Forced = oldForced;
-            ConvWinograd.Disabled = oldDisabled;
-            Parallelism.MaxThreads = oldThreads;
-        }
-    }
+    static float[][] RunConv(bool winograd, int threads, int batch, int cin, int cout, int h, int w) =>
+        ConvLanesTests.RunConv(true, threads, batch, cin, cout, h, w, winograd: winograd);
 
     [Theory]
     [InlineData(32, 16, 24, 7, 7)]
