@@ -50,7 +50,7 @@ public static class EvalCommand
         if (n > 0)
         {
             string folder = o.Required("classifier");
-            if (!args.Contains("--classifier") && !Directory.Exists(folder)) folder = ShippedClassifier() ?? folder;
+            if (!args.Contains("--classifier") && !Directory.Exists(folder)) folder = ShippedModels.Find("classifier", FashionClassifier.WeightsFile) ?? folder;
             if (!Directory.Exists(folder))
                 throw new CliException($"{Name}: classifier folder not found: {folder}; pass --classifier DIR (made by train-classifier) or --n 0 to skip the sample metrics");
             classifier = FashionClassifier.Load(folder);
@@ -120,17 +120,6 @@ public static class EvalCommand
                 stdout.WriteLine($"{r.Name,-18} {r.Value.ToString(r.Unit == "s" ? "F1" : "F4", CultureInfo.InvariantCulture),12}  {r.Unit,-9} {r.Note}".TrimEnd());
         }
         return 0;
-    }
-
-    /// <summary>models/classifier of the repository this program was built in (its binaries live below it).</summary>
-    static string? ShippedClassifier()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "models", "classifier");
-            if (File.Exists(Path.Combine(candidate, FashionClassifier.WeightsFile))) return candidate;
-        }
-        return null;
     }
 
     static ImageDataset? TrainSplit(string folder)

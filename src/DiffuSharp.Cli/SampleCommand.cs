@@ -13,9 +13,12 @@ namespace DiffuSharp.Cli;
 
 public static class SampleCommand
 {
+    /// <summary>The shipped model sample draws from when no --model is given (models/fashion-mnist).</summary>
+    public const string ShippedModel = "fashion-mnist";
+
     static readonly OptionSpec[] Options =
     [
-        new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
+        new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist", Value: "DIR"),
         new("n", "number of samples", "16", Value: "N"),
         new("batch", "samples per forward pass", "16", Value: "B"),
         new("steps", "sampling steps (respaced, evenly over the trained T)", "50", Value: "S"),
@@ -44,7 +47,9 @@ public static class SampleCommand
         ulong seed = ulong.TryParse(o.Required("seed"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sd)
             ? sd : throw new CliException($"sample: --seed expects a non-negative integer, got '{o.Required("seed")}'");
 
-        var (config, model) = ModelFolder.Load(o.Required("model"));
+        string modelDir = o.String("model") ?? ShippedModels.Find(ShippedModel, "model.safetensors")
+            ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
+        var (config, model) = ModelFolder.Load(modelDir);
         if (steps > config.DiffusionSteps)
             throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {config.DiffusionSteps}");
         int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;

@@ -18,7 +18,6 @@ public sealed class CliErrorTests
     [InlineData("sample --model X --steps 0", "--steps")]
     [InlineData("sample --model X --eta -0.5", "--eta")]
     [InlineData("sample --model X --sampler plms", "--sampler")]
-    [InlineData("sample", "--model is required")]
     [InlineData("bench nope", "unknown benchmark 'nope'")]
     [InlineData("bench train", "--preset is required")]
     [InlineData("bench train --preset huge", "unknown preset 'huge'; presets: tiny, mnist-s")]
