@@ -80,22 +80,8 @@ public unsafe class ConvLanesTests
         var expect = new float[batch * cout * hw];
         Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
 
-        var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
-        var yl = new float[ConvLanes.Floats(cout, h, w, 0, lanes)];
-        xl.AsSpan().Fill(float.NaN);                                 // border and spare lanes must be written
-        yl.AsSpan().Fill(float.NaN);
-        var wpk = new float[ConvDirect.PackedWeightFloats(cout, cin, 3)];
-        var y = new float[expect.Length];
-        y.AsSpan().Fill(float.NaN);
-        fixed (float* px = x, pw = wt, pb = bias, pxl = xl, pyl = yl, pk = wpk, py = y)
-        {
-            ConvLanes.ToLanes(px, batch, cin, h, w, 1, lanes, pxl);
-            ConvDirect.PackWeights(pw, cout, cin, 3, flipTranspose: false, pk);
-            ConvLanes.Forward(pxl, g, lanes, pk, cout, pyl);
-            ConvLanes.FromLanes(pyl, batch, cout, hw, lanes, pb, py, accumulate: false);
-        }
+        var y = LaneForward(x, wt, bias, batch, cout, g);
         GradCheck.AssertClose(expect, y, 1e-5, 1e-4, "y");
-        for (int i = 0; i < xl.Length; i++) Assert.False(float.IsNaN(xl[i]), $"lane tensor element {i} not written");
 
         // the transpose with accumulate: Σ conv(x)·dy = Σ x·(dx − dx0) for the bias-free convolution
         var dy = new float[expect.Length]; rng.FillNormal(dy);
@@ -129,25 +115,35 @@ public unsafe class ConvLanesTests
         var g = new ConvGeometry(cin, h, w, 3, 3, 2, 1);
         if (!ConvLanes.IsStrided(g)) return;                         // AVX-512 only
         var rng = new Rng(17);
-        int lanes = ConvLanes.Lanes(batch), ohw = g.Ho * g.Wo;
+        int ohw = g.Ho * g.Wo;
         var x = new float[batch * cin * h * w]; rng.FillNormal(x);
         var wt = new float[cout * cin * 9]; rng.FillNormal(wt);
         var bias = new float[cout]; rng.FillNormal(bias);
         var expect = new float[batch * cout * ohw];
         Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
-        var xl = new float[ConvLanes.Floats(cin, h, w, 1, lanes)];
+        GradCheck.AssertClose(expect, LaneForward(x, wt, bias, batch, cout, g), 1e-5, 1e-4, "y");
+    }
+
+    /// <summary>y (batch, cout, Ho, Wo) = the lane forward of x (batch, g.C, H, W) with w and bias; the lane tensors
+    /// start as NaN, so a border, spare lane or output left unwritten shows.</summary>
+    static float[] LaneForward(float[] x, float[] wt, float[] bias, int batch, int cout, ConvGeometry g)
+    {
+        int lanes = ConvLanes.Lanes(batch), ohw = g.Ho * g.Wo;
+        var xl = new float[ConvLanes.Floats(g.C, g.H, g.W, 1, lanes)];
         var yl = new float[ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes)];
-        yl.AsSpan().Fill(float.NaN);                                 // every output must be written
-        var wpk = new float[ConvDirect.PackedWeightFloats(cout, cin, 3)];
-        var y = new float[expect.Length];
+        xl.AsSpan().Fill(float.NaN);
+        yl.AsSpan().Fill(float.NaN);
+        var wpk = new float[ConvDirect.PackedWeightFloats(cout, g.C, 3)];
+        var y = new float[batch * cout * ohw];
         fixed (float* px = x, pw = wt, pb = bias, pxl = xl, pyl = yl, pk = wpk, py = y)
         {
-            ConvLanes.ToLanes(px, batch, cin, h, w, 1, lanes, pxl);
-            ConvDirect.PackWeights(pw, cout, cin, 3, flipTranspose: false, pk);
+            ConvLanes.ToLanes(px, batch, g.C, g.H, g.W, 1, lanes, pxl);
+            ConvDirect.PackWeights(pw, cout, g.C, 3, flipTranspose: false, pk);
             ConvLanes.Forward(pxl, g, lanes, pk, cout, pyl);
             ConvLanes.FromLanes(pyl, batch, cout, ohw, lanes, pb, py, accumulate: false);
         }
-        GradCheck.AssertClose(expect, y, 1e-5, 1e-4, "y");
+        for (int i = 0; i < xl.Length; i++) Assert.False(float.IsNaN(xl[i]), $"lane tensor element {i} not written");
+        return y;
     }
 
     [Fact]
