@@ -256,7 +256,7 @@ internal readonly struct SiluGradOp : IBinaryOp
     public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
     {
         var one = Vector256<float>.One;
-        var s = one / (one + ExpF.Exp(-x));
+        var s = SigmoidOp.Invoke(x);
         return dy * s * (one + x * (one - s));
     }
 }

@@ -109,7 +109,6 @@ internal static unsafe class ConvWinograd
             dst[2 * step] = (k0 - k1 + k2) * half;
             dst[3 * step] = k2;
         }
-
     }
 
     /// <summary>yl (outC, H·W lanes, unpadded) = conv(xl, w): xl a lane tensor of g.C channels, padded to
@@ -165,30 +164,36 @@ internal static unsafe class ConvWinograd
             ArrayPool<float>.Shared.Return(mBuf);
         }
 
-        /// <summary>Input lane pointer of unit u's patch in channel 0, and its tile's output row and column.</summary>
-        float* Patch(int u, out int y, out int x)
+        /// <summary>Unit u's tile: its first output row and column, and the offset (floats) of its vector of lanes.</summary>
+        int TileOrigin(int u, out int y, out int x)
         {
             int v = lanes / Lane, tw = (g.W + 1) / 2, t = u / v;
             y = t / tw * 2; x = t % tw * 2;
-            int wp = PaddedSize(g.W);
-            return xl + ((long)y * wp + x) * lanes + (u % v) * Lane;
+            return u % v * Lane;
         }
 
-        /// <summary>vb[pos][c][k] = (Bᵀ d B)[pos] for the 4×4 patch d of unit u0 + k, zero for k ≥ n.</summary>
+        /// <summary>vb[pos][c][k] = (Bᵀ d B)[pos] for the 4×4 patch d of unit u0 + k, zero for k ≥ n. Channel-major, so
+        /// consecutive units write neighbouring vectors; the units' patch offsets are worked out once.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void TransformInput(float* vb, int u0, int n, int padded, long pos)
         {
             long row = (long)PaddedSize(g.W) * lanes, plane = PaddedSize(g.H) * row, slice = (long)block * Lane;
+            long* at = stackalloc long[n];                                   // patch top left of unit u0 + k, channel 0
+            for (int k = 0; k < n; k++)
+            {
+                int lane = TileOrigin(u0 + k, out int y, out int x);
+                at[k] = y * row + (long)x * lanes + lane;
+            }
             for (int c = 0; c < g.C; c++)
                 for (int k = 0; k < padded; k++)
                 {
                     float* d = vb + c * slice + k * Lane;
                     if (k >= n)
                     {
-                        for (int p = 0; p < 16; p++) Vector512<float>.Zero.Store(d + p * pos);
+                        for (int p = 0; p < Positions; p++) Vector512<float>.Zero.Store(d + p * pos);
                         continue;
                     }
-                    float* s = Patch(u0 + k, out _, out _) + c * plane;
+                    float* s = xl + c * plane + at[k];
                     // Bᵀ d: column by column down the rows, (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
                     Column4(s, row, out var r00, out var r10, out var r20, out var r30);
                     Column4(s + lanes, row, out var r01, out var r11, out var r21, out var r31);
@@ -217,15 +222,24 @@ internal static unsafe class ConvWinograd
             (t2 - t1).Store(d + 2 * pos); (t1 - t3).Store(d + 3 * pos);
         }
 
-        /// <summary>yl[o, y + a, x + b][lanes of unit u] = (Aᵀ M A)[a, b] for M = mb[·][o][k], u = u0 + k, inside the image.</summary>
+        /// <summary>yl[o, y + a, x + b][lanes of unit u] = (Aᵀ M A)[a, b] for M = mb[·][o][k], u = u0 + k, inside the
+        /// image. Channel-major like TransformInput, with the units' tile offsets and edges worked out once.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void TransformOutput(float* mb, int u0, int n, int outCPad, long pos)
         {
             long slice = (long)block * Lane, plane = (long)g.H * g.W * lanes, row = (long)g.W * lanes;
+            long* at = stackalloc long[n];                                   // tile top left of unit u0 + k, channel 0
+            byte* edge = stackalloc byte[n];                                 // 1: a column to its right, 2: a row below
+            for (int k = 0; k < n; k++)
+            {
+                int lane = TileOrigin(u0 + k, out int y, out int x);
+                at[k] = y * row + (long)x * lanes + lane;
+                edge[k] = (byte)((x + 1 < g.W ? 1 : 0) | (y + 1 < g.H ? 2 : 0));
+            }
             for (int o = 0; o < outC; o++)
                 for (int k = 0; k < n; k++)
                 {
-                    float* mo = mb + o * slice + k * Lane;
+                    float* mo = mb + o * slice + k * Lane, d = yl + o * plane + at[k];
                     // Aᵀ M: two rows of four
                     var s00 = Vector512.Load(mo) + Vector512.Load(mo + 4 * pos) + Vector512.Load(mo + 8 * pos);
                     var s01 = Vector512.Load(mo + pos) + Vector512.Load(mo + 5 * pos) + Vector512.Load(mo + 9 * pos);
@@ -235,26 +249,16 @@ internal static unsafe class ConvWinograd
                     var s11 = Vector512.Load(mo + 5 * pos) - Vector512.Load(mo + 9 * pos) - Vector512.Load(mo + 13 * pos);
                     var s12 = Vector512.Load(mo + 6 * pos) - Vector512.Load(mo + 10 * pos) - Vector512.Load(mo + 14 * pos);
                     var s13 = Vector512.Load(mo + 7 * pos) - Vector512.Load(mo + 11 * pos) - Vector512.Load(mo + 15 * pos);
-                    Output(u0 + k, o, out int y, out int x, out float* d);
-                    bool right = x + 1 < g.W;
+                    bool right = (edge[k] & 1) != 0;
                     (s00 + s01 + s02).Store(d);
                     if (right) (s01 - s02 - s03).Store(d + lanes);
-                    if (y + 1 < g.H)
+                    if ((edge[k] & 2) != 0)
                     {
                         (s10 + s11 + s12).Store(d + row);
                         if (right) (s11 - s12 - s13).Store(d + row + lanes);
                     }
                 }
         }
-
-        /// <summary>Output lane pointer of unit u's tile in channel o, and the tile's first row and column.</summary>
-        void Output(int u, int o, out int y, out int x, out float* d)
-        {
-            int v = lanes / Lane, tw = (g.W + 1) / 2, t = u / v;
-            y = t / tw * 2; x = t % tw * 2;
-            d = yl + (((long)o * g.H + y) * g.W + x) * lanes + (u % v) * Lane;
-        }
-
     }
 
     /// <summary>m[r·slice + (0, 16, 32)] = Σ_(c &lt; cin) w[c][r] · x[c·slice + (0, 16, 32)] for the 8 outputs r of a
