@@ -98,7 +98,7 @@ public unsafe class GemmTests
     }
 
     public static IEnumerable<object[]> KernelsAndTransposes() =>
-        from kernel in new[] { nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.Portable) }
+        from kernel in new[] { nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.K12x32), nameof(Gemm.KernelKind.Portable) }
         from ta in new[] { false, true } from tb in new[] { false, true } select new object[] { kernel, ta, tb };
 
     /// <summary>KC=32, MC=13, NC=40: many K, M and N blocks, ragged last blocks and the pack-A-once path.</summary>
@@ -119,6 +119,22 @@ public unsafe class GemmTests
                 }
     }
 
+    /// <summary>Column chunks share one packed A (many M, K and N blocks with the tiny blocking, ragged last ones):
+    /// the same bits as one thread packing A itself, and the reference.</summary>
+    [Theory, MemberData(nameof(KernelsAndTransposes))]
+    public void Shared_packed_A_matches_one_thread(string kernelName, bool transA, bool transB)
+    {
+        var kernel = Enum.Parse<Gemm.KernelKind>(kernelName);
+        var tiny = new Gemm.Blocking(32, 13, 40);
+        foreach (float beta in new[] { 0f, 1f })
+        {
+            var t = new Case(transA, transB, 150, 701, 100, 1, 2, 3, beta, 21);
+            float[] Run(int threads) => WithThreads(threads, () => Check(t, (a, lda, b, ldb, c, ldc) =>
+                Gemm.Run(kernel, tiny, 1, transA, transB, t.M, t.N, t.K, a, lda, 0, b, ldb, 0, t.Beta, c, ldc, 0)));
+            Assert.True(Run(1).AsSpan().SequenceEqual(Run(2)), $"{kernel} {t}: results differ between 1 and 2 threads");
+        }
+    }
+
     [Fact]
     public void K_zero_scales_c_by_beta()
     {
@@ -130,7 +146,8 @@ public unsafe class GemmTests
     [InlineData(false, false, 300, 257, 129)]   // N split
     [InlineData(true, true, 300, 257, 129)]
     [InlineData(false, true, 700, 40, 301)]     // M split (m > n), several K blocks
-    [InlineData(true, false, 64, 600, 576)]     // A packed once
+    [InlineData(true, false, 64, 600, 576)]     // A packed once, shared by the column chunks
+    [InlineData(false, false, 300, 700, 300)]   // shared packed A of several M and K blocks
     [InlineData(false, true, 3, 22000, 70)]     // direct path, column split
     [InlineData(true, false, 4, 9000, 130)]
     public void Sgemm_is_bit_identical_on_1_and_2_threads(bool transA, bool transB, int m, int n, int k)
@@ -155,7 +172,7 @@ public unsafe class GemmTests
         float[] RunWith(Gemm.KernelKind kernel) => Check(t, (a, lda, b, ldb, c, ldc) =>
             Gemm.Run(kernel, Gemm.Blocking.Default, 1, t.TransA, t.TransB, t.M, t.N, t.K, a, lda, 0, b, ldb, 0, t.Beta, c, ldc, 0));
         float[] direct = RunWith(Gemm.KernelKind.Direct);
-        foreach (var kernel in new[] { Gemm.KernelKind.K6x16, Gemm.KernelKind.K4x24, Gemm.KernelKind.K8x32 })
+        foreach (var kernel in new[] { Gemm.KernelKind.K6x16, Gemm.KernelKind.K4x24, Gemm.KernelKind.K8x32, Gemm.KernelKind.K12x32 })
             Assert.True(direct.AsSpan().SequenceEqual(RunWith(kernel)), $"{kernel} differs from the direct path");
     }
 
@@ -207,7 +224,7 @@ public unsafe class GemmTests
     }
 
     public static IEnumerable<object[]> SummedCases() =>
-        from kernel in new[] { nameof(Gemm.KernelKind.Auto), nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.Portable) }
+        from kernel in new[] { nameof(Gemm.KernelKind.Auto), nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.K12x32), nameof(Gemm.KernelKind.Portable) }
         from ta in new[] { false, true } from tb in new[] { false, true } select new object[] { kernel, ta, tb };
 
     /// <summary>C = beta·C + Σ_e op(A_e)·op(B_e): every kernel, default and tiny blocking, pieces strided apart with gaps.</summary>

@@ -63,6 +63,13 @@ public static unsafe partial class Gemm
                 if (rows == mr && mr <= 8 && Avx.IsSupported)
                     for (; p + 8 <= kc; p += 8)
                         Transpose8x8(src + p, lda, mr, dst + (nint)p * mr, mr);
+                if (rows == mr && mr == 12 && Avx.IsSupported)
+                    for (; p + 8 <= kc; p += 8)
+                    {
+                        // rows 8..11 first (their junk lanes spill into the next k step's rows 0..3), then rows 0..7
+                        Transpose8x8(src + 8 * lda + p, lda, 4, dst + (nint)p * 12 + 8, 12);
+                        Transpose8x8(src + p, lda, 8, dst + (nint)p * 12, 12);
+                    }
                 for (; p < kc; p++)
                 {
                     float* d = dst + (nint)p * mr;

@@ -1,5 +1,5 @@
 // Float32 GEMM, C = beta·C + op(A)·op(B), row-major: a packed, register-blocked (Goto/BLIS-style) driver over the
-// microkernels in Gemm.Microkernel.cs (8×32 Vector512 where AVX-512 is accelerated, else 6×16 / 4×24 Vector256,
+// microkernels in Gemm.Microkernel.cs (12×32 or 8×32 Vector512 where AVX-512 is accelerated, else 6×16 / 4×24 Vector256,
 // else a portable Vector128 kernel), an unpacked path for tiny products and m ≤ 4 (Gemm.Direct.cs), and threading
 // over Parallelism.MaxThreads: whole products per thread for batches, else an N (or M) split of one product.
 // A summed product (SgemmSum) runs its K through several pieces lying apart in memory, piece after piece, each cut
@@ -18,14 +18,15 @@ public static unsafe partial class Gemm
     /// <summary>Cache blocking: KC (depth of a packed panel), MC (rows of packed A, L2), NC (columns of packed B, L2/L3).</summary>
     internal readonly record struct Blocking(int KC, int MC, int NC)
     {
-        // 8×32 kernel: KC·(MR+NR)·4 B = 20 KiB of A panel + B sliver in L1 (48 KiB); MC·KC·4 B = 72 KiB A block and
-        // NC·KC·4 B = 1 MiB B panel in L2 (2 MiB). Measured: KC 128 beats 256 by 5-10% on conv shapes (M = 32/64) with
-        // 8×32, ties elsewhere and for the AVX2 kernels; MC 72-576 and NC 1024-4096 are within noise.
+        // AVX-512 kernels (B streamed): one A panel of KC·MR·4 B = 8-12 KiB stays in L1 (48 KiB) while the B slivers
+        // (KC·NR·4 B = 32 KiB each) stream from the B panel in L2, prefetched ahead; MC·KC·4 B = 144 KiB A block.
+        // Measured on 2 threads (medians of 40 interleaved calls): KC 256 over 128 +3-5% at 1024³ and 2048³, equal on
+        // conv shapes (M = 32/64); 384 loses 9% at K = 288. The AVX2 kernels (B sliver in L1) were tuned at 256 too.
         // KC is shared by all kernels and the direct path on purpose: it fixes the K blocks, hence the result bits.
-        public static readonly Blocking Default = new(128, 144, 2048);
+        public static readonly Blocking Default = new(256, 144, 2048);
     }
 
-    internal enum KernelKind { Auto, Direct, K6x16, K4x24, K8x32, Portable }
+    internal enum KernelKind { Auto, Direct, K6x16, K4x24, K8x32, K12x32, Portable }
 
     /// <summary>Below this many multiply-adds (about 160³) a product runs on one thread: Parallel.For's fork/join
     /// (~10 µs) plus both threads packing the shared operand cost more than they save (measured: 2 threads lose at
@@ -80,6 +81,7 @@ public static unsafe partial class Gemm
             case KernelKind.K6x16: Dispatch<Packed<Kernel6x16>>(batched); break;
             case KernelKind.K4x24: Dispatch<Packed<Kernel4x24>>(batched); break;
             case KernelKind.K8x32: Dispatch<Packed<Kernel8x32>>(batched); break;
+            case KernelKind.K12x32: Dispatch<Packed<Kernel12x32>>(batched); break;
             default: Dispatch<Packed<KernelPortable>>(batched); break;
         }
     }
@@ -90,7 +92,8 @@ public static unsafe partial class Gemm
     {
         if (!Vector256.IsHardwareAccelerated || !Fma.IsSupported) return KernelKind.Portable;
         if (m <= DirectMaxRows || (long)m * n * k < DirectWork) return KernelKind.Direct;
-        if (Vector512.IsHardwareAccelerated) return KernelKind.K8x32;
+        // 12×32 (24 accumulators) unless it pads M by more than about 3% over 8×32 (M = 32, 64: 8×32).
+        if (Vector512.IsHardwareAccelerated) return RoundUp(m, 12) * 32 <= RoundUp(m, 8) * 33 ? KernelKind.K12x32 : KernelKind.K8x32;
         long area6 = RoundUp(m, 6) * RoundUp(n, 16), area4 = RoundUp(m, 4) * RoundUp(n, 24);
         return area4 < area6 ? KernelKind.K4x24 : KernelKind.K6x16;
     }
@@ -156,22 +159,78 @@ public static unsafe partial class Gemm
     {
         static abstract int RowGrain { get; }
         static abstract int ColGrain { get; }
-        static abstract void Run(in Operands g, Blocking blocking);
+        /// <summary>Runs the product; <paramref name="packedA"/> is all of op(A) packed by <see cref="SharedA{TK}"/>,
+        /// or null to pack A as it goes.</summary>
+        static abstract void Run(in Operands g, Blocking blocking, float* packedA);
+        /// <summary>Whether column chunks may share one packed copy of A.</summary>
+        static abstract bool SharesA { get; }
+        static abstract SharedA Plan(in Operands g, Blocking blocking);
+        static abstract void PackA(in Operands g, SharedA plan, int block);
     }
 
     readonly struct Packed<TK> : IProductKernel where TK : struct, IMicroKernel
     {
         public static int RowGrain => TK.MR;
         public static int ColGrain => TK.NR;
-        public static void Run(in Operands g, Blocking blocking) => Serial<TK>(g, blocking);
+        public static void Run(in Operands g, Blocking blocking, float* packedA) => Serial<TK>(g, blocking, packedA);
+        public static bool SharesA => true;
+        public static SharedA Plan(in Operands g, Blocking blocking) => SharedA.Of(g, blocking, TK.MR);
+        public static void PackA(in Operands g, SharedA plan, int block) => plan.Pack<TK>(g, block);
     }
 
     readonly struct Unpacked : IProductKernel
     {
         public static int RowGrain => 1;
         public static int ColGrain => 32;
-        public static void Run(in Operands g, Blocking blocking) => Direct(g, blocking);
+        public static void Run(in Operands g, Blocking blocking, float* packedA) => Direct(g, blocking);
+        public static bool SharesA => false;
+        public static SharedA Plan(in Operands g, Blocking blocking) => default;
+        public static void PackA(in Operands g, SharedA plan, int block) { }
     }
+
+    /// <summary>All of op(A) of a plain product packed once, for column chunks that would each pack it again: block
+    /// (i, kb) holds rows [i·MC0, …) of K block kb, at i·MC0·K + ⌈rows/MR⌉·MR·p0 — the A block that
+    /// <see cref="Serial{TK}"/> would pack at that point, so it computes the same bits either way.</summary>
+    readonly struct SharedA(int mBlocks, int kBlocks, int mc0, int m, int k, float* buffer)
+    {
+        public readonly int MBlocks = mBlocks, KBlocks = kBlocks, Mc0 = mc0;
+        public readonly float* Buffer = buffer;
+        public int Blocks => MBlocks * KBlocks;
+
+        public static SharedA Of(in Operands g, Blocking blocking, int mr)
+        {
+            var (kBlocks, _, mBlocks, mc0) = Cuts(g.M, g.K, mr, blocking);
+            return new SharedA(mBlocks, kBlocks, mc0, g.M, g.K, null);
+        }
+
+        public SharedA With(float* buffer) => new(MBlocks, KBlocks, Mc0, m, k, buffer);
+
+        /// <summary>Floats the packed copy takes (the last row block padded to whole panels, plus packing slack).</summary>
+        public long Floats(int mr) => (long)(MBlocks - 1) * Mc0 * k + RoundUp(m - (MBlocks - 1) * Mc0, mr) * k + PackSlack;
+
+        public float* Block(int ic, int mc, int p0, int mr) => Buffer + (nint)ic * k + (nint)RoundUp(mc, mr) * p0;
+
+        public void Pack<TK>(in Operands g, int block) where TK : struct, IMicroKernel
+        {
+            int i = block / KBlocks, kb = block % KBlocks;
+            int ic = i * Mc0, mc = Math.Min(Mc0, m - ic);
+            int p0 = (int)((long)k * kb / KBlocks), kc = (int)((long)k * (kb + 1) / KBlocks) - p0;
+            PackA<TK>(g.TransA, g.A, g.Lda, ic, mc, p0, kc, Block(ic, mc, p0, TK.MR));
+        }
+    }
+
+    /// <summary>The K blocks (balanced, at most KC deep) and the M blocks (balanced, whole panels, at most MC rows).</summary>
+    static (int KBlocks, int KcMax, int MBlocks, int Mc0) Cuts(int m, int k, int mr, Blocking blocking)
+    {
+        int kBlocks = (k + blocking.KC - 1) / blocking.KC;
+        int mcCap = Math.Max(mr, blocking.MC / mr * mr);
+        int mBlocks = (m + mcCap - 1) / mcCap;
+        return (kBlocks, (k + kBlocks - 1) / kBlocks, mBlocks, (int)RoundUp((m + mBlocks - 1) / mBlocks, mr));
+    }
+
+    static float* s_sharedA;
+    static nuint s_sharedCap;
+    static readonly Lock s_sharedLock = new();
 
     /// <summary>Least columns (rows) per chunk of a split product unless that leaves a thread idle: each chunk packs
     /// its own copy of the other operand, about 10/width of the multiply (2% at 512). Measured on the shared 2-core
@@ -195,7 +254,7 @@ public static unsafe partial class Gemm
             var g = batch.Item(i);
             if (threads == 1 || work < ParallelThreshold)
             {
-                TP.Run(g, batch.Blocking);
+                TP.Run(g, batch.Blocking, null);
                 continue;
             }
             // Split N (or M when M > N) into grain-aligned chunks, about 4 per thread, handed out through a shared
@@ -206,9 +265,24 @@ public static unsafe partial class Gemm
             int chunks = (length + width - 1) / width;
             next = 0;
             if (chunks < 2)
-                TP.Run(g, batch.Blocking);
+                TP.Run(g, batch.Blocking, null);
+            else if (byColumns && TP.SharesA && g.KCount == 1 && s_sharedLock.TryEnter())
+            {
+                // Every column chunk needs all of A: pack it once, both threads at once, then share it.
+                try
+                {
+                    var plan = TP.Plan(g, batch.Blocking);
+                    plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats(TP.RowGrain)));
+                    ParallelFor.RunRange(plan.Blocks, new PackQueue<TP>(g, plan));
+                    ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, plan.Buffer));
+                }
+                finally
+                {
+                    s_sharedLock.Exit();
+                }
+            }
             else
-                ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next));
+                ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, null));
         }
     }
 
@@ -218,12 +292,12 @@ public static unsafe partial class Gemm
         public void Invoke(int begin, int end)
         {
             for (int i; (i = Interlocked.Increment(ref *next) - 1) < count;)
-                TP.Run(batch.Item(i), batch.Blocking);
+                TP.Run(batch.Item(i), batch.Blocking, null);
         }
     }
 
     /// <summary>Column (or row) chunks [c·width, (c+1)·width) of one product, one at a time, to whichever thread asks next.</summary>
-    readonly struct ChunkQueue<TP>(Operands g, Blocking blocking, bool byColumns, int width, int count, int* next) : IRangeWorkItem
+    readonly struct ChunkQueue<TP>(Operands g, Blocking blocking, bool byColumns, int width, int count, int* next, float* packedA) : IRangeWorkItem
         where TP : struct, IProductKernel
     {
         public void Invoke(int begin, int end)
@@ -231,26 +305,35 @@ public static unsafe partial class Gemm
             for (int c; (c = Interlocked.Increment(ref *next) - 1) < count;)
             {
                 int lo = c * width, hi = Math.Min(lo + width, byColumns ? g.N : g.M);
-                TP.Run(byColumns ? g.Columns(lo, hi) : g.Rows(lo, hi), blocking);
+                TP.Run(byColumns ? g.Columns(lo, hi) : g.Rows(lo, hi), blocking, packedA);
             }
+        }
+    }
+
+    /// <summary>Blocks [begin, end) of a shared packed A.</summary>
+    readonly struct PackQueue<TP>(Operands g, SharedA plan) : IRangeWorkItem where TP : struct, IProductKernel
+    {
+        public void Invoke(int begin, int end)
+        {
+            for (int i = begin; i < end; i++) TP.PackA(g, plan, i);
         }
     }
 
     /// <summary>One product on the calling thread: loops NC columns → KC depth → MC rows → NR slivers → MR panels.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Serial<TK>(in Operands g, Blocking blocking) where TK : struct, IMicroKernel
+    static void Serial<TK>(in Operands g, Blocking blocking, float* packedA) where TK : struct, IMicroKernel
     {
         int mr = TK.MR, nr = TK.NR, m = g.M, n = g.N, k = g.K;
         // Balanced blocks: K=288 becomes 2×144, not 256+32 (a thin last K block costs a whole extra pass over C).
         // The K cut depends on k and KC only, never on the thread split, which keeps results deterministic.
-        int kBlocks = (k + blocking.KC - 1) / blocking.KC;
-        int kcMax = (k + kBlocks - 1) / kBlocks;
-        int mcCap = Math.Max(mr, blocking.MC / mr * mr), ncCap = Math.Max(nr, blocking.NC / nr * nr);
-        int mBlocks = (m + mcCap - 1) / mcCap, nBlocks = (n + ncCap - 1) / ncCap;
-        int mc0 = (int)RoundUp((m + mBlocks - 1) / mBlocks, mr), nc0 = (int)RoundUp((n + nBlocks - 1) / nBlocks, nr);
+        var (kBlocks, kcMax, mBlocks, mc0) = Cuts(m, k, mr, blocking);
+        int ncCap = Math.Max(nr, blocking.NC / nr * nr);
+        int nBlocks = (n + ncCap - 1) / ncCap;
+        int nc0 = (int)RoundUp((n + nBlocks - 1) / nBlocks, nr);
         // When all of A is one MC block it is packed once, for every K block, and reused by every NC block.
         bool packAOnce = mBlocks == 1 && nBlocks > 1 && g.KCount == 1;
-        float* pa = Scratch(ref t_packA, ref t_capA, (nuint)((packAOnce ? (long)mc0 * k : (long)mc0 * kcMax) + PackSlack));
+        var shared = new SharedA(mBlocks, kBlocks, mc0, m, k, packedA);
+        float* pa = packedA != null ? null : Scratch(ref t_packA, ref t_capA, (nuint)((packAOnce ? (long)mc0 * k : (long)mc0 * kcMax) + PackSlack));
         float* pb = Scratch(ref t_packB, ref t_capB, (nuint)((long)nc0 * kcMax));
         float* tile = stackalloc float[TK.MR * TK.NR];
 
@@ -268,8 +351,14 @@ public static unsafe partial class Gemm
                     for (int ic = 0; ic < m; ic += mc0)
                     {
                         int mc = Math.Min(mc0, m - ic);
-                        float* aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
-                        if (!packAOnce || jc == 0) PackA<TK>(g.TransA, pieceA, g.Lda, ic, mc, p0, kc, aBlock);
+                        float* aBlock;
+                        if (packedA != null)
+                            aBlock = shared.Block(ic, mc, p0, mr);
+                        else
+                        {
+                            aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
+                            if (!packAOnce || jc == 0) PackA<TK>(g.TransA, pieceA, g.Lda, ic, mc, p0, kc, aBlock);
+                        }
                         Macro<TK>(mc, nc, kc, aBlock, pb, g.C + ic * g.Ldc + jc, g.Ldc, accumulate, tile);
                     }
                 }
@@ -282,29 +371,37 @@ public static unsafe partial class Gemm
     static void Macro<TK>(int mc, int nc, int kc, float* pa, float* pb, float* c, nint ldc, bool accumulate, float* tile)
         where TK : struct, IMicroKernel
     {
-        for (int jr = 0; jr < nc; jr += TK.NR)
-        {
-            int cols = Math.Min(TK.NR, nc - jr);
-            float* b = pb + (nint)jr * kc;
+        // Both orders visit the same tiles with the same operands, so they give the same bits.
+        if (TK.StreamsB)
             for (int ir = 0; ir < mc; ir += TK.MR)
-            {
-                int rows = Math.Min(TK.MR, mc - ir);
-                float* a = pa + (nint)ir * kc, cTile = c + ir * ldc + jr;
-                if (rows == TK.MR && cols == TK.NR)
-                {
-                    TK.Run(kc, a, b, TK.NR, cTile, ldc, accumulate);
-                    continue;
-                }
-                TK.Run(kc, a, b, TK.NR, tile, TK.NR, false);
-                for (int r = 0; r < rows; r++)
-                {
-                    float* src = tile + r * TK.NR, dst = cTile + r * ldc;
-                    if (accumulate)
-                        for (int q = 0; q < cols; q++) dst[q] += src[q];
-                    else
-                        for (int q = 0; q < cols; q++) dst[q] = src[q];
-                }
-            }
+                for (int jr = 0; jr < nc; jr += TK.NR)
+                    Tile<TK>(ir, jr, mc, nc, kc, pa, pb, c, ldc, accumulate, tile);
+        else
+            for (int jr = 0; jr < nc; jr += TK.NR)
+                for (int ir = 0; ir < mc; ir += TK.MR)
+                    Tile<TK>(ir, jr, mc, nc, kc, pa, pb, c, ldc, accumulate, tile);
+    }
+
+    /// <summary>The MR×NR tile of C at (ir, jr) of the block; a ragged edge tile goes through <paramref name="tile"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tile<TK>(int ir, int jr, int mc, int nc, int kc, float* pa, float* pb, float* c, nint ldc, bool accumulate, float* tile)
+        where TK : struct, IMicroKernel
+    {
+        int rows = Math.Min(TK.MR, mc - ir), cols = Math.Min(TK.NR, nc - jr);
+        float* a = pa + (nint)ir * kc, b = pb + (nint)jr * kc, cTile = c + ir * ldc + jr;
+        if (rows == TK.MR && cols == TK.NR)
+        {
+            TK.Run(kc, a, b, TK.NR, cTile, ldc, accumulate);
+            return;
+        }
+        TK.Run(kc, a, b, TK.NR, tile, TK.NR, false);
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = tile + r * TK.NR, dst = cTile + r * ldc;
+            if (accumulate)
+                for (int q = 0; q < cols; q++) dst[q] += src[q];
+            else
+                for (int q = 0; q < cols; q++) dst[q] = src[q];
         }
     }
 
