@@ -188,14 +188,16 @@ public static unsafe partial class Gemm
         public static void PackA(in Operands g, SharedA plan, int block) { }
     }
 
-    /// <summary>All of op(A) of a plain product packed once, for column chunks that would each pack it again: block
-    /// (i, kb) holds rows [i·MC0, …) of K block kb, at i·MC0·K + ⌈rows/MR⌉·MR·p0 — the A block that
-    /// <see cref="Serial{TK}"/> would pack at that point, so it computes the same bits either way.</summary>
+    /// <summary>All of op(A) of a plain product packed once, for column chunks that would each pack it again: the
+    /// rows [i·MC0, …) of K block kb lie at i·(MC0·K + PackSlack) + ⌈rows/MR⌉·MR·p0 — the A block that
+    /// <see cref="Serial{TK}"/> would pack at that point, so it computes the same bits either way. One row block is
+    /// one unit of packing work, its K blocks in order: a packing routine's overlapping stores may spill a few floats
+    /// past a block, into the next K block (packed after it, which overwrites them) or the slack after the row block.</summary>
     readonly struct SharedA(int mBlocks, int kBlocks, int mc0, int m, int k, float* buffer)
     {
         public readonly int MBlocks = mBlocks, KBlocks = kBlocks, Mc0 = mc0;
         public readonly float* Buffer = buffer;
-        public int Blocks => MBlocks * KBlocks;
+        long RowBlock => (long)Mc0 * k + PackSlack;
 
         public static SharedA Of(in Operands g, Blocking blocking, int mr)
         {
@@ -205,17 +207,19 @@ public static unsafe partial class Gemm
 
         public SharedA With(float* buffer) => new(MBlocks, KBlocks, Mc0, m, k, buffer);
 
-        /// <summary>Floats the packed copy takes (the last row block padded to whole panels, plus packing slack).</summary>
-        public long Floats(int mr) => (long)(MBlocks - 1) * Mc0 * k + RoundUp(m - (MBlocks - 1) * Mc0, mr) * k + PackSlack;
+        public long Floats => MBlocks * RowBlock;
 
-        public float* Block(int ic, int mc, int p0, int mr) => Buffer + (nint)ic * k + (nint)RoundUp(mc, mr) * p0;
+        public float* Block(int ic, int mc, int p0, int mr) => Buffer + ic / Mc0 * RowBlock + (nint)RoundUp(mc, mr) * p0;
 
-        public void Pack<TK>(in Operands g, int block) where TK : struct, IMicroKernel
+        /// <summary>Packs row block <paramref name="i"/>, K block after K block.</summary>
+        public void Pack<TK>(in Operands g, int i) where TK : struct, IMicroKernel
         {
-            int i = block / KBlocks, kb = block % KBlocks;
             int ic = i * Mc0, mc = Math.Min(Mc0, m - ic);
-            int p0 = (int)((long)k * kb / KBlocks), kc = (int)((long)k * (kb + 1) / KBlocks) - p0;
-            PackA<TK>(g.TransA, g.A, g.Lda, ic, mc, p0, kc, Block(ic, mc, p0, TK.MR));
+            for (int kb = 0; kb < KBlocks; kb++)
+            {
+                int p0 = (int)((long)k * kb / KBlocks), kc = (int)((long)k * (kb + 1) / KBlocks) - p0;
+                PackA<TK>(g.TransA, g.A, g.Lda, ic, mc, p0, kc, Block(ic, mc, p0, TK.MR));
+            }
         }
     }
 
@@ -272,8 +276,8 @@ public static unsafe partial class Gemm
                 try
                 {
                     var plan = TP.Plan(g, batch.Blocking);
-                    plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats(TP.RowGrain)));
-                    ParallelFor.RunRange(plan.Blocks, new PackQueue<TP>(g, plan));
+                    plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats));
+                    ParallelFor.RunRange(plan.MBlocks, new PackQueue<TP>(g, plan));
                     ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, plan.Buffer));
                 }
                 finally
@@ -310,12 +314,15 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>Blocks [begin, end) of a shared packed A.</summary>
+    /// <summary>Tests: pack a shared A's row blocks last to first (no row block may rely on the next one being packed after it).</summary>
+    internal static bool PackBackwards;
+
+    /// <summary>Row blocks [begin, end) of a shared packed A.</summary>
     readonly struct PackQueue<TP>(Operands g, SharedA plan) : IRangeWorkItem where TP : struct, IProductKernel
     {
         public void Invoke(int begin, int end)
         {
-            for (int i = begin; i < end; i++) TP.PackA(g, plan, i);
+            for (int i = begin; i < end; i++) TP.PackA(g, plan, PackBackwards ? plan.MBlocks - 1 - i : i);
         }
     }
 
