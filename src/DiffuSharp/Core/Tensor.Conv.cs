@@ -15,6 +15,11 @@ public sealed partial class Tensor
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0)
         => Ops.Conv2d(x, weight, bias, stride, padding);
 
+    /// <summary>residual + Conv2d(x, weight, bias, stride, padding), the residual added as the output is written.</summary>
+    /// <param name="residual">the output's shape (B, Cout, Ho, Wo)</param>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, Tensor residual)
+        => Ops.Conv2d(x, weight, bias, stride, padding, residual);
+
     /// <summary>1-D convolution with kernel size 1 (a linear map over channels at every position), as F.conv1d.</summary>
     /// <param name="x">(B, Cin, L)</param>
     /// <param name="weight">(Cout, Cin, 1)</param>

@@ -43,8 +43,7 @@ public sealed class ResBlock : Module, IEmbedLayer
             h = _outNorm.ForwardSilu(h + e.Reshape(b, _outChannels, 1, 1)); // broadcast over H, W
         }
         if (ctx.Training && _dropout > 0) h = h.Dropout(_dropout, ctx.Rng!);
-        h = _outConv.Forward(h);
-        return (_skip?.Forward(x) ?? x) + h;
+        return _outConv.Forward(h, residual: _skip?.Forward(x) ?? x);     // skip(x) + out_layers(h)
     }
 }
 

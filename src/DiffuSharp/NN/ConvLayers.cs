@@ -22,6 +22,9 @@ public sealed class Conv2d : Module, IEmbedLayer
     /// <summary>x: (B, Cin, H, W) → (B, Cout, H', W')</summary>
     public Tensor Forward(Tensor x) => Tensor.Conv2d(x, Weight, Bias, Stride, Padding);
 
+    /// <summary>residual + Forward(x), the residual added as the output is written.</summary>
+    public Tensor Forward(Tensor x, Tensor residual) => Tensor.Conv2d(x, Weight, Bias, Stride, Padding, residual);
+
     Tensor IEmbedLayer.Forward(Tensor x, Tensor emb, ForwardContext ctx) => Forward(x);   // input_blocks.0.0
 }
 

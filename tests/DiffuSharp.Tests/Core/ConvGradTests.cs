@@ -45,6 +45,49 @@ public class ConvGradTests
         GradCheck.AssertClose(expect, yNoBias.ToArray(), 1e-5, 1e-5, "y without bias");
     }
 
+    /// <summary>The residual is added as the output is written, with the bits of adding it afterwards, on every
+    /// forward path: Winograd lanes (16 images, 8+ channels), direct lanes, the NCHW direct kernel, im2col + GEMM, 1×1.</summary>
+    [Theory]
+    [InlineData(16, 8, 8, 9, 3, 1)]      // Winograd on the lane tensors
+    [InlineData(16, 4, 3, 7, 3, 1)]      // direct lane kernel
+    [InlineData(32, 16, 16, 6, 3, 1)]    // two lane groups
+    [InlineData(2, 3, 5, 9, 3, 1)]       // NCHW direct / im2col
+    [InlineData(3, 4, 6, 5, 1, 0)]       // 1×1 through GEMM
+    [InlineData(2, 3, 4, 8, 4, 1)]       // 4×4 kernel through im2col + GEMM
+    public void Conv2d_with_residual_equals_conv_plus_residual_bit_for_bit(int batch, int cin, int cout, int size, int k, int p)
+    {
+        var rng = new Rng(44);
+        var x = GradCheck.Randn(rng, batch, cin, size, size);
+        var wt = GradCheck.Randn(rng, cout, cin, k, k);
+        var b = GradCheck.Randn(rng, cout);
+        int o = size + 2 * p - k + 1;
+        var r = GradCheck.Randn(rng, batch, cout, o, o);
+        var fused = Tensor.Conv2d(x, wt, b, 1, p, r).ToArray();
+        var apart = (r + Tensor.Conv2d(x, wt, b, 1, p)).ToArray();
+        Assert.True(fused.AsSpan().SequenceEqual(apart), "residual + conv differs from the fused result");
+    }
+
+    [Fact]
+    public void Conv2d_with_residual_passes_finite_differences_on_the_lane_kernel()
+    {
+        var rng = new Rng(45);
+        var x = GradCheck.Randn(rng, 16, 8, 5, 5).RequireGrad();
+        var wt = GradCheck.Randn(rng, 8, 8, 3, 3).RequireGrad();
+        var b = GradCheck.Randn(rng, 8).RequireGrad();
+        var r = GradCheck.Randn(rng, 16, 8, 5, 5).RequireGrad();
+        GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 1, 1, t[3]), [x, wt, b, r], rng);
+    }
+
+    [Fact]
+    public void Conv2d_residual_of_the_wrong_shape_is_a_clear_error()
+    {
+        var rng = new Rng(46);
+        var x = GradCheck.Randn(rng, 2, 3, 6, 6);
+        var wt = GradCheck.Randn(rng, 4, 3, 3, 3);
+        var ex = Assert.Throws<ArgumentException>(() => Tensor.Conv2d(x, wt, null, 1, 1, GradCheck.Randn(rng, 2, 4, 5, 6)));
+        Assert.Contains("residual must have the output's shape (2, 4, 6, 6)", ex.Message);
+    }
+
     [Theory]
     [InlineData(1, 3, 1, 1)]
     [InlineData(3, 1, 1, 0)]

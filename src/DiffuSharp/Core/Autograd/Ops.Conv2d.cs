@@ -33,7 +33,12 @@ internal static unsafe partial class Ops
 
     /// <summary>y = conv2d(x, W) + b. x: (B, Cin, H, W), weight: (Cout, Cin, kh, kw), bias: (Cout) or null
     /// → (B, Cout, Ho, Wo), Ho = (H + 2·padding − kh)/stride + 1.</summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding)
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding) =>
+        Conv2d(x, weight, bias, stride, padding, residual: null);
+
+    /// <summary>residual + Conv2d(x, weight, bias, stride, padding) in one pass (the residual added as the output is
+    /// written, the bits of adding it afterwards); residual has the output's shape, or is null.</summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, Tensor? residual)
     {
         if (weight.Rank != 4 || weight.Count == 0)
             throw new ArgumentException($"Conv2d expects a non-empty weight (Cout, Cin, kh, kw), got {ShapeUtil.Format(weight.ShapeSpan)}");
@@ -47,7 +52,10 @@ internal static unsafe partial class Ops
             throw new ArgumentException($"Conv2d: kernel {kh}×{kw} does not fit input {ShapeUtil.Format(x.ShapeSpan)} with padding {padding}");
         CheckBias("Conv2d", bias, cout);
         var g = new ConvGeometry(cin, h, w, kh, kw, stride, padding);
-        return ConvCore("Conv2d", x, weight, bias, cout, g, [x.ShapeSpan[0], cout, g.Ho, g.Wo]);
+        int[] outShape = [x.ShapeSpan[0], cout, g.Ho, g.Wo];
+        if (residual is not null && !residual.ShapeSpan.SequenceEqual(outShape))
+            throw new ArgumentException($"Conv2d: the residual must have the output's shape {ShapeUtil.Format(outShape)}, got {ShapeUtil.Format(residual.ShapeSpan)}");
+        return ConvCore("Conv2d", x, weight, bias, cout, g, outShape, residual);
     }
 
     /// <summary>Kernel-1 conv1d, a per-position linear map over channels. x: (B, Cin, L), weight: (Cout, Cin, 1),
@@ -77,9 +85,9 @@ internal static unsafe partial class Ops
         return (int)Math.Max(1, (batch + chunks - 1) / chunks);
     }
 
-    static Tensor ConvCore(string name, Tensor x, Tensor weight, Tensor? bias, int cout, ConvGeometry g, int[] outShape)
+    static Tensor ConvCore(string name, Tensor x, Tensor weight, Tensor? bias, int cout, ConvGeometry g, int[] outShape, Tensor? residual = null)
     {
-        x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous();
+        x = x.Contiguous(); weight = weight.Contiguous(); bias = bias?.Contiguous(); residual = residual?.Contiguous();
         int batch = x.ShapeSpan[0], cin = g.C, ckk = g.Ckk, hw = g.Ho * g.Wo;
         long xImage = (long)cin * g.H * g.W, yImage = (long)cout * hw;
         // direct kernels for dx of every supported shape; for the forward and dW only where they beat im2col + GEMM
@@ -93,7 +101,7 @@ internal static unsafe partial class Ops
             ? ArrayPool<float>.Shared.Rent((int)colFloats) : null;
         var y = Tensor.Uninitialized(outShape);                             // (B, Cout, Ho, Wo), every element written below
         if (y.Count > 0)
-            fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data)
+            fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Data, pr = residual is null ? default : residual.Data)
             {
                 if (g.IsPointwise)
                 {
@@ -101,7 +109,7 @@ internal static unsafe partial class Ops
                     if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
                     Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
                 }
-                else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, py);
+                else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, pr, py);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
@@ -129,7 +137,10 @@ internal static unsafe partial class Ops
                 }
             }
 
+        if (residual is not null && !lanesForward && y.Count > 0)
+            Binary.AddInPlace(y.Data, residual.Data);                         // y + r: the same bits as r + y
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        if (residual is not null) inputs = [.. inputs, residual];
         if (OpProfiler.IsRunning)                                                   // per shape, for bench train --profile
             name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (lanesForward ? " lanes" : directFwd ? " direct" : "") + (lanesBackward ? " bwd-lanes" : direct ? " dx-direct" : "");
         return Graph.Record(name, y, inputs, dy =>
@@ -141,6 +152,7 @@ internal static unsafe partial class Ops
             // For a "same" stride-1 convolution that col2im is the convolution of dy with the flipped, transposed
             // kernel and the same padding (dx[c, iy, ix] = Σ_o Σ_(i,j) dy[o, iy + p − i, ix + p − j] · W[o, c, i, j]),
             // which the direct kernel computes.
+            if (residual is not null && residual.RequiresGrad) residual.AccumulateGrad(dy.Data);
             try { if (batch > 0) ConvBackward(dy); }
             finally { if (savedCol is not null) ArrayPool<float>.Shared.Return(savedCol); }
         });
@@ -246,7 +258,7 @@ internal static unsafe partial class Ops
     /// (count, g.C, H, W) with w (cout, g.C, 3, 3) plus bias, with the batch in the vector lanes, group of images after
     /// group of images (ConvLanes.GroupImages), on the Winograd kernel where it pays and the direct lane kernel
     /// elsewhere. dx goes through LanesBackward (stride 1) or im2col (stride 2).</summary>
-    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* output)
+    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* residual, float* output)
     {
         int hw = g.H * g.W, outHw = g.Ho * g.Wo;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
@@ -267,7 +279,8 @@ internal static unsafe partial class Ops
                     ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, hp, wp, nLanes, xl);  // (C, hp, wp, lanes)
                     if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                        // (cout, Ho, Wo, lanes)
                     else ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);
-                    ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, output + (long)b0 * cout * outHw, accumulate: false);
+                    long at = (long)b0 * cout * outHw;
+                    ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, residual == null ? null : residual + at, output + at, accumulate: false);
                 }
             }
         }

@@ -175,13 +175,18 @@ internal static unsafe class ConvLanes
     }
 
     /// <summary>y[b, c, p] = yl[c·HW + p][b] + bias[c] (bias may be null), or += yl[…] with accumulate (bias ignored).</summary>
-    public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* y, bool accumulate)
+    public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* y, bool accumulate) =>
+        FromLanes(yl, batch, channels, hw, lanes, bias, null, y, accumulate);
+
+    /// <summary>The same with a residual r (same layout as y, may be null) added after the bias:
+    /// y[b, c, p] = r[b, c, p] + (yl[c·HW + p][b] + bias[c]), the bits of adding r to the plain result.</summary>
+    public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate)
     {
-        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, y, accumulate);
+        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, residual, y, accumulate);
         ParallelFor.Run(channels, work);
     }
 
-    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* y, bool accumulate) : IWorkItem
+    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate) : IWorkItem
     {
         public void Invoke(int c)
         {
@@ -212,18 +217,13 @@ internal static unsafe class ConvLanes
                     }
                     for (; p < hw; p++)
                         for (int k = 0; k < 8; k++)
-                        {
-                            float v = src[(long)p * lanes + b + k];
-                            if (accumulate) d[k * imageStride + p] += v;
-                            else d[k * imageStride + p] = v + bv;
-                        }
+                            Put(d + k * imageStride + p, src[(long)p * lanes + b + k], bv);
                 }
             }
             for (; b < batch; b++)
             {
                 float* d = dst + b * imageStride, s = src + b;
-                if (accumulate) for (int p = 0; p < hw; p++) d[p] += s[(long)p * lanes];
-                else for (int p = 0; p < hw; p++) d[p] = s[(long)p * lanes] + bv;
+                for (int p = 0; p < hw; p++) Put(d + p, s[(long)p * lanes], bv);
             }
         }
 
@@ -231,7 +231,16 @@ internal static unsafe class ConvLanes
         void Put(float* d, Vector256<float> v, Vector256<float> bias8)
         {
             if (accumulate) (Vector256.Load(d) + v).Store(d);
+            else if (residual != null) (Vector256.Load(d + (residual - y)) + (v + bias8)).Store(d);
             else (v + bias8).Store(d);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Put(float* d, float v, float bv)
+        {
+            if (accumulate) *d += v;
+            else if (residual != null) *d = d[residual - y] + (v + bv);
+            else *d = v + bv;
         }
     }
 
