@@ -86,7 +86,7 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>Direct for tiny products and m ≤ 4; else 8×32 with AVX-512; else 6×16 unless 4×24 pads the m×n area
+    /// <summary>Direct for tiny products and m ≤ 4; else 12×32 or 8×32 with AVX-512; else 6×16 unless 4×24 pads the m×n area
     /// less (M = 32, 64, …); the portable kernel without AVX2+FMA.</summary>
     internal static KernelKind PickKernel(int m, int n, int k)
     {
