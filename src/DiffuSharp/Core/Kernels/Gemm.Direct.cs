@@ -32,7 +32,7 @@ public static unsafe partial class Gemm
                 float* pieceA = g.PieceA(e), pieceB = g.PieceB(e);
                 for (int kb = 0; kb < kBlocks; kb++)
                 {
-                    int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
+                    var (p0, kc) = KBlock(k, kBlocks, kb);
                     bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
                     // b: op(B)[p0..p0+kc, jc..jc+nc) as kc rows ldb apart.
                     float* b = pieceB + p0 * g.Ldb + jc;

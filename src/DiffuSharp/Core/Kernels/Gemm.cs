@@ -159,7 +159,7 @@ public static unsafe partial class Gemm
     {
         static abstract int RowGrain { get; }
         static abstract int ColGrain { get; }
-        /// <summary>Runs the product; <paramref name="packedA"/> is all of op(A) packed by <see cref="SharedA{TK}"/>,
+        /// <summary>Runs the product; <paramref name="packedA"/> is all of op(A) packed by <see cref="SharedA"/>,
         /// or null to pack A as it goes.</summary>
         static abstract void Run(in Operands g, Blocking blocking, float* packedA);
         /// <summary>Whether column chunks may share one packed copy of A.</summary>
@@ -217,7 +217,7 @@ public static unsafe partial class Gemm
             int ic = i * Mc0, mc = Math.Min(Mc0, m - ic);
             for (int kb = 0; kb < KBlocks; kb++)
             {
-                int p0 = (int)((long)k * kb / KBlocks), kc = (int)((long)k * (kb + 1) / KBlocks) - p0;
+                var (p0, kc) = KBlock(k, KBlocks, kb);
                 PackA<TK>(g.TransA, g.A, g.Lda, ic, mc, p0, kc, Block(ic, mc, p0, TK.MR));
             }
         }
@@ -230,6 +230,13 @@ public static unsafe partial class Gemm
         int mcCap = Math.Max(mr, blocking.MC / mr * mr);
         int mBlocks = (m + mcCap - 1) / mcCap;
         return (kBlocks, (k + kBlocks - 1) / kBlocks, mBlocks, (int)RoundUp((m + mBlocks - 1) / mBlocks, mr));
+    }
+
+    /// <summary>K block kb of kBlocks: its first k and its depth. Every path cuts K here, which fixes the result bits.</summary>
+    static (int P0, int Kc) KBlock(int k, int kBlocks, int kb)
+    {
+        int p0 = (int)((long)k * kb / kBlocks);
+        return (p0, (int)((long)k * (kb + 1) / kBlocks) - p0);
     }
 
     static float* s_sharedA;
@@ -352,7 +359,7 @@ public static unsafe partial class Gemm
                 float* pieceA = g.PieceA(e), pieceB = g.PieceB(e);
                 for (int kb = 0; kb < kBlocks; kb++)
                 {
-                    int p0 = (int)((long)k * kb / kBlocks), kc = (int)((long)k * (kb + 1) / kBlocks) - p0;
+                    var (p0, kc) = KBlock(k, kBlocks, kb);
                     PackB<TK>(g.TransB, pieceB, g.Ldb, p0, kc, jc, nc, pb);
                     bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
                     for (int ic = 0; ic < m; ic += mc0)
