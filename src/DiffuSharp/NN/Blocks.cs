@@ -2,6 +2,8 @@
 // timestep embedding added or applied as scale-and-shift, GroupNorm → SiLU → dropout → zero-initialised conv,
 // plus a skip), AttentionBlock (multi-head self-attention over the pixels, QKVAttention's scaling), and the
 // stride-2 Downsample / nearest-×2 Upsample.
+using DiffuSharp.Autograd;
+
 namespace DiffuSharp.NN;
 
 public sealed class ResBlock : Module, IEmbedLayer
@@ -28,6 +30,9 @@ public sealed class ResBlock : Module, IEmbedLayer
 
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)       // x: (B, C, H, W), emb: (B, E)
     {
+        if (!_scaleShift && !(ctx.Training && _dropout > 0) && Ops.ResBlockFuses(x, _outChannels))
+            return Ops.ResBlockNoGrad(x, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
+                _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!, _skip?.Forward(x) ?? x);
         var h = _inConv.Forward(_inNorm.ForwardSilu(x));                  // (B, Cout, H, W)
         var e = _embProj.Forward(emb.Silu());                              // (B, Cout) or (B, 2·Cout)
         int b = x.Dim(0);

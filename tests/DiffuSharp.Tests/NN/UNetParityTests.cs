@@ -71,6 +71,30 @@ public class UNetParityTests
     }
 
     [Fact]
+    public void Forward_of_a_batch_of_16_through_the_fused_ResBlocks_matches_the_reference()
+    {
+        // The four reference inputs four times over: at 16 images the ResBlocks run fused on the lane kernels when no
+        // gradient is recorded (Autograd/Ops.ResBlock.cs), and every copy must still give the reference output.
+        var (model, io) = Load();
+        var x4 = io.ReadFloat32("x");
+        var t4 = io.ReadFloat32("t_f32");
+        var x = Tensor.FromArray([.. x4, .. x4, .. x4, .. x4], 16, 1, 28, 28);
+        var t = Tensor.FromArray([.. t4, .. t4, .. t4, .. t4], 16);
+        float[] output;
+        using (Tensor.NoGrad())
+        {
+            Assert.True(DiffuSharp.Autograd.Ops.ResBlockFuses(Tensor.Zeros(16, 32, 28, 28), 32), "the ResBlocks do not run fused at batch 16");
+            output = model.Forward(x, t).ToArray();
+        }
+        var expected = io.ReadFloat32("out");
+        for (int copy = 0; copy < 4; copy++)
+        {
+            double err = RelErr(expected, output[(copy * expected.Length)..((copy + 1) * expected.Length)]);
+            Assert.True(err < 1e-4, $"copy {copy}: out rel err {err:G3}");
+        }
+    }
+
+    [Fact]
     public void Parameter_and_input_gradients_match_the_reference()
     {
         var (model, io) = Load();

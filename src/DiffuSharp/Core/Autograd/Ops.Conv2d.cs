@@ -262,33 +262,69 @@ internal static unsafe partial class Ops
     {
         int hw = g.H * g.W, outHw = g.Ho * g.Wo;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
-        bool winograd = ConvWinograd.Pays(g, cout);
-        var (hp, wp) = LanePlane(g, winograd);
-        float[] xlBuf = ArrayPool<float>.Shared.Rent(checked(g.C * hp * wp * lanes));
+        var weights = new LaneWeights(g, w, cout);
+        float[] xlBuf = ArrayPool<float>.Shared.Rent(weights.InputFloats(lanes));
         float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
         try
         {
-            fixed (float* xl = xlBuf, yl = ylBuf, wpk = wBuf)
-            {
-                if (winograd) ConvWinograd.TransformWeights(w, cout, g.C, flipTranspose: false, wpk);  // [16][cout/8][C][8]
-                else ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);             // [cout/8][C][9][8]
+            fixed (float* xl = xlBuf, yl = ylBuf)
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, hp, wp, nLanes, xl);  // (C, hp, wp, lanes)
-                    if (winograd) ConvWinograd.Forward(xl, g, nLanes, wpk, cout, yl);                        // (cout, Ho, Wo, lanes)
-                    else ConvLanes.Forward(xl, g, nLanes, wpk, cout, yl);
+                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, weights.Hp, weights.Wp, nLanes, xl);  // (C, hp, wp, lanes)
+                    weights.Forward(xl, nLanes, yl);                                                                     // (cout, Ho, Wo, lanes)
                     long at = (long)b0 * cout * outHw;
                     ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, residual == null ? null : residual + at, output + at, accumulate: false);
                 }
-            }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(xlBuf);
             ArrayPool<float>.Shared.Return(ylBuf);
-            ArrayPool<float>.Shared.Return(wBuf);
+            weights.Return();
+        }
+    }
+
+    /// <summary>The weights of a 3×3 lane convolution (stride 1, or 2 for ConvLanes.IsStrided), transformed once for
+    /// every group of images: for the Winograd kernel where it pays, else packed for the direct lane kernel. Return()
+    /// gives the buffer back.</summary>
+    readonly struct LaneWeights
+    {
+        readonly float[] _buf;
+        readonly ConvGeometry _g;
+        readonly int _cout;
+        public readonly bool Winograd;
+        /// <summary>The padded plane of the input lane tensor (LanePlane).</summary>
+        public readonly int Hp, Wp;
+
+        public LaneWeights(in ConvGeometry g, float* w, int cout)
+        {
+            (_g, _cout, Winograd) = (g, cout, ConvWinograd.Pays(g, cout));
+            (Hp, Wp) = LanePlane(g, Winograd);
+            _buf = ArrayPool<float>.Shared.Rent(Winograd ? ConvWinograd.TransformedWeightFloats(cout, g.C) : ConvDirect.PackedWeightFloats(cout, g.C, 3));
+            fixed (float* wpk = _buf)
+            {
+                if (Winograd) ConvWinograd.TransformWeights(w, cout, g.C, flipTranspose: false, wpk);  // [16][cout/8][C][8]
+                else ConvDirect.PackWeights(w, cout, g.C, 3, flipTranspose: false, wpk);             // [cout/8][C][9][8]
+            }
+        }
+
+        /// <summary>Floats of the input lane tensor for this many lanes.</summary>
+        public int InputFloats(int lanes) => checked(_g.C * Hp * Wp * lanes);
+
+        /// <summary>yl (cout, Ho, Wo, lanes) = the convolution of xl (C, Hp, Wp, lanes), without the bias.</summary>
+        public void Forward(float* xl, int lanes, float* yl)
+        {
+            fixed (float* wpk = _buf)
+            {
+                if (Winograd) ConvWinograd.Forward(xl, _g, lanes, wpk, _cout, yl);
+                else ConvLanes.Forward(xl, _g, lanes, wpk, _cout, yl);
+            }
+        }
+
+        public void Return()
+        {
+            if (_buf is not null) ArrayPool<float>.Shared.Return(_buf);
         }
     }
 

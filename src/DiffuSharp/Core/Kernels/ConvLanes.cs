@@ -86,8 +86,10 @@ internal static unsafe class ConvLanes
 
     // ---- NCHW ↔ lanes ----
     // Eight images × eight positions at a time through an 8×8 register transpose (Transpose8); the positions past the
-    // last whole block of eight and the images past the last whole group of eight go one float at a time, as all of
-    // them do in the scalar reference (ScalarTransposes = true, for tests).
+    // last whole block of eight go one position (eight images) at a time, and the images past the last whole group of
+    // eight one float at a time, as all of them do in the scalar reference (ScalarTransposes = true, for tests).
+    // ToLanes may apply a group norm + SiLU on the way (LaneNorm): every value then goes through the same vector
+    // arithmetic, whichever of these paths carries it.
 
     /// <summary>Tests set this to run the one-float-at-a-time reference of the layout changes.</summary>
     internal static bool ScalarTransposes;
@@ -100,7 +102,43 @@ internal static unsafe class ConvLanes
         ToLanes(x, batch, channels, h, w, pad, h + 2 * pad, w + 2 * pad, lanes, xl);
 
     /// <summary>The same in planes of hp × wp (at least H + pad × W + pad): the image at (pad, pad), zero elsewhere.</summary>
-    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* xl)
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* xl) =>
+        ToLanes(x, batch, channels, h, w, pad, hp, wp, lanes, null, xl);
+
+    /// <summary>The same with silu(group_norm(x)) in place of x when normTable is not null: the map of
+    /// LaneNorm.Apply with the coefficients of LaneNorm.Table (the padding stays zero).</summary>
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* normTable, float* xl)
+    {
+        if (normTable == null) ToLanes(x, batch, channels, h, w, pad, hp, wp, lanes, default(Plain), xl);
+        else ToLanes(x, batch, channels, h, w, pad, hp, wp, lanes, new NormSilu(normTable, lanes), xl);
+    }
+
+    /// <summary>What ToLanes does to each value on its way into lane b of channel c: At gives the coefficients of eight
+    /// images, which Map applies to two positions of them at once.</summary>
+    interface ILaneMap
+    {
+        LaneNorm.Coefficients At(int c, int b);
+        Vector512<float> Map(Vector512<float> v, in LaneNorm.Coefficients k);
+        float Map(float v, int c, int b);
+    }
+
+    readonly struct Plain : ILaneMap
+    {
+        public LaneNorm.Coefficients At(int c, int b) => default;
+        public Vector512<float> Map(Vector512<float> v, in LaneNorm.Coefficients k) => v;
+        public float Map(float v, int c, int b) => v;
+    }
+
+    readonly struct NormSilu(float* table, int lanes) : ILaneMap
+    {
+        public LaneNorm.Coefficients At(int c, int b) => LaneNorm.Coefficients.LoadTwice(table, lanes, c, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Map(Vector512<float> v, in LaneNorm.Coefficients k) => LaneNorm.Apply(v, k);
+        public float Map(float v, int c, int b) => LaneNorm.Apply(v, table, lanes, c, b);
+    }
+
+    static void ToLanes<TMap>(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, TMap map, float* xl)
+        where TMap : struct, ILaneMap
     {
         int hw = h * w;
         int[] posBuf = ArrayPool<int>.Shared.Rent(hw);
@@ -109,14 +147,15 @@ internal static unsafe class ConvLanes
             fixed (int* pos = posBuf)
             {
                 for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * wp + p % w + pad;   // padded position of p
-                var work = new ToLanesWork(x, batch, channels, h, w, pad, hp, wp, lanes, pos, xl);
+                var work = new ToLanesWork<TMap>(x, batch, channels, h, w, pad, hp, wp, lanes, pos, map, xl);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, int* pos, float* xl) : IWorkItem
+    readonly struct ToLanesWork<TMap>(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
+        : IWorkItem where TMap : struct, ILaneMap
     {
         public void Invoke(int c)
         {
@@ -130,6 +169,7 @@ internal static unsafe class ConvLanes
                 for (; b + 8 <= batch; b += 8)
                 {
                     float* s = src + b * imageStride;
+                    var k = map.At(c, b);
                     int p = 0;
                     for (; p + 8 <= hw; p += 8)
                     {
@@ -139,19 +179,32 @@ internal static unsafe class ConvLanes
                         var r6 = Vector256.Load(s + 6 * imageStride + p); var r7 = Vector256.Load(s + 7 * imageStride + p);
                         Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: position p + k
                         float* d = dst + b;
-                        r0.Store(d + (long)pos[p] * lanes); r1.Store(d + (long)pos[p + 1] * lanes);
-                        r2.Store(d + (long)pos[p + 2] * lanes); r3.Store(d + (long)pos[p + 3] * lanes);
-                        r4.Store(d + (long)pos[p + 4] * lanes); r5.Store(d + (long)pos[p + 5] * lanes);
-                        r6.Store(d + (long)pos[p + 6] * lanes); r7.Store(d + (long)pos[p + 7] * lanes);
+                        Put(d + (long)pos[p] * lanes, d + (long)pos[p + 1] * lanes, r0, r1, k);
+                        Put(d + (long)pos[p + 2] * lanes, d + (long)pos[p + 3] * lanes, r2, r3, k);
+                        Put(d + (long)pos[p + 4] * lanes, d + (long)pos[p + 5] * lanes, r4, r5, k);
+                        Put(d + (long)pos[p + 6] * lanes, d + (long)pos[p + 7] * lanes, r6, r7, k);
                     }
                     for (; p < hw; p++)
-                        for (int k = 0; k < 8; k++) dst[(long)pos[p] * lanes + b + k] = s[k * imageStride + p];
+                    {
+                        var v = Vector256.Create(s[p], s[imageStride + p], s[2 * imageStride + p], s[3 * imageStride + p],
+                            s[4 * imageStride + p], s[5 * imageStride + p], s[6 * imageStride + p], s[7 * imageStride + p]);
+                        map.Map(Vector512.Create(v, v), k).GetLower().Store(dst + (long)pos[p] * lanes + b);
+                    }
                 }
             for (; b < batch; b++)
             {
                 float* s = src + b * imageStride;
-                for (int p = 0; p < hw; p++) dst[(long)pos[p] * lanes + b] = s[p];
+                for (int p = 0; p < hw; p++) dst[(long)pos[p] * lanes + b] = map.Map(s[p], c, b);
             }
+        }
+
+        /// <summary>The eight images of two positions, mapped, to their two places.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Put(float* d0, float* d1, Vector256<float> v0, Vector256<float> v1, in LaneNorm.Coefficients k)
+        {
+            var m = map.Map(Vector512.Create(v0, v1), k);
+            m.GetLower().Store(d0);
+            m.GetUpper().Store(d1);
         }
 
         /// <summary>Zeroes what the images do not write: the border rows and columns, and every lane ≥ batch (the whole

@@ -19,6 +19,7 @@ internal interface INormActivation
     static abstract bool IsIdentity { get; }
     static abstract float Forward(float z);
     static abstract Vector256<float> Forward(Vector256<float> z);
+    static abstract Vector512<float> Forward(Vector512<float> z);
     /// <summary>dz from dy, given the pre-activation z and the forward's output y = act(z).</summary>
     static abstract float Backward(float dy, float z, float y);
     static abstract Vector256<float> Backward(Vector256<float> dy, Vector256<float> z, Vector256<float> y);
@@ -30,6 +31,7 @@ internal readonly struct IdentityActivation : INormActivation
     public static bool IsIdentity => true;
     public static float Forward(float z) => z;
     public static Vector256<float> Forward(Vector256<float> z) => z;
+    public static Vector512<float> Forward(Vector512<float> z) => z;
     public static float Backward(float dy, float z, float y) => dy;
     public static Vector256<float> Backward(Vector256<float> dy, Vector256<float> z, Vector256<float> y) => dy;
 }
@@ -45,6 +47,8 @@ internal readonly struct SiluActivation : INormActivation
     public static float Forward(float z) => SiluOp.Invoke(z);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Forward(Vector256<float> z) => SiluOp.Invoke(z);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Forward(Vector512<float> z) => SiluOp.Invoke(z);
     public static float Backward(float dy, float z, float y)
     {
         float s = Math.Abs(z) > Tiny ? y / z : 0.5f;
@@ -81,6 +85,37 @@ internal static unsafe partial class Norm
         ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
     }
 
+    /// <summary>The statistics of <see cref="GroupNormForward{TAct}"/> alone: mean (N·G, 2) as <see cref="Centre"/>
+    /// (hi, lo) pairs and rstd (N·G), the same bits. x: (N, C, S).</summary>
+    public static void GroupNormStatistics(float* x, float* mean, float* rstd, int n, int c, int s, int groups, float eps)
+    {
+        int block = c / groups * s;
+        var work = new GroupStatisticsWork(x, mean, rstd, block, eps);
+        ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
+    }
+
+    /// <summary>μ and 1/√(σ² + eps) of one group of len contiguous floats: statistics in double, two passes (see the
+    /// file header).</summary>
+    internal static (Centre Mean, float Rstd) GroupStatistics(float* xb, int len, float eps)
+    {
+        double mu = Sum(xb, len) / len;
+        double var = SumSquaredDeviation(xb, len, mu) / len;
+        return (new Centre(mu), (float)(1.0 / Math.Sqrt(var + eps)));
+    }
+
+    readonly struct GroupStatisticsWork(float* x, float* mean, float* rstd, int block, float eps) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end)
+        {
+            for (int pair = begin; pair < end; pair++)
+            {
+                var (m, rs) = GroupStatistics(x + (long)pair * block, block, eps);
+                m.Store(mean + 2 * pair);
+                rstd[pair] = rs;
+            }
+        }
+    }
+
     /// <summary>Backward of <see cref="GroupNormForward{TAct}"/>. With dz = dy·act'(z) and x̂ = (x − μ)·rstd:
     /// writes sumDzXhat[n, c] = Σ_s dz·x̂ and sumDz[n, c] = Σ_s dz (the weight and bias gradients before the
     /// reduction over the batch) and, when dx is not null, adds dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
@@ -115,12 +150,7 @@ internal static unsafe partial class Norm
                 int b = pair / groups, g = pair % groups;
                 long at = ((long)b * c + g * cg) * s;
                 float* xb = x + at, yb = y + at;
-                // Statistics in double, two passes (see the file header).
-                double mu = Sum(xb, len) / len;
-                double var = SumSquaredDeviation(xb, len, mu) / len;
-                double rs = 1.0 / Math.Sqrt(var + eps);
-                var m = new Centre(mu);
-                float rsf = (float)rs;
+                var (m, rsf) = GroupStatistics(xb, len, eps);
                 m.Store(mean + 2 * pair);
                 rstd[pair] = rsf;
                 // a = rstd·γ in float, exactly as the backward recomputes it, so both see the same z.
@@ -226,9 +256,26 @@ internal static unsafe partial class Norm
     {
         var va = Vector256.Create(a); var vb = Vector256.Create(b);
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // sixteen at a time where the machine has them: the same operations, the same bits
+            var wa = Vector512.Create(a); var wb = Vector512.Create(b);
+            var hi = Vector512.Create(m.Hi); var lo = Vector512.Create(m.Lo);
+            for (; i + 16 <= len; i += 16)
+                TAct.Forward(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - hi - lo, wa, wb)).Store(y + i);
+        }
         for (; i + 8 <= len; i += 8)
             TAct.Forward(Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(x + i)), va, vb)).Store(y + i);
-        for (; i < len; i++) y[i] = TAct.Forward(MathF.FusedMultiplyAdd(m.Sub(x[i]), a, b));
+        if (i < len)
+        {
+            // the tail through the vector code too, so every element gets the same bits whatever its position
+            // (the lane layout of ConvLanes.ToLanes applies this map along the batch instead)
+            var t = stackalloc float[8];
+            new Span<float>(t, 8).Clear();
+            for (int j = i; j < len; j++) t[j - i] = x[j];
+            TAct.Forward(Vector256.FusedMultiplyAdd(m.Sub(Vector256.Load(t)), va, vb)).Store(t);
+            for (int j = i; j < len; j++) y[j] = t[j - i];
+        }
     }
 
     /// <summary>Over one channel row: dz = act'(z)·dy with z = (x − μ)·a + b recomputed and y the forward's output
@@ -299,7 +346,7 @@ internal static unsafe partial class Norm
     /// <summary>μ as an unevaluated float sum hi + lo. x − μ is computed as (x − hi) − lo: x − hi is exact for x within a
     /// factor 2 of hi (Sterbenz), so x̂ keeps full float precision even when |μ| ≫ σ, where a float μ alone would
     /// already be off by ½ulp(μ). One extra subtraction per element, in kernels bound by memory traffic.</summary>
-    readonly struct Centre
+    internal readonly struct Centre
     {
         readonly float _hi, _lo;
         readonly Vector256<float> _vHi, _vLo;
@@ -312,6 +359,8 @@ internal static unsafe partial class Norm
             _vHi = Vector256.Create(hi); _vLo = Vector256.Create(lo);
         }
 
+        public float Hi => _hi;
+        public float Lo => _lo;
         public static Centre Load(float* p) => new(p[0], p[1]);
         public void Store(float* p) { p[0] = _hi; p[1] = _lo; }
         public float Sub(float x) => x - _hi - _lo;

@@ -1,0 +1,106 @@
+// The forward of an improved-diffusion ResBlock (without scale-shift norm, dropout off) when no gradient is recorded,
+// as in sampling:
+//     out = residual + conv2(silu(gn2(conv1(silu(gn1(x))) + emb)))
+// with both 3×3 convolutions on lane tensors (Kernels/ConvLanes.cs) back to back. Composed of the single ops, each
+// convolution takes the NCHW input into the lane layout and its output back, and the group norms, the embedding add
+// and the SiLUs each pass over NCHW tensors. Here group norm 1 + SiLU is applied on the way into the lane layout (same
+// bits as the single ops), the bias and embedding are added and group norm 2 + SiLU applied on the lane tensor
+// (Kernels/LaneNorm.cs: its statistics summed in another order, so within a few float ulps of the single ops), and
+// only the block's output returns to NCHW, with the residual added as it is written.
+using System.Buffers;
+using DiffuSharp.Kernels;
+
+namespace DiffuSharp.Autograd;
+
+internal static unsafe partial class Ops
+{
+    /// <summary>Tests set this to run every ResBlock through the single ops.</summary>
+    internal static bool ResBlockFusionDisabled;
+
+    /// <summary>Whether <see cref="ResBlockNoGrad"/> takes input x (B, C, H, W) to cout channels: no gradient recorded
+    /// and both convolutions preferring the lane layout.</summary>
+    public static bool ResBlockFuses(Tensor x, int cout)
+    {
+        if (ResBlockFusionDisabled || GradMode.IsEnabled || x.Rank != 4) return false;
+        int b = x.ShapeSpan[0], c = x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3];
+        return ConvLanes.PreferForward(new ConvGeometry(c, h, w, 3, 3, 1, 1), cout, b)
+            && ConvLanes.PreferForward(new ConvGeometry(cout, h, w, 3, 3, 1, 1), cout, b);
+    }
+
+    /// <summary>residual + conv(silu(group_norm(conv(silu(group_norm(x; γ1, β1)); w1, b1) + emb; γ2, β2)); w2, b2), both
+    /// group norms with the same groups and eps, both convolutions 3×3 with padding 1. x: (B, C, H, W); w1: (Cout, C,
+    /// 3, 3); w2: (Cout, Cout, 3, 3); γ1, β1: (C); γ2, β2, b1, b2: (Cout); emb: (B, Cout); residual: (B, Cout, H, W).
+    /// Only where <see cref="ResBlockFuses"/>.</summary>
+    public static Tensor ResBlockNoGrad(Tensor x, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
+        Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual)
+    {
+        int cout = w1.Rank == 4 ? w1.ShapeSpan[0] : -1;
+        if (!ResBlockFuses(x, cout))
+            throw new InvalidOperationException($"ResBlockNoGrad: input {ShapeUtil.Format(x.ShapeSpan)} to {cout} channels does not run fused (gradients on, or not on the lane kernels)");
+        int batch = x.ShapeSpan[0], c = x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3], hw = h * w;
+        Expect(w1, [cout, c, 3, 3], "w1"); Expect(w2, [cout, cout, 3, 3], "w2");
+        Expect(gamma1, [c], "γ1"); Expect(beta1, [c], "β1"); Expect(gamma2, [cout], "γ2"); Expect(beta2, [cout], "β2");
+        Expect(b1, [cout], "b1"); Expect(b2, [cout], "b2"); Expect(emb, [batch, cout], "emb"); Expect(residual, [batch, cout, h, w], "residual");
+        if (groups < 1 || c % groups != 0 || cout % groups != 0)
+            throw new ArgumentException($"ResBlockNoGrad: {groups} groups do not divide {c} and {cout} channels");
+
+        x = x.Contiguous(); emb = emb.Contiguous(); residual = residual.Contiguous();
+        var g1 = new ConvGeometry(c, h, w, 3, 3, 1, 1);
+        var g2 = new ConvGeometry(cout, h, w, 3, 3, 1, 1);
+        var y = Tensor.Uninitialized([batch, cout, h, w]);
+        int group = ConvLanes.GroupImages(Math.Max(c, cout), h, w, batch), lanes = ConvLanes.Lanes(group);
+        float[] statsBuf = ArrayPool<float>.Shared.Rent(3 * batch * groups);        // mean (hi, lo) pairs, then rstd
+        float[] tableBuf = ArrayPool<float>.Shared.Rent(LaneNorm.TableFloats(c, lanes));
+        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, h, w, 0, lanes)));
+        LaneWeights conv1 = default, conv2 = default;
+        float[]? xl1Buf = null, xl2Buf = null;
+        try
+        {
+            fixed (float* px = x.Data, pw1 = w1.Contiguous().Data, pw2 = w2.Contiguous().Data)
+            {
+                conv1 = new LaneWeights(g1, pw1, cout);
+                conv2 = new LaneWeights(g2, pw2, cout);
+            }
+            xl1Buf = ArrayPool<float>.Shared.Rent(conv1.InputFloats(lanes));
+            xl2Buf = ArrayPool<float>.Shared.Rent(conv2.InputFloats(lanes));
+            fixed (float* px = x.Data, pe = emb.Data, pr = residual.Data, py = y.Data, stats = statsBuf, table = tableBuf,
+                   xl1 = xl1Buf, yl = ylBuf, xl2 = xl2Buf,
+                   pg1 = gamma1.Contiguous().Data, pbe1 = beta1.Contiguous().Data, pb1 = b1.Contiguous().Data,
+                   pg2 = gamma2.Contiguous().Data, pbe2 = beta2.Contiguous().Data, pb2 = b2.Contiguous().Data)
+            {
+                float* mean = stats, rstd = stats + 2 * batch * groups;
+                Norm.GroupNormStatistics(px, mean, rstd, batch, c, hw, groups, eps);
+                for (int b0 = 0; b0 < batch; b0 += group)
+                {
+                    int n = Math.Min(group, batch - b0), nLanes = ConvLanes.Lanes(n);
+                    LaneNorm.Table(mean, rstd, pg1, pbe1, b0, n, c, groups, nLanes, table);
+                    ConvLanes.ToLanes(px + (long)b0 * c * hw, n, c, h, w, 1, conv1.Hp, conv1.Wp, nLanes, table, xl1);  // silu(gn1(x)) as lanes
+                    conv1.Forward(xl1, nLanes, yl);
+                    LaneNorm.GroupNormSiluLanes(yl, n, cout, h, w, nLanes, pb1, pe + (long)b0 * cout, pg2, pbe2, groups, eps,
+                        conv2.Hp, conv2.Wp, xl2);                                                                      // silu(gn2(h + emb))
+                    conv2.Forward(xl2, nLanes, yl);
+                    long at = (long)b0 * cout * hw;
+                    ConvLanes.FromLanes(yl, n, cout, hw, nLanes, pb2, pr + at, py + at, accumulate: false);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(statsBuf);
+            ArrayPool<float>.Shared.Return(tableBuf);
+            ArrayPool<float>.Shared.Return(ylBuf);
+            if (xl1Buf is not null) ArrayPool<float>.Shared.Return(xl1Buf);
+            if (xl2Buf is not null) ArrayPool<float>.Shared.Return(xl2Buf);
+            conv1.Return();
+            conv2.Return();
+        }
+        if (OpProfiler.IsRunning) OpProfiler.Forward($"ResBlock {c}->{cout} {h}x{w} (fused, no grad)");
+        return y;
+
+        static void Expect(Tensor t, int[] shape, string name)
+        {
+            if (!t.ShapeSpan.SequenceEqual(shape))
+                throw new ArgumentException($"ResBlockNoGrad: {name} must be {ShapeUtil.Format(shape)}, got {ShapeUtil.Format(t.ShapeSpan)}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+// A ResBlock's forward without gradients runs fused on the lane kernels (Autograd/Ops.ResBlock.cs): it must equal
+// the single ops (group norm + SiLU, conv, embedding add, group norm + SiLU, conv, skip) to float rounding, for every
+// kind of block the UNet has, on the Winograd and the direct lane kernels, with spare lanes and with the batch split
+// into groups of images; and it must step aside wherever it does not apply.
+using DiffuSharp.Autograd;
+using DiffuSharp.Kernels;
+using DiffuSharp.NN;
+using Xunit;
+
+namespace DiffuSharp.Tests.NN;
+
+[Collection("Parallelism")]
+public class ResBlockFusionTests
+{
+    static float[] Run(ResBlock block, int cout, Tensor x, Tensor emb, bool fused, out bool tookFusedPath)
+    {
+        bool old = Ops.ResBlockFusionDisabled;
+        try
+        {
+            Ops.ResBlockFusionDisabled = !fused;
+            using (Tensor.NoGrad())
+            {
+                tookFusedPath = Ops.ResBlockFuses(x, cout);
+                return block.Forward(x, emb, new ForwardContext(Training: false, Rng: null)).ToArray();
+            }
+        }
+        finally { Ops.ResBlockFusionDisabled = old; }
+    }
+
+    [Theory]
+    [InlineData(16, 32, 32, 7, 7, false, 0)]       // identity skip
+    [InlineData(24, 32, 64, 14, 14, false, 0)]     // 1×1 skip, 8 spare lanes
+    [InlineData(40, 64, 32, 9, 9, false, 0)]       // odd size: Winograd's plane is larger than the image
+    [InlineData(32, 96, 32, 28, 28, false, 0)]     // the largest mnist-s block
+    [InlineData(16, 32, 32, 7, 7, true, 0)]        // the direct lane kernel (no Winograd)
+    [InlineData(48, 32, 32, 6, 6, false, 1 << 16)] // the batch in groups of 16 images
+    public void Fused_forward_equals_the_single_ops(int batch, int cin, int cout, int h, int w, bool noWinograd, int groupBytes)
+    {
+        var rng = new Rng(12);
+        var block = new ResBlock(cin, 40, dropout: 0.1f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
+        foreach (var (_, p) in block.NamedParameters())                   // out_layers' conv starts at zero: give it weights
+            (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
+        var x = Tensor.RandN([batch, cin, h, w], rng) + 0.3f;
+        var emb = Tensor.RandN([batch, 40], rng);
+        bool oldWinograd = ConvWinograd.Disabled; int oldGroup = ConvLanes.GroupBytes;
+        try
+        {
+            ConvWinograd.Disabled = noWinograd;
+            if (groupBytes > 0) ConvLanes.GroupBytes = groupBytes;
+            var single = Run(block, cout, x, emb, fused: false, out bool singleFused);
+            var fused = Run(block, cout, x, emb, fused: true, out bool tookFused);
+            Assert.False(singleFused);
+            Assert.True(tookFused, "the fused path was not taken");
+            if (groupBytes > 0) Assert.True(ConvLanes.GroupImages(Math.Max(cin, cout), h, w, batch) < batch, "the batch was not split");
+            double maxDiff = 0, maxRef = 0;
+            for (int i = 0; i < single.Length; i++)
+            {
+                maxDiff = Math.Max(maxDiff, Math.Abs(single[i] - fused[i]));
+                maxRef = Math.Max(maxRef, Math.Abs(single[i]));
+            }
+            // The second group norm's statistics are summed in another order (μ, rstd within an ulp of their float
+            // forms); the convolution after it adds Cout·9 such terms. Float rounding of the block is ~1e-7 of its scale.
+            Assert.True(maxDiff <= 2e-6 * maxRef, $"max |fused − single| = {maxDiff:G3} at scale {maxRef:G3}");
+        }
+        finally { ConvWinograd.Disabled = oldWinograd; ConvLanes.GroupBytes = oldGroup; }
+    }
+
+    [Fact]
+    public void Not_fused_with_gradients_with_dropout_in_training_or_with_a_small_batch()
+    {
+        var x = Tensor.Zeros(16, 32, 7, 7);
+        Assert.False(Ops.ResBlockFuses(x, 32));                            // gradients recorded
+        using (Tensor.NoGrad())
+        {
+            Assert.True(Ops.ResBlockFuses(x, 32));
+            Assert.False(Ops.ResBlockFuses(Tensor.Zeros(8, 32, 7, 7), 32));  // too few images for the lanes
+            Assert.False(Ops.ResBlockFuses(Tensor.Zeros(16, 32, 40, 40), 32)); // too wide for the lane forward
+        }
+        // in training mode with dropout the block runs the single ops (dropout sits between the norm and the conv):
+        // its output then differs between two rng seeds, which the fused path could not do
+        var rng = new Rng(1);
+        var block = new ResBlock(32, 8, dropout: 0.5f, 32, useScaleShiftNorm: false, useConvSkip: false, rng);
+        foreach (var (_, p) in block.NamedParameters()) (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
+        var xr = Tensor.RandN([16, 32, 7, 7], rng); var emb = Tensor.RandN([16, 8], rng);
+        using (Tensor.NoGrad())
+        {
+            var a = block.Forward(xr, emb, new ForwardContext(Training: true, Rng: new Rng(2))).ToArray();
+            var b = block.Forward(xr, emb, new ForwardContext(Training: true, Rng: new Rng(3))).ToArray();
+            Assert.NotEqual(a, b);
+        }
+    }
+}
