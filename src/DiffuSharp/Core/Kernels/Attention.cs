@@ -24,43 +24,93 @@ internal static unsafe class AttentionSoftmax
         public void Invoke(int begin, int end) => BackwardRows(p, dp, begin, end, n, scale);
     }
 
-    /// <summary>Rows [begin, end) of <see cref="Forward"/> on the calling thread.</summary>
+    /// <summary>Rows [begin, end) of <see cref="Forward"/> on the calling thread. Each value is scaled first, then the
+    /// row maximum subtracted so exp never overflows (a negative scale is fine too): p = e^(scale·s − max) / Σ, with Σ in
+    /// double so the normaliser of a long row keeps full float precision. Sixteen lanes at a time where the machine has
+    /// them, else eight; the last few of a row through the same vector exp on a padded copy, so every element's
+    /// exponential has the same bits wherever it sits.</summary>
     internal static void ForwardRows(float* s, int begin, int end, int n, float scale)
     {
-        var vs = Vector256.Create(scale);
+        bool wide = Vector512.IsHardwareAccelerated;
+        int step = wide ? 16 : 8, body = n / step * step;
+        float* tail = stackalloc float[16];
         for (int r = begin; r < end; r++)
         {
             float* row = s + (long)r * n;
-            // Scale first, then subtract the row maximum so exp never overflows (a negative scale is fine too).
-            var vmax = Vector256.Create(float.NegativeInfinity);
-            int i = 0;
-            for (; i + 8 <= n; i += 8)
+            float max = wide ? ScaledMax512(row, body, scale) : ScaledMax256(row, body, scale);
+            for (int i = body; i < n; i++) max = Math.Max(max, row[i] * scale);
+            double sum = wide ? Exp512(row, body, scale, max) : Exp256(row, body, scale, max);
+            if (body < n)
             {
-                var t = Vector256.Load(row + i) * vs;
-                t.Store(row + i);
-                vmax = Vector256.Max(vmax, t);
+                // the rest (fewer than a vector) through the vector exp, padded; only the real ones stored and summed
+                new Span<float>(tail, 16).Clear();
+                for (int i = body; i < n; i++) tail[i - body] = row[i];
+                Exp256(tail, 8, scale, max);
+                if (n - body > 8) Exp256(tail + 8, 8, scale, max);
+                for (int i = body; i < n; i++) { row[i] = tail[i - body]; sum += tail[i - body]; }
             }
-            float max = float.NegativeInfinity;
-            for (int k = 0; k < 8; k++) max = Math.Max(max, vmax.GetElement(k));
-            for (; i < n; i++) { row[i] *= scale; max = Math.Max(max, row[i]); }
-            // Σ exp in double: the normaliser of a long row keeps full float precision.
-            var vm = Vector256.Create(max);
-            var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
-            i = 0;
-            for (; i + 8 <= n; i += 8)
-            {
-                var e = ExpF.Exp(Vector256.Load(row + i) - vm);
-                e.Store(row + i);
-                a0 += Vector256.WidenLower(e); a1 += Vector256.WidenUpper(e);
-            }
-            double sum = Vector256.Sum(a0 + a1);
-            for (; i < n; i++) { float e = MathF.Exp(row[i] - max); row[i] = e; sum += e; }
-            var vinv = Vector256.Create((float)(1.0 / sum));
-            i = 0;
-            for (; i + 8 <= n; i += 8) (Vector256.Load(row + i) * vinv).Store(row + i);
             float inv = (float)(1.0 / sum);
-            for (; i < n; i++) row[i] *= inv;
+            int j = 0;
+            if (wide)
+            {
+                var w = Vector512.Create(inv);
+                for (; j + 16 <= n; j += 16) (Vector512.Load(row + j) * w).Store(row + j);
+            }
+            var v = Vector256.Create(inv);
+            for (; j + 8 <= n; j += 8) (Vector256.Load(row + j) * v).Store(row + j);
+            for (; j < n; j++) row[j] *= inv;
         }
+    }
+
+    /// <summary>max(scale·row[i]) over the first len (a multiple of 16; −∞ for none), nothing stored.</summary>
+    static float ScaledMax512(float* row, int len, float scale)
+    {
+        var vs = Vector512.Create(scale); var m = Vector512.Create(float.NegativeInfinity);
+        for (int i = 0; i < len; i += 16) m = Vector512.Max(m, Vector512.Load(row + i) * vs);
+        return HorizontalMax(Vector256.Max(m.GetLower(), m.GetUpper()));
+    }
+
+    /// <summary>The same eight at a time (len a multiple of 8).</summary>
+    static float ScaledMax256(float* row, int len, float scale)
+    {
+        var vs = Vector256.Create(scale); var m = Vector256.Create(float.NegativeInfinity);
+        for (int i = 0; i < len; i += 8) m = Vector256.Max(m, Vector256.Load(row + i) * vs);
+        return HorizontalMax(m);
+    }
+
+    static float HorizontalMax(Vector256<float> m)
+    {
+        float max = float.NegativeInfinity;
+        for (int k = 0; k < 8; k++) max = Math.Max(max, m.GetElement(k));
+        return max;
+    }
+
+    /// <summary>row[i] = e^(scale·row[i] − max) over the first len (a multiple of 16), returning their sum in double.</summary>
+    static double Exp512(float* row, int len, float scale, float max)
+    {
+        var vs = Vector512.Create(scale); var vm = Vector512.Create(max);
+        var a0 = Vector512<double>.Zero; var a1 = Vector512<double>.Zero;
+        for (int i = 0; i < len; i += 16)
+        {
+            var e = ExpF.Exp(Vector512.Load(row + i) * vs - vm);
+            e.Store(row + i);
+            a0 += Vector512.WidenLower(e); a1 += Vector512.WidenUpper(e);
+        }
+        return Vector512.Sum(a0 + a1);
+    }
+
+    /// <summary>The same eight at a time (len a multiple of 8).</summary>
+    static double Exp256(float* row, int len, float scale, float max)
+    {
+        var vs = Vector256.Create(scale); var vm = Vector256.Create(max);
+        var a0 = Vector256<double>.Zero; var a1 = Vector256<double>.Zero;
+        for (int i = 0; i < len; i += 8)
+        {
+            var e = ExpF.Exp(Vector256.Load(row + i) * vs - vm);
+            e.Store(row + i);
+            a0 += Vector256.WidenLower(e); a1 += Vector256.WidenUpper(e);
+        }
+        return Vector256.Sum(a0 + a1);
     }
 
     /// <summary>Rows [begin, end) of <see cref="Backward"/> on the calling thread.</summary>
