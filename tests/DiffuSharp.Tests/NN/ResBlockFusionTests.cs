@@ -33,7 +33,8 @@ public class ResBlockFusionTests
     [InlineData(40, 64, 32, 9, 9, false, 0)]       // odd size: Winograd's plane is larger than the image
     [InlineData(32, 96, 32, 28, 28, false, 0)]     // the largest mnist-s block
     [InlineData(16, 32, 32, 7, 7, true, 0)]        // the direct lane kernel (no Winograd)
-    [InlineData(48, 32, 32, 6, 6, false, 1 << 16)] // the batch in groups of 16 images
+    [InlineData(48, 32, 32, 20, 20, false, 1 << 18)] // the batch in groups of 16 images, each step on every thread
+    [InlineData(48, 32, 32, 6, 6, false, 0)]       // 16 images per thread, each through the whole block
     public void Fused_forward_equals_the_single_ops(int batch, int cin, int cout, int h, int w, bool noWinograd, int groupBytes)
     {
         var rng = new Rng(12);
@@ -63,6 +64,30 @@ public class ResBlockFusionTests
             Assert.True(maxDiff <= 2e-6 * maxRef, $"max |fused − single| = {maxDiff:G3} at scale {maxRef:G3}");
         }
         finally { ConvWinograd.Disabled = oldWinograd; ConvLanes.GroupBytes = oldGroup; }
+    }
+
+    [Theory]
+    [InlineData(40, 32, 64, 7, 7)]    // split between the threads 16 images at a time on 2 threads, not on 1
+    [InlineData(32, 32, 32, 28, 28)]  // every step on every thread
+    public void Fused_forward_gives_the_same_bits_on_1_and_2_threads(int batch, int cin, int cout, int h, int w)
+    {
+        var rng = new Rng(30);
+        var block = new ResBlock(cin, 16, dropout: 0f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
+        foreach (var (_, p) in block.NamedParameters()) (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
+        var x = Tensor.RandN([batch, cin, h, w], rng);
+        var emb = Tensor.RandN([batch, 16], rng);
+        int old = Parallelism.MaxThreads;
+        try
+        {
+            Parallelism.MaxThreads = 1;
+            var one = Run(block, cout, x, emb, fused: true, out bool fused1);
+            Parallelism.MaxThreads = 2;
+            var two = Run(block, cout, x, emb, fused: true, out bool fused2);
+            Assert.True(fused1 && fused2);
+            for (int i = 0; i < one.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(one[i]) == BitConverter.SingleToInt32Bits(two[i]), $"y[{i}]: {two[i]:G9} on 2 threads, {one[i]:G9} on 1");
+        }
+        finally { Parallelism.MaxThreads = old; }
     }
 
     [Fact]
