@@ -68,7 +68,8 @@ public class NormGradTests
     [InlineData(2, 6, 5, 3, 3, 0f)]
     [InlineData(2, 8, 33, 17, 4, 0f)]
     [InlineData(3, 64, 14, 14, 32, 0f)]
-    [InlineData(2, 8, 33, 17, 2, 100f)]       // mean far from zero: the two-pass double statistics keep precision
+    [InlineData(2, 8, 33, 17, 2, 100f)]       // mean far from zero: the shifted double statistics keep precision
+    [InlineData(2, 8, 33, 17, 2, 10000f)]     // … even 10⁴ σ from zero
     [InlineData(1, 3, 1, 1, 3, 0f)]           // one element per group: variance 0, output β
     public void GroupNorm_forward_matches_double_reference(int n, int c, int h, int w, int groups, float offset)
     {

@@ -8,8 +8,8 @@
 // zero, so a finite input maps to 0 there (what ToLanes leaves in spare lanes).
 //
 // Statistics on a lane tensor (GroupNormSiluLanes): per lane and group, Σd and Σd² in double in one pass, d = x − K
-// shifted by the lane's first value K (Norm takes two passes on NCHW rows: the mean, then Σ(x − μ)²). Both are exact
-// to far below float precision, so μ and rstd may differ from Norm's in the last bit of their float forms. Every (lane, group) is summed by one thread in a fixed order: the results do not depend
+// shifted by the group's first value K, as Norm.ShiftedMoments does on NCHW rows; only the order of the double sums
+// differs, so μ and rstd may differ from Norm's in the last bit of their float forms. Every (lane, group) is summed by one thread in a fixed order: the results do not depend
 // on the thread count.
 namespace DiffuSharp.Kernels;
 

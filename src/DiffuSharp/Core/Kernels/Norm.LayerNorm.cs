@@ -1,5 +1,5 @@
 // Layer-norm kernels (torch.nn.functional.layer_norm over the trailing D elements of each row), forward and
-// backward; statistics as for group norm (Norm.cs: double accumulators, two passes, μ kept as a hi + lo pair).
+// backward; statistics in double in two passes (the mean, then Σ(x − μ)²), μ kept as a hi + lo pair as in Norm.cs.
 // The per-position weight and bias gradients are summed per fixed chunk of rows and then over the chunks in index
 // order, so they do not depend on the thread count.
 using System.Buffers;

@@ -2,9 +2,10 @@
 // Dropout.cs), forward and backward, optionally fused with SiLU. Semantics follow
 // torch.nn.functional.group_norm / layer_norm: per-group (per-row) mean and *biased* variance, eps added inside
 // the square root, then a per-channel (per-position) affine map. improved-diffusion's GroupNorm32 upcasts to
-// float32 for this; we compute the statistics from float32 data with double accumulators and two passes (mean,
-// then Σ(x − mean)²), so they stay exact to float precision even for long groups or inputs whose mean is large
-// against their spread, where a one-pass E[x²] − E[x]² in float would cancel.
+// float32 for this; we compute the statistics from float32 data with double accumulators — group norm in one pass of
+// Σd, Σd² shifted by the group's first value (ShiftedMoments), layer norm in two (mean, then Σ(x − mean)²) — so they
+// stay exact to float precision even for long groups or inputs whose mean is large against their spread, where a
+// one-pass E[x²] − E[x]² in float would cancel.
 //
 // Determinism: every (batch, group) pair or row is summed by one thread in a fixed order; per-channel weight
 // and bias gradients are written per (batch, channel) or per fixed-size row chunk and reduced afterwards in
@@ -94,13 +95,51 @@ internal static unsafe partial class Norm
         ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
     }
 
-    /// <summary>μ and 1/√(σ² + eps) of one group of len contiguous floats: statistics in double, two passes (see the
-    /// file header).</summary>
+    /// <summary>μ and 1/√(σ² + eps) of one group of len contiguous floats (see the file header).</summary>
     internal static (Centre Mean, float Rstd) GroupStatistics(float* xb, int len, float eps)
     {
-        double mu = Sum(xb, len) / len;
-        double var = SumSquaredDeviation(xb, len, mu) / len;
+        var (mu, var) = ShiftedMoments(xb, len);
         return (new Centre(mu), (float)(1.0 / Math.Sqrt(var + eps)));
+    }
+
+    /// <summary>Mean and biased variance of p[0 .. len) in one pass: Σd and Σd² in double with d = p[i] − p[0]. The
+    /// shift keeps Σd² − (Σd)²/len free of cancellation however large |μ| is against σ: its rounding error is ~1e-16
+    /// of Σd², below float precision unless p[0] lies ~10⁴ σ from the mean. Sixteen at a time where the machine has
+    /// them, in a fixed order (the result depends on len alone).</summary>
+    internal static (double Mean, double Variance) ShiftedMoments(float* p, int len)
+    {
+        if (len <= 0) return (0, 0);
+        double k = p[0], s = 0, q = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vk = Vector512.Create(k);
+            var s0 = Vector512<double>.Zero; var s1 = s0; var q0 = s0; var q1 = s0;
+            for (; i + 16 <= len; i += 16)
+            {
+                var v = Vector512.Load(p + i);
+                var d0 = Vector512.WidenLower(v) - vk; var d1 = Vector512.WidenUpper(v) - vk;
+                s0 += d0; s1 += d1;
+                q0 = Vector512.FusedMultiplyAdd(d0, d0, q0); q1 = Vector512.FusedMultiplyAdd(d1, d1, q1);
+            }
+            s = Vector512.Sum(s0 + s1); q = Vector512.Sum(q0 + q1);
+        }
+        else
+        {
+            var vk = Vector256.Create(k);
+            var s0 = Vector256<double>.Zero; var s1 = s0; var q0 = s0; var q1 = s0;
+            for (; i + 8 <= len; i += 8)
+            {
+                var v = Vector256.Load(p + i);
+                var d0 = Vector256.WidenLower(v) - vk; var d1 = Vector256.WidenUpper(v) - vk;
+                s0 += d0; s1 += d1;
+                q0 = Vector256.FusedMultiplyAdd(d0, d0, q0); q1 = Vector256.FusedMultiplyAdd(d1, d1, q1);
+            }
+            s = Vector256.Sum(s0 + s1); q = Vector256.Sum(q0 + q1);
+        }
+        for (; i < len; i++) { double d = p[i] - k; s += d; q += d * d; }
+        double dm = s / len;
+        return (k + dm, Math.Max(0, q / len - dm * dm));
     }
 
     readonly struct GroupStatisticsWork(float* x, float* mean, float* rstd, int block, float eps) : IRangeWorkItem
