@@ -185,6 +185,39 @@ public unsafe class GemmTests
     }
 
     [Theory]
+    [InlineData(3, 33, 17, 65)]      // batch not a multiple of the thread count
+    [InlineData(4, 170, 200, 130)]   // products split by batch
+    [InlineData(1, 260, 150, 120)]   // one product split inside
+    [InlineData(2, 5, 7, 0)]         // k = 0: the bias alone
+    public void SgemmBatchedBias_gives_the_bits_of_filling_the_bias_then_beta_1(int batch, int m, int n, int k)
+    {
+        var rng = new Random(batch * 7 + m);
+        int lda = k + 1, ldb = n + 2, ldc = n + 3;
+        long sa = (long)m * lda + 5, sb = (long)k * ldb + 3, sc = (long)m * ldc + 1;
+        float[] a = Random(rng, batch * sa), b = Random(rng, batch * sb), bias = Random(rng, m);
+        float[] gaps = Random(rng, batch * sc);                 // what lies between the C blocks must stay
+        float[] Run(int threads, bool fused) => WithThreads(threads, () =>
+        {
+            float[] c = (float[])gaps.Clone();
+            fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+            {
+                if (fused) Gemm.SgemmBatchedBias(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, pbias, pc, ldc, sc);
+                else
+                {
+                    for (int i = 0; i < batch; i++)
+                        for (int r = 0; r < m; r++) new Span<float>(pc + i * sc + (long)r * ldc, n).Fill(bias[r]);
+                    Gemm.SgemmBatched(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, 1f, pc, ldc, sc);
+                }
+            }
+            return c;
+        });
+        float[] expected = Run(1, fused: false);
+        Assert.True(expected.AsSpan().SequenceEqual(Run(1, fused: true)), "1 thread: not the bits of fill + beta 1");
+        Assert.True(expected.AsSpan().SequenceEqual(Run(2, fused: true)), "2 threads: not the bits of fill + beta 1");
+        if (k == 0) Assert.Equal(bias[m - 1], expected[(long)(batch - 1) * sc + (long)(m - 1) * ldc + n - 1]);
+    }
+
+    [Theory]
     [InlineData(3, 33, 17, 65, true, false)]    // batch not a multiple of the thread count, shared A
     [InlineData(4, 65, 70, 33, false, true)]    // shared B
     [InlineData(3, 170, 200, 130, false, false)] // 2 products split by batch, the third split inside

@@ -105,9 +105,9 @@ internal static unsafe partial class Ops
             {
                 if (g.IsPointwise)
                 {
-                    // y_b (Cout, HW) = W (Cout, Cin) · x_b (Cin, HW), the bias seeded into y and added by beta = 1
-                    if (pb != null) Im2Col.FillBias(py, batch, cout, hw, pb);
-                    Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb != null ? 1f : 0f, py, hw, yImage);
+                    // y_b (Cout, HW) = W (Cout, Cin) · x_b (Cin, HW), the bias seeded into each y_b just before its product
+                    if (pb != null) Gemm.SgemmBatchedBias(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb, py, hw, yImage);
+                    else Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, 0f, py, hw, yImage);
                 }
                 else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, pr, py);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);

@@ -46,6 +46,14 @@ public static unsafe partial class Gemm
         float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
         => Run(KernelKind.Auto, Blocking.Default, batch, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC);
 
+    /// <summary>The same with every row r of each C_i starting from rowBias[r] (C_i = bias + op(A_i)·op(B_i)): a product's C
+    /// is filled right before that product runs, so it is still in cache when the product adds to it. The bits of
+    /// filling every C first and calling <see cref="SgemmBatched"/> with beta 1.</summary>
+    public static void SgemmBatchedBias(int batch, bool transA, bool transB, int m, int n, int k, float* a, int lda, long strideA,
+        float* b, int ldb, long strideB, float* rowBias, float* c, int ldc, long strideC)
+        => Run(KernelKind.Auto, Blocking.Default, batch, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, 1f, c, ldc, strideC,
+            rowBias: rowBias);
+
     /// <summary>C (m×n) = beta·C + Σ_e op(A_e)·op(B_e) over <paramref name="count"/> products whose operands lie
     /// strideA / strideB elements apart: one product whose K runs through the pieces in order (a weight gradient summed
     /// over the images of a batch, with nothing copied side by side first). Thread-count independent like Sgemm.</summary>
@@ -57,7 +65,7 @@ public static unsafe partial class Gemm
     /// Each of the <paramref name="batch"/> products sums <paramref name="kCount"/> pieces kStrideA / kStrideB apart.</summary>
     internal static void Run(KernelKind kernel, Blocking blocking, int batch, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC,
-        int kCount = 1, long kStrideA = 0, long kStrideB = 0)
+        int kCount = 1, long kStrideA = 0, long kStrideB = 0, float* rowBias = null)
     {
         Validate(batch, transA, transB, m, n, k, lda, strideA, ldb, strideB, beta, ldc, strideC);
         if (kCount < 0 || kStrideA < 0 || kStrideB < 0)
@@ -65,6 +73,11 @@ public static unsafe partial class Gemm
         if (batch == 0 || m == 0 || n == 0) return;
         if (kCount == 0) k = 0;
         var g = new Operands(transA, transB, m, n, k, a, lda, b, ldb, beta != 0, c, ldc, Math.Max(kCount, 1), kStrideA, kStrideB);
+        if (rowBias != null && k == 0)
+        {
+            for (int bi = 0; bi < batch; bi++) FillRows(c + bi * strideC, m, n, ldc, rowBias);
+            return;
+        }
         if (k == 0)
         {
             if (!g.Accumulate)
@@ -74,7 +87,7 @@ public static unsafe partial class Gemm
             return;
         }
         if (kernel == KernelKind.Auto) kernel = PickKernel(m, n, (int)Math.Min(int.MaxValue, (long)k * g.KCount));
-        var batched = new Batch(g, batch, strideA, strideB, strideC, blocking);
+        var batched = new Batch(g, batch, strideA, strideB, strideC, blocking, rowBias);
         switch (kernel)
         {
             case KernelKind.Direct: Dispatch<Unpacked>(batched); break;
@@ -145,13 +158,25 @@ public static unsafe partial class Gemm
         public float* PieceB(int e) => B + e * KStrideB;
     }
 
-    readonly struct Batch(Operands g, int count, long strideA, long strideB, long strideC, Blocking blocking)
+    readonly struct Batch(Operands g, int count, long strideA, long strideB, long strideC, Blocking blocking, float* rowBias)
     {
         public readonly Operands G = g;
         public readonly int Count = count;
         public readonly long StrideA = strideA, StrideB = strideB, StrideC = strideC;
         public readonly Blocking Blocking = blocking;
         public Operands Item(int i) => G.At(i * StrideA, i * StrideB, i * StrideC);
+
+        /// <summary>Product i's C filled with the row bias, when there is one (then G accumulates into it).</summary>
+        public void Prepare(int i)
+        {
+            if (rowBias != null) FillRows(G.C + i * StrideC, G.M, G.N, G.Ldc, rowBias);
+        }
+    }
+
+    /// <summary>c[r, 0 .. n) = bias[r] for the m rows of c (row stride ldc).</summary>
+    static void FillRows(float* c, int m, int n, nint ldc, float* bias)
+    {
+        for (int r = 0; r < m; r++) new Span<float>(c + (long)r * ldc, n).Fill(bias[r]);
     }
 
     /// <summary>How one product runs on one thread, and the row/column granularity at which it may be split.</summary>
@@ -262,6 +287,7 @@ public static unsafe partial class Gemm
         }
         for (int i = first; i < batch.Count; i++)
         {
+            batch.Prepare(i);
             var g = batch.Item(i);
             if (threads == 1 || work < ParallelThreshold)
             {
@@ -303,7 +329,10 @@ public static unsafe partial class Gemm
         public void Invoke(int begin, int end)
         {
             for (int i; (i = Interlocked.Increment(ref *next) - 1) < count;)
+            {
+                batch.Prepare(i);
                 TP.Run(batch.Item(i), batch.Blocking, null);
+            }
         }
     }
 

@@ -295,18 +295,6 @@ internal static unsafe class Im2Col
         }
     }
 
-    /// <summary>y[b, r, q] = bias[r] for a (count, rows, n) block: the bias seeded before a beta = 1 GEMM.</summary>
-    public static void FillBias(float* y, int count, int rows, int n, float* bias)
-    {
-        var work = new FillBiasWork(y, rows, n, bias);
-        ParallelFor.Run(count * rows, work, Math.Max(1, (1 << 14) / Math.Max(1, n)));
-    }
-
-    readonly struct FillBiasWork(float* y, int rows, int n, float* bias) : IWorkItem
-    {
-        public void Invoke(int index) => new Span<float>(y + (long)index * n, n).Fill(bias[index % rows]);
-    }
-
     /// <summary>db[r] += Σ_b Σ_q dy[b, r, q] for dy (count, rows, n). One thread per r, images summed in order.</summary>
     public static void BiasGrad(float* dy, int count, int rows, int n, float* db)
     {
