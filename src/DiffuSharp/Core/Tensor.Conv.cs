@@ -27,6 +27,10 @@ public sealed partial class Tensor
     /// <returns>(B, Cout, L)</returns>
     public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias = null) => Ops.Conv1d(x, weight, bias);
 
+    /// <summary>residual + Conv1d(x, weight, bias), the residual added as each image's output is finished.</summary>
+    /// <param name="residual">the output's shape (B, Cout, L)</param>
+    public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias, Tensor residual) => Ops.Conv1d(x, weight, bias, residual);
+
     /// <summary>2×2 average pooling with stride 2, as F.avg_pool2d(x, 2): (B, C, H, W) → (B, C, H/2, W/2), odd sizes floor.</summary>
     public Tensor AvgPool2x2() => Ops.AvgPool2d2x2(this);
 

@@ -72,8 +72,7 @@ public sealed class AttentionBlock : Module, IEmbedLayer
         int b = x.Dim(0), c = x.Dim(1), hh = x.Dim(2), ww = x.Dim(3), t = hh * ww;
         var flat = x.Reshape(b, c, t);                                     // (B, C, T)
         var qkv = _qkv.Forward(_norm.Forward(flat));                       // (B, 3C, T): q, k, v stacked per head
-        var h = _projOut.Forward(Tensor.QkvAttention(qkv, _heads));        // (B, C, T)
-        return (flat + h).Reshape(b, c, hh, ww);
+        return _projOut.Forward(Tensor.QkvAttention(qkv, _heads), residual: flat).Reshape(b, c, hh, ww);   // x + proj_out(h)
     }
 }
 

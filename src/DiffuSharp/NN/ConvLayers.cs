@@ -43,6 +43,9 @@ public sealed class Conv1x1 : Module
 
     /// <summary>x: (B, Cin, L) → (B, Cout, L)</summary>
     public Tensor Forward(Tensor x) => Tensor.Conv1d(x, Weight, Bias);
+
+    /// <summary>residual + Forward(x), the residual added as each image's output is finished.</summary>
+    public Tensor Forward(Tensor x, Tensor residual) => Tensor.Conv1d(x, Weight, Bias, residual);
 }
 
 /// <summary>GroupNorm with affine weight and bias (improved-diffusion's normalization(): 32 groups, eps 1e-5).</summary>

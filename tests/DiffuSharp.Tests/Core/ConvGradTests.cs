@@ -78,6 +78,27 @@ public class ConvGradTests
         GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 1, 1, t[3]), [x, wt, b, r], rng);
     }
 
+    [Theory]
+    [InlineData(3, 5, 7, 11, true)]     // per image: bias, product, residual
+    [InlineData(4, 64, 64, 196, true)]  // an attention block's proj_out, images split between threads
+    [InlineData(2, 6, 4, 9, false)]     // without a bias
+    public void Conv1d_with_residual_equals_conv_plus_residual_bit_for_bit_and_passes_finite_differences(int batch, int cin, int cout, int len, bool withBias)
+    {
+        var rng = new Rng(47);
+        var x = GradCheck.Randn(rng, batch, cin, len);
+        var wt = GradCheck.Randn(rng, cout, cin, 1);
+        var b = withBias ? GradCheck.Randn(rng, cout) : null;
+        var r = GradCheck.Randn(rng, batch, cout, len);
+        var fused = Tensor.Conv1d(x, wt, b, r).ToArray();
+        var apart = (r + Tensor.Conv1d(x, wt, b)).ToArray();
+        Assert.True(fused.AsSpan().SequenceEqual(apart), "residual + conv1d differs from the fused result");
+        if (len > 20) return;
+        Tensor[] leaves = withBias ? [x.RequireGrad(), wt.RequireGrad(), b!.RequireGrad(), r.RequireGrad()] : [x.RequireGrad(), wt.RequireGrad(), r.RequireGrad()];
+        GradCheck.Check(t => withBias ? Tensor.Conv1d(t[0], t[1], t[2], t[3]) : Tensor.Conv1d(t[0], t[1], null, t[2]), leaves, rng);
+        var ex = Assert.Throws<ArgumentException>(() => Tensor.Conv1d(x, wt, b, GradCheck.Randn(rng, batch, cout, len + 1)));
+        Assert.Contains($"residual must have the output's shape ({batch}, {cout}, {len})", ex.Message);
+    }
+
     [Fact]
     public void Conv2d_residual_of_the_wrong_shape_is_a_clear_error()
     {

@@ -196,25 +196,33 @@ public unsafe class GemmTests
         long sa = (long)m * lda + 5, sb = (long)k * ldb + 3, sc = (long)m * ldc + 1;
         float[] a = Random(rng, batch * sa), b = Random(rng, batch * sb), bias = Random(rng, m);
         float[] gaps = Random(rng, batch * sc);                 // what lies between the C blocks must stay
-        float[] Run(int threads, bool fused) => WithThreads(threads, () =>
+        float[] res = Random(rng, batch * sc);
+        foreach (bool withResidual in new[] { false, true })
         {
-            float[] c = (float[])gaps.Clone();
-            fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+            float[] Run(int threads, bool fused) => WithThreads(threads, () =>
             {
-                if (fused) Gemm.SgemmBatchedBias(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, pbias, pc, ldc, sc);
-                else
+                float[] c = (float[])gaps.Clone();
+                fixed (float* pa = a, pb = b, pc = c, pbias = bias, pr = res)
                 {
-                    for (int i = 0; i < batch; i++)
-                        for (int r = 0; r < m; r++) new Span<float>(pc + i * sc + (long)r * ldc, n).Fill(bias[r]);
-                    Gemm.SgemmBatched(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, 1f, pc, ldc, sc);
+                    if (fused) Gemm.SgemmBatchedBias(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, pbias, pc, ldc, sc, withResidual ? pr : null);
+                    else
+                    {
+                        for (int i = 0; i < batch; i++)
+                            for (int r = 0; r < m; r++) new Span<float>(pc + i * sc + (long)r * ldc, n).Fill(bias[r]);
+                        Gemm.SgemmBatched(batch, false, false, m, n, k, pa, lda, sa, pb, ldb, sb, 1f, pc, ldc, sc);
+                        if (withResidual)
+                            for (int i = 0; i < batch; i++)
+                                for (int r = 0; r < m; r++)
+                                    for (int j = 0; j < n; j++) pc[i * sc + (long)r * ldc + j] += pr[i * sc + (long)r * ldc + j];
+                    }
                 }
-            }
-            return c;
-        });
-        float[] expected = Run(1, fused: false);
-        Assert.True(expected.AsSpan().SequenceEqual(Run(1, fused: true)), "1 thread: not the bits of fill + beta 1");
-        Assert.True(expected.AsSpan().SequenceEqual(Run(2, fused: true)), "2 threads: not the bits of fill + beta 1");
-        if (k == 0) Assert.Equal(bias[m - 1], expected[(long)(batch - 1) * sc + (long)(m - 1) * ldc + n - 1]);
+                return c;
+            });
+            float[] expected = Run(1, fused: false);
+            Assert.True(expected.AsSpan().SequenceEqual(Run(1, fused: true)), $"1 thread: not the bits of fill + beta 1 (residual {withResidual})");
+            Assert.True(expected.AsSpan().SequenceEqual(Run(2, fused: true)), $"2 threads: not the bits of fill + beta 1 (residual {withResidual})");
+            if (k == 0 && !withResidual) Assert.Equal(bias[m - 1], expected[(long)(batch - 1) * sc + (long)(m - 1) * ldc + n - 1]);
+        }
     }
 
     [Theory]

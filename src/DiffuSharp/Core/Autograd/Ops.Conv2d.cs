@@ -60,7 +60,11 @@ internal static unsafe partial class Ops
 
     /// <summary>Kernel-1 conv1d, a per-position linear map over channels. x: (B, Cin, L), weight: (Cout, Cin, 1),
     /// bias: (Cout) or null → (B, Cout, L).</summary>
-    public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias)
+    public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias) => Conv1d(x, weight, bias, residual: null);
+
+    /// <summary>residual + Conv1d(x, weight, bias), the residual added as each image's output is finished (the bits of
+    /// adding it afterwards); residual has the output's shape, or is null.</summary>
+    public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias, Tensor? residual)
     {
         if (weight.Rank != 3 || weight.Count == 0 || weight.ShapeSpan[2] != 1)
             throw new ArgumentException($"Conv1d supports kernel size 1 only: expects a non-empty weight (Cout, Cin, 1), got {ShapeUtil.Format(weight.ShapeSpan)}");
@@ -69,7 +73,10 @@ internal static unsafe partial class Ops
             throw new ArgumentException($"Conv1d expects input (B, {cin}, L) for weight {ShapeUtil.Format(weight.ShapeSpan)}, got {ShapeUtil.Format(x.ShapeSpan)}");
         CheckBias("Conv1d", bias, cout);
         var g = new ConvGeometry(cin, 1, x.ShapeSpan[2], 1, 1, 1, 0);
-        return ConvCore("Conv1d", x, weight, bias, cout, g, [x.ShapeSpan[0], cout, x.ShapeSpan[2]]);
+        int[] outShape = [x.ShapeSpan[0], cout, x.ShapeSpan[2]];
+        if (residual is not null && !residual.ShapeSpan.SequenceEqual(outShape))
+            throw new ArgumentException($"Conv1d: the residual must have the output's shape {ShapeUtil.Format(outShape)}, got {ShapeUtil.Format(residual.ShapeSpan)}");
+        return ConvCore("Conv1d", x, weight, bias, cout, g, outShape, residual);
     }
 
     static void CheckBias(string op, Tensor? bias, int cout)
@@ -106,8 +113,13 @@ internal static unsafe partial class Ops
                 if (g.IsPointwise)
                 {
                     // y_b (Cout, HW) = W (Cout, Cin) · x_b (Cin, HW), the bias seeded into each y_b just before its product
-                    if (pb != null) Gemm.SgemmBatchedBias(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb, py, hw, yImage);
-                    else Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, 0f, py, hw, yImage);
+                    // (and the residual added right after it)
+                    if (pb != null) Gemm.SgemmBatchedBias(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, pb, py, hw, yImage, pr);
+                    else
+                    {
+                        Gemm.SgemmBatched(batch, false, false, cout, hw, cin, pw, cin, 0, px, hw, xImage, 0f, py, hw, yImage);
+                        if (pr != null) Binary.AddInPlace(y.Data, residual!.Data);
+                    }
                 }
                 else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, pr, py);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
@@ -137,7 +149,7 @@ internal static unsafe partial class Ops
                 }
             }
 
-        if (residual is not null && !lanesForward && y.Count > 0)
+        if (residual is not null && !lanesForward && !g.IsPointwise && y.Count > 0)
             Binary.AddInPlace(y.Data, residual.Data);                         // y + r: the same bits as r + y
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         if (residual is not null) inputs = [.. inputs, residual];

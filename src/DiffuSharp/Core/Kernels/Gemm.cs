@@ -46,13 +46,14 @@ public static unsafe partial class Gemm
         float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
         => Run(KernelKind.Auto, Blocking.Default, batch, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC);
 
-    /// <summary>The same with every row r of each C_i starting from rowBias[r] (C_i = bias + op(A_i)·op(B_i)): a product's C
-    /// is filled right before that product runs, so it is still in cache when the product adds to it. The bits of
-    /// filling every C first and calling <see cref="SgemmBatched"/> with beta 1.</summary>
+    /// <summary>The same with every row r of each C_i starting from rowBias[r] (C_i = bias + op(A_i)·op(B_i)) and, when
+    /// residual is not null, R_i added to the result (R laid out as C): a product's C is filled right before that product
+    /// runs and R_i added right after, while C_i is still in cache. The bits of filling every C first, calling
+    /// <see cref="SgemmBatched"/> with beta 1, then adding R.</summary>
     public static void SgemmBatchedBias(int batch, bool transA, bool transB, int m, int n, int k, float* a, int lda, long strideA,
-        float* b, int ldb, long strideB, float* rowBias, float* c, int ldc, long strideC)
+        float* b, int ldb, long strideB, float* rowBias, float* c, int ldc, long strideC, float* residual = null)
         => Run(KernelKind.Auto, Blocking.Default, batch, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, 1f, c, ldc, strideC,
-            rowBias: rowBias);
+            rowBias: rowBias, residual: residual);
 
     /// <summary>C (m×n) = beta·C + Σ_e op(A_e)·op(B_e) over <paramref name="count"/> products whose operands lie
     /// strideA / strideB elements apart: one product whose K runs through the pieces in order (a weight gradient summed
@@ -65,7 +66,7 @@ public static unsafe partial class Gemm
     /// Each of the <paramref name="batch"/> products sums <paramref name="kCount"/> pieces kStrideA / kStrideB apart.</summary>
     internal static void Run(KernelKind kernel, Blocking blocking, int batch, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC,
-        int kCount = 1, long kStrideA = 0, long kStrideB = 0, float* rowBias = null)
+        int kCount = 1, long kStrideA = 0, long kStrideB = 0, float* rowBias = null, float* residual = null)
     {
         Validate(batch, transA, transB, m, n, k, lda, strideA, ldb, strideB, beta, ldc, strideC);
         if (kCount < 0 || kStrideA < 0 || kStrideB < 0)
@@ -75,7 +76,11 @@ public static unsafe partial class Gemm
         var g = new Operands(transA, transB, m, n, k, a, lda, b, ldb, beta != 0, c, ldc, Math.Max(kCount, 1), kStrideA, kStrideB);
         if (rowBias != null && k == 0)
         {
-            for (int bi = 0; bi < batch; bi++) FillRows(c + bi * strideC, m, n, ldc, rowBias);
+            for (int bi = 0; bi < batch; bi++)
+            {
+                FillRows(c + bi * strideC, m, n, ldc, rowBias);
+                if (residual != null) AddRows(c + bi * strideC, residual + bi * strideC, m, n, ldc);
+            }
             return;
         }
         if (k == 0)
@@ -87,7 +92,7 @@ public static unsafe partial class Gemm
             return;
         }
         if (kernel == KernelKind.Auto) kernel = PickKernel(m, n, (int)Math.Min(int.MaxValue, (long)k * g.KCount));
-        var batched = new Batch(g, batch, strideA, strideB, strideC, blocking, rowBias);
+        var batched = new Batch(g, batch, strideA, strideB, strideC, blocking, rowBias, residual);
         switch (kernel)
         {
             case KernelKind.Direct: Dispatch<Unpacked>(batched); break;
@@ -158,7 +163,7 @@ public static unsafe partial class Gemm
         public float* PieceB(int e) => B + e * KStrideB;
     }
 
-    readonly struct Batch(Operands g, int count, long strideA, long strideB, long strideC, Blocking blocking, float* rowBias)
+    readonly struct Batch(Operands g, int count, long strideA, long strideB, long strideC, Blocking blocking, float* rowBias, float* residual)
     {
         public readonly Operands G = g;
         public readonly int Count = count;
@@ -170,6 +175,24 @@ public static unsafe partial class Gemm
         public void Prepare(int i)
         {
             if (rowBias != null) FillRows(G.C + i * StrideC, G.M, G.N, G.Ldc, rowBias);
+        }
+
+        /// <summary>Product i's residual added to its C, when there is one.</summary>
+        public void Finish(int i)
+        {
+            if (residual != null) AddRows(G.C + i * StrideC, residual + i * StrideC, G.M, G.N, G.Ldc);
+        }
+    }
+
+    /// <summary>c[r, 0 .. n) += res[r, 0 .. n) for the m rows of c and res (row stride ldc).</summary>
+    static void AddRows(float* c, float* res, int m, int n, nint ldc)
+    {
+        for (int r = 0; r < m; r++)
+        {
+            float* cr = c + r * ldc, rr = res + r * ldc;
+            int j = 0;
+            for (; j + 16 <= n; j += 16) (Vector512.Load(cr + j) + Vector512.Load(rr + j)).Store(cr + j);
+            for (; j < n; j++) cr[j] += rr[j];
         }
     }
 
@@ -292,6 +315,7 @@ public static unsafe partial class Gemm
             if (threads == 1 || work < ParallelThreshold)
             {
                 TP.Run(g, batch.Blocking, null);
+                batch.Finish(i);
                 continue;
             }
             // Split N (or M when M > N) into grain-aligned chunks, about 4 per thread, handed out through a shared
@@ -320,6 +344,7 @@ public static unsafe partial class Gemm
             }
             else
                 ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, null));
+            batch.Finish(i);
         }
     }
 
@@ -332,6 +357,7 @@ public static unsafe partial class Gemm
             {
                 batch.Prepare(i);
                 TP.Run(batch.Item(i), batch.Blocking, null);
+                batch.Finish(i);
             }
         }
     }
