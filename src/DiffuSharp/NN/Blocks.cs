@@ -28,6 +28,19 @@ public sealed class ResBlock : Module, IEmbedLayer
             _skip = Register("skip_connection", useConvSkip ? new Conv2d(channels, outChannels, 3, rng, padding: 1) : new Conv2d(channels, outChannels, 1, rng));
     }
 
+    /// <summary>Forward(cat(a, b) along the channels): the UNet's decoder input, its skip connection beside it. Without
+    /// gradients and on the fused path the concatenation is never made (the 1×1 skip convolution and the fused block
+    /// read both parts in place); otherwise it is concatenated here.</summary>
+    public Tensor Forward(Tensor a, Tensor b, Tensor emb, ForwardContext ctx)
+    {
+        if (!_scaleShift && !(ctx.Training && _dropout > 0) && _skip is not null && _skip.Weight.Dim(2) == 1
+            && a.Rank == 4 && b.Rank == 4 && Ops.ResBlockFuses(a.Dim(0), a.Dim(1) + b.Dim(1), a.Dim(2), a.Dim(3), _outChannels))
+            return Ops.ResBlockNoGrad(a, b, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
+                _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!,
+                Ops.PointwiseConvPair(a, b, _skip.Weight, _skip.Bias));
+        return Forward(Tensor.Concat([a, b], 1), emb, ctx);
+    }
+
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)       // x: (B, C, H, W), emb: (B, E)
     {
         if (!_scaleShift && !(ctx.Training && _dropout > 0) && Ops.ResBlockFuses(x, _outChannels))

@@ -121,7 +121,7 @@ public sealed class UNetModel : Module
         foreach (var block in _outputBlocks)
         {
             using (var s = perBlock ? TensorScope.Begin() : null)
-                h = KeepOutput(s, block.Forward(Tensor.Concat([h, hs.Pop()], 1), emb, ctx));   // (B, C + C_skip, H, W) in
+                h = KeepOutput(s, block.Forward(h, hs.Pop(), emb, ctx));      // (B, C + C_skip, H, W) in
             features?.Add(h);
         }
         return KeepOutput(forward, _outConv.Forward(_outNorm.ForwardSilu(h)));
@@ -174,6 +174,16 @@ public sealed class EmbedSequential : Module
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
         foreach (var layer in _layers) x = layer.Forward(x, emb, ctx);
+        return x;
+    }
+
+    /// <summary>Forward(cat(a, b) along the channels), handing both parts to a ResBlock first layer (which may then
+    /// never make the concatenation).</summary>
+    public Tensor Forward(Tensor a, Tensor b, Tensor emb, ForwardContext ctx)
+    {
+        if (_layers.Count == 0 || _layers[0] is not ResBlock first) return Forward(Tensor.Concat([a, b], 1), emb, ctx);
+        var x = first.Forward(a, b, emb, ctx);
+        for (int i = 1; i < _layers.Count; i++) x = _layers[i].Forward(x, emb, ctx);
         return x;
     }
 }

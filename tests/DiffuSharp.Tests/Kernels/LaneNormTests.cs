@@ -48,6 +48,51 @@ public unsafe class LaneNormTests
             Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"xl[{i}]: {actual[i]:G9}, expected {expected[i]:G9}");
     }
 
+    [Theory]
+    [InlineData(3, 6, 2, 4, 7)]    // groups of 2: the seam between groups
+    [InlineData(3, 5, 4, 3, 7)]    // groups of 3: a group across the seam
+    public void Two_parts_side_by_side_give_what_their_concatenation_gives(int n, int ca, int cb, int groups, int s)
+    {
+        var rng = new Rng(6);
+        int c = ca + cb;
+        var a = new float[n * ca * s]; var b = new float[n * cb * s];
+        rng.FillNormal(a); rng.FillNormal(b);
+        for (int i = 0; i < b.Length; i++) b[i] = 3f * b[i] + 20f;       // a different mean and spread on each side
+        var cat = new float[n * c * s];
+        for (int im = 0; im < n; im++)
+        {
+            Array.Copy(a, im * ca * s, cat, im * c * s, ca * s);
+            Array.Copy(b, im * cb * s, cat, (im * c + ca) * s, cb * s);
+        }
+        float[] m1 = new float[2 * n * groups], r1 = new float[n * groups], m2 = new float[2 * n * groups], r2 = new float[n * groups];
+        int lanes = ConvLanes.Lanes(n), hp = 3, wp = s + 2;
+        float[] xl1 = new float[c * hp * wp * lanes], xl2 = new float[xl1.Length];
+        fixed (float* pa = a, pb = b, pc = cat, pm1 = m1, pr1 = r1, pm2 = m2, pr2 = r2, pl1 = xl1, pl2 = xl2)
+        {
+            Norm.GroupNormStatistics(pc, pm1, pr1, n, c, s, groups, 1e-5f);
+            var pair = new ChannelPair(pa, ca, pb, cb);
+            Norm.GroupNormStatistics(pair, pm2, pr2, n, s, groups, 1e-5f);
+            ConvLanes.ToLanes(pc, n, c, 1, s, 1, hp, wp, lanes, pl1);
+            ConvLanes.ToLanes(pair, n, 1, s, 1, hp, wp, lanes, null, pl2);
+        }
+        Assert.Equal(xl1, xl2);                                               // the layout change reads both in place
+        int cg = c / groups;
+        for (int pairIndex = 0; pairIndex < n * groups; pairIndex++)
+        {
+            int g0 = pairIndex % groups * cg;
+            bool across = g0 < ca && g0 + cg > ca;
+            double mu1 = (double)m1[2 * pairIndex] + m1[2 * pairIndex + 1], mu2 = (double)m2[2 * pairIndex] + m2[2 * pairIndex + 1];
+            if (!across)
+            {
+                Assert.Equal(m1[2 * pairIndex], m2[2 * pairIndex]);           // a group inside one part: the same bits
+                Assert.Equal(m1[2 * pairIndex + 1], m2[2 * pairIndex + 1]);
+                Assert.Equal(r1[pairIndex], r2[pairIndex]);
+            }
+            Assert.True(Math.Abs(mu1 - mu2) <= 1e-12 * (1 + Math.Abs(mu1)), $"mean of pair {pairIndex}: {mu2} vs {mu1}");
+            Assert.True(Math.Abs(r1[pairIndex] - r2[pairIndex]) <= 2e-7f * r1[pairIndex], $"rstd of pair {pairIndex}: {r2[pairIndex]} vs {r1[pairIndex]}");
+        }
+    }
+
     [Fact]
     public void Statistics_alone_are_the_bits_of_the_forward()
     {

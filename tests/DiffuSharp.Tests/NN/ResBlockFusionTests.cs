@@ -90,6 +90,61 @@ public class ResBlockFusionTests
         finally { Parallelism.MaxThreads = old; }
     }
 
+    [Theory]
+    [InlineData(32, 64, 32, 32, 14, 14)]   // 96 channels in 32 groups of 3: a group across the seam
+    [InlineData(16, 64, 64, 64, 7, 7)]     // 128 in groups of 4: the seam between groups
+    [InlineData(40, 32, 32, 32, 9, 9)]     // 16 images per thread, spare lanes in the last group
+    public void Fused_forward_of_two_parts_equals_the_single_ops_on_their_concatenation(int batch, int ca, int cb, int cout, int h, int w)
+    {
+        var rng = new Rng(31);
+        var block = new ResBlock(ca + cb, 24, dropout: 0.1f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
+        foreach (var (_, p) in block.NamedParameters()) (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
+        var a = Tensor.RandN([batch, ca, h, w], rng) + 0.5f;
+        var b = Tensor.RandN([batch, cb, h, w], rng) * 2f;
+        var emb = Tensor.RandN([batch, 24], rng);
+        var ctx = new ForwardContext(Training: false, Rng: null);
+        float[] single, pair;
+        bool old = Ops.ResBlockFusionDisabled;
+        try
+        {
+            using (Tensor.NoGrad())
+            {
+                Ops.ResBlockFusionDisabled = true;
+                single = block.Forward(Tensor.Concat([a, b], 1), emb, ctx).ToArray();
+                Ops.ResBlockFusionDisabled = false;
+                Assert.True(Ops.ResBlockFuses(batch, ca + cb, h, w, cout), "the fused path was not taken");
+                pair = block.Forward(a, b, emb, ctx).ToArray();
+            }
+        }
+        finally { Ops.ResBlockFusionDisabled = old; }
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < single.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs(single[i] - pair[i]));
+            maxRef = Math.Max(maxRef, Math.Abs(single[i]));
+        }
+        Assert.True(maxDiff <= 2e-6 * maxRef, $"max |pair − single| = {maxDiff:G3} at scale {maxRef:G3}");
+    }
+
+    [Fact]
+    public void Pointwise_convolution_of_two_parts_matches_the_convolution_of_their_concatenation()
+    {
+        var rng = new Rng(32);
+        var a = Tensor.RandN([5, 6, 4, 3], rng); var b = Tensor.RandN([5, 3, 4, 3], rng);
+        var wt = Tensor.RandN([7, 9, 1, 1], rng); var bias = Tensor.RandN([7], rng);
+        using (Tensor.NoGrad())
+        {
+            foreach (var bb in new Tensor?[] { bias, null })
+            {
+                var expected = Tensor.Conv2d(Tensor.Concat([a, b], 1), wt, bb).ToArray();
+                GradCheck.AssertClose(expected, Ops.PointwiseConvPair(a, b, wt, bb).ToArray(), 1e-5, 1e-6, "pointwise pair");
+            }
+            var ex = Assert.Throws<ArgumentException>(() => Ops.PointwiseConvPair(a, Tensor.RandN([5, 4, 4, 3], rng), wt, bias));
+            Assert.Contains("do not fit weight (7, 9, 1, 1)", ex.Message);
+        }
+        Assert.Throws<InvalidOperationException>(() => Ops.PointwiseConvPair(a, b, wt, bias));   // gradients on
+    }
+
     [Fact]
     public void Not_fused_with_gradients_with_dropout_in_training_or_with_a_small_batch()
     {

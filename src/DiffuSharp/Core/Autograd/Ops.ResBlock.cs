@@ -19,12 +19,37 @@ internal static unsafe partial class Ops
 
     /// <summary>Whether <see cref="ResBlockNoGrad"/> takes input x (B, C, H, W) to cout channels: no gradient recorded
     /// and both convolutions preferring the lane layout.</summary>
-    public static bool ResBlockFuses(Tensor x, int cout)
+    public static bool ResBlockFuses(Tensor x, int cout) =>
+        x.Rank == 4 && ResBlockFuses(x.ShapeSpan[0], x.ShapeSpan[1], x.ShapeSpan[2], x.ShapeSpan[3], cout);
+
+    /// <summary>The same for an input of batch × c × h × w (c may be the channels of two tensors side by side).</summary>
+    public static bool ResBlockFuses(int batch, int c, int h, int w, int cout) =>
+        !ResBlockFusionDisabled && !GradMode.IsEnabled
+        && ConvLanes.PreferForward(new ConvGeometry(c, h, w, 3, 3, 1, 1), cout, batch)
+        && ConvLanes.PreferForward(new ConvGeometry(cout, h, w, 3, 3, 1, 1), cout, batch);
+
+    /// <summary>y = W·cat(a, b) + bias for a 1×1 convolution without gradients, W (Cout, Ca + Cb, 1, 1), a (B, Ca, H, W),
+    /// b (B, Cb, H, W), the concatenation not made: per image W[:, :Ca]·a, then W[:, Ca:]·b added. Within float rounding
+    /// of the convolution of the concatenation (the sum over input channels is split in two).</summary>
+    public static Tensor PointwiseConvPair(Tensor a, Tensor b, Tensor weight, Tensor? bias)
     {
-        if (ResBlockFusionDisabled || GradMode.IsEnabled || x.Rank != 4) return false;
-        int b = x.ShapeSpan[0], c = x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3];
-        return ConvLanes.PreferForward(new ConvGeometry(c, h, w, 3, 3, 1, 1), cout, b)
-            && ConvLanes.PreferForward(new ConvGeometry(cout, h, w, 3, 3, 1, 1), cout, b);
+        if (GradMode.IsEnabled) throw new InvalidOperationException("PointwiseConvPair runs without gradients only");
+        int batch = a.Dim(0), ca = a.Dim(1), cb = b.Dim(1), h = a.Dim(2), w = a.Dim(3), hw = h * w, cout = weight.Dim(0);
+        if (a.Rank != 4 || b.Rank != 4 || b.Dim(0) != batch || b.Dim(2) != h || b.Dim(3) != w || !weight.ShapeSpan.SequenceEqual([cout, ca + cb, 1, 1]))
+            throw new ArgumentException($"PointwiseConvPair: inputs {ShapeUtil.Format(a.ShapeSpan)} and {ShapeUtil.Format(b.ShapeSpan)} do not fit weight {ShapeUtil.Format(weight.ShapeSpan)}");
+        CheckBias("PointwiseConvPair", bias, cout);
+        a = a.Contiguous(); b = b.Contiguous(); weight = weight.Contiguous();
+        var y = Tensor.Uninitialized([batch, cout, h, w]);
+        if (y.Count > 0)
+            fixed (float* pa = a.Data, pb = b.Data, pw = weight.Data, py = y.Data, pbias = bias is null ? default : bias.Contiguous().Data)
+            {
+                int k = ca + cb;
+                if (pbias != null) Gemm.SgemmBatchedBias(batch, false, false, cout, hw, ca, pw, k, 0, pa, hw, (long)ca * hw, pbias, py, hw, (long)cout * hw);
+                else Gemm.SgemmBatched(batch, false, false, cout, hw, ca, pw, k, 0, pa, hw, (long)ca * hw, 0f, py, hw, (long)cout * hw);
+                Gemm.SgemmBatched(batch, false, false, cout, hw, cb, pw + ca, k, 0, pb, hw, (long)cb * hw, 1f, py, hw, (long)cout * hw);
+            }
+        if (OpProfiler.IsRunning) OpProfiler.Forward($"Conv2d 1x1 {ca}+{cb}->{cout} {h}x{w} (pair, no grad)");
+        return y;
     }
 
     /// <summary>residual + conv(silu(group_norm(conv(silu(group_norm(x; γ1, β1)); w1, b1) + emb; γ2, β2)); w2, b2), both
@@ -32,19 +57,26 @@ internal static unsafe partial class Ops
     /// 3, 3); w2: (Cout, Cout, 3, 3); γ1, β1: (C); γ2, β2, b1, b2: (Cout); emb: (B, Cout); residual: (B, Cout, H, W).
     /// Only where <see cref="ResBlockFuses"/>.</summary>
     public static Tensor ResBlockNoGrad(Tensor x, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
+        Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual) =>
+        ResBlockNoGrad(x, null, groups, eps, gamma1, beta1, w1, b1, emb, gamma2, beta2, w2, b2, residual);
+
+    /// <summary>The same with input cat(x, x2) along the channels (x2 (B, C2, H, W) may be null), the concatenation not made.</summary>
+    public static Tensor ResBlockNoGrad(Tensor x, Tensor? x2, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
         Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual)
     {
         int cout = w1.Rank == 4 ? w1.ShapeSpan[0] : -1;
-        if (!ResBlockFuses(x, cout))
-            throw new InvalidOperationException($"ResBlockNoGrad: input {ShapeUtil.Format(x.ShapeSpan)} to {cout} channels does not run fused (gradients on, or not on the lane kernels)");
-        int batch = x.ShapeSpan[0], c = x.ShapeSpan[1], h = x.ShapeSpan[2], w = x.ShapeSpan[3], hw = h * w;
+        if (x.Rank != 4 || x2 is not null && (x2.Rank != 4 || x2.Dim(0) != x.Dim(0) || x2.Dim(2) != x.Dim(2) || x2.Dim(3) != x.Dim(3)))
+            throw new ArgumentException($"ResBlockNoGrad: inputs {ShapeUtil.Format(x.ShapeSpan)} and {(x2 is null ? "none" : ShapeUtil.Format(x2.ShapeSpan))} are not (B, C, H, W) of one batch and size");
+        int batch = x.ShapeSpan[0], c1 = x.ShapeSpan[1], c = c1 + (x2?.Dim(1) ?? 0), h = x.ShapeSpan[2], w = x.ShapeSpan[3], hw = h * w;
+        if (!ResBlockFuses(batch, c, h, w, cout))
+            throw new InvalidOperationException($"ResBlockNoGrad: input ({batch}, {c}, {h}, {w}) to {cout} channels does not run fused (gradients on, or not on the lane kernels)");
         Expect(w1, [cout, c, 3, 3], "w1"); Expect(w2, [cout, cout, 3, 3], "w2");
         Expect(gamma1, [c], "γ1"); Expect(beta1, [c], "β1"); Expect(gamma2, [cout], "γ2"); Expect(beta2, [cout], "β2");
         Expect(b1, [cout], "b1"); Expect(b2, [cout], "b2"); Expect(emb, [batch, cout], "emb"); Expect(residual, [batch, cout, h, w], "residual");
         if (groups < 1 || c % groups != 0 || cout % groups != 0)
             throw new ArgumentException($"ResBlockNoGrad: {groups} groups do not divide {c} and {cout} channels");
 
-        x = x.Contiguous(); emb = emb.Contiguous(); residual = residual.Contiguous();
+        x = x.Contiguous(); x2 = x2?.Contiguous(); emb = emb.Contiguous(); residual = residual.Contiguous();
         var y = Tensor.Uninitialized([batch, cout, h, w]);
         LaneWeights conv1 = default, conv2 = default;
         try
@@ -54,11 +86,12 @@ internal static unsafe partial class Ops
                 conv1 = new LaneWeights(new ConvGeometry(c, h, w, 3, 3, 1, 1), pw1, cout);
                 conv2 = new LaneWeights(new ConvGeometry(cout, h, w, 3, 3, 1, 1), pw2, cout);
             }
-            fixed (float* px = x.Data, pe = emb.Data, pr = residual.Data, py = y.Data,
+            fixed (float* px = x.Data, px2 = x2 is null ? default : x2.Data, pe = emb.Data, pr = residual.Data, py = y.Data,
                    pg1 = gamma1.Contiguous().Data, pbe1 = beta1.Contiguous().Data, pb1 = b1.Contiguous().Data,
                    pg2 = gamma2.Contiguous().Data, pbe2 = beta2.Contiguous().Data, pb2 = b2.Contiguous().Data)
             {
-                var chain = new ResBlockChain(px, c, h, w, cout, groups, eps, pg1, pbe1, conv1, pb1, pe, pg2, pbe2, conv2, pb2, pr, py);
+                var input = new ChannelPair(px, c1, px2, c - c1);
+                var chain = new ResBlockChain(input, h, w, cout, groups, eps, pg1, pbe1, conv1, pb1, pe, pg2, pbe2, conv2, pb2, pr, py);
                 if (ResBlockChain.SplitsBatch(batch, w))
                 {
                     // 16 images per work item, each run through the whole block by one thread (the kernels inside run
@@ -92,7 +125,7 @@ internal static unsafe partial class Ops
     /// <summary>The fused block's steps for images b0 .. b0 + n − 1: statistics of group norm 1, its map on the way into the
     /// lanes, convolution 1, bias + embedding + group norm 2 + SiLU on the lane tensor, convolution 2, and the output back
     /// to NCHW with the bias and the residual. The pointers are pinned by the caller.</summary>
-    readonly struct ResBlockChain(float* x, int c, int h, int w, int cout, int groups, float eps, float* gamma1, float* beta1,
+    readonly struct ResBlockChain(ChannelPair x, int h, int w, int cout, int groups, float eps, float* gamma1, float* beta1,
         LaneWeights conv1, float* b1, float* emb, float* gamma2, float* beta2, LaneWeights conv2, float* b2, float* residual, float* y)
     {
         /// <summary>Images per work item when the batch is split between threads: one Vector512 of lanes.</summary>
@@ -106,7 +139,7 @@ internal static unsafe partial class Ops
 
         public void Run(int b0, int n)
         {
-            int hw = h * w, lanes = ConvLanes.Lanes(n);
+            int hw = h * w, lanes = ConvLanes.Lanes(n), c = x.Channels;
             float[] statsBuf = ArrayPool<float>.Shared.Rent(3 * n * groups);        // mean (hi, lo) pairs, then rstd
             float[] tableBuf = ArrayPool<float>.Shared.Rent(LaneNorm.TableFloats(c, lanes));
             float[] xl1Buf = ArrayPool<float>.Shared.Rent(conv1.InputFloats(lanes));
@@ -116,10 +149,11 @@ internal static unsafe partial class Ops
             {
                 fixed (float* stats = statsBuf, table = tableBuf, xl1 = xl1Buf, yl = ylBuf, xl2 = xl2Buf)
                 {
-                    float* xb = x + (long)b0 * c * hw, mean = stats, rstd = stats + 2 * n * groups;
-                    Norm.GroupNormStatistics(xb, mean, rstd, n, c, hw, groups, eps);
+                    var xb = x.Skip(b0, hw);
+                    float* mean = stats, rstd = stats + 2 * n * groups;
+                    Norm.GroupNormStatistics(xb, mean, rstd, n, hw, groups, eps);
                     LaneNorm.Table(mean, rstd, gamma1, beta1, 0, n, c, groups, lanes, table);
-                    ConvLanes.ToLanes(xb, n, c, h, w, 1, conv1.Hp, conv1.Wp, lanes, table, xl1);   // silu(gn1(x)) as lanes
+                    ConvLanes.ToLanes(xb, n, h, w, 1, conv1.Hp, conv1.Wp, lanes, table, xl1);      // silu(gn1(x)) as lanes
                     conv1.Forward(xl1, lanes, yl);
                     LaneNorm.GroupNormSiluLanes(yl, n, cout, h, w, lanes, b1, emb + (long)b0 * cout, gamma2, beta2, groups, eps,
                         conv2.Hp, conv2.Wp, xl2);                                                       // silu(gn2(h + emb))

@@ -107,10 +107,14 @@ internal static unsafe class ConvLanes
 
     /// <summary>The same with silu(group_norm(x)) in place of x when normTable is not null: the map of
     /// LaneNorm.Apply with the coefficients of LaneNorm.Table (the padding stays zero).</summary>
-    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* normTable, float* xl)
+    public static void ToLanes(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* normTable, float* xl) =>
+        ToLanes(new ChannelPair(x, channels, null, 0), batch, h, w, pad, hp, wp, lanes, normTable, xl);
+
+    /// <summary>The same from the channels of two NCHW tensors side by side (their concatenation, not made).</summary>
+    public static void ToLanes(in ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, float* normTable, float* xl)
     {
-        if (normTable == null) ToLanes(x, batch, channels, h, w, pad, hp, wp, lanes, default(Plain), xl);
-        else ToLanes(x, batch, channels, h, w, pad, hp, wp, lanes, new NormSilu(normTable, lanes), xl);
+        if (normTable == null) ToLanes(x, batch, h, w, pad, hp, wp, lanes, default(Plain), xl);
+        else ToLanes(x, batch, h, w, pad, hp, wp, lanes, new NormSilu(normTable, lanes), xl);
     }
 
     /// <summary>What ToLanes does to each value on its way into lane b of channel c: At gives the coefficients of eight
@@ -137,9 +141,10 @@ internal static unsafe class ConvLanes
         public float Map(float v, int c, int b) => LaneNorm.Apply(v, table, lanes, c, b);
     }
 
-    static void ToLanes<TMap>(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, TMap map, float* xl)
+    static void ToLanes<TMap>(in ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, TMap map, float* xl)
         where TMap : struct, ILaneMap
     {
+        int channels = x.Channels;
         int hw = h * w;
         int[] posBuf = ArrayPool<int>.Shared.Rent(hw);
         try
@@ -147,23 +152,22 @@ internal static unsafe class ConvLanes
             fixed (int* pos = posBuf)
             {
                 for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * wp + p % w + pad;   // padded position of p
-                var work = new ToLanesWork<TMap>(x, batch, channels, h, w, pad, hp, wp, lanes, pos, map, xl);
+                var work = new ToLanesWork<TMap>(x, batch, h, w, pad, hp, wp, lanes, pos, map, xl);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork<TMap>(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
+    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
         : IWorkItem where TMap : struct, ILaneMap
     {
         public void Invoke(int c)
         {
             int hw = h * w;
-            long imageStride = (long)channels * hw;
             float* dst = xl + (long)c * hp * wp * lanes;
             ClearPadding(dst);
-            float* src = x + (long)c * hw;                                          // image 0, channel c
+            float* src = x.Plane(c, hw, out long imageStride);                      // image 0, channel c
             int b = 0;
             if (Blocked)
                 for (; b + 8 <= batch; b += 8)
@@ -481,5 +485,25 @@ internal static unsafe class ConvLanes
             if (rows > 1) ConvDirect.Reduce9(dw + ((long)(o + 1) * cin + c) * 9, add: true, b0, b1, b2, b3, b4, b5, b6, b7, b8);
             if (rows > 2) ConvDirect.Reduce9(dw + ((long)(o + 2) * cin + c) * 9, add: true, c0, c1, c2, c3, c4, c5, c6, c7, c8);
         }
+    }
+}
+
+/// <summary>The channels of one NCHW batch, or of two side by side (first the C1 of x1, then the C2 of x2): a channel
+/// concatenation read in place.</summary>
+internal readonly unsafe struct ChannelPair(float* x1, int c1, float* x2, int c2)
+{
+    public int Channels => c1 + c2;
+    public int First => c1;
+
+    /// <summary>The same channels from image <paramref name="images"/> on.</summary>
+    public ChannelPair Skip(int images, int hw) =>
+        new(x1 + (long)images * c1 * hw, c1, x2 == null ? null : x2 + (long)images * c2 * hw, c2);
+
+    /// <summary>Channel c of image 0 (planes of hw floats), and the floats from one image to the next.</summary>
+    public float* Plane(int c, int hw, out long imageStride)
+    {
+        if (c < c1) { imageStride = (long)c1 * hw; return x1 + (long)c * hw; }
+        imageStride = (long)c2 * hw;
+        return x2 + (long)(c - c1) * hw;
     }
 }

@@ -88,10 +88,16 @@ internal static unsafe partial class Norm
 
     /// <summary>The statistics of <see cref="GroupNormForward{TAct}"/> alone: mean (N·G, 2) as <see cref="Centre"/>
     /// (hi, lo) pairs and rstd (N·G), the same bits. x: (N, C, S).</summary>
-    public static void GroupNormStatistics(float* x, float* mean, float* rstd, int n, int c, int s, int groups, float eps)
+    public static void GroupNormStatistics(float* x, float* mean, float* rstd, int n, int c, int s, int groups, float eps) =>
+        GroupNormStatistics(new ChannelPair(x, c, null, 0), mean, rstd, n, s, groups, eps);
+
+    /// <summary>The same for the channels of two tensors side by side (their concatenation, not made). A group inside
+    /// one of them is summed as above (the same bits); a group across the seam is summed in its two parts and the
+    /// moments combined (Chan et al.), which agrees with the one-pass sum to far below float precision.</summary>
+    public static void GroupNormStatistics(in ChannelPair x, float* mean, float* rstd, int n, int s, int groups, float eps)
     {
-        int block = c / groups * s;
-        var work = new GroupStatisticsWork(x, mean, rstd, block, eps);
+        int block = x.Channels / groups * s;
+        var work = new GroupStatisticsWork(x, mean, rstd, s, groups, eps);
         ParallelFor.RunRange(n * groups, work, Math.Max(1, MinElementsPerThread / Math.Max(1, block)));
     }
 
@@ -142,13 +148,26 @@ internal static unsafe partial class Norm
         return (k + dm, Math.Max(0, q / len - dm * dm));
     }
 
-    readonly struct GroupStatisticsWork(float* x, float* mean, float* rstd, int block, float eps) : IRangeWorkItem
+    readonly struct GroupStatisticsWork(ChannelPair x, float* mean, float* rstd, int s, int groups, float eps) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
         {
+            int cg = x.Channels / groups;
             for (int pair = begin; pair < end; pair++)
             {
-                var (m, rs) = GroupStatistics(x + (long)pair * block, block, eps);
+                int b = pair / groups, c0 = pair % groups * cg, c1 = c0 + cg, seam = x.First;
+                Centre m; float rs;
+                if (c1 <= seam || c0 >= seam)
+                    (m, rs) = GroupStatistics(x.Plane(c0, s, out long stride) + b * stride, cg * s, eps);
+                else
+                {
+                    int n1 = (seam - c0) * s, n2 = (c1 - seam) * s;
+                    var (m1, v1) = ShiftedMoments(x.Plane(c0, s, out long stride1) + b * stride1, n1);
+                    var (m2, v2) = ShiftedMoments(x.Plane(seam, s, out long stride2) + b * stride2, n2);
+                    double nn = (double)n1 + n2, delta = m2 - m1;
+                    double mu = m1 + delta * n2 / nn, var = (v1 * n1 + v2 * n2 + delta * delta * n1 * n2 / nn) / nn;
+                    (m, rs) = (new Centre(mu), (float)(1.0 / Math.Sqrt(var + eps)));
+                }
                 m.Store(mean + 2 * pair);
                 rstd[pair] = rs;
             }
