@@ -112,6 +112,8 @@ public sealed class Upsample : Module, IEmbedLayer
 
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
+        if (_conv is not null && Ops.UpsampleConvFuses(x, _conv.OutChannels))
+            return Ops.UpsampleConv2dNoGrad(x, _conv.Weight, _conv.Bias);   // the upsampled tensor never made
         var h = x.UpsampleNearest2x();                                     // (B, C, 2H, 2W)
         return _conv?.Forward(h) ?? h;
     }

@@ -309,4 +309,33 @@ public unsafe class ConvLanesTests
         }
         finally { ConvLanes.Forced = old; }
     }
+
+    [Theory]
+    [InlineData(16, 8, 8, 7, 7, false, false)]     // 7×7 → 14×14 on Winograd
+    [InlineData(32, 16, 16, 14, 14, false, false)] // 14×14 → 28×28, the mnist-s decoder's
+    [InlineData(24, 4, 6, 5, 3, false, false)]     // spare lanes, a wide image
+    [InlineData(17, 3, 8, 3, 4, true, false)]      // the direct lane kernel, one image past the blocks of eight
+    [InlineData(16, 8, 8, 7, 7, false, true)]      // the one-float-at-a-time layout change
+    public void Upsampled_convolution_has_the_bits_of_upsampling_then_convolving(int batch, int c, int cout, int h, int w, bool noWinograd, bool scalar)
+    {
+        var rng = new Rng(16);
+        var x = Tensor.RandN([batch, c, h, w], rng);
+        var wt = Tensor.RandN([cout, c, 3, 3], rng);
+        var b = Tensor.RandN([cout], rng);
+        bool oldForced = ConvLanes.Forced, oldWinograd = ConvWinograd.Disabled, oldScalar = ConvLanes.ScalarTransposes;
+        try
+        {
+            ConvLanes.Forced = true; ConvWinograd.Disabled = noWinograd; ConvLanes.ScalarTransposes = scalar;
+            using (Tensor.NoGrad())
+            {
+                Assert.True(Ops.UpsampleConvFuses(x, cout));
+                var expected = Tensor.Conv2d(x.UpsampleNearest2x(), wt, b, 1, 1).ToArray();
+                var fused = Ops.UpsampleConv2dNoGrad(x, wt, b).ToArray();
+                Assert.True(expected.AsSpan().SequenceEqual(fused), "upsample + conv differs from the fused result");
+            }
+            Assert.False(Ops.UpsampleConvFuses(x, cout));                    // gradients on: the two ops run
+            Assert.Throws<InvalidOperationException>(() => Ops.UpsampleConv2dNoGrad(x, wt, b));
+        }
+        finally { ConvLanes.Forced = oldForced; ConvWinograd.Disabled = oldWinograd; ConvLanes.ScalarTransposes = oldScalar; }
+    }
 }

@@ -58,6 +58,34 @@ internal static unsafe partial class Ops
         return ConvCore("Conv2d", x, weight, bias, cout, g, outShape, residual);
     }
 
+    /// <summary>Whether <see cref="UpsampleConv2dNoGrad"/> runs for x (B, C, H, W) to cout channels: no gradient recorded
+    /// and the 3×3 convolution at 2H × 2W on the lane kernels.</summary>
+    public static bool UpsampleConvFuses(Tensor x, int cout) =>
+        !GradMode.IsEnabled && x.Rank == 4
+        && ConvLanes.PreferForward(new ConvGeometry(x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), 3, 3, 1, 1), cout, x.Dim(0));
+
+    /// <summary>conv2d(upsample_nearest_2x(x), weight, bias, padding 1) without gradients, weight (Cout, C, 3, 3): the
+    /// upsampled tensor is never made, each value of x going straight to its four pixels of the lane tensor. The bits of
+    /// the two ops. Only where <see cref="UpsampleConvFuses"/>.</summary>
+    public static Tensor UpsampleConv2dNoGrad(Tensor x, Tensor weight, Tensor? bias)
+    {
+        int cout = weight.Rank == 4 ? weight.Dim(0) : -1;
+        if (x.Rank != 4 || !weight.ShapeSpan.SequenceEqual([cout, x.Dim(1), 3, 3]))
+            throw new ArgumentException($"UpsampleConv2d expects input (B, C, H, W) and weight (Cout, C, 3, 3), got {ShapeUtil.Format(x.ShapeSpan)} and {ShapeUtil.Format(weight.ShapeSpan)}");
+        CheckBias("UpsampleConv2d", bias, cout);
+        if (!UpsampleConvFuses(x, cout))
+            throw new InvalidOperationException($"UpsampleConv2d: input {ShapeUtil.Format(x.ShapeSpan)} to {cout} channels does not run fused (gradients on, or not on the lane kernels)");
+        x = x.Contiguous(); weight = weight.Contiguous();
+        int batch = x.Dim(0);
+        var g = new ConvGeometry(x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), 3, 3, 1, 1);
+        var y = Tensor.Uninitialized([batch, cout, g.Ho, g.Wo]);
+        if (y.Count > 0)
+            fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Contiguous().Data)
+                LanesConv(px, batch, g, pw, cout, pb, null, py, upsampled: true);
+        if (OpProfiler.IsRunning) OpProfiler.Forward($"UpsampleConv2d 3x3 {g.C}->{cout} {g.H}x{g.W} (fused, no grad)");
+        return y;
+    }
+
     /// <summary>Kernel-1 conv1d, a per-position linear map over channels. x: (B, Cin, L), weight: (Cout, Cin, 1),
     /// bias: (Cout) or null → (B, Cout, L).</summary>
     public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias) => Conv1d(x, weight, bias, residual: null);
@@ -270,9 +298,10 @@ internal static unsafe partial class Ops
     /// (count, g.C, H, W) with w (cout, g.C, 3, 3) plus bias, with the batch in the vector lanes, group of images after
     /// group of images (ConvLanes.GroupImages), on the Winograd kernel where it pays and the direct lane kernel
     /// elsewhere. dx goes through LanesBackward (stride 1) or im2col (stride 2).</summary>
-    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* residual, float* output)
+    static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* residual, float* output,
+        bool upsampled = false)
     {
-        int hw = g.H * g.W, outHw = g.Ho * g.Wo;
+        int hw = upsampled ? g.H / 2 * (g.W / 2) : g.H * g.W, outHw = g.Ho * g.Wo;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var weights = new LaneWeights(g, w, cout);
         float[] xlBuf = ArrayPool<float>.Shared.Rent(weights.InputFloats(lanes));
@@ -283,7 +312,8 @@ internal static unsafe partial class Ops
                 for (int b0 = 0; b0 < count; b0 += group)
                 {
                     int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, weights.Hp, weights.Wp, nLanes, xl);  // (C, hp, wp, lanes)
+                    if (upsampled) ConvLanes.ToLanesUpsampled(input + (long)b0 * g.C * hw, n, g.C, g.H / 2, g.W / 2, 1, weights.Hp, weights.Wp, nLanes, xl);
+                    else ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, weights.Hp, weights.Wp, nLanes, xl);  // (C, hp, wp, lanes)
                     weights.Forward(xl, nLanes, yl);                                                                     // (cout, Ho, Wo, lanes)
                     long at = (long)b0 * cout * outHw;
                     ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, residual == null ? null : residual + at, output + at, accumulate: false);

@@ -113,9 +113,14 @@ internal static unsafe class ConvLanes
     /// <summary>The same from the channels of two NCHW tensors side by side (their concatenation, not made).</summary>
     public static void ToLanes(in ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, float* normTable, float* xl)
     {
-        if (normTable == null) ToLanes(x, batch, h, w, pad, hp, wp, lanes, default(Plain), xl);
-        else ToLanes(x, batch, h, w, pad, hp, wp, lanes, new NormSilu(normTable, lanes), xl);
+        if (normTable == null) ToLanes(x, batch, h, w, 1, pad, hp, wp, lanes, default(Plain), xl);
+        else ToLanes(x, batch, h, w, 1, pad, hp, wp, lanes, new NormSilu(normTable, lanes), xl);
     }
+
+    /// <summary>The nearest-neighbour ×2 upsampling of x (B, C, H, W) as a lane tensor of 2H × 2W images in planes of
+    /// hp × wp: each value lands on its four pixels (the upsampled tensor is never made).</summary>
+    public static void ToLanesUpsampled(float* x, int batch, int channels, int h, int w, int pad, int hp, int wp, int lanes, float* xl) =>
+        ToLanes(new ChannelPair(x, channels, null, 0), batch, h, w, 2, pad, hp, wp, lanes, default(Plain), xl);
 
     /// <summary>What ToLanes does to each value on its way into lane b of channel c: At gives the coefficients of eight
     /// images, which Map applies to two positions of them at once.</summary>
@@ -141,30 +146,34 @@ internal static unsafe class ConvLanes
         public float Map(float v, int c, int b) => LaneNorm.Apply(v, table, lanes, c, b);
     }
 
-    static void ToLanes<TMap>(in ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, TMap map, float* xl)
+    /// <summary>h × w images each scaled up by <paramref name="scale"/> (1, or 2 for nearest-neighbour upsampling): pixel p
+    /// goes to the scale² padded positions pos[p·scale² ..].</summary>
+    static void ToLanes<TMap>(in ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, TMap map, float* xl)
         where TMap : struct, ILaneMap
     {
         int channels = x.Channels;
-        int hw = h * w;
-        int[] posBuf = ArrayPool<int>.Shared.Rent(hw);
+        int hw = h * w, copies = scale * scale;
+        int[] posBuf = ArrayPool<int>.Shared.Rent(hw * copies);
         try
         {
             fixed (int* pos = posBuf)
             {
-                for (int p = 0; p < hw; p++) pos[p] = (p / w + pad) * wp + p % w + pad;   // padded position of p
-                var work = new ToLanesWork<TMap>(x, batch, h, w, pad, hp, wp, lanes, pos, map, xl);
+                for (int p = 0; p < hw; p++)
+                    for (int j = 0; j < copies; j++)
+                        pos[p * copies + j] = (p / w * scale + j / scale + pad) * wp + p % w * scale + j % scale + pad;
+                var work = new ToLanesWork<TMap>(x, batch, h, w, scale, pad, hp, wp, lanes, pos, map, xl);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
+    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
         : IWorkItem where TMap : struct, ILaneMap
     {
         public void Invoke(int c)
         {
-            int hw = h * w;
+            int hw = h * w, copies = scale * scale;
             float* dst = xl + (long)c * hp * wp * lanes;
             ClearPadding(dst);
             float* src = x.Plane(c, hw, out long imageStride);                      // image 0, channel c
@@ -183,32 +192,44 @@ internal static unsafe class ConvLanes
                         var r6 = Vector256.Load(s + 6 * imageStride + p); var r7 = Vector256.Load(s + 7 * imageStride + p);
                         Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: position p + k
                         float* d = dst + b;
-                        Put(d + (long)pos[p] * lanes, d + (long)pos[p + 1] * lanes, r0, r1, k);
-                        Put(d + (long)pos[p + 2] * lanes, d + (long)pos[p + 3] * lanes, r2, r3, k);
-                        Put(d + (long)pos[p + 4] * lanes, d + (long)pos[p + 5] * lanes, r4, r5, k);
-                        Put(d + (long)pos[p + 6] * lanes, d + (long)pos[p + 7] * lanes, r6, r7, k);
+                        Put(d, p, r0, r1, k); Put(d, p + 2, r2, r3, k); Put(d, p + 4, r4, r5, k); Put(d, p + 6, r6, r7, k);
                     }
                     for (; p < hw; p++)
                     {
                         var v = Vector256.Create(s[p], s[imageStride + p], s[2 * imageStride + p], s[3 * imageStride + p],
                             s[4 * imageStride + p], s[5 * imageStride + p], s[6 * imageStride + p], s[7 * imageStride + p]);
-                        map.Map(Vector512.Create(v, v), k).GetLower().Store(dst + (long)pos[p] * lanes + b);
+                        var m = map.Map(Vector512.Create(v, v), k).GetLower();
+                        for (int j = 0; j < copies; j++) m.Store(dst + (long)pos[p * copies + j] * lanes + b);
                     }
                 }
             for (; b < batch; b++)
             {
                 float* s = src + b * imageStride;
-                for (int p = 0; p < hw; p++) dst[(long)pos[p] * lanes + b] = map.Map(s[p], c, b);
+                for (int p = 0; p < hw; p++)
+                {
+                    float m = map.Map(s[p], c, b);
+                    for (int j = 0; j < copies; j++) dst[(long)pos[p * copies + j] * lanes + b] = m;
+                }
             }
         }
 
-        /// <summary>The eight images of two positions, mapped, to their two places.</summary>
+        /// <summary>The eight images of positions p and p + 1, mapped, to their places.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        void Put(float* d0, float* d1, Vector256<float> v0, Vector256<float> v1, in LaneNorm.Coefficients k)
+        void Put(float* d, int p, Vector256<float> v0, Vector256<float> v1, in LaneNorm.Coefficients k)
         {
             var m = map.Map(Vector512.Create(v0, v1), k);
-            m.GetLower().Store(d0);
-            m.GetUpper().Store(d1);
+            var lo = m.GetLower(); var hi = m.GetUpper();
+            if (scale == 1)
+            {
+                lo.Store(d + (long)pos[p] * lanes);
+                hi.Store(d + (long)pos[p + 1] * lanes);
+                return;
+            }
+            for (int j = 0; j < 4; j++)
+            {
+                lo.Store(d + (long)pos[p * 4 + j] * lanes);
+                hi.Store(d + (long)pos[(p + 1) * 4 + j] * lanes);
+            }
         }
 
         /// <summary>Zeroes what the images do not write: the border rows and columns, and every lane ≥ batch (the whole
@@ -220,13 +241,14 @@ internal static unsafe class ConvLanes
                 new Span<float>(dst, hp * wp * lanes).Clear();
                 return;
             }
+            int ih = h * scale, iw = w * scale;                                     // the image as laid out
             long row = (long)wp * lanes;
             new Span<float>(dst, (int)(pad * row)).Clear();                                          // top rows
-            new Span<float>(dst + (pad + h) * row, (int)((hp - pad - h) * row)).Clear();             // bottom rows
-            for (int y = pad; y < pad + h; y++)
+            new Span<float>(dst + (pad + ih) * row, (int)((hp - pad - ih) * row)).Clear();           // bottom rows
+            for (int y = pad; y < pad + ih; y++)
             {
                 new Span<float>(dst + y * row, pad * lanes).Clear();                                  // left columns
-                new Span<float>(dst + y * row + (long)(pad + w) * lanes, (wp - pad - w) * lanes).Clear(); // right columns
+                new Span<float>(dst + y * row + (long)(pad + iw) * lanes, (wp - pad - iw) * lanes).Clear(); // right columns
             }
         }
     }
