@@ -1,5 +1,6 @@
 // Kernel-level tests for ConvDirect.cs: the direct same convolution (both vector widths) and its transpose against
 // the scalar reference and the adjoint identity, and the 3×3 weight gradient against its definition.
+using System.Runtime.Intrinsics;
 using DiffuSharp.Kernels;
 using Xunit;
 
@@ -30,6 +31,29 @@ public unsafe class ConvDirectTests
             }
             finally { ConvDirect.ForceVector256 = old; }
         }
+    }
+
+    [Theory]
+    [InlineData(3, 28, 28, 32, 1)]   // mnist-s's last convolution: tiles of 128 pixels and single vectors after them
+    [InlineData(3, 32, 32, 64, 3)]   // cifar-s's
+    [InlineData(5, 14, 15, 4, 4)]   // 5×5
+    public void Few_output_channels_one_at_a_time_give_the_bits_of_a_block_of_eight(int k, int h, int w, int cin, int cout)
+    {
+        if (!Vector512.IsHardwareAccelerated) return;                     // (the narrow tiles are AVX-512 only)
+        var rng = new Rng(9);
+        var x = Tensor.RandN([3, cin, h, w], rng);
+        var wt = Tensor.RandN([cout, cin, k, k], rng);
+        var b = Tensor.RandN([cout], rng);
+        int old = ConvDirect.NarrowOutputs;
+        try
+        {
+            ConvDirect.NarrowOutputs = 4;
+            var narrow = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
+            ConvDirect.NarrowOutputs = 0;
+            var block = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
+            Assert.True(narrow.AsSpan().SequenceEqual(block), "one output channel at a time differs from the block of 8");
+        }
+        finally { ConvDirect.NarrowOutputs = old; }
     }
 
     [Theory]

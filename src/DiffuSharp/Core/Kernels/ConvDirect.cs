@@ -129,7 +129,9 @@ internal static unsafe class ConvDirect
             fixed (float* acc = buf)
             {
                 float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
-                if (Use512) Tiles512(x, g, w, acc, n);
+                if (Use512 && outC <= NarrowOutputs)
+                    for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * n, n);
+                else if (Use512) Tiles512(x, g, w, acc, n);
                 else Tiles256(x, g, w, acc, n);
                 // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
                 int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock);
@@ -305,6 +307,55 @@ internal static unsafe class ConvDirect
         {
             for (; k + 8 <= n; k += 8) (Vector256.Load(src + k) + bv).Store(dst + k);
             for (; k < n; k++) dst[k] = src[k] + bias;
+        }
+    }
+
+    /// <summary>Up to this many output channels (a UNet's last convolution: 1 or 3), each runs on its own through
+    /// <see cref="Narrow512"/> instead of as a block of 8 mostly zero ones.</summary>
+    internal static int NarrowOutputs = 4;
+
+    /// <summary>acc[q] = Σ_c Σ_taps w[(c·k·k + tap)·8] · x[c, q + tap offset] for one output channel (w points at its
+    /// lane of the packed block): 8 Vector512s of pixels per tile, per (c, tap) 8 loads and one broadcast for 8 FMAs.
+    /// The same sums in the same order as Tiles512, so the same bits; with 1 output channel of 8 it does an eighth of
+    /// the work (mnist-s, 32 → 1 at 28×28, batch 32: 1.2 ms as a block of 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Narrow512(float* x, in ConvGeometry g, float* w0, float* acc, int n)
+    {
+        int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
+        int q = 0;
+        for (; q + 128 <= n; q += 128)
+        {
+            var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
+            float* w = w0;
+            for (int c = 0; c < cin; c++)
+            {
+                float* xc = x + (long)c * plane + q;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++, w += OutBlock)
+                    {
+                        float* s = xc + i * wp + j;
+                        var v = Vector512.Create(w[0]);
+                        a0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s), a0); a1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 16), a1);
+                        a2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 32), a2); a3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 48), a3);
+                        a4 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 64), a4); a5 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 80), a5);
+                        a6 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 96), a6); a7 = Vector512.FusedMultiplyAdd(v, Vector512.Load(s + 112), a7);
+                    }
+            }
+            float* d = acc + q;
+            a0.Store(d); a1.Store(d + 16); a2.Store(d + 32); a3.Store(d + 48); a4.Store(d + 64); a5.Store(d + 80); a6.Store(d + 96); a7.Store(d + 112);
+        }
+        for (; q < n; q += 16)
+        {
+            var a = Vector512<float>.Zero;
+            float* w = w0;
+            for (int c = 0; c < cin; c++)
+            {
+                float* xc = x + (long)c * plane + q;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++, w += OutBlock)
+                        a = Vector512.FusedMultiplyAdd(Vector512.Create(w[0]), Vector512.Load(xc + i * wp + j), a);
+            }
+            a.Store(acc + q);
         }
     }
 
