@@ -1,7 +1,9 @@
 // The UNet's blocks, as improved-diffusion's unet.py defines them: ResBlock (GroupNorm → SiLU → conv, the
 // timestep embedding added or applied as scale-and-shift, GroupNorm → SiLU → dropout → zero-initialised conv,
 // plus a skip), AttentionBlock (multi-head self-attention over the pixels, QKVAttention's scaling), and the
-// stride-2 Downsample / nearest-×2 Upsample.
+// stride-2 Downsample / nearest-×2 Upsample. Without gradients (sampling) a ResBlock runs fused on the lane kernels
+// (Autograd/Ops.ResBlock.cs), the decoder's concatenated input read in place, and Upsample's conv reads the
+// un-upsampled input.
 using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN;
@@ -33,19 +35,23 @@ public sealed class ResBlock : Module, IEmbedLayer
     /// read both parts in place); otherwise it is concatenated here.</summary>
     public Tensor Forward(Tensor a, Tensor b, Tensor emb, ForwardContext ctx)
     {
-        if (!_scaleShift && !(ctx.Training && _dropout > 0) && _skip is not null && _skip.Weight.Dim(2) == 1
-            && a.Rank == 4 && b.Rank == 4 && Ops.ResBlockFuses(a.Dim(0), a.Dim(1) + b.Dim(1), a.Dim(2), a.Dim(3), _outChannels))
-            return Ops.ResBlockNoGrad(a, b, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
-                _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!,
-                Ops.PointwiseConvPair(a, b, _skip.Weight, _skip.Bias));
+        if (MayFuse(ctx) && _skip is not null && _skip.Weight.Dim(2) == 1 && a.Rank == 4 && b.Rank == 4
+            && Ops.ResBlockFuses(a.Dim(0), a.Dim(1) + b.Dim(1), a.Dim(2), a.Dim(3), _outChannels))
+            return Fused(a, b, emb, Ops.PointwiseConvPair(a, b, _skip.Weight, _skip.Bias));
         return Forward(Tensor.Concat([a, b], 1), emb, ctx);
     }
 
+    /// <summary>Without scale-shift norm, and without dropout in play, the block can run fused when no gradient is recorded.</summary>
+    bool MayFuse(ForwardContext ctx) => !_scaleShift && !(ctx.Training && _dropout > 0);
+
+    /// <summary>The whole block on the lane kernels (Autograd/Ops.ResBlock.cs), input cat(x, x2) (x2 may be null).</summary>
+    Tensor Fused(Tensor x, Tensor? x2, Tensor emb, Tensor residual) =>
+        Ops.ResBlockNoGrad(x, x2, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
+            _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!, residual);
+
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)       // x: (B, C, H, W), emb: (B, E)
     {
-        if (!_scaleShift && !(ctx.Training && _dropout > 0) && Ops.ResBlockFuses(x, _outChannels))
-            return Ops.ResBlockNoGrad(x, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
-                _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!, _skip?.Forward(x) ?? x);
+        if (MayFuse(ctx) && Ops.ResBlockFuses(x, _outChannels)) return Fused(x, null, emb, _skip?.Forward(x) ?? x);
         var h = _inConv.Forward(_inNorm.ForwardSilu(x));                  // (B, Cout, H, W)
         var e = _embProj.Forward(emb.Silu());                              // (B, Cout) or (B, 2·Cout)
         int b = x.Dim(0);

@@ -297,7 +297,8 @@ internal static unsafe partial class Ops
     /// <summary>output (count, cout, Ho, Wo) = the 3×3 convolution (stride 1, or 2 for ConvLanes.IsStrided) of input
     /// (count, g.C, H, W) with w (cout, g.C, 3, 3) plus bias, with the batch in the vector lanes, group of images after
     /// group of images (ConvLanes.GroupImages), on the Winograd kernel where it pays and the direct lane kernel
-    /// elsewhere. dx goes through LanesBackward (stride 1) or im2col (stride 2).</summary>
+    /// elsewhere. dx goes through LanesBackward (stride 1) or im2col (stride 2). With upsampled the input is (count, g.C,
+    /// H/2, W/2), nearest-upsampled ×2 on its way into the lanes.</summary>
     static void LanesConv(float* input, int count, in ConvGeometry g, float* w, int cout, float* bias, float* residual, float* output,
         bool upsampled = false)
     {

@@ -191,7 +191,7 @@ public static unsafe partial class Gemm
         {
             float* cr = c + r * ldc, rr = res + r * ldc;
             int j = 0;
-            for (; j + 16 <= n; j += 16) (Vector512.Load(cr + j) + Vector512.Load(rr + j)).Store(cr + j);
+            for (; j + 8 <= n; j += 8) (Vector256.Load(cr + j) + Vector256.Load(rr + j)).Store(cr + j);
             for (; j < n; j++) cr[j] += rr[j];
         }
     }

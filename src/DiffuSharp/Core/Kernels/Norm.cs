@@ -111,7 +111,7 @@ internal static unsafe partial class Norm
     /// <summary>Mean and biased variance of p[0 .. len) in one pass: Σd and Σd² in double with d = p[i] − p[0]. The
     /// shift keeps Σd² − (Σd)²/len free of cancellation however large |μ| is against σ: its rounding error is ~1e-16
     /// of Σd², below float precision unless p[0] lies ~10⁴ σ from the mean. Sixteen at a time where the machine has
-    /// them, in a fixed order (the result depends on len alone).</summary>
+    /// them, in an order fixed by len (and the machine's vector width).</summary>
     internal static (double Mean, double Variance) ShiftedMoments(float* p, int len)
     {
         if (len <= 0) return (0, 0);
