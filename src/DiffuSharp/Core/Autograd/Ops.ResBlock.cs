@@ -55,12 +55,8 @@ internal static unsafe partial class Ops
     /// <summary>residual + conv(silu(group_norm(conv(silu(group_norm(x; γ1, β1)); w1, b1) + emb; γ2, β2)); w2, b2), both
     /// group norms with the same groups and eps, both convolutions 3×3 with padding 1. x: (B, C, H, W); w1: (Cout, C,
     /// 3, 3); w2: (Cout, Cout, 3, 3); γ1, β1: (C); γ2, β2, b1, b2: (Cout); emb: (B, Cout); residual: (B, Cout, H, W).
-    /// Only where <see cref="ResBlockFuses"/>.</summary>
-    public static Tensor ResBlockNoGrad(Tensor x, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
-        Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual) =>
-        ResBlockNoGrad(x, null, groups, eps, gamma1, beta1, w1, b1, emb, gamma2, beta2, w2, b2, residual);
-
-    /// <summary>The same with input cat(x, x2) along the channels (x2 (B, C2, H, W) may be null), the concatenation not made.</summary>
+    /// With x2 (B, C2, H, W) not null the input is cat(x, x2) along the channels, the concatenation not made (then C
+    /// counts both). Only where <see cref="ResBlockFuses"/>.</summary>
     public static Tensor ResBlockNoGrad(Tensor x, Tensor? x2, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
         Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual)
     {

@@ -32,12 +32,18 @@ internal static unsafe class LaneNorm
             for (int b = 0; b < n; b++)
             {
                 int pair = (b0 + b) * groups + c / cg;
-                t[Hi * lanes + b] = mean[2 * pair];
-                t[Lo * lanes + b] = mean[2 * pair + 1];
-                t[A * lanes + b] = rstd[pair] * gamma[c];             // as Norm: a = rstd·γ in float
-                t[Beta * lanes + b] = beta[c];
+                SetLane(t, lanes, b, mean[2 * pair], mean[2 * pair + 1], rstd[pair], gamma[c], beta[c]);
             }
         }
+    }
+
+    /// <summary>Lane b of one channel's coefficients: hi, lo, a = rstd·γ (in float, as Norm computes it) and β.</summary>
+    static void SetLane(float* t, int lanes, int b, float hi, float lo, float rstd, float gamma, float beta)
+    {
+        t[Hi * lanes + b] = hi;
+        t[Lo * lanes + b] = lo;
+        t[A * lanes + b] = rstd * gamma;
+        t[Beta * lanes + b] = beta;
     }
 
     /// <summary>The coefficients hi, lo, a, β of sixteen lanes.</summary>
@@ -111,13 +117,7 @@ internal static unsafe class LaneNorm
             {
                 int c = g * cg + k;
                 new Span<float>(coeff, Rows * lanes).Clear();
-                for (int b = 0; b < n; b++)
-                {
-                    coeff[Hi * lanes + b] = stats[b];
-                    coeff[Lo * lanes + b] = stats[lanes + b];
-                    coeff[A * lanes + b] = stats[2 * lanes + b] * gamma[c];
-                    coeff[Beta * lanes + b] = beta[c];
-                }
+                for (int b = 0; b < n; b++) SetLane(coeff, lanes, b, stats[b], stats[lanes + b], stats[2 * lanes + b], gamma[c], beta[c]);
                 var bv = Vector512.Create(bias == null ? 0f : bias[c]);
                 float* src = yl + (long)c * hw * lanes, dst = xl + (long)c * hp * wp * lanes, ad = addL + k * lanes;
                 ClearBorder(dst, h, w, hp, wp, lanes);
