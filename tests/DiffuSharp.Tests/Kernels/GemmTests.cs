@@ -101,6 +101,10 @@ public unsafe class GemmTests
         from kernel in new[] { nameof(Gemm.KernelKind.Direct), nameof(Gemm.KernelKind.K6x16), nameof(Gemm.KernelKind.K4x24), nameof(Gemm.KernelKind.K8x32), nameof(Gemm.KernelKind.K12x32), nameof(Gemm.KernelKind.Portable) }
         from ta in new[] { false, true } from tb in new[] { false, true } select new object[] { kernel, ta, tb };
 
+    /// <summary>The packed kernels (the unpacked direct path has no shared A to help with).</summary>
+    public static IEnumerable<object[]> PackedKernelsAndTransposes() =>
+        KernelsAndTransposes().Where(c => (string)c[0] != nameof(Gemm.KernelKind.Direct));
+
     /// <summary>KC=32, MC=13, NC=40: many K, M and N blocks, ragged last blocks and the pack-A-once path.</summary>
     [Theory, MemberData(nameof(KernelsAndTransposes))]
     public void Every_kernel_with_tiny_blocking_matches_reference(string kernelName, bool transA, bool transB)
@@ -140,6 +144,32 @@ public unsafe class GemmTests
                 Assert.True(one.AsSpan().SequenceEqual(Run(2)), $"{kernel} {t}: row blocks packed last to first differ");
             }
             finally { Gemm.PackBackwards = false; }
+        }
+    }
+
+    /// <summary>The owner of one column chunk is slowed down (a thread on a shared core), so the other thread, done
+    /// with its own chunk, takes M blocks of the slow one's K blocks: the same bits as one thread, block by block.</summary>
+    [Theory, MemberData(nameof(PackedKernelsAndTransposes))]
+    public void Helping_threads_give_the_same_bits(string kernelName, bool transA, bool transB)
+    {
+        var kernel = Enum.Parse<Gemm.KernelKind>(kernelName);
+        var tiny = new Gemm.Blocking(32, 13, 40);                     // many M blocks, several NC blocks per chunk
+        foreach (var beta in new[] { 0f, 1f })
+        {
+            var t = new Case(transA, transB, 150, 701, 100, 1, 2, 3, beta, 22);
+            float[] Run(int threads) => WithThreads(threads, () => Check(t, (a, lda, b, ldb, c, ldc) =>
+                Gemm.Run(kernel, tiny, 1, transA, transB, t.M, t.N, t.K, a, lda, 0, b, ldb, 0, t.Beta, c, ldc, 0)));
+            float[] one = Run(1);
+            long helped = Gemm.HelpedBlocks;
+            float[] two;
+            try
+            {
+                Gemm.SlowFirstChunkMs = 1;
+                two = Run(2);
+            }
+            finally { Gemm.SlowFirstChunkMs = 0; }
+            Assert.True(Gemm.HelpedBlocks > helped, $"{kernel} {t}: no M block was taken by a helping thread");
+            Assert.True(one.AsSpan().SequenceEqual(two), $"{kernel} {t}: helped product differs from one thread");
         }
     }
 

@@ -208,8 +208,11 @@ public static unsafe partial class Gemm
         static abstract int RowGrain { get; }
         static abstract int ColGrain { get; }
         /// <summary>Runs the product; <paramref name="packedA"/> is all of op(A) packed by <see cref="SharedA"/>,
-        /// or null to pack A as it goes.</summary>
-        static abstract void Run(in Operands g, Blocking blocking, float* packedA);
+        /// or null to pack A as it goes; with a shared A, <paramref name="progress"/> (when not null) is where the
+        /// product shows its M blocks to threads that help (<see cref="Help"/>).</summary>
+        static abstract void Run(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null);
+        /// <summary>Takes M blocks of the product that <paramref name="progress"/> shows until it is finished.</summary>
+        static abstract void Help(ChunkProgress* progress, in Operands g, Blocking blocking, float* packedA);
         /// <summary>Whether column chunks may share one packed copy of A.</summary>
         static abstract bool SharesA { get; }
         static abstract SharedA Plan(in Operands g, Blocking blocking);
@@ -220,7 +223,10 @@ public static unsafe partial class Gemm
     {
         public static int RowGrain => TK.MR;
         public static int ColGrain => TK.NR;
-        public static void Run(in Operands g, Blocking blocking, float* packedA) => Serial<TK>(g, blocking, packedA);
+        public static void Run(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null) =>
+            Serial<TK>(g, blocking, packedA, progress);
+        public static void Help(ChunkProgress* progress, in Operands g, Blocking blocking, float* packedA) =>
+            HelpSerial<TK>(progress, g, blocking, packedA);
         public static bool SharesA => true;
         public static SharedA Plan(in Operands g, Blocking blocking) => SharedA.Of(g, blocking, TK.MR);
         public static void PackA(in Operands g, SharedA plan, int block) => plan.Pack<TK>(g, block);
@@ -230,7 +236,8 @@ public static unsafe partial class Gemm
     {
         public static int RowGrain => 1;
         public static int ColGrain => 32;
-        public static void Run(in Operands g, Blocking blocking, float* packedA) => Direct(g, blocking);
+        public static void Run(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null) => Direct(g, blocking);
+        public static void Help(ChunkProgress* progress, in Operands g, Blocking blocking, float* packedA) { }
         public static bool SharesA => false;
         public static SharedA Plan(in Operands g, Blocking blocking) => default;
         public static void PackA(in Operands g, SharedA plan, int block) { }
@@ -331,13 +338,9 @@ public static unsafe partial class Gemm
                 TP.Run(g, batch.Blocking, null);
             else if (byColumns && TP.SharesA && g.KCount == 1 && s_sharedLock.TryEnter())
             {
-                // Every column chunk needs all of A: pack it once, both threads at once, then share it.
                 try
                 {
-                    var plan = TP.Plan(g, batch.Blocking);
-                    plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats));
-                    ParallelFor.RunRange(plan.MBlocks, new PackQueue<TP>(g, plan));
-                    ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, plan.Buffer));
+                    SharedColumnChunks<TP>(g, batch.Blocking, threads, width, chunks);
                 }
                 finally
                 {
@@ -345,9 +348,24 @@ public static unsafe partial class Gemm
                 }
             }
             else
-                ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, null));
+                ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, batch.Blocking, byColumns, width, chunks, &next, null, null));
             batch.Finish(i);
         }
+    }
+
+    /// <summary>Column chunks of one product that all need all of A: A is packed once, both threads at once, and
+    /// shared. A thread that runs out of chunks helps the others with their M blocks, so the product ends when the
+    /// work does, not when the slower thread (a shared core, a late start) gets through its half.</summary>
+    static void SharedColumnChunks<TP>(in Operands g, Blocking blocking, int threads, int width, int chunks) where TP : struct, IProductKernel
+    {
+        var plan = TP.Plan(g, blocking);
+        plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats));
+        ParallelFor.RunRange(plan.MBlocks, new PackQueue<TP>(g, plan));
+        var progress = stackalloc ChunkProgress[chunks];
+        new Span<ChunkProgress>(progress, chunks).Clear();
+        progress->PauseMs = SlowFirstChunkMs;
+        int next = 0;
+        ParallelFor.RunRange(Math.Min(threads, chunks), new ChunkQueue<TP>(g, blocking, true, width, chunks, &next, plan.Buffer, progress));
     }
 
     /// <summary>Products [0, count) of a batch, one at a time, to whichever thread asks next.</summary>
@@ -364,18 +382,53 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>Column (or row) chunks [c·width, (c+1)·width) of one product, one at a time, to whichever thread asks next.</summary>
-    readonly struct ChunkQueue<TP>(Operands g, Blocking blocking, bool byColumns, int width, int count, int* next, float* packedA) : IRangeWorkItem
+    /// <summary>Column (or row) chunks [c·width, (c+1)·width) of one product, one at a time, to whichever thread asks
+    /// next; with <paramref name="progress"/> (column chunks over a shared A), a thread that finds none left helps
+    /// the chunks still running.</summary>
+    readonly struct ChunkQueue<TP>(Operands g, Blocking blocking, bool byColumns, int width, int count, int* next, float* packedA,
+        ChunkProgress* progress) : IRangeWorkItem
         where TP : struct, IProductKernel
     {
         public void Invoke(int begin, int end)
         {
             for (int c; (c = Interlocked.Increment(ref *next) - 1) < count;)
-            {
-                int lo = c * width, hi = Math.Min(lo + width, byColumns ? g.N : g.M);
-                TP.Run(byColumns ? g.Columns(lo, hi) : g.Rows(lo, hi), blocking, packedA);
-            }
+                TP.Run(Chunk(c), blocking, packedA, progress == null ? null : progress + c);
+            if (progress == null || HelpDisabled) return;
+            for (int c = 0; c < count; c++)
+                TP.Help(progress + c, Chunk(c), blocking, packedA);
         }
+
+        Operands Chunk(int c)
+        {
+            int lo = c * width, hi = Math.Min(lo + width, byColumns ? g.N : g.M);
+            return byColumns ? g.Columns(lo, hi) : g.Rows(lo, hi);
+        }
+    }
+
+    /// <summary>Tests and benchmarks: threads that run out of chunks do not help the others.</summary>
+    internal static bool HelpDisabled;
+
+    /// <summary>Tests: the owner of the first column chunk sleeps this long before each M block it takes (a thread
+    /// on a shared core), so that the others help it.</summary>
+    internal static int SlowFirstChunkMs;
+
+    /// <summary>M blocks computed by helping threads since the start of the process (tests read it).</summary>
+    internal static long HelpedBlocks;
+
+    /// <summary>Where the thread that owns a column chunk (over a shared packed A) stands, for threads with nothing
+    /// left to do: <see cref="Claim"/> holds the step (NC block, K block; from 1) in its high half and the next
+    /// unclaimed M block of it in the low half, <see cref="Finished"/> once the chunk is done. The step's packed B
+    /// panel is the owner's; the owner moves to the next step only when all <see cref="Done"/>, so whoever computes
+    /// an M block, each tile of C sees its K blocks in order: the same bits.</summary>
+    internal struct ChunkProgress
+    {
+        public const long Finished = long.MaxValue;
+        public long Claim;
+        public int Done;
+        public int Jc, Nc, P0, Kc;
+        public bool Accumulate;
+        public float* PackedB;
+        public int PauseMs;                     // tests: see SlowFirstChunkMs
     }
 
     /// <summary>Tests: pack a shared A's row blocks last to first (no row block may rely on the next one being packed after it).</summary>
@@ -392,8 +445,9 @@ public static unsafe partial class Gemm
 
     /// <summary>One product on the calling thread: loops NC columns → KC depth → MC rows → NR slivers → MR panels.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Serial<TK>(in Operands g, Blocking blocking, float* packedA) where TK : struct, IMicroKernel
+    static void Serial<TK>(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null) where TK : struct, IMicroKernel
     {
+        if (packedA == null) progress = null;       // helpers need the shared A
         int mr = TK.MR, nr = TK.NR, m = g.M, n = g.N, k = g.K;
         // Balanced blocks: K=288 becomes 2×144, not 256+32 (a thin last K block costs a whole extra pass over C).
         // The K cut depends on k and KC only, never on the thread split, which keeps results deterministic.
@@ -408,6 +462,7 @@ public static unsafe partial class Gemm
         float* pb = Scratch(ref t_packB, ref t_capB, (nuint)((long)nc0 * kcMax));
         float* tile = stackalloc float[TK.MR * TK.NR];
 
+        long step = 0;
         for (int jc = 0; jc < n; jc += nc0)
         {
             int nc = Math.Min(nc0, n - jc);
@@ -419,6 +474,28 @@ public static unsafe partial class Gemm
                     var (p0, kc) = KBlock(k, kBlocks, kb);
                     PackB<TK>(g.TransB, pieceB, g.Ldb, p0, kc, jc, nc, pb);
                     bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
+                    if (progress != null)
+                    {
+                        // show the step to helpers, take its M blocks with them, then wait for theirs to be done
+                        progress->PackedB = pb;
+                        progress->Jc = jc;
+                        progress->Nc = nc;
+                        progress->Accumulate = accumulate;
+                        progress->P0 = p0;
+                        progress->Kc = kc;
+                        progress->Done = 0;
+                        long first = ++step << 32;
+                        Volatile.Write(ref progress->Claim, first);
+                        for (int i; (i = (int)(Interlocked.Increment(ref progress->Claim) - 1 - first)) < mBlocks;)
+                        {
+                            if (progress->PauseMs > 0) Thread.Sleep(progress->PauseMs);
+                            Block<TK>(g, shared, i, p0, kc, jc, nc, pb, accumulate, tile);
+                            Interlocked.Increment(ref progress->Done);
+                        }
+                        var spin = new SpinWait();
+                        while (Volatile.Read(ref progress->Done) < mBlocks) spin.SpinOnce(sleep1Threshold: -1);
+                        continue;
+                    }
                     for (int ic = 0; ic < m; ic += mc0)
                     {
                         int mc = Math.Min(mc0, m - ic);
@@ -434,6 +511,47 @@ public static unsafe partial class Gemm
                     }
                 }
             }
+        }
+        if (progress != null) Volatile.Write(ref progress->Claim, ChunkProgress.Finished);
+    }
+
+    /// <summary>M block <paramref name="i"/> of one step of a product over a shared packed A.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Block<TK>(in Operands g, SharedA shared, int i, int p0, int kc, int jc, int nc, float* pb, bool accumulate, float* tile)
+        where TK : struct, IMicroKernel
+    {
+        int ic = i * shared.Mc0, mc = Math.Min(shared.Mc0, g.M - ic);
+        Macro<TK>(mc, nc, kc, shared.Block(ic, mc, p0, TK.MR), pb, g.C + ic * g.Ldc + jc, g.Ldc, accumulate, tile);
+    }
+
+    /// <summary>Takes M blocks of the steps that the owner of <paramref name="progress"/> shows, until it is finished.
+    /// A block is claimed by moving Claim from (step, i) to (step, i + 1) only if it still reads (step, i): the step's
+    /// fields read before that were the step's own (the owner rewrites them only after every block is done).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void HelpSerial<TK>(ChunkProgress* progress, in Operands g, Blocking blocking, float* packedA) where TK : struct, IMicroKernel
+    {
+        var (kBlocks, _, mBlocks, mc0) = Cuts(g.M, g.K, TK.MR, blocking);
+        var shared = new SharedA(mBlocks, kBlocks, mc0, g.M, g.K, packedA);
+        float* tile = stackalloc float[TK.MR * TK.NR];
+        var spin = new SpinWait();
+        while (true)
+        {
+            long claim = Volatile.Read(ref progress->Claim);
+            if (claim == ChunkProgress.Finished) return;
+            int i = (int)(claim & uint.MaxValue);
+            if (claim >> 32 == 0 || i >= mBlocks)
+            {
+                spin.SpinOnce(sleep1Threshold: -1);        // not started, or between steps
+                continue;
+            }
+            float* pb = progress->PackedB;
+            int jc = progress->Jc, nc = progress->Nc, p0 = progress->P0, kc = progress->Kc;
+            bool accumulate = progress->Accumulate;
+            if (Interlocked.CompareExchange(ref progress->Claim, claim + 1, claim) != claim) continue;
+            Block<TK>(g, shared, i, p0, kc, jc, nc, pb, accumulate, tile);
+            Interlocked.Increment(ref HelpedBlocks);
+            Interlocked.Increment(ref progress->Done);
+            spin = new SpinWait();
         }
     }
 
