@@ -360,7 +360,8 @@ public static unsafe partial class Gemm
     {
         var plan = TP.Plan(g, blocking);
         plan = plan.With(Scratch(ref s_sharedA, ref s_sharedCap, (nuint)plan.Floats));
-        ParallelFor.RunRange(plan.MBlocks, new PackQueue<TP>(g, plan));
+        int packed = 0;
+        ParallelFor.RunRange(plan.MBlocks, new PackQueue<TP>(g, plan, &packed));
         var progress = stackalloc ChunkProgress[chunks];
         new Span<ChunkProgress>(progress, chunks).Clear();
         progress->PauseMs = SlowFirstChunkMs;
@@ -434,12 +435,14 @@ public static unsafe partial class Gemm
     /// <summary>Tests: pack a shared A's row blocks last to first (no row block may rely on the next one being packed after it).</summary>
     internal static bool PackBackwards;
 
-    /// <summary>Row blocks [begin, end) of a shared packed A.</summary>
-    readonly struct PackQueue<TP>(Operands g, SharedA plan) : IRangeWorkItem where TP : struct, IProductKernel
+    /// <summary>The row blocks of a shared packed A, one at a time, to whichever thread asks next (a thread slowed by
+    /// a shared core packs fewer).</summary>
+    readonly struct PackQueue<TP>(Operands g, SharedA plan, int* next) : IRangeWorkItem where TP : struct, IProductKernel
     {
         public void Invoke(int begin, int end)
         {
-            for (int i = begin; i < end; i++) TP.PackA(g, plan, PackBackwards ? plan.MBlocks - 1 - i : i);
+            for (int i; (i = Interlocked.Increment(ref *next) - 1) < plan.MBlocks;)
+                TP.PackA(g, plan, PackBackwards ? plan.MBlocks - 1 - i : i);
         }
     }
 
