@@ -1,7 +1,8 @@
 // Float32 GEMM, C = beta·C + op(A)·op(B), row-major: a packed, register-blocked (Goto/BLIS-style) driver over the
 // microkernels in Gemm.Microkernel.cs (12×32 or 8×32 Vector512 where AVX-512 is accelerated, else 6×16 / 4×24 Vector256,
 // else a portable Vector128 kernel), an unpacked path for tiny products and m ≤ 4 (Gemm.Direct.cs), and threading
-// over Parallelism.MaxThreads: whole products per thread for batches, else an N (or M) split of one product.
+// over Parallelism.MaxThreads: whole products per thread for batches, else an N (or M) split of one product, where
+// a thread that runs out of column chunks takes M blocks of the chunks still running.
 // A summed product (SgemmSum) runs its K through several pieces lying apart in memory, piece after piece, each cut
 // into K blocks exactly like a plain product of that depth.
 // Determinism: K is cut into blocks that depend only on k and KC, and every element of C is the same FMA chain over
@@ -446,7 +447,9 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>One product on the calling thread: loops NC columns → KC depth → MC rows → NR slivers → MR panels.</summary>
+    /// <summary>One product on the calling thread: loops NC columns → KC depth → MC rows → NR slivers → MR panels. With a
+    /// shared packed A and <paramref name="progress"/>, each (NC block, K block) step's M blocks are claimed through
+    /// it, so that threads with nothing left to do can take some (<see cref="HelpSerial{TK}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Serial<TK>(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null) where TK : struct, IMicroKernel
     {
