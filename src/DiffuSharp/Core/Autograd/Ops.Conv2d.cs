@@ -276,22 +276,12 @@ internal static unsafe partial class Ops
     /// <summary>dW (cout, C, 3, 3) += Σ_b dy_b ⋆ x_b with the direct kernel: x (count, C, H, W), dy (count, cout, H, W).</summary>
     static void DirectWeightGrad(float* x, float* dy, int count, in ConvGeometry g, int cout, float* dw)
     {
-        float[] xpBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedFloats(g, count)));
-        float[] dyBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedRowsFloats(g, count, cout)));
-        try
-        {
-            fixed (float* xp = xpBuf, dyz = dyBuf)
-            {
-                ConvDirect.Pad(x, count, g, xp);                          // (count, C, H + 2p, W + 2p)
-                ConvDirect.PadRows(dy, count, cout, g, dyz);              // (count, cout, H·(W + 2p)), zero extra columns
-                ConvDirect.WeightGrad(xp, dyz, count, g, cout, dw);       // (cout, C, 3, 3)
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(xpBuf);
-            ArrayPool<float>.Shared.Return(dyBuf);
-        }
+        using var xpBuf = new AlignedScratch(ConvDirect.PaddedFloats(g, count));
+        using var dyBuf = new AlignedScratch(ConvDirect.PaddedRowsFloats(g, count, cout));
+        float* xp = xpBuf.Pointer, dyz = dyBuf.Pointer;
+        ConvDirect.Pad(x, count, g, xp);                          // (count, C, H + 2p, W + 2p)
+        ConvDirect.PadRows(dy, count, cout, g, dyz);              // (count, cout, H·(W + 2p)), zero extra columns
+        ConvDirect.WeightGrad(xp, dyz, count, g, cout, dw);       // (cout, C, 3, 3)
     }
 
     /// <summary>output (count, cout, Ho, Wo) = the 3×3 convolution (stride 1, or 2 for ConvLanes.IsStrided) of input
@@ -305,25 +295,23 @@ internal static unsafe partial class Ops
         int hw = upsampled ? g.H / 2 * (g.W / 2) : g.H * g.W, outHw = g.Ho * g.Wo;
         int group = ConvLanes.GroupImages(Math.Max(g.C, cout), g.H, g.W, count), lanes = ConvLanes.Lanes(group);
         var weights = new LaneWeights(g, w, cout);
-        float[] xlBuf = ArrayPool<float>.Shared.Rent(weights.InputFloats(lanes));
-        float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes)));
         try
         {
-            fixed (float* xl = xlBuf, yl = ylBuf)
-                for (int b0 = 0; b0 < count; b0 += group)
-                {
-                    int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    if (upsampled) ConvLanes.ToLanesUpsampled(input + (long)b0 * g.C * hw, n, g.C, g.H / 2, g.W / 2, 1, weights.Hp, weights.Wp, nLanes, xl);
-                    else ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, weights.Hp, weights.Wp, nLanes, xl);  // (C, hp, wp, lanes)
-                    weights.Forward(xl, nLanes, yl);                                                                     // (cout, Ho, Wo, lanes)
-                    long at = (long)b0 * cout * outHw;
-                    ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, residual == null ? null : residual + at, output + at, accumulate: false);
-                }
+            using var xlBuf = new AlignedScratch(weights.InputFloats(lanes));
+            using var ylBuf = new AlignedScratch(ConvLanes.Floats(cout, g.Ho, g.Wo, 0, lanes));
+            float* xl = xlBuf.Pointer, yl = ylBuf.Pointer;
+            for (int b0 = 0; b0 < count; b0 += group)
+            {
+                int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
+                if (upsampled) ConvLanes.ToLanesUpsampled(input + (long)b0 * g.C * hw, n, g.C, g.H / 2, g.W / 2, 1, weights.Hp, weights.Wp, nLanes, xl);
+                else ConvLanes.ToLanes(input + (long)b0 * g.C * hw, n, g.C, g.H, g.W, 1, weights.Hp, weights.Wp, nLanes, xl);  // (C, hp, wp, lanes)
+                weights.Forward(xl, nLanes, yl);                                                                     // (cout, Ho, Wo, lanes)
+                long at = (long)b0 * cout * outHw;
+                ConvLanes.FromLanes(yl, n, cout, outHw, nLanes, bias, residual == null ? null : residual + at, output + at, accumulate: false);
+            }
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(xlBuf);
-            ArrayPool<float>.Shared.Return(ylBuf);
             weights.Return();
         }
     }
@@ -388,42 +376,30 @@ internal static unsafe partial class Ops
         bool winograd = dx != null && ConvWinograd.Pays(gT, cin);
         var (hp, wp) = LanePlane(g, winograd);
         bool apart = dw != null && (hp, wp) != LanePlane(g, false);                             // dW's dy on its own plane
-        float[] dylBuf = ArrayPool<float>.Shared.Rent(checked(cout * hp * wp * lanes));
-        float[]? dywBuf = apart ? ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, g.H, g.W, 1, lanes))) : null;
-        float[] bufA = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cin, g.H, g.W, 1, lanes)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(dx == null ? 0 : winograd ? ConvWinograd.TransformedWeightFloats(cin, cout) : ConvDirect.PackedWeightFloats(cin, cout, 3));
-        try
+        using var dylBuf = new AlignedScratch((long)cout * hp * wp * lanes);
+        using var dywBuf = apart ? new AlignedScratch(ConvLanes.Floats(cout, g.H, g.W, 1, lanes)) : default;
+        using var bufA = new AlignedScratch(ConvLanes.Floats(cin, g.H, g.W, 1, lanes));
+        using var wBuf = new AlignedScratch(dx == null ? 0 : winograd ? ConvWinograd.TransformedWeightFloats(cin, cout) : ConvDirect.PackedWeightFloats(cin, cout, 3));
+        float* dyl = dylBuf.Pointer, dyw = dywBuf.Pointer, a = bufA.Pointer, wpk = wBuf.Pointer;
+        if (winograd) ConvWinograd.TransformWeights(w, cout, cin, flipTranspose: true, wpk);       // [16][cin/8][cout][8]
+        else if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
+        for (int b0 = 0; b0 < count; b0 += group)
         {
-            fixed (float* dyl = dylBuf, dyw = dywBuf, a = bufA, wpk = wBuf)
+            int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
+            float* dyb = dy + (long)b0 * cout * hw;
+            ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, hp, wp, nLanes, dyl);                  // (cout, hp, wp, lanes)
+            if (dw != null)
             {
-                if (winograd) ConvWinograd.TransformWeights(w, cout, cin, flipTranspose: true, wpk);       // [16][cin/8][cout][8]
-                else if (dx != null) ConvDirect.PackWeights(w, cout, cin, 3, flipTranspose: true, wpk);   // [cin/8][cout][9][8]
-                for (int b0 = 0; b0 < count; b0 += group)
-                {
-                    int n = Math.Min(group, count - b0), nLanes = ConvLanes.Lanes(n);
-                    float* dyb = dy + (long)b0 * cout * hw;
-                    ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, hp, wp, nLanes, dyl);                  // (cout, hp, wp, lanes)
-                    if (dw != null)
-                    {
-                        if (apart) ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, nLanes, dyw);            // (cout, H + 2, W + 2, lanes)
-                        ConvLanes.ToLanes(x + (long)b0 * cin * hw, n, cin, g.H, g.W, 1, nLanes, a);       // (cin, H + 2, W + 2, lanes)
-                        ConvLanes.WeightGrad(a, apart ? dyw : dyl, g, nLanes, cout, dw);
-                    }
-                    if (dx != null)
-                    {
-                        if (winograd) ConvWinograd.Forward(dyl, gT, nLanes, wpk, cin, a);                // (cin, H, W, lanes)
-                        else ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);
-                        ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulateDx);
-                    }
-                }
+                if (apart) ConvLanes.ToLanes(dyb, n, cout, g.H, g.W, 1, nLanes, dyw);            // (cout, H + 2, W + 2, lanes)
+                ConvLanes.ToLanes(x + (long)b0 * cin * hw, n, cin, g.H, g.W, 1, nLanes, a);       // (cin, H + 2, W + 2, lanes)
+                ConvLanes.WeightGrad(a, apart ? dyw : dyl, g, nLanes, cout, dw);
             }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(dylBuf);
-            if (dywBuf != null) ArrayPool<float>.Shared.Return(dywBuf);
-            ArrayPool<float>.Shared.Return(bufA);
-            ArrayPool<float>.Shared.Return(wBuf);
+            if (dx != null)
+            {
+                if (winograd) ConvWinograd.Forward(dyl, gT, nLanes, wpk, cin, a);                // (cin, H, W, lanes)
+                else ConvLanes.Forward(dyl, gT, nLanes, wpk, cin, a);
+                ConvLanes.FromLanes(a, n, cin, hw, nLanes, null, dx + (long)b0 * cin * hw, accumulateDx);
+            }
         }
     }
 
@@ -433,21 +409,11 @@ internal static unsafe partial class Ops
         float* bias, float* output, bool accumulate)
     {
         int outC = flipTranspose ? cin : cout;
-        float[] xpBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvDirect.PaddedFloats(g, count)));
-        float[] wBuf = ArrayPool<float>.Shared.Rent(ConvDirect.PackedWeightFloats(outC, g.C, g.Kh));
-        try
-        {
-            fixed (float* xp = xpBuf, wpk = wBuf)
-            {
-                ConvDirect.Pad(input, count, g, xp);                                         // (count, C, H + 2p, W + 2p)
-                ConvDirect.PackWeights(w, cout, cin, g.Kh, flipTranspose, wpk);              // [outC/8][C][k·k][8]
-                ConvDirect.Forward(xp, count, g, wpk, outC, bias, output, accumulate);       // (count, outC, H, W)
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(xpBuf);
-            ArrayPool<float>.Shared.Return(wBuf);
-        }
+        using var xpBuf = new AlignedScratch(ConvDirect.PaddedFloats(g, count));
+        using var wBuf = new AlignedScratch(ConvDirect.PackedWeightFloats(outC, g.C, g.Kh));
+        float* xp = xpBuf.Pointer, wpk = wBuf.Pointer;
+        ConvDirect.Pad(input, count, g, xp);                                         // (count, C, H + 2p, W + 2p)
+        ConvDirect.PackWeights(w, cout, cin, g.Kh, flipTranspose, wpk);              // [outC/8][C][k·k][8]
+        ConvDirect.Forward(xp, count, g, wpk, outC, bias, output, accumulate);       // (count, outC, H, W)
     }
 }

@@ -7,7 +7,6 @@
 // bits as the single ops), the bias and embedding are added and group norm 2 + SiLU applied on the lane tensor
 // (Kernels/LaneNorm.cs: its statistics summed in another order, so within a few float ulps of the single ops), and
 // only the block's output returns to NCHW, with the residual added as it is written.
-using System.Buffers;
 using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
@@ -136,36 +135,23 @@ internal static unsafe partial class Ops
         public void Run(int b0, int n)
         {
             int hw = h * w, lanes = ConvLanes.Lanes(n), c = x.Channels;
-            float[] statsBuf = ArrayPool<float>.Shared.Rent(3 * n * groups);        // mean (hi, lo) pairs, then rstd
-            float[] tableBuf = ArrayPool<float>.Shared.Rent(LaneNorm.TableFloats(c, lanes));
-            float[] xl1Buf = ArrayPool<float>.Shared.Rent(conv1.InputFloats(lanes));
-            float[] ylBuf = ArrayPool<float>.Shared.Rent(checked((int)ConvLanes.Floats(cout, h, w, 0, lanes)));
-            float[] xl2Buf = ArrayPool<float>.Shared.Rent(conv2.InputFloats(lanes));
-            try
-            {
-                fixed (float* stats = statsBuf, table = tableBuf, xl1 = xl1Buf, yl = ylBuf, xl2 = xl2Buf)
-                {
-                    var xb = x.Skip(b0, hw);
-                    float* mean = stats, rstd = stats + 2 * n * groups;
-                    Norm.GroupNormStatistics(xb, mean, rstd, n, hw, groups, eps);
-                    LaneNorm.Table(mean, rstd, gamma1, beta1, 0, n, c, groups, lanes, table);
-                    ConvLanes.ToLanes(xb, n, h, w, 1, conv1.Hp, conv1.Wp, lanes, table, xl1);      // silu(gn1(x)) as lanes
-                    conv1.Forward(xl1, lanes, yl);
-                    LaneNorm.GroupNormSiluLanes(yl, n, cout, h, w, lanes, b1, emb + (long)b0 * cout, gamma2, beta2, groups, eps,
-                        conv2.Hp, conv2.Wp, xl2);                                                       // silu(gn2(h + emb))
-                    conv2.Forward(xl2, lanes, yl);
-                    long at = (long)b0 * cout * hw;
-                    ConvLanes.FromLanes(yl, n, cout, hw, lanes, b2, residual + at, y + at, accumulate: false);
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(statsBuf);
-                ArrayPool<float>.Shared.Return(tableBuf);
-                ArrayPool<float>.Shared.Return(xl1Buf);
-                ArrayPool<float>.Shared.Return(ylBuf);
-                ArrayPool<float>.Shared.Return(xl2Buf);
-            }
+            using var statsBuf = new AlignedScratch(3 * n * groups);                    // mean (hi, lo) pairs, then rstd
+            using var tableBuf = new AlignedScratch(LaneNorm.TableFloats(c, lanes));
+            using var xl1Buf = new AlignedScratch(conv1.InputFloats(lanes));
+            using var ylBuf = new AlignedScratch(ConvLanes.Floats(cout, h, w, 0, lanes));
+            using var xl2Buf = new AlignedScratch(conv2.InputFloats(lanes));
+            float* stats = statsBuf.Pointer, table = tableBuf.Pointer, xl1 = xl1Buf.Pointer, yl = ylBuf.Pointer, xl2 = xl2Buf.Pointer;
+            var xb = x.Skip(b0, hw);
+            float* mean = stats, rstd = stats + 2 * n * groups;
+            Norm.GroupNormStatistics(xb, mean, rstd, n, hw, groups, eps);
+            LaneNorm.Table(mean, rstd, gamma1, beta1, 0, n, c, groups, lanes, table);
+            ConvLanes.ToLanes(xb, n, h, w, 1, conv1.Hp, conv1.Wp, lanes, table, xl1);      // silu(gn1(x)) as lanes
+            conv1.Forward(xl1, lanes, yl);
+            LaneNorm.GroupNormSiluLanes(yl, n, cout, h, w, lanes, b1, emb + (long)b0 * cout, gamma2, beta2, groups, eps,
+                conv2.Hp, conv2.Wp, xl2);                                                       // silu(gn2(h + emb))
+            conv2.Forward(xl2, lanes, yl);
+            long at = (long)b0 * cout * hw;
+            ConvLanes.FromLanes(yl, n, cout, hw, lanes, b2, residual + at, y + at, accumulate: false);
         }
 
         /// <summary>Work item i: images 16·i .. of a batch.</summary>

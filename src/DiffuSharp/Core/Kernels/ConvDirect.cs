@@ -125,26 +125,23 @@ internal static unsafe class ConvDirect
         {
             int blocks = (outC + OutBlock - 1) / OutBlock, b = index / blocks, ob = index % blocks;
             int n = Pixels(g), kk = g.Kh * g.Kw;
-            float[] buf = ArrayPool<float>.Shared.Rent(OutBlock * n);
-            fixed (float* acc = buf)
+            using var buf = new AlignedScratch((long)OutBlock * n);
+            float* acc = buf.Pointer;
+            float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
+            if (Use512 && outC <= NarrowOutputs)
+                for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * n, n);
+            else if (Use512) Tiles512(x, g, w, acc, n);
+            else Tiles256(x, g, w, acc, n);
+            // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
+            int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock);
+            for (int r = 0; r < rows; r++)
             {
-                float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
-                if (Use512 && outC <= NarrowOutputs)
-                    for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * n, n);
-                else if (Use512) Tiles512(x, g, w, acc, n);
-                else Tiles256(x, g, w, acc, n);
-                // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
-                int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock);
-                for (int r = 0; r < rows; r++)
-                {
-                    int o = ob * OutBlock + r;
-                    float bv = bias == null ? 0f : bias[o];
-                    float* yo = y + ((long)b * outC + o) * g.H * g.W;
-                    for (int oy = 0; oy < g.H; oy++)
-                        StoreRow(yo + oy * g.W, acc + (long)r * n + oy * wp, g.W, bv, accumulate);
-                }
+                int o = ob * OutBlock + r;
+                float bv = bias == null ? 0f : bias[o];
+                float* yo = y + ((long)b * outC + o) * g.H * g.W;
+                for (int oy = 0; oy < g.H; oy++)
+                    StoreRow(yo + oy * g.W, acc + (long)r * n + oy * wp, g.W, bv, accumulate);
             }
-            ArrayPool<float>.Shared.Return(buf);
         }
     }
 

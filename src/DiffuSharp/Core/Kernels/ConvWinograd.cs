@@ -24,7 +24,6 @@
 //
 // The input lane tensor is padded by 1 on the top and left and, for odd sizes, by 2 on the bottom and right
 // (PaddedSize), so every tile's patch lies inside it; outputs past the image are not stored.
-using System.Buffers;
 
 namespace DiffuSharp.Kernels;
 
@@ -145,23 +144,19 @@ internal static unsafe class ConvWinograd
             int u0 = item * block, n = Math.Min(block, units - u0), padded = (n + 2) / 3 * 3;
             long slice = (long)block * Lane;                                   // floats between channels in a position's slice
             long vPos = PositionStride(cin, block), mPos = PositionStride(outCPad, block);
-            float[] vBuf = ArrayPool<float>.Shared.Rent(checked(Positions * (int)vPos));
-            float[] mBuf = ArrayPool<float>.Shared.Rent(checked(Positions * (int)mPos));
-            fixed (float* vb = vBuf, mb = mBuf)
-            {
-                TransformInput(vb, u0, n, padded, vPos);
-                for (int p = 0; p < Positions; p++)
-                    for (int ob = 0; ob < blocks; ob++)
-                    {
-                        float* w = wt + ((long)p * blocks + ob) * cin * OutBlock;
-                        float* mo = mb + p * mPos + ob * OutBlock * slice;
-                        for (int k = 0; k < padded; k += 3)
-                            Product(vb + p * vPos + k * Lane, cin, slice, w, mo + k * Lane);
-                    }
-                TransformOutput(mb, u0, n, outCPad, mPos);
-            }
-            ArrayPool<float>.Shared.Return(vBuf);
-            ArrayPool<float>.Shared.Return(mBuf);
+            using var vBuf = new AlignedScratch(Positions * vPos);
+            using var mBuf = new AlignedScratch(Positions * mPos);
+            float* vb = vBuf.Pointer, mb = mBuf.Pointer;
+            TransformInput(vb, u0, n, padded, vPos);
+            for (int p = 0; p < Positions; p++)
+                for (int ob = 0; ob < blocks; ob++)
+                {
+                    float* w = wt + ((long)p * blocks + ob) * cin * OutBlock;
+                    float* mo = mb + p * mPos + ob * OutBlock * slice;
+                    for (int k = 0; k < padded; k += 3)
+                        Product(vb + p * vPos + k * Lane, cin, slice, w, mo + k * Lane);
+                }
+            TransformOutput(mb, u0, n, outCPad, mPos);
         }
 
         /// <summary>Unit u's tile: its first output row and column, and the offset (floats) of its vector of lanes.</summary>

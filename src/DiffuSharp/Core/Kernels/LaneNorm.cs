@@ -101,18 +101,18 @@ internal static unsafe class LaneNorm
         {
             int cg = channels / groups, hw = h * w;
             // per channel of the group and lane: the addend (h = (v + bias) + add is recomputed, never stored)
-            float* addL = stackalloc float[cg * lanes];
+            float* addLRaw = stackalloc float[cg * lanes + AlignedScratch.Slack], addL = AlignedScratch.Align(addLRaw);
             new Span<float>(addL, cg * lanes).Clear();
             if (add != null)
                 for (int k = 0; k < cg; k++)
                     for (int b = 0; b < n; b++) addL[k * lanes + b] = add[(long)b * channels + g * cg + k];
-            float* stats = stackalloc float[3 * lanes];              // hi, lo, rstd per lane
+            float* statsRaw = stackalloc float[3 * lanes + AlignedScratch.Slack], stats = AlignedScratch.Align(statsRaw);   // hi, lo, rstd per lane
             new Span<float>(stats, 3 * lanes).Clear();
             int at = 0;
             for (; at + 32 <= lanes && at < n; at += 32) Statistics<TwoVectors>(g, cg, hw, at, addL, stats);
             for (; at < n; at += 16) Statistics<OneVector>(g, cg, hw, at, addL, stats);
             // xl = silu(((h − hi) − lo)·(rstd·γ) + β), image at (1, 1) of each padded plane; coefficients 0 in lanes ≥ n
-            float* coeff = stackalloc float[Rows * lanes];
+            float* coeffRaw = stackalloc float[Rows * lanes + AlignedScratch.Slack], coeff = AlignedScratch.Align(coeffRaw);
             for (int k = 0; k < cg; k++)
             {
                 int c = g * cg + k;
