@@ -8,6 +8,7 @@
 // Determinism: K is cut into blocks that depend only on k and KC, and every element of C is the same FMA chain over
 // each K block added to C block by block, whatever the thread split, tile position, FMA kernel or path. The result
 // bits therefore never depend on the thread count, nor on how many rows share the product.
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -209,7 +210,7 @@ public static unsafe partial class Gemm
         static abstract int RowGrain { get; }
         static abstract int ColGrain { get; }
         /// <summary>Runs the product; <paramref name="packedA"/> is all of op(A) packed by <see cref="SharedA"/>,
-        /// or null to pack A as it goes; with a shared A, <paramref name="progress"/> (when not null) is where the
+        /// or null to pack A as it goes; with a shared A, <paramref name="progress"/> (given exactly then) is where the
         /// product shows its M blocks to threads that help (<see cref="Help"/>).</summary>
         static abstract void Run(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null);
         /// <summary>Takes M blocks of the product that <paramref name="progress"/> shows until it is finished.</summary>
@@ -448,12 +449,12 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>One product on the calling thread: loops NC columns → KC depth → MC rows → NR slivers → MR panels. With a
-    /// shared packed A and <paramref name="progress"/>, each (NC block, K block) step's M blocks are claimed through
-    /// it, so that threads with nothing left to do can take some (<see cref="HelpSerial{TK}"/>).</summary>
+    /// shared packed A (which always comes with <paramref name="progress"/>), each (NC block, K block) step's M blocks
+    /// are claimed through it, so that threads with nothing left to do can take some (<see cref="HelpSerial{TK}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Serial<TK>(in Operands g, Blocking blocking, float* packedA, ChunkProgress* progress = null) where TK : struct, IMicroKernel
     {
-        if (packedA == null) progress = null;       // helpers need the shared A
+        Debug.Assert((packedA == null) == (progress == null), "a shared packed A comes with the progress helpers read");
         int mr = TK.MR, nr = TK.NR, m = g.M, n = g.N, k = g.K;
         // Balanced blocks: K=288 becomes 2×144, not 256+32 (a thin last K block costs a whole extra pass over C).
         // The K cut depends on k and KC only, never on the thread split, which keeps results deterministic.
@@ -480,7 +481,7 @@ public static unsafe partial class Gemm
                     var (p0, kc) = KBlock(k, kBlocks, kb);
                     PackB<TK>(g.TransB, pieceB, g.Ldb, p0, kc, jc, nc, pb);
                     bool accumulate = g.Accumulate || e > 0 || kb > 0;     // pieces after the first add to C
-                    if (progress != null)
+                    if (packedA != null)
                     {
                         // show the step to helpers, take its M blocks with them, then wait for theirs to be done
                         progress->PackedB = pb;
@@ -505,20 +506,14 @@ public static unsafe partial class Gemm
                     for (int ic = 0; ic < m; ic += mc0)
                     {
                         int mc = Math.Min(mc0, m - ic);
-                        float* aBlock;
-                        if (packedA != null)
-                            aBlock = shared.Block(ic, mc, p0, mr);
-                        else
-                        {
-                            aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
-                            if (!packAOnce || jc == 0) PackA<TK>(g.TransA, pieceA, g.Lda, ic, mc, p0, kc, aBlock);
-                        }
+                        float* aBlock = packAOnce ? pa + (nint)mc0 * p0 : pa;
+                        if (!packAOnce || jc == 0) PackA<TK>(g.TransA, pieceA, g.Lda, ic, mc, p0, kc, aBlock);
                         Macro<TK>(mc, nc, kc, aBlock, pb, g.C + ic * g.Ldc + jc, g.Ldc, accumulate, tile);
                     }
                 }
             }
         }
-        if (progress != null) Volatile.Write(ref progress->Claim, ChunkProgress.Finished);
+        if (packedA != null) Volatile.Write(ref progress->Claim, ChunkProgress.Finished);
     }
 
     /// <summary>M block <paramref name="i"/> of one step of a product over a shared packed A.</summary>
