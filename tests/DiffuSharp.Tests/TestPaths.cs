@@ -1,17 +1,18 @@
-// Locates the repository and the shared fixture folder from the test binaries: walk up from AppContext.BaseDirectory
-// to the folder holding DiffuSharp.sln (or .slnx); the shared folder is its sibling, ../shared.
+// Locates the repository and the fixture folders from the test binaries: walk up from AppContext.BaseDirectory to the
+// folder holding DiffuSharp.sln (or .slnx). Every reference file a test reads is in tests/DiffuSharp.Tests/Fixtures
+// (copied next to the test assembly), so a clone alone passes its tests; Fixtures/README.md says where each came from.
 namespace DiffuSharp.Tests;
 
 internal static class TestPaths
 {
     static readonly Lazy<string> _repoRoot = new(FindRepoRoot);
-    static readonly Lazy<string> _shared = new(FindShared);
 
     /// <summary>The folder holding DiffuSharp.sln / DiffuSharp.slnx.</summary>
     public static string RepoRoot => _repoRoot.Value;
-    /// <summary>RepoRoot/../shared, absolute; throws if it does not exist.</summary>
-    public static string Shared => _shared.Value;
-    public static string Parity => Path.Combine(Shared, "parity");
+    /// <summary>improved-diffusion's reference numbers (UNet, GaussianDiffusion): Fixtures/parity.</summary>
+    public static string Parity => Path.Combine(Fixtures, "parity");
+    /// <summary>diffusers / transformers reference outputs (components, tokenizer, schedulers): Fixtures/diffusers.</summary>
+    public static string Diffusers => Path.Combine(Fixtures, "diffusers");
     /// <summary>tests/DiffuSharp.Tests/Fixtures as copied next to the test assembly.</summary>
     public static string Fixtures => Path.Combine(AppContext.BaseDirectory, "Fixtures");
 
@@ -22,14 +23,5 @@ internal static class TestPaths
                 return dir.FullName;
         throw new DirectoryNotFoundException(
             $"No folder holding DiffuSharp.sln or DiffuSharp.slnx above the test binaries ({AppContext.BaseDirectory}).");
-    }
-
-    static string FindShared()
-    {
-        string shared = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
-        if (!Directory.Exists(Path.Combine(shared, "parity")))
-            throw new DirectoryNotFoundException(
-                $"Shared fixture folder not found: looked for {Path.Combine(shared, "parity")} (the sibling 'shared' of the repository root {RepoRoot}).");
-        return shared;
     }
 }

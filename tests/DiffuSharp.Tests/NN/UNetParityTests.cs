@@ -83,7 +83,10 @@ public class UNetParityTests
         float[] output;
         using (Tensor.NoGrad())
         {
-            Assert.True(DiffuSharp.Autograd.Ops.ResBlockFuses(Tensor.Zeros(16, 32, 28, 28), 32), "the ResBlocks do not run fused at batch 16");
+            // The lane kernels need 512-bit vectors (ConvLanes); on an AVX2-only CPU the blocks run unfused and the
+            // output must match all the same.
+            if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+                Assert.True(DiffuSharp.Autograd.Ops.ResBlockFuses(Tensor.Zeros(16, 32, 28, 28), 32), "the ResBlocks do not run fused at batch 16");
             output = model.Forward(x, t).ToArray();
         }
         var expected = io.ReadFloat32("out");
