@@ -46,6 +46,9 @@ public abstract class Scheduler
     public IReadOnlyList<double> Timesteps => _timesteps;
     double[] _timesteps = [];
 
+    /// <summary>The schedule before any SetTimesteps (diffusers' __init__ state, which add_noise on a fresh instance uses).</summary>
+    protected void SetInitialTimesteps(double[] timesteps) => _timesteps = timesteps;
+
     /// <summary>The σ table of σ-based schedulers (one longer than the timesteps, ending in 0); null for the others.</summary>
     public virtual IReadOnlyList<double>? Sigmas => null;
 

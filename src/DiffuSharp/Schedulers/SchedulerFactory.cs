@@ -17,8 +17,8 @@ public static class SchedulerFactory
         // The classes below are filled in as they are written; a null entry reports the missing class.
         "PNDMScheduler" => Missing(config),
         "LMSDiscreteScheduler" => Missing(config),
-        "EulerDiscreteScheduler" => Missing(config),
-        "EulerAncestralDiscreteScheduler" => Missing(config),
+        "EulerDiscreteScheduler" => new EulerDiscreteScheduler(config),
+        "EulerAncestralDiscreteScheduler" => new EulerAncestralDiscreteScheduler(config),
         "HeunDiscreteScheduler" => Missing(config),
         "KDPM2DiscreteScheduler" => Missing(config),
         "KDPM2AncestralDiscreteScheduler" => Missing(config),
