@@ -23,10 +23,10 @@ public static class SchedulerFactory
         "KDPM2DiscreteScheduler" => Missing(config),
         "KDPM2AncestralDiscreteScheduler" => Missing(config),
         // multistep / singlestep solvers (DPM-Solver, DEIS, UniPC):
-        "DPMSolverMultistepScheduler" => Missing(config),
-        "DPMSolverSinglestepScheduler" => Missing(config),
-        "DEISMultistepScheduler" => Missing(config),
-        "UniPCMultistepScheduler" => Missing(config),
+        "DPMSolverMultistepScheduler" => new DpmSolverMultistepScheduler(config),
+        "DPMSolverSinglestepScheduler" => new DpmSolverSinglestepScheduler(config),
+        "DEISMultistepScheduler" => new DeisMultistepScheduler(config),
+        "UniPCMultistepScheduler" => new UniPcMultistepScheduler(config),
         _ => throw new ArgumentException($"unknown scheduler class '{config.ClassName}' (known: {string.Join(", ", SchedulerKeys.ClassNames)})"),
     };
 
