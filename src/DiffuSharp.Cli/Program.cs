@@ -15,6 +15,7 @@ public static class Program
         ("eval", "NLL in bits/dim and sample quality of a model"),
         ("train-classifier", "train the Fashion-MNIST classifier that eval uses"),
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
+        ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -38,6 +39,7 @@ public static class Program
                 "interpolate" => InterpolateCommand.Run(rest, stdout),
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),
+                "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
@@ -62,7 +64,7 @@ public static class Program
     static string Usage()
     {
         var lines = new List<string> { "usage: diffusharp <command> [options]", "", "commands:" };
-        lines.AddRange(Commands.Select(c => $"  {c.Name,-12} {c.Summary}"));
+        lines.AddRange(Commands.Select(c => $"  {c.Name,-17} {c.Summary}"));
         lines.Add("");
         lines.Add("'diffusharp <command> --help' lists a command's options.");
         return string.Join(Environment.NewLine, lines);

@@ -61,6 +61,16 @@ public static class ComponentReplay
                             .Forward(sample, timesteps, context, downBlockAdditionalResiduals: r.DownBlockResSamples, midBlockAdditionalResidual: r.MidBlockResSample);
                     break;
                 }
+                case "CLIPTextModel":
+                {
+                    var m = DiffuSharp.NN.Clip.ClipTextModel.FromFolder(folder);
+                    var ids = io.ReadInt64("input.input_ids").Select(v => checked((int)v)).ToArray();
+                    var y = m.Forward(ids, (int)io.Info("input.input_ids").Shape[0]);
+                    ours["last_hidden_state"] = y.LastHiddenState;
+                    ours["pooler_output"] = y.PoolerOutput;
+                    for (int i = 0; i < y.HiddenStates.Count; i++) ours[$"hidden_states.{i:00}"] = y.HiddenStates[i];
+                    break;
+                }
                 default:
                     throw new InvalidDataException($"{ioPath}: model_class \"{cls}\" is not a component this replay builds");
             }
