@@ -42,6 +42,7 @@ public static class SampleCommand
     {
         var o = OptionParser.Parse("sample", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options)); return 0; }
+        if (o.Has("steps")) o.Int("steps", min: 1);                      // checked before the model is loaded
         double eta = o.Double("eta");
         if (eta < 0) throw new CliException($"sample: --eta must be non-negative, got {o.Required("eta")}");
         string samplerName = o.Required("sampler");
@@ -53,7 +54,7 @@ public static class SampleCommand
         string modelDir = o.String("model") ?? ShippedModels.Find(ShippedModel, "model.safetensors")
             ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
         var (config, model) = ModelFolder.Load(modelDir);
-        string respacing = Respacing(o, config, modelDir);
+        string respacing = ResolveRespacing(o, config, modelDir);
         double? guidance = Guidance(o, config, modelDir);
         int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;
 
@@ -115,7 +116,7 @@ public static class SampleCommand
     }
 
     /// <summary>The respacing string: --steps N, --respacing STR, model.json's timestep_respacing, or "50".</summary>
-    static string Respacing(ParsedOptions o, ModelConfig config, string modelDir)
+    static string ResolveRespacing(ParsedOptions o, ModelConfig config, string modelDir)
     {
         int T = config.DiffusionSteps;
         if (o.Has("steps"))
@@ -127,7 +128,7 @@ public static class SampleCommand
         var (spec, source) = o.String("respacing") is { } r ? (r, "--respacing")
             : config.TimestepRespacing.Length > 0 ? (config.TimestepRespacing, $"{Path.Combine(modelDir, ModelFolder.ConfigFile)}: timestep_respacing")
             : (Math.Min(50, T).ToString(CultureInfo.InvariantCulture), "the default");
-        try { DiffuSharp.Diffusion.Respacing.SpaceTimesteps(T, spec); }
+        try { Respacing.SpaceTimesteps(T, spec); }
         catch (ArgumentException e)
         {
             // The library's message ends with ' (Parameter ...)': keep only the sentence.
