@@ -55,7 +55,7 @@ public static class SampleCommand
             ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
         var (config, model) = ModelFolder.Load(modelDir);
         string respacing = ResolveRespacing(o, config, modelDir);
-        double? guidance = Guidance(o, config, modelDir);
+        double? guidance = CliModel.Guidance("sample", o, config, modelDir);
         int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;
 
         float[]? noise = null;
@@ -136,18 +136,6 @@ public static class SampleCommand
             throw new CliException($"sample: {source} \"{spec}\" is not a valid respacing for diffusion_steps {T}: {why}");
         }
         return spec;
-    }
-
-    /// <summary>--guidance W: only for a class-conditional model with a null label.</summary>
-    static double? Guidance(ParsedOptions o, ModelConfig config, string modelDir)
-    {
-        if (!o.Has("guidance")) return null;
-        double w = o.Double("guidance", min: 0);
-        if (config.ClassCount is null)
-            throw new CliException($"sample: --guidance needs a class-conditional model; {modelDir} is unconditional (class_cond false)");
-        if (config.NullLabel is null)
-            throw new CliException($"sample: --guidance needs a model trained with a null label (train --class_dropout_prob); {modelDir} has none (model.json: null_class is not true)");
-        return w;
     }
 
     static int[]? Classes(ParsedOptions o, ModelConfig config, int n)

@@ -68,6 +68,7 @@ public sealed class SampleGuidanceTests
             AssertOneLineError(["sample", "--model", cc, "--guidance", "3", "--out", png], "--guidance needs a model trained with a null label (train --class_dropout_prob)");
             AssertOneLineError(["sample", "--model", un, "--guidance", "3", "--out", png], "--guidance needs a class-conditional model");
             AssertOneLineError(["sample", "--model", NullLabelFolder(dir), "--guidance", "-1", "--out", png], "--guidance must be at least 0");
+            AssertOneLineError(["eval", "--model", cc, "--guidance", "3", "--n", "0", "--nll-n", "0"], "eval: --guidance needs a model trained with a null label");
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
