@@ -1,5 +1,8 @@
 // diffusharp sample: loads a SPEC.md model folder and draws N images with DDIM (eta) or ancestral DDPM over a
-// respaced schedule of --steps evenly spaced timesteps, in batches of --batch. x_T comes from --seed, or from
+// respaced schedule, in batches of --batch. The respacing: --steps N (N evenly spaced timesteps, improved-diffusion's
+// section spacing "N"), else --respacing STR, else model.json's timestep_respacing (so a model trained with
+// improved-diffusion samples as its ddim_sample_loop / p_sample_loop would), else 50 steps. --guidance W samples a
+// model trained with a null label with classifier-free guidance (one batched 2B forward per step). x_T comes from --seed, or from
 // --noise FILE (.npy / .safetensors, float32 N×C×H×W), which makes a DDIM (eta = 0) run a pure function of model
 // and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
 // (rows = the first samples, columns = x_t at evenly spaced steps, ending at x_0).
@@ -21,7 +24,9 @@ public static class SampleCommand
         new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist", Value: "DIR"),
         new("n", "number of samples", "16", Value: "N"),
         new("batch", "samples per forward pass", "16", Value: "B"),
-        new("steps", "sampling steps (respaced, evenly over the trained T)", "50", Value: "S"),
+        new("steps", "sampling steps, evenly spaced over the trained T; overrides --respacing and model.json (no step flag: model.json's timestep_respacing, or 50 steps when it has none, as for the shipped model)", Value: "S"),
+        new("respacing", "improved-diffusion timestep respacing: \"ddimN\" (stride T/N), \"N\", or section counts \"10,15,20\"", Value: "STR"),
+        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class_dropout_prob)", Value: "W"),
         new("sampler", "ddim | ddpm", "ddim", Value: "NAME"),
         new("eta", "DDIM eta (0 = deterministic)", "0", Value: "E"),
         new("class", "class label for every sample, or 'balanced' (class-conditional models)", Value: "LABEL"),
@@ -37,8 +42,7 @@ public static class SampleCommand
     {
         var o = OptionParser.Parse("sample", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options)); return 0; }
-        int steps = o.Int("steps");
-        if (steps < 1) throw new CliException($"sample: --steps must be at least 1, got {steps}");
+        if (o.Has("steps")) o.Int("steps", min: 1);                      // checked before the model is loaded
         double eta = o.Double("eta");
         if (eta < 0) throw new CliException($"sample: --eta must be non-negative, got {o.Required("eta")}");
         string samplerName = o.Required("sampler");
@@ -50,8 +54,8 @@ public static class SampleCommand
         string modelDir = o.String("model") ?? ShippedModels.Find(ShippedModel, "model.safetensors")
             ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
         var (config, model) = ModelFolder.Load(modelDir);
-        if (steps > config.DiffusionSteps)
-            throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {config.DiffusionSteps}");
+        string respacing = ResolveRespacing(o, config, modelDir);
+        double? guidance = CliModel.Guidance("sample", o, config, modelDir);
         int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;
 
         float[]? noise = null;
@@ -66,7 +70,8 @@ public static class SampleCommand
         }
         int[]? classes = Classes(o, config, n);
 
-        var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = steps.ToString(CultureInfo.InvariantCulture) });
+        var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = respacing });
+        int steps = diffusion.NumTimesteps;
         var rng = new Rng(seed);
         var samples = new float[n * C * H * W];
         string? trajectoryPath = o.String("trajectory");
@@ -80,7 +85,9 @@ public static class SampleCommand
         {
             int b = Math.Min(batch, n - start);
             int[]? cls = classes?.AsSpan(start, b).ToArray();
-            DiffusionModel fn = (x, t) => model.Forward(x, t, cls);
+            DiffusionModel fn = guidance is double w
+                ? ClassifierFreeGuidance.Create((x, t, c) => model.Forward(x, t, c), cls!, config.NullLabel!.Value, w)
+                : (x, t) => model.Forward(x, t, cls);
             Tensor? x0 = noise is null ? null : Tensor.FromArray(noise.AsSpan(start * len, b * len).ToArray(), b, C, H, W);
             if (x0 is null) { x0 = Tensor.RandN([b, C, H, W], rng); }
             int[] shape = [b, C, H, W];
@@ -106,6 +113,29 @@ public static class SampleCommand
         if (trajectoryPath is not null) Png.Write(trajectoryPath, ImageGrid.Make(strip!, trajRows * trajCols, C, H, W, columns: trajCols));
         stdout.WriteLine($"wrote {n} samples to {outPath}");
         return 0;
+    }
+
+    /// <summary>The respacing string: --steps N, --respacing STR, model.json's timestep_respacing, or "50".</summary>
+    static string ResolveRespacing(ParsedOptions o, ModelConfig config, string modelDir)
+    {
+        int T = config.DiffusionSteps;
+        if (o.Has("steps"))
+        {
+            int steps = o.Int("steps", min: 1);
+            if (steps > T) throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {T}");
+            return steps.ToString(CultureInfo.InvariantCulture);
+        }
+        var (spec, source) = o.String("respacing") is { } r ? (r, "--respacing")
+            : config.TimestepRespacing.Length > 0 ? (config.TimestepRespacing, $"{Path.Combine(modelDir, ModelFolder.ConfigFile)}: timestep_respacing")
+            : (Math.Min(50, T).ToString(CultureInfo.InvariantCulture), "the default");
+        try { Respacing.SpaceTimesteps(T, spec); }
+        catch (ArgumentException e)
+        {
+            // The library's message ends with ' (Parameter ...)': keep only the sentence.
+            string why = e.Message.Split(" (Parameter", 2)[0];
+            throw new CliException($"sample: {source} \"{spec}\" is not a valid respacing for diffusion_steps {T}: {why}");
+        }
+        return spec;
     }
 
     static int[]? Classes(ParsedOptions o, ModelConfig config, int n)

@@ -1,6 +1,8 @@
 // diffusharp train: improved-diffusion's image_train.py flags (underscore names) → ModelConfig + TrainConfig →
 // Trainer.Run. A preset supplies the model; any model flag given overrides it. --resume continues <out>/checkpoint
-// with the model and training settings stored there (only --steps and the intervals may be changed).
+// with the model and training settings stored there (only --steps and the intervals may be changed). --init_from DIR
+// starts from a model folder's network and weights instead (its EMA from those weights), with the objective flags
+// (--class_dropout_prob, --predict_v, --snr_gamma, --noise_offset) applied on top.
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
 // the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM and SIGHUP.
 using System.Globalization;
@@ -19,6 +21,9 @@ public static class TrainCommand
         "learn_sigma", "sigma_small", "class_cond", "diffusion_steps", "noise_schedule", "use_kl", "predict_xstart",
         "rescale_timesteps", "rescale_learned_sigmas", "use_checkpoint", "use_scale_shift_norm", "in_channels", "channel_mult", "num_classes",
     ];
+
+    /// <summary>Training objectives saved in model.json (DiffuSharp's keys), settable with --init_from too.</summary>
+    static readonly string[] ObjectiveFlags = ["class_dropout_prob", "predict_v", "snr_gamma", "noise_offset"];
 
     static readonly OptionSpec[] Options =
     [
@@ -52,6 +57,11 @@ public static class TrainCommand
         new("use_checkpoint", "model.json flag (no effect)", Value: "BOOL"), new("use_scale_shift_norm", "model.json flag", Value: "BOOL"),
         new("in_channels", "model.json flag", Value: "N"), new("channel_mult", "model.json flag, e.g. 1,2,2", Value: "LIST"),
         new("num_classes", "model.json flag", Value: "N"),
+        new("class_dropout_prob", "replace the label by a null label with probability P (classifier-free guidance; adds a label_emb row)", Value: "P"),
+        new("predict_v", "the model predicts v = √ᾱ ε − √(1−ᾱ) x0 instead of ε", Value: "BOOL"),
+        new("snr_gamma", "min-SNR-γ loss weighting, e.g. 5 (0 = off)", Value: "G"),
+        new("noise_offset", "offset noise: ε + offset·N(0,1) per image and channel, e.g. 0.1 (0 = off)", Value: "O"),
+        new("init_from", "start from this model folder's network and weights (fine-tuning); a new null label row starts as the mean of the class rows", Value: "DIR"),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -68,7 +78,7 @@ public static class TrainCommand
         Trainer trainer;
         if (o.Flag("resume"))
         {
-            foreach (var flag in ModelFlags.Append("preset"))
+            foreach (var flag in ModelFlags.Concat(ObjectiveFlags).Append("preset").Append("init_from"))
                 if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
                     throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
             string folder = Checkpoint.Locate(outFolder);
@@ -85,7 +95,12 @@ public static class TrainCommand
         }
         else
         {
-            var model = ModelFromOptions(o);
+            string? initFrom = o.String("init_from");
+            if (initFrom is not null)
+                foreach (var flag in ModelFlags.Append("preset"))
+                    if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
+                        throw new CliException($"train: --{flag} cannot change the network of --init_from {initFrom} (its model.json is used)");
+            var model = initFrom is not null ? WithObjectives(o, ModelFolder.LoadConfig(initFrom)) : ModelFromOptions(o);
             var config = Intervals(o, new TrainConfig(
                 BatchSize: o.Int("batch_size", min: 1), Microbatch: o.Int("microbatch", min: -1), Lr: o.Double("lr", min: 0),
                 WeightDecay: o.Double("weight_decay", min: 0), WarmupSteps: o.Int("warmup", min: 0),
@@ -95,6 +110,7 @@ public static class TrainCommand
             if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
             if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
             trainer = new Trainer(model, config, LoadData(config.DataSource, model, o.Int("max_images", min: 0)));
+            if (initFrom is not null) trainer.InitializeFrom(initFrom);
         }
 
         using var cts = new CancellationTokenSource();
@@ -170,6 +186,21 @@ public static class TrainCommand
         if (o.Has("channel_mult")) m = m with { ChannelMult = o.Required("channel_mult") };
         if (o.Has("num_classes")) m = m with { NumClasses = o.Int("num_classes", min: 1) };
         if (m.ClassCond && m.NumClasses is null) m = m with { NumClasses = 10 };   // the data sets here have 10 classes
+        return WithObjectives(o, m);
+    }
+
+    /// <summary>The objective flags on top of a model (a class dropout above 0 adds the null label), validated as model.json.</summary>
+    public static ModelConfig WithObjectives(ParsedOptions o, ModelConfig m)
+    {
+        if (o.Has("class_dropout_prob"))
+        {
+            double p = o.Double("class_dropout_prob", min: 0, max: 0.999);
+            if (p > 0 && !m.ClassCond) throw new CliException("train: --class_dropout_prob needs a class-conditional model (class_cond true)");
+            m = m with { ClassDropoutProb = p, NullClass = m.NullClass || p > 0 };
+        }
+        if (o.Has("predict_v")) m = m with { PredictV = o.Bool("predict_v") };
+        if (o.Has("snr_gamma")) m = m with { SnrGamma = o.Double("snr_gamma", min: 0) };
+        if (o.Has("noise_offset")) m = m with { NoiseOffset = o.Double("noise_offset", min: 0) };
         // Round-trip through model.json's validation so a bad combination fails here with one line.
         return ModelConfig.FromJson(m.ToJson(), "train options");
     }
