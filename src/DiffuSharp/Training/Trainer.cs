@@ -98,6 +98,7 @@ public sealed partial class Trainer
         bool hasMse = false, hasVb = false;
         var qSum = new double[4];
         var qCount = new int[4];
+        string? nonFinite = null;
         for (int start = 0; start < B; start += mb)
         {
             int n = Math.Min(mb, B - start);
@@ -107,6 +108,7 @@ public sealed partial class Trainer
             DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);
             var terms = Diffusion.TrainingLosses(model, x0, t, _noiseRng);
             var perSample = terms.Loss.ToArray();                                                      // (n)
+            if (!AllFinite(perSample)) { nonFinite ??= LossNonFinite(perSample); continue; }          // no backward, no sampler update
             if (Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
 
             // Σ_i w_i·L_i / B: summed over microbatches this is the batch's weighted mean loss.
@@ -129,6 +131,7 @@ public sealed partial class Trainer
 
         // Clip (or, with clipping off, only measure) the global gradient norm, then update.
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", B, lr, clock);
         Optimizer.Lr = lr;
         Optimizer.Step();
         foreach (var ema in Emas) ema.Update();
