@@ -69,6 +69,42 @@ public static class RunFolder
         return removed;
     }
 
+    /// <summary>True when outFolder holds what a training run writes: a checkpoint (or a leftover of one), a model
+    /// folder or a log.</summary>
+    public static bool HoldsRun(string outFolder)
+        => Directory.Exists(outFolder)
+           && (File.Exists(Path.Combine(outFolder, Trainer.LogFile))
+               || Directory.EnumerateDirectories(outFolder, Checkpoint.FolderName + "*").Any()
+               || Directory.EnumerateDirectories(outFolder, ModelFolderName + "*").Any());
+
+    /// <summary>Deletes what a training run wrote in outFolder (checkpoints, model folders, the log, the sample grids
+    /// step_*.png), for a new run in its place; other files are left.</summary>
+    public static void Clear(string outFolder)
+    {
+        if (!Directory.Exists(outFolder)) return;
+        foreach (var dir in Directory.EnumerateDirectories(outFolder, Checkpoint.FolderName + "*")
+                     .Concat(Directory.EnumerateDirectories(outFolder, ModelFolderName + "*")).ToList())
+            if (!TryDelete(dir)) throw new IOException($"cannot delete {dir}");
+        File.Delete(Path.Combine(outFolder, Trainer.LogFile));
+        string samples = Path.Combine(outFolder, "samples");
+        if (Directory.Exists(samples))
+            foreach (var f in Directory.EnumerateFiles(samples, "step_*.png").ToList()) File.Delete(f);
+    }
+
+    /// <summary>True when outFolder/model holds model.json and a model.safetensors written at <paramref name="step"/>
+    /// (its "step" metadata), i.e. the model folder of the checkpoint at that step.</summary>
+    public static bool ModelIsCurrent(string outFolder, long step)
+    {
+        string dir = Path.Combine(outFolder, ModelFolderName), weights = Path.Combine(dir, "model.safetensors");
+        if (!File.Exists(Path.Combine(dir, "model.json")) || !File.Exists(weights)) return false;
+        try
+        {
+            return IO.SafeTensorsFile.Open(weights).Metadata.TryGetValue("step", out var s)
+                   && s == step.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException) { return false; }
+    }
+
     /// <summary>Deletes a folder, its completeness markers first; false when it could not be removed.</summary>
     public static bool TryDelete(string dir)
     {
