@@ -65,19 +65,17 @@ public static class CheckpointManifest
             string file = Path.Combine(folder, name);
             if (!File.Exists(file)) throw new InvalidDataException($"{file}: listed in the checkpoint manifest but missing");
             long actual = new FileInfo(file).Length;
-            if (actual != size) throw new InvalidDataException($"{file}: {actual} bytes, the checkpoint manifest says {size} (truncated or corrupted)");
-            if (!string.Equals(Sha256(file), sha, StringComparison.OrdinalIgnoreCase))
+            if (actual == size && string.Equals(Sha256(file), sha, StringComparison.OrdinalIgnoreCase)) continue;
+            string? key = name switch
             {
-                string? key = name switch
-                {
-                    "model.json" => ChangedKey(file, null, root["model"] as JsonObject),
-                    "trainer.json" => ChangedKey(file, "config", root["config"] as JsonObject),
-                    _ => null,
-                };
-                throw new InvalidDataException(key is null
-                    ? $"{file}: SHA-256 differs from the checkpoint manifest (corrupted)"
-                    : $"{file}: {key} was changed after the checkpoint was written; a resume keeps the checkpoint's settings");
-            }
+                "model.json" => ChangedKey(file, null, root["model"] as JsonObject),
+                "trainer.json" => ChangedKey(file, "config", root["config"] as JsonObject),
+                _ => null,
+            };
+            throw new InvalidDataException(
+                key is not null ? $"{file}: {key} was changed after the checkpoint was written; a resume keeps the checkpoint's settings"
+                : actual != size ? $"{file}: {actual} bytes, the checkpoint manifest says {size} (truncated or corrupted)"
+                : $"{file}: SHA-256 differs from the checkpoint manifest (corrupted)");
         }
     }
 
