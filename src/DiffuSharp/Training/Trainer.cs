@@ -102,6 +102,7 @@ public sealed partial class Trainer
         bool hasMse = false, hasVb = false;
         var qSum = new double[4];
         var qCount = new int[4];
+        string? nonFinite = null;
         for (int start = 0; start < B; start += mb)
         {
             int n = Math.Min(mb, B - start);
@@ -114,6 +115,7 @@ public sealed partial class Trainer
             NoiseSource noise = ModelConfig.NoiseOffset > 0 ? OffsetNoise.Draw([n, _c, _h, _w], ModelConfig.NoiseOffset, _noiseRng) : _noiseRng;
             var terms = Diffusion.TrainingLosses(model, x0, t, noise, ModelConfig.SnrGamma);
             var perSample = terms.Loss.ToArray();                                                      // (n)
+            if (!AllFinite(perSample)) { nonFinite ??= LossNonFinite(perSample); continue; }          // no backward, no sampler update
             if (Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
 
             // Σ_i w_i·L_i / B: summed over microbatches this is the batch's weighted mean loss.
@@ -136,6 +138,7 @@ public sealed partial class Trainer
 
         // Clip (or, with clipping off, only measure) the global gradient norm, then update.
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", B, lr, clock);
         Optimizer.Lr = lr;
         Optimizer.Step();
         foreach (var ema in Emas) ema.Update();
