@@ -24,6 +24,13 @@ init_noise_sigma), stepNN.{timestep, model_input, model_output, noise, prev_samp
 returned)}, add_noise.{original, noise, timesteps, result} (a fresh instance after set_timesteps, at timesteps
 [0, n // 2, n - 1] of its schedule).
 
+Also writes diffusers/scheduler_configs.json: what diffusers' from_config + save_config make of Stable Diffusion 1.5's
+PNDMScheduler config (the tiny_sd pipeline folder's scheduler_config.json, as diffusers 0.27.2 saved it; embedded
+as "sd15_pndm") for every scheduler class ("from_sd15_pndm": class -> to_json_string()), and chains that show
+which keys travel: "chains" is a list of {"path": [class, ...], "json": to_json_string() of the last}, each class
+built by from_config of the previous one's config (the first from its defaults, or from sd15_pndm when the path
+starts with "sd15_pndm").
+
 Random numbers: one torch.Generator per case, seeded with crc32(case name): sample_init (1, 4, 8, 8); per call
 model_output and noise (1, 4, 8, 8), N(0, 1) (noise reaches step() through a generator stand-in that returns it, so
 ancestral schedulers add exactly the recorded noise); then add_noise.original and add_noise.noise (3, 4, 8, 8).
@@ -55,6 +62,8 @@ import torch  # noqa: E402
 
 import diffusers  # noqa: E402
 import transformers  # noqa: E402
+from diffusers import (DDIMScheduler, DDPMScheduler, DEISMultistepScheduler, DPMSolverMultistepScheduler,  # noqa: E402
+                       DPMSolverSinglestepScheduler, UniPCMultistepScheduler)
 from diffusers import (EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, KDPM2AncestralDiscreteScheduler,  # noqa: E402
                        KDPM2DiscreteScheduler, LMSDiscreteScheduler, PNDMScheduler)
 from diffusers.schedulers import scheduling_euler_ancestral_discrete, scheduling_k_dpm_2_ancestral_discrete  # noqa: E402
@@ -171,9 +180,55 @@ def run_case(name, cls, kwargs, n):
     return t, meta, int_timesteps
 
 
+SD15_PNDM = """{
+  "_class_name": "PNDMScheduler",
+  "_diffusers_version": "0.27.2",
+  "beta_end": 0.012,
+  "beta_schedule": "scaled_linear",
+  "beta_start": 0.00085,
+  "clip_sample": false,
+  "num_train_timesteps": 1000,
+  "prediction_type": "epsilon",
+  "set_alpha_to_one": false,
+  "skip_prk_steps": true,
+  "steps_offset": 1,
+  "timestep_spacing": "leading",
+  "trained_betas": null
+}
+"""
+
+ALL = [DDPMScheduler, DDIMScheduler, PNDM, LMS, diffusers.EulerDiscreteScheduler, EA, HEUN, K2, K2A,
+       DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler, DEISMultistepScheduler, UniPCMultistepScheduler]
+CHAINS = [
+    ["sd15_pndm", "EulerDiscreteScheduler", "DPMSolverSinglestepScheduler"],
+    ["sd15_pndm", "DPMSolverMultistepScheduler", "DDIMScheduler"],
+    ["EulerDiscreteScheduler", "DDIMScheduler"],
+    ["HeunDiscreteScheduler", "DDPMScheduler"],
+    ["DDIMScheduler", "UniPCMultistepScheduler", "PNDMScheduler"],
+]
+
+
+def write_configs(path):
+    by_name = {c.__name__: c for c in ALL}
+    source = json.loads(SD15_PNDM)
+    out = {"sd15_pndm": SD15_PNDM, "from_sd15_pndm": {}, "chains": []}
+    for cls in ALL:
+        out["from_sd15_pndm"][cls.__name__] = cls.from_config(source).to_json_string()
+    for path_names in CHAINS:
+        names = list(path_names)
+        sched = PNDM.from_config(source) if names[0] == "sd15_pndm" else by_name[names[0]]()
+        for name in names[1:]:
+            sched = by_name[name].from_config(sched.config)
+        out["chains"].append({"path": path_names, "json": sched.to_json_string()})
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "diffusers")
+    write_configs(os.path.join(out_dir, "scheduler_configs.json"))
     for name, cls, kwargs, n in CASES:
         tensors, meta, _ = run_case(name, cls, kwargs, n)
         path = os.path.join(out_dir, f"sched_{name}.safetensors")
