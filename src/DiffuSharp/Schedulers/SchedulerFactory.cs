@@ -14,11 +14,11 @@ public static class SchedulerFactory
     {
         "DDPMScheduler" => new DdpmScheduler(config),
         "DDIMScheduler" => new DdimScheduler(config, eta),
-        // The classes below are filled in as they are written; a null entry reports the missing class.
-        "PNDMScheduler" => Missing(config),
-        "LMSDiscreteScheduler" => Missing(config),
+        "PNDMScheduler" => new PndmScheduler(config),
+        "LMSDiscreteScheduler" => new LmsDiscreteScheduler(config),
         "EulerDiscreteScheduler" => new EulerDiscreteScheduler(config),
         "EulerAncestralDiscreteScheduler" => new EulerAncestralDiscreteScheduler(config),
+<<<<<<< HEAD
         "HeunDiscreteScheduler" => Missing(config),
         "KDPM2DiscreteScheduler" => Missing(config),
         "KDPM2AncestralDiscreteScheduler" => Missing(config),
@@ -27,6 +27,16 @@ public static class SchedulerFactory
         "DPMSolverSinglestepScheduler" => new DpmSolverSinglestepScheduler(config),
         "DEISMultistepScheduler" => new DeisMultistepScheduler(config),
         "UniPCMultistepScheduler" => new UniPcMultistepScheduler(config),
+=======
+        "HeunDiscreteScheduler" => new HeunDiscreteScheduler(config),
+        "KDPM2DiscreteScheduler" => new KDpm2DiscreteScheduler(config),
+        "KDPM2AncestralDiscreteScheduler" => new KDpm2AncestralDiscreteScheduler(config),
+        // multistep / singlestep solvers (DPM-Solver, DEIS, UniPC): Missing reports a class this build lacks
+        "DPMSolverMultistepScheduler" => Missing(config),
+        "DPMSolverSinglestepScheduler" => Missing(config),
+        "DEISMultistepScheduler" => Missing(config),
+        "UniPCMultistepScheduler" => Missing(config),
+>>>>>>> sched-core
         _ => throw new ArgumentException($"unknown scheduler class '{config.ClassName}' (known: {string.Join(", ", SchedulerKeys.ClassNames)})"),
     };
 
