@@ -1,26 +1,19 @@
-// diffusers' schedulers on an improved-diffusion model folder: the scheduler config that describes the model's own
-// forward process (its T and named beta schedule as trained_betas, its prediction type), from which every scheduler
-// class takes what it reads, as diffusers' from_config does; everything else keeps the class's defaults (timestep
-// spacing "linspace" for the σ-based and multistep solvers, "leading" for DDIM/DDPM/PNDM).
-using DiffuSharp.Diffusion;
+// diffusers' schedulers on an improved-diffusion model folder: the scheduler config of the model's own forward process
+// (ImprovedDiffusionSchedule: its T and named β schedule as trained_betas, its prediction type and variance), from
+// which every scheduler class takes what it reads, as diffusers' from_config does; everything else keeps the class's
+// defaults (timestep spacing "linspace" for the σ-based and multistep solvers, "leading" for DDIM/DDPM/PNDM).
 using DiffuSharp.Schedulers;
-using SchedulerPrediction = DiffuSharp.Schedulers.PredictionType;
 
 namespace DiffuSharp.Models;
 
 public static class ModelSchedulers
 {
-    /// <summary>The model's process as a scheduler config: num_train_timesteps = T, trained_betas = the named
-    /// schedule's β, prediction_type from predict_xstart / predict_v.</summary>
+    /// <summary>The model's process as a scheduler config (<see cref="ImprovedDiffusionSchedule.ConfigFor"/>):
+    /// num_train_timesteps = T, trained_betas = the named schedule's β, prediction_type from predict_xstart / predict_v.</summary>
     public static SchedulerConfig BaseConfig(ModelConfig model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return SchedulerConfig.DefaultsFor("DDIMScheduler") with
-        {
-            NumTrainTimesteps = model.DiffusionSteps,
-            TrainedBetas = NoiseSchedule.GetNamedBetaSchedule(model.NoiseSchedule, model.DiffusionSteps),
-            PredictionType = model.PredictXStart ? SchedulerPrediction.Sample : model.PredictV ? SchedulerPrediction.VPrediction : SchedulerPrediction.Epsilon,
-        };
+        return ImprovedDiffusionSchedule.ConfigFor(model.ToDiffusionConfig());
     }
 
     /// <summary>The scheduler <paramref name="sampler"/> (a CLI name such as "dpm++2m", an sd-webui name such as

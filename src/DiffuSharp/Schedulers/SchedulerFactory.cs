@@ -18,30 +18,16 @@ public static class SchedulerFactory
         "LMSDiscreteScheduler" => new LmsDiscreteScheduler(config),
         "EulerDiscreteScheduler" => new EulerDiscreteScheduler(config),
         "EulerAncestralDiscreteScheduler" => new EulerAncestralDiscreteScheduler(config),
-<<<<<<< HEAD
-        "HeunDiscreteScheduler" => Missing(config),
-        "KDPM2DiscreteScheduler" => Missing(config),
-        "KDPM2AncestralDiscreteScheduler" => Missing(config),
+        "HeunDiscreteScheduler" => new HeunDiscreteScheduler(config),
+        "KDPM2DiscreteScheduler" => new KDpm2DiscreteScheduler(config),
+        "KDPM2AncestralDiscreteScheduler" => new KDpm2AncestralDiscreteScheduler(config),
         // multistep / singlestep solvers (DPM-Solver, DEIS, UniPC):
         "DPMSolverMultistepScheduler" => new DpmSolverMultistepScheduler(config),
         "DPMSolverSinglestepScheduler" => new DpmSolverSinglestepScheduler(config),
         "DEISMultistepScheduler" => new DeisMultistepScheduler(config),
         "UniPCMultistepScheduler" => new UniPcMultistepScheduler(config),
-=======
-        "HeunDiscreteScheduler" => new HeunDiscreteScheduler(config),
-        "KDPM2DiscreteScheduler" => new KDpm2DiscreteScheduler(config),
-        "KDPM2AncestralDiscreteScheduler" => new KDpm2AncestralDiscreteScheduler(config),
-        // multistep / singlestep solvers (DPM-Solver, DEIS, UniPC): Missing reports a class this build lacks
-        "DPMSolverMultistepScheduler" => Missing(config),
-        "DPMSolverSinglestepScheduler" => Missing(config),
-        "DEISMultistepScheduler" => Missing(config),
-        "UniPCMultistepScheduler" => Missing(config),
->>>>>>> sched-core
         _ => throw new ArgumentException($"unknown scheduler class '{config.ClassName}' (known: {string.Join(", ", SchedulerKeys.ClassNames)})"),
     };
-
-    static Scheduler Missing(SchedulerConfig config) =>
-        throw new NotSupportedException($"scheduler class {config.ClassName} is not implemented in this build of DiffuSharp");
 
     /// <summary>One sampler as the command line and sd-webui name it: the diffusers class and the config changes it implies.</summary>
     public sealed record SamplerName(string CliName, string DisplayName, string ClassName, Func<SchedulerConfig, SchedulerConfig> Adjust);

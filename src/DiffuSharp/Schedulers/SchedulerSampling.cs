@@ -17,8 +17,9 @@ public static class SchedulerSampling
     /// Runs <paramref name="scheduler"/> over <paramref name="numInferenceSteps"/> from <paramref name="noise"/> (unit
     /// Gaussian, (B, C, H, W); multiplied by InitNoiseSigma here) and yields every step. The model is called with the
     /// scaled input and a (B) tensor of timesteps × <paramref name="timestepScale"/> (improved-diffusion models with
-    /// rescale_timesteps see t·1000/T). A model that returns 2C channels (a learned variance) gives its ε half (the
-    /// first C) to the scheduler. Stochastic schedulers draw from <paramref name="stepNoise"/>.
+    /// rescale_timesteps see t·1000/T). A model that returns 2C channels (a learned variance) gives all of them to a
+    /// scheduler whose variance_type is learned / learned_range, and its ε half (the first C) to the others.
+    /// Stochastic schedulers draw from <paramref name="stepNoise"/>.
     /// </summary>
     public static IEnumerable<SchedulerSample> SampleProgressive(Scheduler scheduler, DiffusionModel model, Tensor noise,
         int numInferenceSteps, NoiseSource stepNoise = default, double timestepScale = 1.0)
@@ -43,6 +44,9 @@ public static class SchedulerSampling
     static IEnumerable<SchedulerSample> Loop(Scheduler scheduler, DiffusionModel model, Tensor noise, NoiseSource stepNoise, double timestepScale)
     {
         int batch = noise.Dim(0), channels = noise.Dim(1);
+        // a learned variance goes to the schedulers that read it (DDPM, DPM-Solver split it themselves); the others get ε
+        bool keepVariance = scheduler.Config.VarianceType is VarianceType.Learned or VarianceType.LearnedRange
+            && SchedulerKeys.ClassReads(scheduler.Config.ClassName, "variance_type");
         Tensor x;
         using (Tensor.NoGrad()) x = noise * scheduler.InitNoiseSigma;
         var timesteps = scheduler.Timesteps.ToArray();        // the list Heun/KDPM2 repeat entries of; fixed for the run
@@ -60,7 +64,7 @@ public static class SchedulerSampling
                     var y = model(input, tt);                                       // (B, C or 2C, H, W)
                     if (y.Dim(0) != batch || (y.Dim(1) != channels && y.Dim(1) != 2 * channels))
                         throw new InvalidOperationException($"the model returned {ShapeUtil.Format(y.ShapeSpan)} for an input of {ShapeUtil.Format(input.ShapeSpan)}");
-                    if (y.Dim(1) == 2 * channels) y = y.Slice(1, 0, channels).Contiguous();   // ε half of a learned-variance output
+                    if (y.Dim(1) == 2 * channels && !keepVariance) y = y.Slice(1, 0, channels).Contiguous();   // ε half
                     output = scope.Keep(y);
                 }
                 step = scheduler.Step(output, t, x, stepNoise);
