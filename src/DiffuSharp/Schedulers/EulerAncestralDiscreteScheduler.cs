@@ -22,11 +22,14 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaScheduler
         double sigmaFrom = SigmaArray[i], sigmaTo = SigmaArray[i + 1];
         // 1. denoised x0
         var predX0 = PredictX0(modelOutput, sample, sigmaFrom);
-        // 2. split σ_to² = σ_down² + σ_up², σ_up² = σ_to²(σ_from² − σ_to²)/σ_from² (η = 1)
-        double sigmaUp = Math.Sqrt(sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) / (sigmaFrom * sigmaFrom));
-        double sigmaDown = Math.Sqrt(sigmaTo * sigmaTo - sigmaUp * sigmaUp);
+        // 2. split σ_to² = σ_down² + σ_up², σ_up² = σ_to²(σ_from² − σ_to²)/σ_from² (η = 1). In float32 as diffusers:
+        //    σ_down² = σ_to² − σ_up² cancels, and with zero terminal SNR (σ_from ≈ 4096) float32's rounding of it
+        //    moves x by 1e-5 relative
+        float from = (float)sigmaFrom, to = (float)sigmaTo;
+        float sigmaUp = MathF.Sqrt(to * to * (from * from - to * to) / (from * from));
+        float sigmaDown = MathF.Sqrt(to * to - sigmaUp * sigmaUp);
         // 3. Euler step to σ_down along d = (x − x0)/σ
-        var derivative = (sample - predX0) / sigmaFrom;
+        var derivative = Div(sample - predX0, sigmaFrom);
         var prev = sample + derivative * (sigmaDown - sigmaFrom);
         // 4. fresh noise of σ_up
         prev += noise.Draw(modelOutput, "EulerAncestralDiscreteScheduler.Step") * sigmaUp;

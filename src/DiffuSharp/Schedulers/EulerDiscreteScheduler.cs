@@ -65,7 +65,7 @@ public sealed class EulerDiscreteScheduler : SigmaScheduler
         // 3. denoised x0 (for ε at σ̂, as diffusers)
         var predX0 = Config.PredictionType == PredictionType.Epsilon ? sample - sigmaHat * modelOutput : PredictX0(modelOutput, sample, sigma);
         // 4. d = (x − x0)/σ̂ and the Euler step to σ_{i+1}
-        var derivative = (sample - predX0) / sigmaHat;
+        var derivative = Div(sample - predX0, sigmaHat);
         double dt = SigmaArray[i + 1] - sigmaHat;
         var prev = sample + derivative * dt;
         StepIndex = i + 1;

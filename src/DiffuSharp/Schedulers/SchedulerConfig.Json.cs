@@ -276,7 +276,9 @@ public sealed partial record SchedulerConfig
 
     static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
     static string Bool(bool v) => v ? "true" : "false";
-    static string JsonString(string s) => JsonSerializer.Serialize(s);
+    // Python's json.dumps escapes only quotes, backslashes, control and non-ASCII characters ("dpmsolver++" stays as is)
+    static string JsonString(string s) => JsonSerializer.Serialize(s, PythonLike);
+    static readonly JsonSerializerOptions PythonLike = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     // Python's float repr: shortest round-trip digits, always with a '.' or exponent; −∞ as Python's json writes it.
     static string Num(double v)

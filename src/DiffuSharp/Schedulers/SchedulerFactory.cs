@@ -14,14 +14,13 @@ public static class SchedulerFactory
     {
         "DDPMScheduler" => new DdpmScheduler(config),
         "DDIMScheduler" => new DdimScheduler(config, eta),
-        // The classes below are filled in as they are written; a null entry reports the missing class.
-        "PNDMScheduler" => Missing(config),
-        "LMSDiscreteScheduler" => Missing(config),
+        "PNDMScheduler" => new PndmScheduler(config),
+        "LMSDiscreteScheduler" => new LmsDiscreteScheduler(config),
         "EulerDiscreteScheduler" => new EulerDiscreteScheduler(config),
         "EulerAncestralDiscreteScheduler" => new EulerAncestralDiscreteScheduler(config),
-        "HeunDiscreteScheduler" => Missing(config),
-        "KDPM2DiscreteScheduler" => Missing(config),
-        "KDPM2AncestralDiscreteScheduler" => Missing(config),
+        "HeunDiscreteScheduler" => new HeunDiscreteScheduler(config),
+        "KDPM2DiscreteScheduler" => new KDpm2DiscreteScheduler(config),
+        "KDPM2AncestralDiscreteScheduler" => new KDpm2AncestralDiscreteScheduler(config),
         // multistep / singlestep solvers (DPM-Solver, DEIS, UniPC):
         "DPMSolverMultistepScheduler" => new DpmSolverMultistepScheduler(config),
         "DPMSolverSinglestepScheduler" => new DpmSolverSinglestepScheduler(config),

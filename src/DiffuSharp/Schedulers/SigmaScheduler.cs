@@ -31,7 +31,7 @@ public abstract class SigmaScheduler : Scheduler
     protected double[] TrainingSigmas { get; }
 
     /// <summary>log σ_t (float32), ascending: the table _sigma_to_t interpolates in.</summary>
-    protected double[] LogSigmas { get; }
+    protected internal double[] LogSigmas { get; }
 
     public override IReadOnlyList<double>? Sigmas => _sigmas;
 
@@ -62,11 +62,11 @@ public abstract class SigmaScheduler : Scheduler
     protected abstract (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] spacedTimesteps);
 
     /// <summary>σ interpolated linearly in t between training timesteps (numpy.interp), for each timestep.</summary>
-    protected double[] InterpolatedSigmas(double[] timesteps) => [.. timesteps.Select(t => ScheduleMath.InterpIndex(t, TrainingSigmas))];
+    protected internal double[] InterpolatedSigmas(double[] timesteps) => [.. timesteps.Select(t => ScheduleMath.InterpIndex(t, TrainingSigmas))];
 
     /// <summary>Karras sigmas between the last and first of <paramref name="sigmas"/> (or the given bounds) and their
     /// fractional timesteps by _sigma_to_t.</summary>
-    protected (double[] Timesteps, double[] Sigmas) Karras(double[] sigmas, int n, double? sigmaMin = null, double? sigmaMax = null)
+    protected internal (double[] Timesteps, double[] Sigmas) Karras(double[] sigmas, int n, double? sigmaMin = null, double? sigmaMax = null)
     {
         var k = ScheduleMath.KarrasSigmas(sigmaMin ?? sigmas[^1], sigmaMax ?? sigmas[0], n);
         return ([.. k.Select(s => ScheduleMath.SigmaToT(s, LogSigmas))], k);
@@ -126,9 +126,13 @@ public abstract class SigmaScheduler : Scheduler
     protected Tensor PredictX0(Tensor modelOutput, Tensor sample, double sigma) => Config.PredictionType switch
     {
         PredictionType.Epsilon => sample - sigma * modelOutput,
-        PredictionType.VPrediction => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + sample / (sigma * sigma + 1),
+        PredictionType.VPrediction => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + Div(sample, sigma * sigma + 1),
         _ => modelOutput,
     };
+
+    /// <summary>x / σ as a true float32 division (torch divides by the float32 σ; multiplying by a rounded 1/σ differs
+    /// in the last bit, which the steps' cancellation x + d·(σ_next − σ) magnifies by σ: 1e-5 at σ ≈ 4096).</summary>
+    protected static Tensor Div(Tensor x, double sigma) => x / Tensor.Scalar((float)sigma);
 
     /// <summary>Refuses a prediction type the diffusers class refuses.</summary>
     protected void RefusePrediction(PredictionType type)

@@ -8,7 +8,7 @@ namespace DiffuSharp.Tests.Schedulers;
 public class DiffusersSchedulerParityTests(ITestOutputHelper output)
 {
     public static IEnumerable<object[]> Cases =>
-        SchedulerFixture.Cases("ddpm_", "ddim_", "euler_");
+        SchedulerFixture.Cases("ddpm_", "ddim_", "pndm_", "lms_", "euler_", "heun_", "kdpm2_");
 
     [Theory, MemberData(nameof(Cases))]
     public void Replays_diffusers_fixture(string caseName) => SchedulerFixture.AssertReplays(caseName, output);
