@@ -1,6 +1,6 @@
 // diffusers schedulers for models trained by improved-diffusion (openai/improved-diffusion, script_util.py
 // create_gaussian_diffusion): the model's own β schedule (linear or cosine over its T, float64 there) becomes the
-// scheduler's trained_betas; predict_xstart becomes prediction_type "sample"; the fixed / learned variance picks
+// scheduler's trained_betas; predict_xstart becomes prediction_type "sample", predict_v "v_prediction"; the fixed / learned variance picks
 // DDPM's variance_type. Deviation from improved-diffusion: diffusers holds β and ᾱ in float32 (as these schedulers
 // do), about 1e-7 relative from improved-diffusion's float64 tables.
 // Timesteps: the schedulers count training steps 0..T−1; a model trained with rescale_timesteps expects t·1000/T,
@@ -26,7 +26,7 @@ public static class ImprovedDiffusionSchedule
         {
             NumTrainTimesteps = diffusion.DiffusionSteps,
             TrainedBetas = betas,
-            PredictionType = diffusion.PredictXStart ? PredictionType.Sample : PredictionType.Epsilon,
+            PredictionType = diffusion.PredictXStart ? PredictionType.Sample : diffusion.PredictV ? PredictionType.VPrediction : PredictionType.Epsilon,
             ClipSample = true,
             VarianceType = diffusion.LearnSigma ? VarianceType.LearnedRange
                 : diffusion.SigmaSmall ? VarianceType.FixedSmall : VarianceType.FixedLarge,

@@ -29,9 +29,6 @@ public static class SchedulerFactory
         _ => throw new ArgumentException($"unknown scheduler class '{config.ClassName}' (known: {string.Join(", ", SchedulerKeys.ClassNames)})"),
     };
 
-    static Scheduler Missing(SchedulerConfig config) =>
-        throw new NotSupportedException($"scheduler class {config.ClassName} is not implemented in this build of DiffuSharp");
-
     /// <summary>One sampler as the command line and sd-webui name it: the diffusers class and the config changes it implies.</summary>
     public sealed record SamplerName(string CliName, string DisplayName, string ClassName, Func<SchedulerConfig, SchedulerConfig> Adjust);
 

@@ -6,6 +6,9 @@
 // mean whatever the microbatch (the reference sums the microbatch means); an lr warm-up and global-norm clipping
 // are added; all randomness comes from four seeded Rngs (data order, timesteps, noise, dropout) that a checkpoint
 // saves, so training resumes bit-exactly.
+// The objectives model.json may add (see ModelConfig): label dropout to the null label (class_dropout_prob, a fifth
+// Rng "labels"), offset noise (noise_offset) and min-SNR-γ weighting (snr_gamma); with all three off, every draw
+// is the one made without them.
 using System.Diagnostics;
 using DiffuSharp.Data;
 using DiffuSharp.Diffusion;
@@ -26,7 +29,7 @@ public sealed partial class Trainer
 {
     readonly float[] _images;
     readonly int[] _labels;
-    readonly Rng _timestepRng, _noiseRng, _dropoutRng, _dataRng;
+    readonly Rng _timestepRng, _noiseRng, _dropoutRng, _dataRng, _labelRng;
     readonly DataLoader _data;
     readonly int _c, _h, _w;
 
@@ -66,6 +69,7 @@ public sealed partial class Trainer
         _timestepRng = root.Fork();
         _noiseRng = root.Fork();
         _dropoutRng = root.Fork();
+        _labelRng = root.Fork();
 
         Flat = Model.PackParameters();
         Model.Train();
@@ -98,15 +102,20 @@ public sealed partial class Trainer
         bool hasMse = false, hasVb = false;
         var qSum = new double[4];
         var qCount = new int[4];
+        string? nonFinite = null;
         for (int start = 0; start < B; start += mb)
         {
             int n = Math.Min(mb, B - start);
             var x0 = Tensor.FromSpan(_images.AsSpan(start * len, n * len), n, _c, _h, _w);              // (n, C, H, W)
             int[]? classes = _labels.Length == 0 ? null : _labels.AsSpan(start, n).ToArray();
+            if (classes is not null && ModelConfig.NullLabel is int nullLabel)
+                ClassDropout.Apply(classes, ModelConfig.ClassDropoutProb, nullLabel, _labelRng);
             var (t, w) = Sampler.Sample(n, _timestepRng);
             DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);
-            var terms = Diffusion.TrainingLosses(model, x0, t, _noiseRng);
+            NoiseSource noise = ModelConfig.NoiseOffset > 0 ? OffsetNoise.Draw([n, _c, _h, _w], ModelConfig.NoiseOffset, _noiseRng) : _noiseRng;
+            var terms = Diffusion.TrainingLosses(model, x0, t, noise, ModelConfig.SnrGamma);
             var perSample = terms.Loss.ToArray();                                                      // (n)
+            if (!AllFinite(perSample)) { nonFinite ??= LossNonFinite(perSample); continue; }          // no backward, no sampler update
             if (Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
 
             // Σ_i w_i·L_i / B: summed over microbatches this is the batch's weighted mean loss.
@@ -129,6 +138,7 @@ public sealed partial class Trainer
 
         // Clip (or, with clipping off, only measure) the global gradient norm, then update.
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", B, lr, clock);
         Optimizer.Lr = lr;
         Optimizer.Step();
         foreach (var ema in Emas) ema.Update();
@@ -144,7 +154,7 @@ public sealed partial class Trainer
         new Dictionary<string, RngState>
         {
             ["data"] = _dataRng.GetState(), ["timesteps"] = _timestepRng.GetState(),
-            ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
+            ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(), ["labels"] = _labelRng.GetState(),
         },
         _data.GetState(),
         (Sampler as LossSecondMomentResampler)?.GetState());
@@ -159,6 +169,9 @@ public sealed partial class Trainer
         _timestepRng.SetState(Get("timesteps"));
         _noiseRng.SetState(Get("noise"));
         _dropoutRng.SetState(Get("dropout"));
+        // Checkpoints written before label dropout existed have no "labels" Rng; they never drew from it.
+        if (state.Rngs.TryGetValue("labels", out var labels)) _labelRng.SetState(labels);
+        else if (ModelConfig.ClassDropoutProb > 0) throw new InvalidDataException("trainer state lacks the 'labels' RNG that class_dropout_prob needs");
         if (Sampler is LossSecondMomentResampler aware)
             aware.SetState(state.Sampler ?? throw new InvalidDataException("trainer state lacks the loss-second-moment sampler history"));
         StepCount = state.Step;
