@@ -29,6 +29,10 @@ public static class SchedulerSampling
         ArgumentNullException.ThrowIfNull(noise);
         if (noise.Rank < 2) throw new ArgumentException($"noise must be (B, C, …), got {ShapeUtil.Format(noise.ShapeSpan)}", nameof(noise));
         scheduler.SetTimesteps(numInferenceSteps);
+        // The run starts at the first timestep. diffusers' pipelines leave the index to be found from the first
+        // timestep, which picks its second occurrence when it repeats (Karras σ on a schedule whose ᾱ_T is tiny, such
+        // as the cosine one, maps several σ to t = T − 1) and then runs out of timesteps before the end.
+        scheduler.SetBeginIndex(0);
         return Loop(scheduler, model, noise.Detach(), stepNoise, timestepScale);
     }
 
