@@ -7,6 +7,10 @@
 // scheduling_unipc_multistep.py.
 // Precision: the σ table holds float32 values, as diffusers stores it (np.float32); α, σ, λ and every coefficient
 // derived from them are double here (diffusers: float32 torch scalars), tensors float32.
+// Pixel-space models: these classes have no clip_sample (diffusers reads none); thresholding with sample_max_value 1
+// is its exact equivalent (s = clamp(quantile, 1, 1) = 1: x0 clipped to [−1, 1]). A model trained with
+// improved-diffusion's clip_denoised needs it: on a cosine schedule the first step starts at α ≈ 5e-5, and
+// x0 = (x − σ ε)/α turns the model's ε error into x0 errors of hundreds.
 // Deviation: a model with a learned variance gives its ε in the first half of its channels; diffusers slices
 // model_output[:, :3] (right only for 3-channel images) where variance_type says so, here the first C channels of
 // any 2C-channel output are taken, for every class (improved-diffusion's learned-sigma models).
