@@ -19,7 +19,13 @@ namespace DiffuSharp.Text;
 /// <summary>The ids of one prompt: <see cref="Ids"/> unpadded (start and end token included, truncated to the maximum
 /// length); <see cref="InputIds"/> padded to it with <see cref="AttentionMask"/> 1 on real tokens;
 /// <see cref="Truncated"/> what did not fit, decoded (empty when nothing was cut).</summary>
-public sealed record ClipTokens(int[] Ids, string[] Tokens, int[] InputIds, int[] AttentionMask, string Truncated);
+public sealed record ClipTokens(int[] Ids, string[] Tokens, int[] InputIds, int[] AttentionMask, string Truncated)
+{
+    /// <summary>diffusers' warning when a prompt was cut, or null: "The following part of your input was truncated
+    /// because CLIP can only handle sequences up to 77 tokens: [...]".</summary>
+    public string? TruncationWarning => Truncated.Length == 0 ? null
+        : $"The following part of your input was truncated because CLIP can only handle sequences up to {InputIds.Length} tokens: ['{Truncated}']";
+}
 
 /// <summary>transformers' CLIPTokenizer: prompt → token ids for CLIPTextModel.</summary>
 public sealed class ClipTokenizer

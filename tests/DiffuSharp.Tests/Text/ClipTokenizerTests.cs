@@ -65,6 +65,8 @@ public class ClipTokenizerTests
         Assert.Equal(77, t.Ids.Length);
         Assert.StartsWith("2 8 word 2 9", t.Truncated);
         Assert.EndsWith("word 8 9", t.Truncated);
+        Assert.StartsWith("The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: ['2 8 word", t.TruncationWarning);
+        Assert.Null(Eos.Value.Encode("a photo of a cat").TruncationWarning);
     }
 
     [Fact]
