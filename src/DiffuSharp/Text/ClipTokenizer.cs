@@ -1,6 +1,7 @@
 // CLIP's tokenizer as transformers' CLIPTokenizer (models/clip/tokenization_clip.py, transformers 4.39) without ftfy,
 // which is how Stable Diffusion pipelines tokenize where ftfy is not installed: BasicTokenizer's cleanup (control
-// characters dropped, whitespace made spaces, spaces around CJK ideographs, NFC, split on whitespace, lower case),
+// characters dropped, whitespace made spaces, spaces around CJK ideographs, NFC — our own UnicodeNfc, since .NET
+// normalises nothing in globalization-invariant mode — split on whitespace, lower case),
 // then CLIP's pre-tokenizer regex, then byte-level BPE with the "</w>" end-of-word suffix over vocab.json + merges.txt,
 // <|startoftext|> (49406) first and <|endoftext|> (49407) last, truncated to model_max_length (77) and padded with
 // the tokenizer's pad token. The BPE itself, the byte-to-unicode mapping and the regex splitting are
@@ -217,7 +218,7 @@ internal sealed class ClipNormalizer : Normalizer
             else sb.Append(rune.ToString());
         }
         // unicodedata.normalize("NFC"), whitespace_tokenize, token.lower(), " ".join
-        string nfc = sb.ToString().Normalize(NormalizationForm.FormC);
+        string nfc = UnicodeNfc.Normalize(sb.ToString());
         var words = nfc.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         return string.Join(' ', words.Select(PythonLower));
     }

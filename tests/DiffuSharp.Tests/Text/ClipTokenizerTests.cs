@@ -89,6 +89,7 @@ public class ClipTokenizerTests
     [InlineData("ΟΔΟΣ ΣΑ", "οδος σα")]
     [InlineData("a\u0000b\u200Bc\td\u3000e", "abc d e")]
     [InlineData("日本", "日 本")]
+    [InlineData("cafe\u0301", "café")]
     public void Normalizer_follows_BasicTokenizer_and_python_lower(string input, string expected)
         => Assert.Equal(expected, ClipNormalizer.Clean(input));
 
