@@ -4,15 +4,15 @@
 // normalises nothing in globalization-invariant mode — split on whitespace, lower case),
 // then CLIP's pre-tokenizer regex, then byte-level BPE with the "</w>" end-of-word suffix over vocab.json + merges.txt,
 // <|startoftext|> (49406) first and <|endoftext|> (49407) last, truncated to model_max_length (77) and padded with
-// the tokenizer's pad token. The BPE itself, the byte-to-unicode mapping and the regex splitting are
-// Microsoft.ML.Tokenizers' BpeTokenizer configured with these rules; our own code is only the normalizer, because
-// the library has no normalizer doing BasicTokenizer's cleanup with Python's case mapping (str.lower maps 'İ' to
-// "i̇" and a word-final 'Σ' to 'ς', where .NET's invariant ToLower gives 'i' / 'σ'), and the special-token framing,
-// truncation and padding, which transformers does around the BPE.
+// the tokenizer's pad token. The BPE itself and the byte-to-unicode mapping are Microsoft.ML.Tokenizers' BpeTokenizer
+// configured with these rules (it reproduces every fixture id). Our own code: the normalizer, because the library has
+// none doing BasicTokenizer's cleanup with Python's case mapping (str.lower maps 'İ' to "i̇" and a word-final 'Σ' to
+// 'ς', where .NET's invariant ToLower gives 'i' / 'σ') and NFC (UnicodeNfc.cs); the pre-tokenizer
+// (ClipPreTokenizer.cs), because a .NET Regex sees \p{L} per UTF-16 unit and splits letters outside the BMP; and the
+// special-token framing, truncation and padding, which transformers does around the BPE.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
 namespace DiffuSharp.Text;
@@ -32,9 +32,6 @@ public sealed record ClipTokens(int[] Ids, string[] Tokens, int[] InputIds, int[
 public sealed class ClipTokenizer
 {
     const string StartToken = "<|startoftext|>", EndToken = "<|endoftext|>";
-
-    // CLIPTokenizer.pat: the special tokens, English contractions, runs of letters, single digits, runs of other symbols.
-    const string Pattern = @"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
     readonly BpeTokenizer _bpe;
     readonly Dictionary<int, string> _tokenOfId;
@@ -74,7 +71,7 @@ public sealed class ClipTokenizer
             EndOfWordSuffix = "</w>",
             ByteLevel = true,
             Normalizer = new ClipNormalizer(),
-            PreTokenizer = new RegexPreTokenizer(new Regex(Pattern, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled), special),
+            PreTokenizer = new ClipPreTokenizer(special.Keys),
         });
     }
 
