@@ -64,6 +64,18 @@ public sealed class ClipTextModel : Module
 
     /// <summary>final_layer_norm alone: for "clip skip", apply it to <c>HiddenStates[^(k + 1)]</c> as diffusers does.</summary>
     public Tensor FinalLayerNorm(Tensor hidden) => _textModel.FinalNorm.Forward(hidden);
+
+    /// <summary>The prompt embeddings diffusers' encode_prompt gives the UNet: last_hidden_state, or with clip_skip k > 0
+    /// final_layer_norm(hidden_states[−(k + 1)]), the output of the layer k before the last.</summary>
+    /// <param name="inputIds">(B, L) row-major token ids</param>
+    /// <returns>(B, L, hidden_size)</returns>
+    public Tensor EncodePrompt(int[] inputIds, int batch, int clipSkip = 0)
+    {
+        if (clipSkip < 0 || clipSkip > Config.NumHiddenLayers)
+            throw new ArgumentException($"clip skip must be between 0 and num_hidden_layers ({Config.NumHiddenLayers}), got {clipSkip}");
+        var y = Forward(inputIds, batch);
+        return clipSkip == 0 ? y.LastHiddenState : FinalLayerNorm(y.HiddenStates[^(clipSkip + 1)]);
+    }
 }
 
 /// <summary>CLIPTextTransformer: embeddings, encoder layers, final LayerNorm, pooling.</summary>
