@@ -190,6 +190,14 @@ public class ClipTextModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Without_an_rng_the_weights_start_at_zero_and_layer_norms_at_one()
+    {
+        var model = new ClipTextModel(ClipTextConfig.Load(Path.Combine(Folder("clip_text"), "config.json")), rng: null);
+        foreach (var (name, p) in model.NamedParameters())
+            Assert.All(p.ToArray(), v => Assert.Equal(name.Contains("layer_norm") && name.EndsWith(".weight") ? 1f : 0f, v));
+    }
+
+    [Fact]
     public void Clip_skip_final_norm_of_the_last_hidden_state_is_last_hidden_state()
     {
         var model = ClipTextModel.FromFolder(Folder("clip_text"));

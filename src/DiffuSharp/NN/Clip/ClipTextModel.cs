@@ -24,9 +24,9 @@ public sealed class ClipTextModel : Module
 
     public ClipTextConfig Config { get; }
 
-    /// <summary>A model with PyTorch-style random initial weights drawn from rng (load weights with
-    /// <see cref="ModuleLoading.LoadFrom"/> or use <see cref="FromFolder"/>).</summary>
-    public ClipTextModel(ClipTextConfig config, Rng rng)
+    /// <summary>A model with PyTorch-style random initial weights drawn from rng, or zeros when rng is null (load weights
+    /// with <see cref="ModuleLoading.LoadFrom"/> or use <see cref="FromFolder"/>).</summary>
+    public ClipTextModel(ClipTextConfig config, Rng? rng)
     {
         Config = config.Validate();
         _textModel = Register("text_model", new ClipTextTransformer(config, rng));
@@ -50,7 +50,7 @@ public sealed class ClipTextModel : Module
     /// <summary>Builds the model from a config and a tensor source with transformers' names.</summary>
     public static ClipTextModel FromSource(ClipTextConfig config, ITensorSource source)
     {
-        var model = new ClipTextModel(config, new Rng(0));
+        var model = new ClipTextModel(config, rng: null);          // every parameter is overwritten by the load
         model.LoadFrom(source, IsIgnorable);
         model.Eval();
         return model;
@@ -87,7 +87,7 @@ public sealed class ClipTextTransformer : Module
 
     internal LayerNorm FinalNorm { get; }
 
-    public ClipTextTransformer(ClipTextConfig config, Rng rng)
+    public ClipTextTransformer(ClipTextConfig config, Rng? rng)
     {
         _config = config;
         _embeddings = Register("embeddings", new ClipTextEmbeddings(config, rng));
@@ -138,7 +138,7 @@ public sealed class ClipTextEmbeddings : Module
     readonly Embedding _token, _position;
     readonly int _vocab, _maxPositions;
 
-    public ClipTextEmbeddings(ClipTextConfig config, Rng rng)
+    public ClipTextEmbeddings(ClipTextConfig config, Rng? rng)
     {
         (_vocab, _maxPositions) = (config.VocabSize, config.MaxPositionEmbeddings);
         _token = Register("token_embedding", new Embedding(config.VocabSize, config.HiddenSize, rng));
