@@ -37,6 +37,7 @@ public static class SampleCommand
     {
         var o = OptionParser.Parse("sample", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options)); return 0; }
+        SampleChecks.Outputs(o);
         int steps = o.Int("steps");
         if (steps < 1) throw new CliException($"sample: --steps must be at least 1, got {steps}");
         double eta = o.Double("eta");
@@ -56,9 +57,11 @@ public static class SampleCommand
 
         float[]? noise = null;
         int n = o.Int("n", min: 1);
+        SampleChecks.Sizes("--n", n, C, H, W, o.Has("trajectory"));
         if (o.String("noise") is { } noisePath)
         {
             (var shape, noise) = ReadNoise(noisePath);
+            SampleChecks.Noise(noisePath, shape, noise);
             if (shape.Length != 4 || shape[1] != C || shape[2] != H || shape[3] != W)
                 throw new CliException($"sample: --noise {noisePath} has shape ({string.Join(", ", shape)}), the model needs (N, {C}, {H}, {W})");
             if (args.Contains("--n") && shape[0] != n) throw new CliException($"sample: --n {n} but --noise holds {shape[0]} samples");

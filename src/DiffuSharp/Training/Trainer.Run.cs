@@ -82,7 +82,7 @@ public sealed partial class Trainer
         var keep = lines.Where(line =>
         {
             try { return JsonNode.Parse(line)?["step"]?.GetValue<long>() is long s && s <= step; }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { return false; }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException) { return false; }
         }).ToList();
         if (keep.Count == lines.Length) return;
         AtomicFile.Write(path, st => st.Write(new UTF8Encoding(false).GetBytes(string.Concat(keep.Select(l => l + "\n")))));

@@ -86,5 +86,5 @@ public sealed class NonFiniteTests
     }
 
     internal static Dictionary<string, string> Snapshot(string folder)
-        => Directory.GetFiles(folder).ToDictionary(Path.GetFileName, f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))))!;
+        => Directory.GetFiles(folder).ToDictionary(f => Path.GetFileName(f)!, f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
 }
