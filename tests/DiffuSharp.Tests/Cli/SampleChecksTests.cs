@@ -61,6 +61,28 @@ public sealed class SampleChecksTests
         }
     }
 
+    [Fact]
+    public void Memory_that_n_needs_is_checked_against_what_the_process_may_use()
+    {
+        string dir = TrainingFixtures.TempFolder("sample-mem");
+        try
+        {
+            // A child process with a 256 MB GC heap limit: 1,000,000 samples of 8×8 need 256 MB of floats plus the grid.
+            string model = CliModelFixture.TinyModelFolder(dir);
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "DiffuSharp.Cli.dll"), "sample", "--model", model, "--n", "1000000", "--out", Path.Combine(dir, "g.png") })
+                psi.ArgumentList.Add(a);
+            psi.Environment["DOTNET_GCHeapHardLimit"] = "0x10000000";
+            using var p = Process.Start(psi)!;
+            string stderr = p.StandardError.ReadToEnd();
+            p.StandardOutput.ReadToEnd();
+            Assert.True(p.WaitForExit(60_000));
+            Assert.Equal(2, p.ExitCode);
+            Assert.Matches(@"^error: sample: --n 1000000 needs at least 0\.[0-9] GB for its samples and grid, more than the 0\.[0-9] GB this process may use; lower --n$", stderr.Trim());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Theory]
     [InlineData(3_000_000, "more than one array holds")]                 // OverflowException before
     [InlineData(5_478_275, "more than one array holds")]                 // n·C·H·W wrapped: "Destination is too short"
