@@ -12,10 +12,8 @@ namespace DiffuSharp.Tests.Cli;
 
 public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    const int Steps = 24;
-
-    static string[] Args(string dir, string run) =>
-        ["train", "--steps", Steps.ToString(), "--save_interval", "1", .. TrainSafetyTests.Tiny(dir, run)[..^2], "--out", run];
+    static string[] Args(string dir, string run, int steps) =>
+        ["train", "--steps", steps.ToString(), "--save_interval", "1", .. TrainSafetyTests.Tiny(dir, run)[..^2], "--out", run];
 
     sealed record Child(Process Process, StringBuilder Stderr);
 
@@ -51,26 +49,29 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
         string dir = TrainingFixtures.TempFolder("kill-resume");
         try
         {
+            // DIFFUSHARP_KILLS / DIFFUSHARP_KILL_SEED run a longer campaign (RELIABILITY.md); the tests use 5 kills.
+            int maxKills = int.TryParse(Environment.GetEnvironmentVariable("DIFFUSHARP_KILLS"), out int k) ? k : 5;
+            int steps = Math.Max(24, 5 * maxKills);
             string straight = Path.Combine(dir, "straight"), killed = Path.Combine(dir, "killed");
-            var s = Start(Args(dir, straight));
+            var s = Start(Args(dir, straight, steps));
             Assert.True(RunUntil(s, 0, null) == 0, s.Stderr.ToString());
             var expected = TrainSafetyTests.Tree(Path.Combine(straight, "model"));
 
             // SIGINT after step 3: saves, says so, exits 130.
-            var c = Start(Args(dir, killed));
+            var c = Start(Args(dir, killed, steps));
             Assert.True(RunUntil(c, 3, "INT") == 130, c.Stderr.ToString());
             Assert.True(File.Exists(Path.Combine(killed, "checkpoint", "manifest.json")));
 
-            var rng = new Random(20261207);
+            var rng = new Random(int.TryParse(Environment.GetEnvironmentVariable("DIFFUSHARP_KILL_SEED"), out int seed) ? seed : 20261207);
             var log = new List<string>();
             int kills = 0, exit = -1;
-            for (int attempt = 0; attempt < 40 && exit != 0; attempt++)
+            for (int attempt = 0; attempt < 4 * maxKills + 20 && exit != 0; attempt++)
             {
                 bool hasCheckpoint = Directory.EnumerateDirectories(killed, "checkpoint*").Any();
-                string[] args = hasCheckpoint ? ["train", "--resume", "--out", killed] : [.. Args(dir, killed), "--overwrite"];
+                string[] args = hasCheckpoint ? ["train", "--resume", "--out", killed] : [.. Args(dir, killed, steps), "--overwrite"];
                 c = Start(args);
-                bool kill = kills < 5;
-                int at = rng.Next(1, 6);
+                bool kill = kills < maxKills;
+                int at = rng.Next(1, 6);                                       // 1..5 log lines, each followed by a save
                 exit = RunUntil(c, at, kill ? "KILL" : null);
                 log.Add($"{(hasCheckpoint ? "resume" : "fresh")}{(kill ? $", SIGKILL after {at} log lines" : "")}: exit {exit}");
                 if (kill && exit != 0) kills++;
@@ -79,6 +80,7 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
             }
             Assert.True(exit == 0, string.Join("; ", log));
             output.WriteLine(string.Join("\n", log));
+            output.WriteLine($"{kills} SIGKILLs, {log.Count} starts after the SIGINT, model/ bit-exact");
             Assert.Equal(expected, TrainSafetyTests.Tree(Path.Combine(killed, "model")));
             Assert.Equal(["checkpoint", "model"], Directory.GetDirectories(killed).Select(d => Path.GetFileName(d)!).Where(n => n != "samples").Order().ToArray());
         }
