@@ -40,12 +40,12 @@ internal static class SampleChecks
     {
         long per = (long)channels * height * width, values = n * per;
         if (values > Array.MaxLength)
-            throw new CliException($"sample: {flag} {n} asks for {values:N0} values (n×C×H×W = {n}×{channels}×{height}×{width}), more than one array holds ({Array.MaxLength:N0}); at most {Array.MaxLength / per:N0} samples per run");
+            throw new CliException(string.Create(CultureInfo.InvariantCulture, $"sample: {flag} {n} asks for {values:N0} values (n×C×H×W = {n}×{channels}×{height}×{width}), more than one array holds ({Array.MaxLength:N0}); at most {Array.MaxLength / per:N0} samples per run"));
         long side = (long)Math.Ceiling(Math.Sqrt(n)), gridSide = side * (Math.Max(height, width) + 2) + 2;
         if (gridSide > Png.MaxDimension)
         {
             long fit = (Png.MaxDimension - 2) / (Math.Max(height, width) + 2);
-            throw new CliException($"sample: {flag} {n} makes a {gridSide}-pixel-wide PNG grid, over the {Png.MaxDimension} limit; at most {fit * fit:N0} samples of {width}×{height} per grid");
+            throw new CliException(string.Create(CultureInfo.InvariantCulture, $"sample: {flag} {n} makes a {gridSide}-pixel-wide PNG grid, over the {Png.MaxDimension} limit; at most {fit * fit:N0} samples of {width}×{height} per grid"));
         }
         // The samples (float32), the grid (one byte per value and padding) and the noise of a batch; the network's
         // activations come on top, so this is the least the run needs.
