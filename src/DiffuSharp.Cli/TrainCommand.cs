@@ -186,7 +186,7 @@ public static class TrainCommand
                 double ema = double.NaN, rate = double.NaN;
                 done = trainer.Run(cancel, onStep: s =>
                 {
-                    ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;
+                    if (double.IsFinite(s.Loss)) ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;   // skipped steps: NaN
                     rate = double.IsNaN(rate) ? 1 / s.Seconds : 0.9 * rate + 0.1 / s.Seconds;
                     task.Value = s.Step;
                     task.Description = string.Create(CultureInfo.InvariantCulture, $"step {s.Step} loss {ema:F4} {rate:F2} steps/s");
