@@ -90,10 +90,8 @@ public sealed class InputLeakTests
         string dir = TrainingFixtures.TempFolder("leak-fdict");
         try
         {
-            // An 8×8 gray PNG whose IDAT was compressed by zlib.compressobj(zdict=b"hello world") (Python 3 zlib).
-            string png = Path.Combine(dir, "fdict.png");
-            File.WriteAllBytes(png, Convert.FromHexString(
-                "89504e470d0a1a0a0000000d4948445200000008000000080800000000e164e1570000000f4944415478bb1a0b045d63a012000000480001a53392540000000049454e44ae426082"));
+            // An 8×8 gray PNG whose IDAT was compressed with a preset dictionary (Fixtures/make_fdict_png.py).
+            string png = Path.Combine(TestPaths.Fixtures, "png", "fdict_8x8.png");
             Fails(["invert", "--model", CliModelFixture.TinyModelFolder(dir), "--image", png, "--steps", "2", "--out", Path.Combine(dir, "o.png")],
                 png, "preset dictionary");
         }
