@@ -1,5 +1,5 @@
 // Kill and resume, for real: `train` runs as a child process, is stopped by SIGINT once (it must save and exit 130)
-// and killed by SIGKILL at seeded random moments — after a random log line, which with --save_interval 1 lands in
+// and by SIGTERM once (143), then killed by SIGKILL at seeded random moments — after a random log line, which with --save_interval 1 lands in
 // or next to a checkpoint save — and resumed with --resume each time (or started over with --overwrite when it
 // died before its first checkpoint) until it finishes. Its model/ must equal, byte for byte, the model/ of the same
 // run never interrupted, and no checkpoint.tmp-*/old-* folder may be left.
@@ -36,7 +36,7 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
         while (signal is not null && seen < lines && c.Process.StandardOutput.ReadLine() is { } line)
             if (line.StartsWith("{\"step\"", StringComparison.Ordinal)) seen++;
         if (signal == "KILL" && !c.Process.HasExited) c.Process.Kill();
-        if (signal == "INT" && !c.Process.HasExited) Process.Start("kill", ["-INT", c.Process.Id.ToString()])!.WaitForExit();
+        if (signal is "INT" or "TERM" && !c.Process.HasExited) Process.Start("kill", ["-" + signal, c.Process.Id.ToString()])!.WaitForExit();
         c.Process.StandardOutput.ReadToEnd();
         Assert.True(c.Process.WaitForExit(120_000), "train did not exit");
         return c.Process.ExitCode;
@@ -61,6 +61,8 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
             var c = Start(Args(dir, killed, steps));
             Assert.True(RunUntil(c, 3, "INT") == 130, c.Stderr.ToString());
             Assert.True(File.Exists(Path.Combine(killed, "checkpoint", "manifest.json")));
+            c = Start(["train", "--resume", "--out", killed]);                 // SIGTERM (a container stop): 143
+            Assert.True(RunUntil(c, 2, "TERM") == 143, c.Stderr.ToString());
 
             var rng = new Random(int.TryParse(Environment.GetEnvironmentVariable("DIFFUSHARP_KILL_SEED"), out int seed) ? seed : 20261207);
             var log = new List<string>();
