@@ -29,8 +29,8 @@ public sealed record UNet2DConditionConfig
     public bool UseLinearProjection { get; init; }                   // proj_in/proj_out Linear (SD 2.x) vs 1×1 conv (SD 1.x)
     public bool UpcastAttention { get; init; }                       // softmax in float32 under fp16: always so here
     public TimeScaleShift ResnetTimeScaleShift { get; init; }
-    public bool ResnetSkipTimeAct { get; init; }
-    public double ResnetOutScaleFactor { get; init; } = 1.0;
+    public bool ResnetSkipTimeAct { get; init; }                     // read, as diffusers does, but only Simple* blocks use it
+    public double ResnetOutScaleFactor { get; init; } = 1.0;         // likewise
     public int? TimeEmbeddingDim { get; init; }                      // null: 4 × block_out_channels[0]
     public Activation? TimeEmbeddingActFn { get; init; }
     public Activation? TimestepPostAct { get; init; }
