@@ -114,6 +114,16 @@ public sealed class DiffusersLoadingTests : IDisposable
     }
 
     [Fact]
+    public void Truncated_weights_file_is_an_error_naming_the_file()
+    {
+        var folder = CopyWithConfig("unet2d_condition", _ => { });
+        string path = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
+        using (var f = new FileStream(path, FileMode.Open)) f.SetLength(f.Length - 4);
+        var e = Assert.Throws<InvalidDataException>(() => ComponentLoader.LoadUNet2DCondition(folder));
+        AssertMessage(e, "diffusion_pytorch_model.safetensors");
+    }
+
+    [Fact]
     public void Pickle_weights_are_refused_with_a_hint_to_convert()
     {
         var folder = CopyWithConfig("unet2d_condition", _ => { });
