@@ -2,7 +2,7 @@
 // 2×77×768 context, and a VAE decode 1×4×64×64 → 1×3×512×512, on seeded random weights in float32 without
 // gradients: the settings of the reference data's sd15/sd15_bench.py (median of N calls after one warm-up; inputs
 // N(0, 1); timesteps 500). Prints a table or, with --json, {"name", "value", "unit"} lines: sd15_unet_ms,
-// sd15_vae_decode_ms, sd15_peak_rss_mb.
+// sd15_vae_decode_ms, sd15_peak_rss_mb, and the process CPU time of each call (sd15_unet_cpu_ms, …).
 using System.Diagnostics;
 using System.Globalization;
 using DiffuSharp.NN.Diffusers;
@@ -37,14 +37,18 @@ public static class BenchSd15
                 var sample = Tensor.RandN([2, 4, 64, 64], new Rng(1));
                 var context = Tensor.RandN([2, 77, 768], new Rng(2));
                 var t = Tensor.FromArray([500f, 500f], 2);
-                rows.Add(("sd15_unet_ms", Median(repeats, () => unet.Forward(sample, t, context)), "ms"));
+                var (ms, cpuMs) = Median(repeats, () => unet.Forward(sample, t, context));
+                rows.Add(("sd15_unet_ms", ms, "ms"));
+                rows.Add(("sd15_unet_cpu_ms", cpuMs, "ms"));
             }
             if (only is null or "vae")
             {
                 var vae = new AutoencoderKL(Sd15Configs.Vae, new Rng(0));
                 vae.Eval();
                 var latents = Tensor.RandN([1, 4, 64, 64], new Rng(3));
-                rows.Add(("sd15_vae_decode_ms", Median(repeats, () => vae.Decode(latents)), "ms"));
+                var (ms, cpuMs) = Median(repeats, () => vae.Decode(latents));
+                rows.Add(("sd15_vae_decode_ms", ms, "ms"));
+                rows.Add(("sd15_vae_decode_cpu_ms", cpuMs, "ms"));
             }
         }
         rows.Add(("sd15_peak_rss_mb", BenchTrain.PeakRssMb(), "MB"));
@@ -56,17 +60,26 @@ public static class BenchSd15
     }
 
     /// <summary>One warm-up call, then the median of <paramref name="repeats"/> timed calls, each in a TensorScope
-    /// (as a sampling loop runs its steps), in milliseconds.</summary>
-    static double Median(int repeats, Func<Tensor> call)
+    /// (as a sampling loop runs its steps), in milliseconds of wall time; and the median CPU time of the process over
+    /// the same calls (all threads), which says more than the wall time on a machine shared with other work.</summary>
+    static (double WallMs, double CpuMs) Median(int repeats, Func<Tensor> call)
     {
         var times = new double[repeats];
+        var cpu = new double[repeats];
+        var self = Process.GetCurrentProcess();
         for (int i = -1; i < repeats; i++)
         {
+            self.Refresh();
+            var cpuStart = self.TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             using (TensorScope.Begin()) call();
-            if (i >= 0) times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (i < 0) continue;
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            self.Refresh();
+            cpu[i] = (self.TotalProcessorTime - cpuStart).TotalMilliseconds;
         }
         Array.Sort(times);
-        return times[repeats / 2];
+        Array.Sort(cpu);
+        return (times[repeats / 2], cpu[repeats / 2]);
     }
 }
