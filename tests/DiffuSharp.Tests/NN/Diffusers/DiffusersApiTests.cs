@@ -52,4 +52,25 @@ public sealed class DiffusersApiTests
         var e = Assert.Throws<ArgumentException>(() => net.Forward(sample, t, context, Tensor.Rand([1, 3, 32, 32], rng)));
         Assert.Contains("control image", e.Message);
     }
+
+    [Fact]
+    public void Scoped_no_grad_forwards_give_the_same_bits_as_unscoped_ones()
+    {
+        var rng = new Rng(3);
+        var vae = ComponentLoader.LoadAutoencoderKL(Fixture("autoencoder_kl"));
+        var unet = ComponentLoader.LoadUNet2DCondition(Fixture("unet2d_condition"));
+        var image = Tensor.RandN([1, 3, 16, 16], rng);
+        var latents = Tensor.RandN([1, 4, 8, 8], rng);
+        var context = Tensor.RandN([1, 3, 32], rng);
+        var t = Tensor.FromArray([77f], 1);
+        float[] Run(bool scoped, Func<Tensor> f)
+        {
+            using var _ = Tensor.NoGrad();
+            if (!scoped) return f().ToArray();
+            using var scope = TensorScope.Begin();
+            return f().ToArray();
+        }
+        Assert.Equal(Run(false, () => vae.Forward(image)), Run(true, () => vae.Forward(image)));
+        Assert.Equal(Run(false, () => unet.Forward(latents, t, context)), Run(true, () => unet.Forward(latents, t, context)));
+    }
 }
