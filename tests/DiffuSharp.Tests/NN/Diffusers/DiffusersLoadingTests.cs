@@ -62,11 +62,25 @@ public sealed class DiffusersLoadingTests : IDisposable
     [InlineData("autoencoder_kl", "up_block_types", "[\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\"]", "AttnUpDecoderBlock2D")]
     [InlineData("controlnet", "controlnet_conditioning_channel_order", "\"rbg\"", "rbg")]
     [InlineData("controlnet", "encoder_hid_dim", "16", "16")]
+    [InlineData("autoencoder_kl", "use_quant_conv", "false", "false")]
     public void Unsupported_config_value_is_an_error_naming_key_value_and_file(string fixture, string key, string valueJson, string shown)
     {
         var folder = CopyWithConfig(fixture, j => j[key] = JsonNode.Parse(valueJson));
         var e = Assert.Throws<InvalidDataException>(() => ComponentLoader.Load(folder));
         AssertMessage(e, $"\"{key}\"", shown, "config.json");
+    }
+
+    [Fact]
+    public void Keys_newer_diffusers_write_are_accepted_at_their_027_meaning()
+    {
+        var folder = CopyWithConfig("autoencoder_kl", j =>
+        {
+            j["mid_block_add_attention"] = true;
+            j["use_quant_conv"] = true;
+            j["use_post_quant_conv"] = true;
+            j["shift_factor"] = null;
+        });
+        Assert.IsType<AutoencoderKL>(ComponentLoader.Load(folder));
     }
 
     [Fact]
