@@ -42,7 +42,7 @@ public sealed record AutoencoderKLConfig
             ActFn = ConfigChoices.Act(c, "act_fn"),
             LatentChannels = c.Int("latent_channels", 4),
             NormNumGroups = c.Int("norm_num_groups", 32),
-            SampleSize = c.Has("sample_size") && c.IntOrNull("sample_size") is int s ? s : 32,
+            SampleSize = c.SampleSize() ?? 32,
             ScalingFactor = c.Double("scaling_factor", 0.18215),
             LatentsMean = c.Doubles("latents_mean"),
             LatentsStd = c.Doubles("latents_std"),

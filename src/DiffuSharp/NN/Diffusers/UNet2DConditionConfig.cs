@@ -101,7 +101,7 @@ public sealed record UNet2DConditionConfig
             ConvInKernel = c.Int("conv_in_kernel", 3),
             ConvOutKernel = c.Int("conv_out_kernel", 3),
             NumClassEmbeds = c.IntOrNull("num_class_embeds"),
-            SampleSize = c.Has("sample_size") && c.IntOrNull("sample_size") is int s ? s : 64,
+            SampleSize = c.SampleSize() ?? 64,
         };
         c.Choice("time_embedding_type", "positional", ("positional", "positional"));
         c.MustBeNull("encoder_hid_dim", "an encoder_hid_proj");

@@ -84,6 +84,13 @@ public sealed class DiffusersLoadingTests : IDisposable
     }
 
     [Fact]
+    public void Sample_size_may_be_height_and_width()
+    {
+        var folder = CopyWithConfig("unet2d_condition", j => j["sample_size"] = new JsonArray(32, 48));
+        Assert.Equal(32, ComponentLoader.LoadUNet2DCondition(folder).Config.SampleSize);
+    }
+
+    [Fact]
     public void Wrong_class_name_is_an_error()
     {
         var folder = CopyWithConfig("autoencoder_kl", j => j["_class_name"] = "VQModel");
