@@ -5,6 +5,7 @@
 // sd15_vae_decode_ms, sd15_peak_rss_mb, and the process CPU time of each call (sd15_unet_cpu_ms, …).
 using System.Diagnostics;
 using System.Globalization;
+using DiffuSharp.Autograd;
 using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Cli;
@@ -16,6 +17,7 @@ public static class BenchSd15
         new("json", "print one JSON object per line", IsFlag: true),
         new("only", "unet or vae (default: both, one after the other)", Value: "NAME"),
         new("repeats", "timed calls after the warm-up (the median is reported); 0 builds the models and counts parameters only", Default: "3"),
+        new("profile", "after the timing, one more call with the op profiler: where the time goes (table only)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -28,6 +30,7 @@ public static class BenchSd15
         int repeats = o.Int("repeats", min: 0, max: 100);
         bool json = o.Flag("json");
         var rows = new List<(string Name, double Value, string Unit)>();
+        var profiles = new List<(string What, OpProfiler.Row[] Rows)>();
         using (Tensor.NoGrad())
         {
             if (only is null or "unet")
@@ -44,6 +47,7 @@ public static class BenchSd15
                     rows.Add(("sd15_unet_ms", ms, "ms"));
                     rows.Add(("sd15_unet_cpu_ms", cpuMs, "ms"));
                 }
+                if (o.Flag("profile")) profiles.Add(("unet", Profile(() => unet.Forward(sample, t, context))));
             }
             if (only is null or "vae")
             {
@@ -57,6 +61,7 @@ public static class BenchSd15
                     rows.Add(("sd15_vae_decode_ms", ms, "ms"));
                     rows.Add(("sd15_vae_decode_cpu_ms", cpuMs, "ms"));
                 }
+                if (o.Flag("profile")) profiles.Add(("vae decode", Profile(() => vae.Decode(latents))));
             }
         }
         rows.Add(("sd15_peak_rss_mb", BenchTrain.PeakRssMb(), "MB"));
@@ -64,7 +69,22 @@ public static class BenchSd15
             stdout.WriteLine(json
                 ? $"{{\"name\": \"{name}\", \"value\": {v.ToString("R", CultureInfo.InvariantCulture)}, \"unit\": \"{unit}\"}}"
                 : $"{name,-24} {v.ToString("F1", CultureInfo.InvariantCulture),12}  {unit}");
+        foreach (var (what, prof) in profiles)
+        {
+            if (json) break;
+            double total = prof.Sum(r => r.ForwardMs);
+            stdout.WriteLine($"\nwhere one {what} call goes (wall time per op, {total.ToString("F0", CultureInfo.InvariantCulture)} ms in all):");
+            foreach (var r in prof.Take(12))
+                stdout.WriteLine($"  {r.Op,-22} {r.ForwardMs.ToString("F0", CultureInfo.InvariantCulture),9} ms  {(100 * r.ForwardMs / total).ToString("F1", CultureInfo.InvariantCulture),5} %  {r.ForwardCalls,6} calls");
+        }
         return 0;
+    }
+
+    static OpProfiler.Row[] Profile(Func<Tensor> call)
+    {
+        OpProfiler.Start();
+        using (TensorScope.Begin()) call();
+        return OpProfiler.Stop();
     }
 
     /// <summary>One warm-up call, then the median of <paramref name="repeats"/> timed calls, each in a TensorScope
