@@ -108,6 +108,30 @@ public sealed class GuidanceTrainingTests
     }
 
     [Fact]
+    public void Resume_with_every_new_objective_is_bit_identical()
+    {
+        // class dropout (the "labels" Rng), offset noise, min-SNR and v-prediction together: 4 + save + 4 = 8 steps.
+        var model = CfgModel(0.3) with { NoiseOffset = 0.1, SnrGamma = 5, PredictV = true };
+        var data = TrainingFixtures.Synthetic(count: 10);
+        string dir = TrainingFixtures.TempFolder("resume-cfg");
+        try
+        {
+            TrainConfig C(string sub) => new(BatchSize: 4, Lr: 2e-3, EmaRate: "0.9", TotalSteps: 8, Seed: 99, OutputFolder: Path.Combine(dir, sub));
+            var straight = new Trainer(model, C("a"), data);
+            var losses = Enumerable.Range(0, 8).Select(_ => straight.Step().Loss).ToArray();
+            var first = new Trainer(model, C("b"), data);
+            for (int i = 0; i < 4; i++) first.Step();
+            Checkpoint.Save(first, Path.Combine(dir, "b"));
+            var resumed = Checkpoint.Load(Checkpoint.Locate(Path.Combine(dir, "b")), data);
+            Assert.Equal(model, resumed.ModelConfig);
+            Assert.Equal(losses[4..], Enumerable.Range(0, 4).Select(_ => resumed.Step().Loss).ToArray());
+            Assert.Equal(straight.Flat.Values, resumed.Flat.Values);
+            Assert.Equal(straight.ExportState().Rngs["labels"], resumed.ExportState().Rngs["labels"]);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Offset_noise_is_pixel_noise_plus_a_per_channel_offset()
     {
         int[] shape = [3, 2, 4, 4];
