@@ -3,8 +3,8 @@
 // diffusion_pytorch_model.safetensors (F32, F16, BF16 or F64, read into float32), or one component of a single-file
 // checkpoint (Pipelines/SingleFileCheckpoint.cs). A missing or wrongly shaped tensor, or a tensor the model does not
 // have, is an error naming the tensor and the file; so is a folder holding only a pickle (.bin), which is never read.
-// The config is read (and validated) before the weights. A weights file over SafeTensorsFile.InMemoryLimit is
-// opened lazily and read one tensor at a time, so a 3.4 GB float32 UNet loads without a whole-file copy.
+// The config is read (and validated) before the weights. A folder's weights file is opened lazily
+// (SafeTensorsFile.OpenLazy) and read one tensor at a time, so a 3.4 GB float32 UNet loads without a whole-file copy.
 using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
@@ -74,8 +74,8 @@ public static class ComponentLoader
         throw new FileNotFoundException($"{folder}: no {WeightFiles[0]}", Path.Combine(folder, WeightFiles[0]));
     }
 
-    /// <summary>The folder's weights file, opened (lazily when large).</summary>
-    static ITensorSource FolderWeights(string folder) => new SafeTensorsSource(SafeTensorsFile.Open(WeightsPath(folder)));
+    /// <summary>The folder's weights file: its header read and validated, each tensor read from disk when loaded.</summary>
+    static ITensorSource FolderWeights(string folder) => new SafeTensorsSource(SafeTensorsFile.OpenLazy(WeightsPath(folder)));
 
     static T LoadWeights<T>(T model, ITensorSource weights) where T : Module
     {
