@@ -25,14 +25,10 @@ public sealed record AutoencoderKLConfig
     internal static AutoencoderKLConfig Read(ConfigJson c)
     {
         c.ExpectClass("AutoencoderKL");
-        var blockOut = c.Ints("block_out_channels", [64]);
+        var blockOut = ConfigChoices.BlockOutChannels(c, [64]);
         int n = blockOut.Length;
-        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
-        ConfigChoices.Positive(c, "block_out_channels", blockOut);
-        var down = ConfigChoices.Blocks(c, "down_block_types", ["DownEncoderBlock2D"], DownBlockType.DownEncoderBlock2D);
-        var up = ConfigChoices.Blocks(c, "up_block_types", ["UpDecoderBlock2D"], UpBlockType.UpDecoderBlock2D);
-        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
-        if (up.Length != n) throw c.Error("up_block_types", $"{up.Length} up blocks for {n} block_out_channels");
+        var down = ConfigChoices.Blocks(c, "down_block_types", n, ["DownEncoderBlock2D"], DownBlockType.DownEncoderBlock2D);
+        var up = ConfigChoices.Blocks(c, "up_block_types", n, ["UpDecoderBlock2D"], UpBlockType.UpDecoderBlock2D);
         var config = new AutoencoderKLConfig
         {
             InChannels = c.Int("in_channels", 3),

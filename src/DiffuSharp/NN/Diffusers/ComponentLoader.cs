@@ -1,8 +1,10 @@
-// Building a diffusers component from its folder, as from_pretrained does: config.json → the model (random
-// weights from a fixed seed), then every parameter from diffusion_pytorch_model.safetensors (F32, F16, BF16 or F64,
-// read into float32). A missing or wrongly shaped tensor, or a tensor the model does not have, is an error naming
-// the tensor and the file; so is a folder holding only a pickle (.bin), which is never read. Weights are read one
-// tensor at a time (SafeTensorsStream), so a 3.4 GB float32 UNet loads without a second whole-file copy.
+// Building a diffusers component as from_pretrained does: config.json → the model (random weights from a fixed
+// seed), then every parameter from a tensor source (NN/ModuleLoading.cs): the folder's
+// diffusion_pytorch_model.safetensors (F32, F16, BF16 or F64, read into float32), or one component of a single-file
+// checkpoint (Pipelines/SingleFileCheckpoint.cs). A missing or wrongly shaped tensor, or a tensor the model does not
+// have, is an error naming the tensor and the file; so is a folder holding only a pickle (.bin), which is never read.
+// The config is read (and validated) before the weights. A folder's weights file is opened lazily
+// (SafeTensorsFile.OpenLazy) and read one tensor at a time, so a 3.4 GB float32 UNet loads without a whole-file copy.
 using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
@@ -17,16 +19,34 @@ public static class ComponentLoader
         => ConfigJson.Load(ConfigPath(folder)).ClassName ?? throw new InvalidDataException($"{ConfigPath(folder)}: no \"_class_name\"");
 
     public static UNet2DConditionModel LoadUNet2DCondition(string folder)
-        => LoadWeights(new UNet2DConditionModel(UNet2DConditionConfig.Load(ConfigPath(folder)), new Rng(0)), folder);
+        => LoadWeights(new UNet2DConditionModel(UNet2DConditionConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
     public static UNet2DModel LoadUNet2D(string folder)
-        => LoadWeights(new UNet2DModel(UNet2DConfig.Load(ConfigPath(folder)), new Rng(0)), folder);
+        => LoadWeights(new UNet2DModel(UNet2DConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
     public static AutoencoderKL LoadAutoencoderKL(string folder)
-        => LoadWeights(new AutoencoderKL(AutoencoderKLConfig.Load(ConfigPath(folder)), new Rng(0)), folder);
+        => LoadWeights(new AutoencoderKL(AutoencoderKLConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
     public static ControlNetModel LoadControlNet(string folder)
-        => LoadWeights(new ControlNetModel(ControlNetConfig.Load(ConfigPath(folder)), new Rng(0)), folder);
+        => LoadWeights(new ControlNetModel(ControlNetConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
+
+    /// <summary>A UNet2DConditionModel from its config.json and weights under diffusers' names (a folder's file, or
+    /// <c>SingleFileCheckpoint.Component("unet")</c>).</summary>
+    public static UNet2DConditionModel LoadUNet2DCondition(string configPath, ITensorSource weights)
+        => LoadWeights(new UNet2DConditionModel(UNet2DConditionConfig.Load(configPath), new Rng(0)), weights);
+
+    /// <summary>A UNet2DModel from its config.json and weights under diffusers' names.</summary>
+    public static UNet2DModel LoadUNet2D(string configPath, ITensorSource weights)
+        => LoadWeights(new UNet2DModel(UNet2DConfig.Load(configPath), new Rng(0)), weights);
+
+    /// <summary>An AutoencoderKL from its config.json and weights under diffusers' names (a folder's file, or
+    /// <c>SingleFileCheckpoint.Component("vae")</c>).</summary>
+    public static AutoencoderKL LoadAutoencoderKL(string configPath, ITensorSource weights)
+        => LoadWeights(new AutoencoderKL(AutoencoderKLConfig.Load(configPath), new Rng(0)), weights);
+
+    /// <summary>A ControlNetModel from its config.json and weights under diffusers' names.</summary>
+    public static ControlNetModel LoadControlNet(string configPath, ITensorSource weights)
+        => LoadWeights(new ControlNetModel(ControlNetConfig.Load(configPath), new Rng(0)), weights);
 
     /// <summary>Any supported component, by the class its config.json names.</summary>
     public static Module Load(string folder) => ClassName(folder) switch
@@ -54,35 +74,16 @@ public static class ComponentLoader
         throw new FileNotFoundException($"{folder}: no {WeightFiles[0]}", Path.Combine(folder, WeightFiles[0]));
     }
 
-    static T LoadWeights<T>(T model, string folder) where T : Module
+    /// <summary>The folder's weights file: its header read and validated, each tensor read from disk when loaded.</summary>
+    static ITensorSource FolderWeights(string folder) => new SafeTensorsSource(SafeTensorsFile.OpenLazy(WeightsPath(folder)));
+
+    static T LoadWeights<T>(T model, ITensorSource weights) where T : Module
     {
-        using (var file = SafeTensorsStream.Open(WeightsPath(folder)))
-            LoadInto(model, file.SourceName, file.Names, file.Contains, n => file.Info(n).Shape, file.ReadFloat32);
+        model.LoadFrom(weights);
         model.Eval();
         return model;
     }
 
     /// <summary>Copies every parameter from an in-memory file: all must be there with their shapes, and nothing else may be.</summary>
-    public static void LoadInto(Module model, SafeTensorsFile file)
-        => LoadInto(model, file.SourceName, file.Names, file.Contains, n => file.Info(n).Shape, (n, dst) => file.ReadFloat32(n).AsSpan().CopyTo(dst));
-
-    delegate void ReadInto(string name, Span<float> dst);
-
-    static void LoadInto(Module model, string source, IReadOnlyList<string> fileNames, Func<string, bool> contains, Func<string, long[]> shapeOf, ReadInto read)
-    {
-        var mine = model.NamedParameters().ToList();
-        var names = mine.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var (name, p) in mine)
-        {
-            if (!contains(name))
-                throw new InvalidDataException($"{source}: missing tensor '{name}' of the {model.GetType().Name} ({ShapeUtil.Format(p.ShapeSpan)})");
-            var shape = shapeOf(name);
-            if (shape.Length != p.Rank || shape.Where((d, i) => d != p.ShapeSpan[i]).Any())
-                throw new InvalidDataException($"{source}: tensor '{name}' has shape ({string.Join(", ", shape)}), the {model.GetType().Name} expects {ShapeUtil.Format(p.ShapeSpan)}");
-        }
-        var extra = fileNames.Where(n => !names.Contains(n)).ToList();
-        if (extra.Count > 0)
-            throw new InvalidDataException($"{source}: {extra.Count} tensor(s) the {model.GetType().Name} does not have, e.g. '{extra[0]}'");
-        foreach (var (name, p) in mine) read(name, p.Data);
-    }
+    public static void LoadInto(Module model, SafeTensorsFile file) => model.LoadFrom(new SafeTensorsSource(file));
 }

@@ -37,15 +37,11 @@ public sealed record ControlNetConfig
     internal static ControlNetConfig Read(ConfigJson c)
     {
         c.ExpectClass("ControlNetModel");
-        var blockOut = c.Ints("block_out_channels", [320, 640, 1280, 1280]);
+        var blockOut = ConfigChoices.BlockOutChannels(c, [320, 640, 1280, 1280]);
         int n = blockOut.Length;
-        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
-        ConfigChoices.Positive(c, "block_out_channels", blockOut);
-        var down = ConfigChoices.Blocks(c, "down_block_types", ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        var down = ConfigChoices.Blocks(c, "down_block_types", n, ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
             DownBlockType.DownBlock2D, DownBlockType.CrossAttnDownBlock2D);
-        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
-        var mid = c.IsNull("mid_block_type") ? MidBlockType.None
-            : c.Choice("mid_block_type", MidBlockType.UNetMidBlock2DCrossAttn, ("UNetMidBlock2DCrossAttn", MidBlockType.UNetMidBlock2DCrossAttn), ("UNetMidBlock2D", MidBlockType.UNetMidBlock2D));
+        var mid = ConfigChoices.MidBlock(c);
         if (mid == MidBlockType.None) throw c.Error("mid_block_type", "diffusers' ControlNetModel needs a mid block");
         var headDim = c.IntPerBlock("attention_head_dim", n, 8);
         var heads = c.IntPerBlockOrNull("num_attention_heads", n) ?? headDim;

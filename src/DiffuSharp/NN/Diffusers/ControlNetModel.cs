@@ -119,8 +119,7 @@ public sealed class ControlNetModel : Module
 
         // 1. time
         var t = TimestepEmbedding.Broadcast(timesteps, b, "ControlNetModel");
-        var emb = _timeEmbedding.Forward(TimestepEmbedding.Sinusoids(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift));   // (B, temb)
-        if (_classEmbedding is not null) emb += _classEmbedding.Forward(classLabels!);
+        var emb = _timeEmbedding.Embed(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, _classEmbedding, classLabels);   // (B, temb)
 
         // 2. pre-process: sample and control image embedded and added
         var cond = _condEmbedding.Forward(controlnetCond);                     // (B, C0, h, w)

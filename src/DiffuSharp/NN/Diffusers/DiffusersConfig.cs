@@ -43,6 +43,29 @@ internal static class ConfigChoices
         return result;
     }
 
+    /// <summary>block_out_channels: at least one, all positive.</summary>
+    public static int[] BlockOutChannels(ConfigJson c, int[] fallback)
+    {
+        var blockOut = c.Ints("block_out_channels", fallback);
+        if (blockOut.Length == 0) throw c.Error("block_out_channels", "needs at least one block");
+        Positive(c, "block_out_channels", blockOut);
+        return blockOut;
+    }
+
+    /// <summary>down_block_types / up_block_types: one supported type per block_out_channels entry.</summary>
+    public static T[] Blocks<T>(ConfigJson c, string key, int blockCount, string[] fallback, params T[] allowed) where T : struct, Enum
+    {
+        var blocks = Blocks(c, key, fallback, allowed);
+        if (blocks.Length != blockCount)
+            throw c.Error(key, $"{blocks.Length} {key[..key.IndexOf('_')]} blocks for {blockCount} block_out_channels");
+        return blocks;
+    }
+
+    /// <summary>mid_block_type: null (no mid block), UNetMidBlock2DCrossAttn (the default) or UNetMidBlock2D.</summary>
+    public static MidBlockType MidBlock(ConfigJson c)
+        => c.IsNull("mid_block_type") ? MidBlockType.None
+            : c.Choice("mid_block_type", MidBlockType.UNetMidBlock2DCrossAttn, ("UNetMidBlock2DCrossAttn", MidBlockType.UNetMidBlock2DCrossAttn), ("UNetMidBlock2D", MidBlockType.UNetMidBlock2D));
+
     public static void Positive(ConfigJson c, string key, IEnumerable<int> values)
     {
         if (values.Any(v => v <= 0)) throw c.Error(key, "values must be positive");

@@ -23,6 +23,16 @@ public sealed class TimestepEmbedding : Module
         return _postAct is { } p ? p.Apply(h) : h;
     }
 
+    /// <summary>The UNets' conditioning vector (UNet2DModel, UNet2DConditionModel, ControlNetModel alike): this
+    /// embedding of the timesteps' sinusoids, plus class_embedding(classLabels) when the model has one.
+    /// timesteps (B) → (B, timeEmbedDim).</summary>
+    internal Tensor Embed(ReadOnlySpan<float> timesteps, int sinusoidDim, bool flipSinToCos, float freqShift, Embedding? classEmbedding, int[]? classLabels)
+    {
+        var emb = Forward(Sinusoids(timesteps, sinusoidDim, flipSinToCos, freqShift));   // (B, temb)
+        if (classEmbedding is not null) emb += classEmbedding.Forward(classLabels!);
+        return emb;
+    }
+
     /// <summary>get_timestep_embedding: timesteps (B) → (B, dim), float32 throughout as the reference.</summary>
     public static Tensor Sinusoids(ReadOnlySpan<float> timesteps, int dim, bool flipSinToCos, float downscaleFreqShift, double maxPeriod = 10000)
     {

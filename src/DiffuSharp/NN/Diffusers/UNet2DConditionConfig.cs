@@ -47,18 +47,13 @@ public sealed record UNet2DConditionConfig
     internal static UNet2DConditionConfig Read(ConfigJson c)
     {
         c.ExpectClass("UNet2DConditionModel");
-        var blockOut = c.Ints("block_out_channels", [320, 640, 1280, 1280]);
+        var blockOut = ConfigChoices.BlockOutChannels(c, [320, 640, 1280, 1280]);
         int n = blockOut.Length;
-        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
-        ConfigChoices.Positive(c, "block_out_channels", blockOut);
-        var down = ConfigChoices.Blocks(c, "down_block_types", ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        var down = ConfigChoices.Blocks(c, "down_block_types", n, ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
             DownBlockType.DownBlock2D, DownBlockType.CrossAttnDownBlock2D);
-        var up = ConfigChoices.Blocks(c, "up_block_types", ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        var up = ConfigChoices.Blocks(c, "up_block_types", n, ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
             UpBlockType.UpBlock2D, UpBlockType.CrossAttnUpBlock2D);
-        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
-        if (up.Length != n) throw c.Error("up_block_types", $"{up.Length} up blocks for {n} block_out_channels");
-        var mid = c.IsNull("mid_block_type") ? MidBlockType.None
-            : c.Choice("mid_block_type", MidBlockType.UNetMidBlock2DCrossAttn, ("UNetMidBlock2DCrossAttn", MidBlockType.UNetMidBlock2DCrossAttn), ("UNetMidBlock2D", MidBlockType.UNetMidBlock2D));
+        var mid = ConfigChoices.MidBlock(c);
         if (c.Has("num_attention_heads"))
             throw c.Error("num_attention_heads", "diffusers 0.27 refuses it for UNet2DConditionModel (the head count is attention_head_dim)");
         var layers = c.IntPerBlock("layers_per_block", n, 2);

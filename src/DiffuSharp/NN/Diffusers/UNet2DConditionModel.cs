@@ -105,8 +105,7 @@ public sealed class UNet2DConditionModel : Module
 
         // 1. time
         var t = TimestepEmbedding.Broadcast(timesteps, b, "UNet2DConditionModel");
-        var emb = _timeEmbedding.Forward(TimestepEmbedding.Sinusoids(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift));   // (B, temb)
-        if (_classEmbedding is not null) emb += _classEmbedding.Forward(classLabels!);
+        var emb = _timeEmbedding.Embed(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, _classEmbedding, classLabels);   // (B, temb)
         if (c.TimeEmbeddingActFn is { } tact) emb = tact.Apply(emb);
 
         // 2. pre-process, 3. down

@@ -35,16 +35,12 @@ public sealed record UNet2DConfig
     internal static UNet2DConfig Read(ConfigJson c)
     {
         c.ExpectClass("UNet2DModel");
-        var blockOut = c.Ints("block_out_channels", [224, 448, 672, 896]);
+        var blockOut = ConfigChoices.BlockOutChannels(c, [224, 448, 672, 896]);
         int n = blockOut.Length;
-        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
-        ConfigChoices.Positive(c, "block_out_channels", blockOut);
-        var down = ConfigChoices.Blocks(c, "down_block_types", ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+        var down = ConfigChoices.Blocks(c, "down_block_types", n, ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
             DownBlockType.DownBlock2D, DownBlockType.AttnDownBlock2D);
-        var up = ConfigChoices.Blocks(c, "up_block_types", ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+        var up = ConfigChoices.Blocks(c, "up_block_types", n, ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
             UpBlockType.UpBlock2D, UpBlockType.AttnUpBlock2D);
-        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
-        if (up.Length != n) throw c.Error("up_block_types", $"{up.Length} up blocks for {n} block_out_channels");
         var config = new UNet2DConfig
         {
             SampleSize = c.SampleSize(),

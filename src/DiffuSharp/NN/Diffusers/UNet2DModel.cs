@@ -69,8 +69,7 @@ public sealed class UNet2DModel : Module
         if (c.CenterInputSample) sample = sample * 2.0 - 1.0;
 
         var t = TimestepEmbedding.Broadcast(timesteps, b, "UNet2DModel");
-        var emb = _timeEmbedding.Forward(TimestepEmbedding.Sinusoids(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift));   // (B, temb)
-        if (_classEmbedding is not null) emb += _classEmbedding.Forward(classLabels!);
+        var emb = _timeEmbedding.Embed(t, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, _classEmbedding, classLabels);   // (B, temb)
 
         var h = _convIn.Forward(sample);                                       // (B, C0, H, W)
         var skips = new List<Tensor> { h };

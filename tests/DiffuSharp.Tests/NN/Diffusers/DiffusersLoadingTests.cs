@@ -63,6 +63,11 @@ public sealed class DiffusersLoadingTests : IDisposable
     [InlineData("controlnet", "controlnet_conditioning_channel_order", "\"rbg\"", "rbg")]
     [InlineData("controlnet", "encoder_hid_dim", "16", "16")]
     [InlineData("autoencoder_kl", "use_quant_conv", "false", "false")]
+    [InlineData("unet2d_condition", "down_block_types", "[\"DownBlock2D\"]", "1 down blocks for 2 block_out_channels")]
+    [InlineData("unet2d", "up_block_types", "[\"UpBlock2D\", \"UpBlock2D\", \"UpBlock2D\"]", "3 up blocks for 2 block_out_channels")]
+    [InlineData("controlnet", "block_out_channels", "[32, 0]", "positive")]
+    [InlineData("autoencoder_kl", "block_out_channels", "[]", "at least one block")]
+    [InlineData("controlnet", "mid_block_type", "null", "needs a mid block")]
     public void Unsupported_config_value_is_an_error_naming_key_value_and_file(string fixture, string key, string valueJson, string shown)
     {
         var folder = CopyWithConfig(fixture, j => j[key] = JsonNode.Parse(valueJson));
