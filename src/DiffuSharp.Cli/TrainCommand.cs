@@ -3,8 +3,12 @@
 // with the model and training settings stored there (only --steps and the intervals may be changed).
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
 // the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM and SIGHUP.
+// Under mpirun (`mpirun -n N diffusharp train ...`) every rank runs this command: rank 0 reads the checkpoint on
+// --resume and broadcasts it, rank 0 alone prints and writes, and any rank's error ends the whole job with one
+// line naming the rank (MPI_Abort). See Trainer.Distributed.cs and docs/distributed.md.
 using System.Globalization;
 using DiffuSharp.Data;
+using DiffuSharp.Distributed;
 using DiffuSharp.Models;
 using DiffuSharp.Training;
 using Spectre.Console;
@@ -52,6 +56,7 @@ public static class TrainCommand
         new("use_checkpoint", "model.json flag (no effect)", Value: "BOOL"), new("use_scale_shift_norm", "model.json flag", Value: "BOOL"),
         new("in_channels", "model.json flag", Value: "N"), new("channel_mult", "model.json flag, e.g. 1,2,2", Value: "LIST"),
         new("num_classes", "model.json flag", Value: "N"),
+        new("mpi_timeout", "under mpirun: seconds one collective may wait for the other ranks before the job is ended", "600", Value: "SECONDS"),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -63,23 +68,51 @@ public static class TrainCommand
     {
         var o = OptionParser.Parse("train", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("train", "Trains a UNet diffusion model (improved-diffusion flags).", Options)); return 0; }
-        string outFolder = o.Required("out");
+        var world = Mpi.InitFromEnvironment(TimeSpan.FromSeconds(o.Double("mpi_timeout", min: 1)));
+        if (world is null) return Train(o, args, stdout, null);
+        try
+        {
+            int code = Train(o, args, stdout, world);
+            world.Finish();
+            return code;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
+        {
+            // A failure every rank saw at once (RankFailedException) is reported by rank 0 alone; any other by its rank.
+            world.Abort(e is RankFailedException ? (world.IsRoot ? $"error: {Program.OneLine(e)}" : null)
+                : $"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}");
+            return 1;                                             // not reached: Abort ends the process
+        }
+    }
 
+    static int Train(ParsedOptions o, string[] args, TextWriter stdout, Mpi? world)
+    {
+        string outFolder = o.Required("out");
+        bool root = world is null || world.IsRoot;
         Trainer trainer;
         if (o.Flag("resume"))
         {
             foreach (var flag in ModelFlags.Append("preset"))
                 if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
                     throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
-            string folder = Checkpoint.Locate(outFolder);
-            var saved = Checkpoint.ReadConfig(folder);
-            var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved.DataSource,
-                ModelFolder.LoadConfig(folder), o.Int("max_images", min: 0));
-            trainer = Checkpoint.Load(folder, data, c => Intervals(o, c) with
+            // Rank 0 reads the checkpoint; the other ranks get its configs and, below, its state by broadcast.
+            string? folder = root ? Checkpoint.Locate(outFolder) : null;
+            var saved = folder is null ? null : Checkpoint.ReadConfig(folder);
+            var modelConfig = folder is null ? null : ModelFolder.LoadConfig(folder);
+            if (world is not null)
+            {
+                modelConfig = ModelConfig.FromJson(Share(world, modelConfig?.ToJson()), "model.json from rank 0");
+                saved = TrainConfig.FromJson(Share(world, saved?.ToJson()), "trainer.json from rank 0");
+            }
+            var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved!.DataSource,
+                modelConfig!, o.Int("max_images", min: 0));
+            TrainConfig Adjust(TrainConfig c) => Intervals(o, c) with
             {
                 OutputFolder = outFolder,
                 TotalSteps = o.Has("steps") ? o.Long("steps") : c.TotalSteps,
-            });
+            };
+            trainer = folder is not null ? Checkpoint.Load(folder, data, Adjust, world) : new Trainer(modelConfig!, Adjust(saved!), data, world);
+            trainer.SyncFromRoot();
             if (trainer.StepCount >= trainer.Config.TotalSteps)
                 throw new CliException($"train: the checkpoint is at step {trainer.StepCount}, already at --steps {trainer.Config.TotalSteps}; pass a larger --steps");
         }
@@ -94,7 +127,8 @@ public static class TrainCommand
                 Seed: ulong.Parse(o.Required("seed"), CultureInfo.InvariantCulture), OutputFolder: outFolder, DataSource: o.Required("data")));
             if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
             if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
-            trainer = new Trainer(model, config, LoadData(config.DataSource, model, o.Int("max_images", min: 0)));
+            trainer = new Trainer(model, config, LoadData(config.DataSource, model, o.Int("max_images", min: 0)), world);
+            trainer.SyncFromRoot();                               // every rank starts from rank 0's weights
         }
 
         using var cts = new CancellationTokenSource();
@@ -106,14 +140,27 @@ public static class TrainCommand
         try
         {
             bool done;
-            if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
+            if (root && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
             else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
+            if (!root) return 0;
             stdout.WriteLine(done
                 ? $"trained {trainer.StepCount} steps; model: {Path.Combine(outFolder, "model")}"
                 : $"stopped at step {trainer.StepCount}; checkpoint saved, continue with --resume --out {outFolder}");
+            if (world is not null && trainer.SharedSteps > 0)
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{world.Size} ranks, global batch {trainer.GlobalBatchSize}: all-reduce of {trainer.Flat.Grads.Length * 4 / 1e6:F2} MB of gradients " +
+                    $"{trainer.AllreduceSeconds / trainer.SharedSteps * 1e3:F2} ms per step, waiting for the slowest rank {trainer.WaitSeconds / trainer.SharedSteps * 1e3:F2} ms per step"));
         }
         finally { Console.CancelKeyPress -= onCancel; }
         return 0;
+    }
+
+    // rank 0's JSON text on every rank (rootJson is null elsewhere).
+    static System.Text.Json.Nodes.JsonObject Share(Mpi world, System.Text.Json.Nodes.JsonObject? rootJson)
+    {
+        var bytes = Trainer.BcastBytes(world, world.IsRoot ? System.Text.Encoding.UTF8.GetBytes(rootJson!.ToJsonString()) : []);
+        return System.Text.Json.Nodes.JsonNode.Parse(bytes) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidDataException("rank 0 sent a configuration that is not a JSON object");
     }
 
     static bool RunWithProgress(Trainer trainer, CancellationToken cancel)

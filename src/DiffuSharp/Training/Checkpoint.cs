@@ -92,13 +92,13 @@ public static class Checkpoint
     /// Rebuilds a trainer from a checkpoint folder: model.json, the training config (adjusted by <paramref name="adjust"/>,
     /// e.g. a longer step budget), weights, optimizer, EMAs, RNGs, data position and sampler history.
     /// </summary>
-    public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
+    public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null, Distributed.Mpi? world = null)
     {
         var root = ReadState(checkpointFolder, out string path);
         var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
         if (adjust is not null) config = adjust(config);
         var modelConfig = ModelFolder.LoadConfig(checkpointFolder);
-        var trainer = new Trainer(modelConfig, config, data);
+        var trainer = new Trainer(modelConfig, config, data, world);
 
         ModelFolder.LoadWeights(trainer.Model, Path.Combine(checkpointFolder, ModelFolder.WeightsFile));
         foreach (var ema in trainer.Emas)
@@ -148,7 +148,7 @@ public static class Checkpoint
             ["format"] = FormatVersion,
             ["step"] = s.Step,
             ["rngs"] = rngs,
-            ["data"] = new JsonObject { ["epoch_start_rng"] = RngToJson(s.Data.EpochStart), ["batches_in_epoch"] = s.Data.BatchesInEpoch, ["epoch"] = s.Data.Epoch },
+            ["data"] = new JsonObject { ["epoch_start_rng"] = RngToJson(s.Data.EpochStart), ["batches_in_epoch"] = s.Data.BatchesInEpoch, ["epoch"] = s.Data.Epoch, ["batch_size"] = s.Data.BatchSize },
             ["config"] = config.ToJson(),
         };
         if (s.Sampler is { } smp)
@@ -167,7 +167,8 @@ public static class Checkpoint
             var rngs = new Dictionary<string, RngState>();
             foreach (var (name, node) in (JsonObject)o["rngs"]!) rngs[name] = RngFromJson(node!);
             var d = (JsonObject)o["data"]!;
-            var data = new DataLoaderState(RngFromJson(d["epoch_start_rng"]!), d["batches_in_epoch"]!.GetValue<int>(), d["epoch"]!.GetValue<int>());
+            var data = new DataLoaderState(RngFromJson(d["epoch_start_rng"]!), d["batches_in_epoch"]!.GetValue<int>(), d["epoch"]!.GetValue<int>(),
+                d["batch_size"]?.GetValue<int>() ?? 0);
             LossSecondMomentState? sampler = null;
             if (o["sampler"] is JsonObject smp)
                 sampler = new LossSecondMomentState(

@@ -22,15 +22,16 @@ public sealed partial class Trainer
     /// onStep sees every step, onLog every JSONL record written. Returns true when the step budget was reached.</summary>
     public bool Run(CancellationToken cancel = default, Action<StepStats>? onStep = null, Action<JsonObject>? onLog = null)
     {
+        // Under MPI only rank 0 writes (the log, samples, checkpoints, the model folder); the others wait for it.
         string outFolder = Config.OutputFolder;
-        Directory.CreateDirectory(outFolder);
+        if (IsRoot) Directory.CreateDirectory(outFolder);
         var meter = new LogMeter();
-        TrimLog(Path.Combine(outFolder, LogFile), StepCount);
-        using (var log = new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)))
+        if (IsRoot) TrimLog(Path.Combine(outFolder, LogFile), StepCount);
+        using (var log = IsRoot ? new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)) : StreamWriter.Null)
         {
-            while (StepCount < Config.TotalSteps && !cancel.IsCancellationRequested)
+            while (StepCount < Config.TotalSteps && !Stopping(cancel))
             {
-                var s = Step();
+                var s = Step(cancel.IsCancellationRequested);
                 meter.Add(s);
                 onStep?.Invoke(s);
                 if (StepCount % Config.LogInterval == 0 || StepCount == Config.TotalSteps)
@@ -38,17 +39,24 @@ public sealed partial class Trainer
                     var rec = meter.Flush(StepCount, Optimizer.Lr);
                     log.WriteLine(rec.ToJsonString());
                     log.Flush();
-                    onLog?.Invoke(rec);
+                    if (IsRoot) onLog?.Invoke(rec);
                 }
                 if (Config.SampleInterval > 0 && StepCount % Config.SampleInterval == 0)
-                    SaveSampleGrid(Path.Combine(outFolder, "samples", $"step_{StepCount:D7}.png"));
+                    AtRoot(() => SaveSampleGrid(Path.Combine(outFolder, "samples", $"step_{StepCount:D7}.png")));
                 if (Config.SaveInterval > 0 && StepCount % Config.SaveInterval == 0 && StepCount < Config.TotalSteps)
-                    Checkpoint.Save(this, outFolder);
+                    SaveCheckpoint(outFolder);
             }
         }
-        Checkpoint.Save(this, outFolder);
-        SaveModelFolder(Path.Combine(outFolder, "model"));
+        SaveCheckpoint(outFolder);
+        AtRoot(() => SaveModelFolder(Path.Combine(outFolder, "model")));
         return StepCount >= Config.TotalSteps;
+    }
+
+    /// <summary>Checkpoint.Save on rank 0, once every rank is known to hold the same state.</summary>
+    void SaveCheckpoint(string outFolder)
+    {
+        CheckRanksAgree();
+        AtRoot(() => Checkpoint.Save(this, outFolder));
     }
 
     /// <summary>
