@@ -19,14 +19,15 @@ public static class BenchCommand
     {
         if (args.Length == 0 || args[0] is "--help" or "-h")
         {
-            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]");
+            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
             return 0;
         }
         return args[0] switch
         {
             "ops" => Ops(args[1..], stdout),
             "train" => BenchTrain.Run(args[1..], stdout),
-            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops' or 'train')"),
+            "allreduce" => BenchAllreduce.Run(args[1..], stdout),
+            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops', 'train' or 'allreduce')"),
         };
     }
 

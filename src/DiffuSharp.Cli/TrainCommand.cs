@@ -2,7 +2,7 @@
 // Trainer.Run. A preset supplies the model; any model flag given overrides it. --resume continues <out>/checkpoint
 // with the model and training settings stored there (only --steps and the intervals may be changed).
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
-// the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM and SIGHUP.
+// the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM, SIGHUP and SIGUSR1.
 // Under mpirun (`mpirun -n N diffusharp train ...`) every rank runs this command: rank 0 reads the checkpoint on
 // --resume and broadcasts it, rank 0 alone prints and writes, and any rank's error ends the whole job with one
 // line naming the rank (MPI_Abort). See Trainer.Distributed.cs and docs/distributed.md.
@@ -79,7 +79,7 @@ public static class TrainCommand
         catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
         {
             // A failure every rank saw at once (RankFailedException) is reported by rank 0 alone; any other by its rank.
-            world.Abort(e is RankFailedException ? (world.IsRoot ? $"error: {Program.OneLine(e)}" : null)
+            world.Abort(e is RankFailedException ? (world.IsRoot ? $"error: {e.Message}" : null)
                 : $"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}");
             return 1;                                             // not reached: Abort ends the process
         }
@@ -137,10 +137,15 @@ public static class TrainCommand
         // SIGTERM (kill, a container stop) and SIGHUP stop the same way: finish the step, save, exit 0
         using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
         using var onHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
+        // SIGUSR1 too: mpirun forwards it to every rank (its SIGTERM kills them), so `kill -USR1 <mpirun>` stops a
+        // distributed run with a checkpoint; the ranks agree on the step to stop after.
+        using var onUsr1 = OperatingSystem.IsLinux()
+            ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c => { c.Cancel = true; cts.Cancel(); })
+            : null;
         try
         {
             bool done;
-            if (root && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
+            if (world is null && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
             else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
             if (!root) return 0;
             stdout.WriteLine(done
@@ -148,8 +153,9 @@ public static class TrainCommand
                 : $"stopped at step {trainer.StepCount}; checkpoint saved, continue with --resume --out {outFolder}");
             if (world is not null && trainer.SharedSteps > 0)
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{world.Size} ranks, global batch {trainer.GlobalBatchSize}: all-reduce of {trainer.Flat.Grads.Length * 4 / 1e6:F2} MB of gradients " +
-                    $"{trainer.AllreduceSeconds / trainer.SharedSteps * 1e3:F2} ms per step, waiting for the slowest rank {trainer.WaitSeconds / trainer.SharedSteps * 1e3:F2} ms per step"));
+                    $"{world.Size} ranks, global batch {trainer.GlobalBatchSize}, per step: all-reduce of {trainer.Flat.Grads.Length * 4 / 1e6:F2} MB of gradients " +
+                    $"{trainer.AllreduceSeconds / trainer.SharedSteps * 1e3:F2} ms, all-gather of the losses {trainer.GatherSeconds / trainer.SharedSteps * 1e3:F2} ms, " +
+                    $"waiting for the slowest rank {trainer.WaitSeconds / trainer.SharedSteps * 1e3:F2} ms (mean of {trainer.SharedSteps} steps)"));
         }
         finally { Console.CancelKeyPress -= onCancel; }
         return 0;

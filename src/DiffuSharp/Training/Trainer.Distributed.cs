@@ -14,7 +14,7 @@
 // So with N = 2 and one microbatch per rank a run equals, bit for bit, one process with batch 2B in two
 // microbatches of B (the sum of two floats does not depend on its order). For N > 2 Open MPI chooses the order
 // of the sum, so the weights match the single process to rounding, and are identical on every rank (checked at
-// every checkpoint). Deviations from the reference: improved-diffusion shards the data set by rank and shuffles
+// every checkpoint). Before the collectives the ranks meet at a barrier that waits sleeping. Deviations from the reference: improved-diffusion shards the data set by rank and shuffles
 // each shard on its own; here the shuffle is global, which is what makes the equality above possible. The
 // loss-aware sampler is updated once per step with the gathered losses (the reference gathers per microbatch);
 // all ranks sample from the same weights.
@@ -48,8 +48,11 @@ public sealed partial class Trainer
     /// <summary>Seconds spent in the gradient all-reduce, summed over this trainer's steps.</summary>
     public double AllreduceSeconds { get; private set; }
 
-    /// <summary>Seconds spent waiting for the slowest rank before the all-reduce, summed over the steps.</summary>
+    /// <summary>Seconds spent waiting for the slowest rank before the collectives, summed over the steps.</summary>
     public double WaitSeconds { get; private set; }
+
+    /// <summary>Seconds spent in the all-gather of the per-sample losses, summed over the steps.</summary>
+    public double GatherSeconds { get; private set; }
 
     /// <summary>Steps this trainer has all-reduced (the denominators of the two sums above).</summary>
     public long SharedSteps { get; private set; }
@@ -176,10 +179,15 @@ public sealed partial class Trainer
         _recVb.AsSpan(first, B).CopyTo(send.AsSpan(4 * B));
         (send[5 * B], send[5 * B + 1]) = (sq, stopRequested ? 1 : 0);
 
+        // Wait for the slowest rank sleeping (Open MPI's blocking collectives spin, taking a core from ranks still
+        // computing on the same machine), then time the communication itself.
         var clock = Stopwatch.StartNew();
-        var all = new double[K * N];
-        World.Allgather(send, all);                    // also the wait for the slowest rank
+        World.Barrier();
         WaitSeconds += clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        var all = new double[K * N];
+        World.Allgather(send, all);
+        GatherSeconds += clock.Elapsed.TotalSeconds;
 
         _stopAgreed = false;
         for (int q = 0; q < N; q++)
