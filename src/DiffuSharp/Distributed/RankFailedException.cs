@@ -1,5 +1,5 @@
 // A failure that every rank of an MPI job learns of at the same collective (a non-finite loss or gradient on one
-// rank, ranks whose weights differ): each rank raises it, rank 0 reports it, and the job ends.
+// rank): each rank raises it, rank 0 reports it, and the job ends.
 namespace DiffuSharp.Distributed;
 
 /// <summary>Rank <see cref="Rank"/> failed; raised on every rank of the job at once.</summary>

@@ -14,7 +14,7 @@
 // So with N = 2 and one microbatch per rank a run equals, bit for bit, one process with batch 2B in two
 // microbatches of B (the sum of two floats does not depend on its order). For N > 2 Open MPI chooses the order
 // of the sum, so the weights match the single process to rounding, and are identical on every rank (checked at
-// every checkpoint). Before the collectives the ranks meet at a barrier that waits sleeping. Deviations from the reference: improved-diffusion shards the data set by rank and shuffles
+// every checkpoint; rank 0's state is sent to all should they differ). Before the collectives the ranks meet at a barrier that waits sleeping. Deviations from the reference: improved-diffusion shards the data set by rank and shuffles
 // each shard on its own; here the shuffle is global, which is what makes the equality above possible. The
 // loss-aware sampler is updated once per step with the gathered losses (the reference gathers per microbatch);
 // all ranks sample from the same weights.
@@ -110,9 +110,19 @@ public sealed partial class Trainer
             {
                 int n = Math.Min(mb, B - start);
                 Sampler.Sample(n, _timestepRng);                                   // t of that microbatch
-                for (long i = (long)n * len; i > 0; i--) _noiseRng.NextNormal();   // ε: (n, C, H, W)
+                SkipNormals(_noiseRng, (long)n * len);                             // ε: (n, C, H, W)
                 for (int i = DropoutDrawsPerForward(); i > 0; i--) _dropoutRng.NextUInt64();   // one mask key per dropout layer
             }
+    }
+
+    /// <summary>Advances rng past k NextNormal() calls without computing most of them: the cached spare first, then
+    /// two uniform draws per Box–Muller pair; the last pair is drawn for real, so the state (its spare, used or not)
+    /// is exactly the one k calls leave.</summary>
+    internal static void SkipNormals(Rng rng, long k)
+    {
+        if (k > 0 && rng.GetState().HasSpare) { rng.NextNormal(); k--; }
+        for (; k > 2; k -= 2) { rng.NextUInt64(); rng.NextUInt64(); }
+        for (; k > 0; k--) rng.NextNormal();
     }
 
     /// <summary>How many numbers one training forward takes from the dropout Rng, found by running it once on one
@@ -228,8 +238,8 @@ public sealed partial class Trainer
         World?.Barrier();
     }
 
-    /// <summary>Before a checkpoint: every rank must hold the same weights, EMAs and optimizer moments, else the
-    /// ranks have diverged (a non-deterministic kernel or reduction) and the job stops naming the first rank that differs.</summary>
+    /// <summary>Before a checkpoint: every rank should hold the same weights, EMAs and optimizer moments. Should they
+    /// differ (machines whose SIMD widths round a reduction differently), rank 0's state is sent to all, with a warning.</summary>
     void CheckRanksAgree()
     {
         if (World is null) return;
@@ -239,9 +249,12 @@ public sealed partial class Trainer
         h = Hash(opt.ExpAvg[0], Hash(opt.ExpAvgSq[0], h));
         var all = new long[World.Size];
         World.Allgather([(long)h], all);
-        for (int q = 1; q < all.Length; q++)
-            if (all[q] != all[0])
-                throw new RankFailedException(q, $"rank {q} of {World.Size}: its weights differ from rank 0's at step {StepCount}; the ranks have diverged, the last checkpoint is kept");
+        int differing = all.Count(x => x != all[0]);
+        if (differing == 0) return;
+        if (World.IsRoot)
+            Console.Error.WriteLine($"warning: at step {StepCount} the weights of {differing} of {World.Size} ranks differ from rank 0's " +
+                "(ranks on machines that round differently?); every rank continues from rank 0's");
+        SyncFromRoot();
     }
 
     static ulong Hash(ReadOnlySpan<float> values, ulong h)

@@ -27,7 +27,7 @@ public sealed partial class Trainer
         if (IsRoot) Directory.CreateDirectory(outFolder);
         var meter = new LogMeter();
         if (IsRoot) TrimLog(Path.Combine(outFolder, LogFile), StepCount);
-        using (var log = IsRoot ? new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)) : StreamWriter.Null)
+        using (var log = IsRoot ? new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)) : new StreamWriter(Stream.Null))
         {
             while (StepCount < Config.TotalSteps && !Stopping(cancel))
             {
