@@ -1,7 +1,9 @@
 // Data-parallel training over Open MPI on loopback (mpirun -n 2 --mca btl tcp,self), against the single process:
 // (1) two ranks with batch B give, bit for bit, the weights, EMA, optimizer moments and logged losses of one process
 // with batch 2B in two microbatches of B, over 20 steps with dropout on (so the dropout, noise and timestep
-// streams must be split across ranks exactly as the microbatches draw them); (2) killing one rank ends the job
+// streams must be split across ranks exactly as the microbatches draw them); (2) a resume on two ranks equals the
+// uninterrupted run bit for bit, and the checkpoint continues on one rank and on two again; (3) an exception or a
+// non-finite loss on one rank ends the job with one error line naming the rank; (4) killing one rank ends the job
 // within seconds with mpirun's message naming that rank, the last checkpoint loads, and --resume continues on two
 // ranks. Both run the command-line program as child processes; they are skipped, saying why, when mpirun is not
 // installed (.ci/run installs openmpi-bin and libopenmpi-dev).
@@ -93,6 +95,37 @@ public sealed class MpiTrainingTests
             Assert.Equal(16, Step(Path.Combine(split, "checkpoint", "trainer.json")));
             var steps = File.ReadAllLines(Path.Combine(split, Trainer.LogFile)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>());
             Assert.Equal(Enumerable.Range(1, 16).Select(i => (long)i), steps);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [MpirunFact]
+    public void A_failing_rank_ends_the_job_with_one_line_naming_it()
+    {
+        string dir = TrainingFixtures.TempFolder("mpi-fail");
+        try
+        {
+            string data = "folder:" + WritePngs(dir, 24), run = Path.Combine(dir, "run");
+            string[] args = [.. Common(data, run), "--batch_size", "4", "--steps", "50"];
+            // An exception on rank 1 only (its data folder is missing: mpirun's "A : B" gives each rank its own command).
+            string[] missing = (string[])args.Clone();
+            missing[Array.IndexOf(missing, data)] = "folder:" + Path.Combine(dir, "missing");
+            var bad = Run(Mpirun, [.. MpirunArgs(1), Dotnet, Cli, .. args, ":", "-n", "1", Dotnet, Cli, .. missing],
+                TimeSpan.FromMinutes(2));
+            Assert.NotEqual(0, bad.Code);
+            Assert.Contains("error: rank 1 of 2: image folder", bad.Output);
+            Assert.DoesNotContain("   at ", bad.Output);
+
+            // A diverging loss: every rank sees it before the update; rank 0 names the rank, the checkpoint of step 1 is kept.
+            string[] diverging = (string[])args.Clone();
+            diverging[Array.IndexOf(diverging, "--lr") + 1] = "1e30";
+            var nan = Run(Mpirun, [.. MpirunArgs(2), Dotnet, Cli, .. diverging, "--save_interval", "1"], TimeSpan.FromMinutes(2));
+            Assert.NotEqual(0, nan.Code);
+            Assert.Matches(@"error: rank [01] of 2: the (loss of sample \d+ is (NaN|-?∞|-?Infinity)|gradient is not finite) at step \d+", nan.Output);
+            Assert.Single(nan.Output.Split('\n'), l => l.StartsWith("error: ", StringComparison.Ordinal));
+            string folder = Checkpoint.Locate(run);
+            var weights = SafeTensorsFile.Open(Path.Combine(folder, "model.safetensors"));
+            Assert.All(weights.Names, n => Assert.All(weights.ReadFloat32(n), v => Assert.True(float.IsFinite(v), $"{n} holds {v}")));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
