@@ -3,9 +3,10 @@
 // diffusion losses, feed them to a loss-aware sampler, and back-propagate the importance-weighted mean; then clip,
 // set the lr (warm-up, linear anneal), AdamW step, EMA updates, zero the gradients.
 // Deviations: each microbatch's loss is scaled by (its size / batch size), so the gradient is the full batch's
-// mean whatever the microbatch (the reference sums the microbatch means); an lr warm-up and global-norm clipping
-// are added; all randomness comes from four seeded Rngs (data order, timesteps, noise, dropout) that a checkpoint
-// saves, so training resumes bit-exactly.
+// mean whatever the microbatch (the reference sums the microbatch means), and each microbatch is back-propagated
+// into zeroed gradients that are then added to the step's sum (so the sum is the same one ranks all-reduce, see
+// Trainer.Distributed.cs); an lr warm-up and global-norm clipping are added; all randomness comes from four seeded
+// Rngs (data order, timesteps, noise, dropout) that a checkpoint saves, so training resumes bit-exactly.
 using System.Diagnostics;
 using DiffuSharp.Data;
 using DiffuSharp.Diffusion;
