@@ -49,9 +49,14 @@ public sealed unsafe class Mpi
     /// <summary>How long one collective may wait for the other ranks before this process ends the job.</summary>
     public TimeSpan CollectiveTimeout { get; }
 
-    /// <summary>True when mpirun (or a PMIx launcher) started this process.</summary>
+    /// <summary>True when mpirun (or a PMIx/PMI launcher such as srun) started this process.</summary>
     public static bool LaunchedByMpirun =>
-        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null || Environment.GetEnvironmentVariable("PMIX_RANK") is not null;
+        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null || Environment.GetEnvironmentVariable("PMIX_RANK") is not null
+        || Environment.GetEnvironmentVariable("PMI_RANK") is not null;
+
+    // The job size the launcher announced, where it says (Open MPI's mpirun, PMI launchers).
+    static int? LauncherSize() =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") ?? Environment.GetEnvironmentVariable("PMI_SIZE"), out int n) ? n : null;
 
     /// <summary>
     /// MPI_Init when this process was started by mpirun, else null (a single process, MPI never loaded). Throws
@@ -94,6 +99,10 @@ public sealed unsafe class Mpi
         Check(((delegate* unmanaged<nint, int*, int>)Sym("MPI_Comm_rank"))(_comm, &rank), "MPI_Comm_rank");
         Check(((delegate* unmanaged<nint, int*, int>)Sym("MPI_Comm_size"))(_comm, &size), "MPI_Comm_size");
         (Rank, Size) = (rank, size);
+        // Another MPI's launcher (MPICH's mpiexec) starting Open MPI processes gives N jobs of one rank each, which
+        // would all write the same output folder: refuse.
+        if (LauncherSize() is int expected && expected != size)
+            throw new InvalidOperationException($"the launcher started {expected} processes but Open MPI sees a job of {size}: start with Open MPI's mpirun");
 
         _watchdog = new Thread(Watch) { IsBackground = true, Name = "mpi collective watchdog" };
         _watchdog.Start();
