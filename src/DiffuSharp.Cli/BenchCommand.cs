@@ -19,15 +19,16 @@ public static class BenchCommand
     {
         if (args.Length == 0 || args[0] is "--help" or "-h")
         {
-            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
+            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       diffusharp bench sd15 [--json] [--only unet|vae] [--repeats N]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
             return 0;
         }
         return args[0] switch
         {
             "ops" => Ops(args[1..], stdout),
             "train" => BenchTrain.Run(args[1..], stdout),
+            "sd15" => BenchSd15.Run(args[1..], stdout),
             "allreduce" => BenchAllreduce.Run(args[1..], stdout),
-            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops', 'train' or 'allreduce')"),
+            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops', 'train', 'sd15' or 'allreduce')"),
         };
     }
 

@@ -49,6 +49,18 @@ internal static class CliModel
         return label;
     }
 
+    /// <summary>--guidance W: only for a class-conditional model with a null label.</summary>
+    public static double? Guidance(string command, ParsedOptions o, ModelConfig config, string modelDir)
+    {
+        if (!o.Has("guidance")) return null;
+        double w = o.Double("guidance", min: 0);
+        if (config.ClassCount is null)
+            throw new CliException($"{command}: --guidance needs a class-conditional model; {modelDir} is unconditional (class_cond false)");
+        if (config.NullLabel is null)
+            throw new CliException($"{command}: --guidance needs a model trained with a null label (train --class_dropout_prob); {modelDir} has none (model.json: null_class is not true)");
+        return w;
+    }
+
     /// <summary>The model's diffusion respaced to <paramref name="steps"/> evenly spaced steps (null: every trained step).</summary>
     public static SpacedDiffusion Diffusion(string command, ModelConfig config, int? steps)
     {

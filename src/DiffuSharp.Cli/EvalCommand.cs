@@ -26,6 +26,7 @@ public static class EvalCommand
         new("n", "samples (and test images) for the Fréchet distance; 0 skips it", "1000", Value: "N"),
         new("nll-n", "test images for the NLL in bits/dim (T model calls per batch); 0 skips it", "16", Value: "N"),
         new("steps", "DDIM sampling steps", "50", Value: "S"),
+        new("guidance", "classifier-free guidance scale W of the samples (models trained with --class_dropout_prob; the NLL stays unguided)", Value: "W"),
         new("batch", "images per forward pass", "64", Value: "B"),
         new("classifier", "classifier folder (diffusharp train-classifier); default: the repository's models/classifier", "models/classifier", Value: "DIR"),
         new("data", "folder with the Fashion-MNIST IDX files", FashionMnist.DefaultFolder, Value: "DIR"),
@@ -46,6 +47,7 @@ public static class EvalCommand
         if (n == 1) throw new CliException($"{Name}: --n must be 0 (skip) or at least 2 (a covariance needs two samples), got 1");
 
         var (config, unet) = ModelFolder.Load(o.Required("model"));
+        double? guidance = CliModel.Guidance(Name, o, config, o.Required("model"));
         FashionClassifier? classifier = null;
         if (n > 0)
         {
@@ -94,12 +96,12 @@ public static class EvalCommand
             var clock = Stopwatch.StartNew();
             int? k = config.ClassCount;
             int[]? labels = k is int kk ? Enumerable.Range(0, n).Select(i => i % kk).ToArray() : null;
-            var samples = Sample(config, unet, n, steps, batch, labels, seed);
+            var samples = Sample(config, unet, n, steps, batch, labels, seed, guidance);
             double sampleSecs = clock.Elapsed.TotalSeconds;
             int d = classifier.Config.FeatureDim;
             var (preds, genFeatures) = classifier.Predict(samples, n, batch);
             var (_, testFeatures) = classifier.Predict(test.Images.AsSpan(0, n * len), n, batch);
-            rows.Add(("fd", FrechetDistance.Compute(genFeatures, n, testFeatures, n, d), "", $"{n} DDIM-{steps} samples vs {n} test images"));
+            rows.Add(("fd", FrechetDistance.Compute(genFeatures, n, testFeatures, n, d), "", $"{n} DDIM-{steps} samples{(guidance is double g ? $" (guidance {g.ToString(CultureInfo.InvariantCulture)})" : "")} vs {n} test images"));
             if (TrainSplit(o.Required("data")) is { } train && train.Count >= n)
             {
                 var (_, trainFeatures) = classifier.Predict(train.Images.AsSpan(0, n * len), n, batch);
@@ -129,7 +131,7 @@ public static class EvalCommand
     }
 
     /// <summary>n DDIM samples (eta 0) in [-1, 1], (n, C, S, S) row-major, x_T from seed.</summary>
-    static float[] Sample(ModelConfig config, NN.UNetModel unet, int n, int steps, int batch, int[]? labels, ulong seed)
+    static float[] Sample(ModelConfig config, NN.UNetModel unet, int n, int steps, int batch, int[]? labels, ulong seed, double? guidance = null)
     {
         var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = steps.ToString(CultureInfo.InvariantCulture) });
         int C = config.InChannels, S = config.ImageSize, len = C * S * S;
@@ -139,7 +141,10 @@ public static class EvalCommand
         {
             int b = Math.Min(batch, n - start);
             int[]? cls = labels?.AsSpan(start, b).ToArray();
-            var x = diffusion.DdimSampleLoop((xt, t) => unet.Forward(xt, t, cls), [b, C, S, S], rng);
+            DiffusionModel fn = guidance is double w
+                ? ClassifierFreeGuidance.Create((xt, t, c) => unet.Forward(xt, t, c), cls!, config.NullLabel!.Value, w)
+                : (xt, t) => unet.Forward(xt, t, cls);
+            var x = diffusion.DdimSampleLoop(fn, [b, C, S, S], rng);
             x.ToArray().CopyTo(samples.AsSpan(start * len));
         }
         return samples;

@@ -1,6 +1,8 @@
 // diffusharp: the command line. Parses arguments into config records and calls the library; every user error
 // becomes one line on stderr and a non-zero exit code, never a stack trace (set DIFFUSHARP_DEBUG=1 for one).
+using System.Text;
 using DiffuSharp.Data;
+using DiffuSharp.Training;
 
 namespace DiffuSharp.Cli;
 
@@ -15,6 +17,7 @@ public static class Program
         ("eval", "NLL in bits/dim and sample quality of a model"),
         ("train-classifier", "train the Fashion-MNIST classifier that eval uses"),
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
+        ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -38,13 +41,14 @@ public static class Program
                 "interpolate" => InterpolateCommand.Run(rest, stdout),
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),
+                "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
         {
             stderr.WriteLine($"error: {OneLine(e)}");
-            return e is CliException ? 2 : 1;
+            return e is CliException ? 2 : 1;                     // a stopped diverging run (NonFiniteTrainingException) is 1
         }
     }
 
@@ -52,17 +56,33 @@ public static class Program
     {
         string msg = e switch
         {
-            CliException or DatasetNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
+            CliException or NonFiniteTrainingException or DatasetNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
             OutOfMemoryException => "out of memory: " + e.Message,
             _ => $"{e.GetType().Name}: {e.Message}",
         };
-        return msg.ReplaceLineEndings(" ");
+        return Printable(msg.ReplaceLineEndings(" "));
+    }
+
+    /// <summary>The message with control characters (bytes from a file: ESC sequences, BEL, NUL, …) and lone
+    /// surrogates written as \uXXXX, so an error line never drives the terminal.</summary>
+    internal static string Printable(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            bool pair = char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]);
+            if (pair) { sb.Append(c).Append(s[++i]); continue; }
+            if (char.IsControl(c) || char.IsSurrogate(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator) sb.Append($"\\u{(int)c:x4}");
+            else sb.Append(c);
+        }
+        return sb.ToString();
     }
 
     static string Usage()
     {
         var lines = new List<string> { "usage: diffusharp <command> [options]", "", "commands:" };
-        lines.AddRange(Commands.Select(c => $"  {c.Name,-12} {c.Summary}"));
+        lines.AddRange(Commands.Select(c => $"  {c.Name,-17} {c.Summary}"));
         lines.Add("");
         lines.Add("'diffusharp <command> --help' lists a command's options.");
         return string.Join(Environment.NewLine, lines);

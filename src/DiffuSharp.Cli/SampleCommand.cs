@@ -1,5 +1,9 @@
-// diffusharp sample: loads a SPEC.md model folder and draws N images with DDIM (eta) or ancestral DDPM over a
-// respaced schedule of --steps evenly spaced timesteps, in batches of --batch. x_T comes from --seed, or from
+// diffusharp sample: loads a SPEC.md model folder and draws N images, in batches of --batch, with improved-diffusion's
+// DDIM (eta) or ancestral DDPM over a respaced schedule, or with any of diffusers' schedulers (--sampler dpm++2m,
+// euler_a, unipc, ...; --karras; --spacing) over --steps timesteps of the model's own schedule. The respacing: --steps N (N evenly spaced timesteps, improved-diffusion's
+// section spacing "N"), else --respacing STR, else model.json's timestep_respacing (so a model trained with
+// improved-diffusion samples as its ddim_sample_loop / p_sample_loop would), else 50 steps. --guidance W samples a
+// model trained with a null label with classifier-free guidance (one batched 2B forward per step). x_T comes from --seed, or from
 // --noise FILE (.npy / .safetensors, float32 N×C×H×W), which makes a DDIM (eta = 0) run a pure function of model
 // and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
 // (rows = the first samples, columns = x_t at evenly spaced steps, ending at x_0).
@@ -8,6 +12,7 @@ using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;
 using DiffuSharp.Models;
+using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Cli;
 
@@ -21,9 +26,13 @@ public static class SampleCommand
         new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist", Value: "DIR"),
         new("n", "number of samples", "16", Value: "N"),
         new("batch", "samples per forward pass", "16", Value: "B"),
-        new("steps", "sampling steps (respaced, evenly over the trained T)", "50", Value: "S"),
-        new("sampler", "ddim | ddpm", "ddim", Value: "NAME"),
-        new("eta", "DDIM eta (0 = deterministic)", "0", Value: "E"),
+        new("steps", "sampling steps, evenly spaced over the trained T; overrides --respacing and model.json (no step flag: model.json's timestep_respacing, or 50 steps when it has none, as for the shipped model)", Value: "S"),
+        new("respacing", "improved-diffusion timestep respacing: \"ddimN\" (stride T/N), \"N\", or section counts \"10,15,20\"", Value: "STR"),
+        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class_dropout_prob)", Value: "W"),
+        new("sampler", "ddim | ddpm (improved-diffusion's own loops) | a diffusers scheduler: pndm lms euler euler_a heun kdpm2 kdpm2_a dpm++2m dpm++2m_sde dpm++3m dpm_single deis unipc (also sd-webui names, e.g. \"DPM++ 2M Karras\"); the list below shows their timesteps", "ddim", Value: "NAME"),
+        new("karras", "Karras sigmas (σ-based and DPM-Solver/DEIS/UniPC schedulers)", IsFlag: true),
+        new("spacing", "timestep spacing of a diffusers scheduler: linspace | leading | trailing (default: the class's own)", Value: "S"),
+        new("eta", "DDIM eta (0 = deterministic; --sampler ddim only)", "0", Value: "E"),
         new("class", "class label for every sample, or 'balanced' (class-conditional models)", Value: "LABEL"),
         new("seed", "seed of the noise", "0", Value: "N"),
         new("noise", "initial noise x_T from FILE (.npy or .safetensors, float32 N×C×H×W)", Value: "FILE"),
@@ -36,13 +45,14 @@ public static class SampleCommand
     public static int Run(string[] args, TextWriter stdout)
     {
         var o = OptionParser.Parse("sample", args, Options);
-        if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options)); return 0; }
-        int steps = o.Int("steps");
-        if (steps < 1) throw new CliException($"sample: --steps must be at least 1, got {steps}");
+        if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options) + Environment.NewLine + SamplerTable()); return 0; }
+        if (o.Has("steps")) o.Int("steps", min: 1);                      // checked before the model is loaded
         double eta = o.Double("eta");
         if (eta < 0) throw new CliException($"sample: --eta must be non-negative, got {o.Required("eta")}");
         string samplerName = o.Required("sampler");
-        if (samplerName is not ("ddim" or "ddpm")) throw new CliException($"sample: --sampler must be ddim or ddpm, got '{samplerName}'");
+        bool ownLoop = samplerName is "ddim" or "ddpm";
+        CheckSampler(o, samplerName, ownLoop, eta);
+        TimestepSpacing? spacing = Spacing(o);
         int batch = o.Int("batch", min: 1);
         ulong seed = ulong.TryParse(o.Required("seed"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sd)
             ? sd : throw new CliException($"sample: --seed expects a non-negative integer, got '{o.Required("seed")}'");
@@ -50,8 +60,17 @@ public static class SampleCommand
         string modelDir = o.String("model") ?? ShippedModels.Find(ShippedModel, "model.safetensors")
             ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
         var (config, model) = ModelFolder.Load(modelDir);
-        if (steps > config.DiffusionSteps)
-            throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {config.DiffusionSteps}");
+        string respacing = ResolveRespacing(o, config, modelDir);
+        Scheduler? scheduler = null;
+        int schedulerSteps = 0;
+        if (!ownLoop)
+        {
+            if (o.Has("respacing")) throw new CliException($"sample: --respacing sets improved-diffusion's ddim/ddpm timesteps; --sampler {samplerName} takes --steps N");
+            scheduler = ModelSchedulers.Create(config, samplerName, o.Flag("karras"), spacing);
+            schedulerSteps = Respacing.SpaceTimesteps(config.DiffusionSteps, respacing).Count();
+            scheduler.SetTimesteps(schedulerSteps);
+        }
+        double? guidance = CliModel.Guidance("sample", o, config, modelDir);
         int C = config.InChannels, H = config.ImageSize, W = config.ImageSize;
 
         float[]? noise = null;
@@ -66,7 +85,8 @@ public static class SampleCommand
         }
         int[]? classes = Classes(o, config, n);
 
-        var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = steps.ToString(CultureInfo.InvariantCulture) });
+        var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = respacing });
+        int steps = scheduler?.Timesteps.Count ?? diffusion.NumTimesteps;
         var rng = new Rng(seed);
         var samples = new float[n * C * H * W];
         string? trajectoryPath = o.String("trajectory");
@@ -80,11 +100,17 @@ public static class SampleCommand
         {
             int b = Math.Min(batch, n - start);
             int[]? cls = classes?.AsSpan(start, b).ToArray();
-            DiffusionModel fn = (x, t) => model.Forward(x, t, cls);
+            DiffusionModel fn = guidance is double w
+                ? ClassifierFreeGuidance.Create((x, t, c) => model.Forward(x, t, c), cls!, config.NullLabel!.Value, w)
+                : (x, t) => model.Forward(x, t, cls);
             Tensor? x0 = noise is null ? null : Tensor.FromArray(noise.AsSpan(start * len, b * len).ToArray(), b, C, H, W);
             if (x0 is null) { x0 = Tensor.RandN([b, C, H, W], rng); }
             int[] shape = [b, C, H, W];
-            var loop = samplerName == "ddim"
+            // one stream of steps for every sampler: (loop index counted down to 0, x after the step)
+            var loop = scheduler is not null
+                ? SchedulerSampling.SampleProgressive(scheduler, fn, x0, schedulerSteps, rng, ModelSchedulers.TimestepScale(config))
+                    .Select(st => new SampleStep(steps - 1 - st.Index, st.Sample, st.PredOriginalSample ?? st.Sample))
+                : samplerName == "ddim"
                 ? diffusion.DdimSampleLoopProgressive(fn, shape, rng, x0, eta)
                 : diffusion.PSampleLoopProgressive(fn, shape, rng, x0);
             Tensor? last = null;
@@ -106,6 +132,76 @@ public static class SampleCommand
         if (trajectoryPath is not null) Png.Write(trajectoryPath, ImageGrid.Make(strip!, trajRows * trajCols, C, H, W, columns: trajCols));
         stdout.WriteLine($"wrote {n} samples to {outPath}");
         return 0;
+    }
+
+    /// <summary>The respacing string: --steps N, --respacing STR, model.json's timestep_respacing, or "50".</summary>
+    static string ResolveRespacing(ParsedOptions o, ModelConfig config, string modelDir)
+    {
+        int T = config.DiffusionSteps;
+        if (o.Has("steps"))
+        {
+            int steps = o.Int("steps", min: 1);
+            if (steps > T) throw new CliException($"sample: --steps {steps} is more than the model's diffusion_steps {T}");
+            return steps.ToString(CultureInfo.InvariantCulture);
+        }
+        var (spec, source) = o.String("respacing") is { } r ? (r, "--respacing")
+            : config.TimestepRespacing.Length > 0 ? (config.TimestepRespacing, $"{Path.Combine(modelDir, ModelFolder.ConfigFile)}: timestep_respacing")
+            : (Math.Min(50, T).ToString(CultureInfo.InvariantCulture), "the default");
+        try { Respacing.SpaceTimesteps(T, spec); }
+        catch (ArgumentException e)
+        {
+            // The library's message ends with ' (Parameter ...)': keep only the sentence.
+            string why = e.Message.Split(" (Parameter", 2)[0];
+            throw new CliException($"sample: {source} \"{spec}\" is not a valid respacing for diffusion_steps {T}: {why}");
+        }
+        return spec;
+    }
+
+    /// <summary>Refuses an unknown sampler and options that do not apply to the chosen one, before any work.</summary>
+    static void CheckSampler(ParsedOptions o, string name, bool ownLoop, double eta)
+    {
+        if (ownLoop)
+        {
+            if (o.Flag("karras")) throw new CliException($"sample: --karras applies to the diffusers schedulers, not --sampler {name} (improved-diffusion's own loop)");
+            if (o.Has("spacing")) throw new CliException($"sample: --spacing applies to the diffusers schedulers; --sampler {name} takes --respacing");
+            if (name == "ddpm" && eta != 0) throw new CliException("sample: --eta applies to --sampler ddim only");
+            return;
+        }
+        if (eta != 0) throw new CliException($"sample: --eta applies to --sampler ddim only, not {name}");
+        try { SchedulerFactory.ConfigFor(name, SchedulerConfig.DefaultsFor("DDIMScheduler")); }
+        catch (ArgumentException e) { throw new CliException($"sample: --sampler: {e.Message}"); }
+    }
+
+    static TimestepSpacing? Spacing(ParsedOptions o) => o.String("spacing") switch
+    {
+        null => null,
+        "linspace" => TimestepSpacing.Linspace,
+        "leading" => TimestepSpacing.Leading,
+        "trailing" => TimestepSpacing.Trailing,
+        var v => throw new CliException($"sample: --spacing must be linspace, leading or trailing, got '{v}'"),
+    };
+
+    /// <summary>The help's table: every sampler, its sd-webui name, and the timesteps --steps 10 gives on a model with
+    /// T = 1000 (its class's default spacing).</summary>
+    static string SamplerTable()
+    {
+        var lines = new List<string> { "samplers (--steps 10 on a model with T = 1000: the timesteps the model is called at, first to last):" };
+        var model = new ModelConfig { DiffusionSteps = 1000, NoiseSchedule = "cosine" };
+        foreach (var s in SchedulerFactory.Samplers)
+        {
+            string ts;
+            if (s.CliName is "ddim" or "ddpm")
+                ts = string.Join(" ", Respacing.SpaceTimesteps(1000, "10").OrderDescending()) + "  (improved-diffusion's spacing \"10\"; --respacing ddim10 gives 900 … 0)";
+            else
+            {
+                var sch = ModelSchedulers.Create(model, s.CliName);
+                sch.SetTimesteps(10);
+                ts = string.Join(" ", sch.Timesteps.Select(t => Math.Round(t, 1).ToString(CultureInfo.InvariantCulture)))
+                    + $"  ({sch.Config.TimestepSpacing.ToString().ToLowerInvariant()})";
+            }
+            lines.Add($"  {s.CliName,-12} {s.DisplayName,-13} {ts}");
+        }
+        return string.Join(Environment.NewLine, lines);
     }
 
     static int[]? Classes(ParsedOptions o, ModelConfig config, int n)

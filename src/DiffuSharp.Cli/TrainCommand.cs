@@ -1,11 +1,18 @@
 // diffusharp train: improved-diffusion's image_train.py flags (underscore names) → ModelConfig + TrainConfig →
 // Trainer.Run. A preset supplies the model; any model flag given overrides it. --resume continues <out>/checkpoint
-// with the model and training settings stored there (only --steps and the intervals may be changed).
+// with the model and training settings stored there (only --steps and the intervals may be changed). --init_from DIR
+// starts from a model folder's network and weights instead (its EMA from those weights), with the objective flags
+// (--class_dropout_prob, --predict_v, --snr_gamma, --noise_offset) applied on top.
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
-// the current step, saves a checkpoint and the model folder, and exits 0; so do SIGTERM, SIGHUP and SIGUSR1.
+// the current step, saves a checkpoint and the model folder, and exits 130 (SIGTERM: 143, SIGHUP: 129, SIGUSR1: 138).
+// Never loses work: an existing run is not replaced without --overwrite; a changed training flag on --resume is
+// refused; a non-finite loss or gradient stops the run (exit 1) unless --skip_nonfinite; checkpoints also every
+// --save_minutes of wall time; a finished run whose model/ is missing or stale gets it back on --resume.
 // Under mpirun (`mpirun -n N diffusharp train ...`) every rank runs this command: rank 0 reads the checkpoint on
-// --resume and broadcasts it, rank 0 alone prints and writes, and any rank's error ends the whole job with one
-// line naming the rank (MPI_Abort). See Trainer.Distributed.cs and docs/distributed.md.
+// --resume (or the --init_from folder) and broadcasts it, rank 0 alone tidies, prints and writes, a stop or a
+// non-finite step is agreed by all ranks (same exit code everywhere; SIGUSR1, which mpirun forwards, stops a
+// distributed run with a checkpoint), and any rank's error ends the whole job with one line naming the rank
+// (MPI_Abort). See Trainer.Distributed.cs and docs/distributed.md.
 using System.Globalization;
 using DiffuSharp.Data;
 using DiffuSharp.Distributed;
@@ -24,6 +31,9 @@ public static class TrainCommand
         "rescale_timesteps", "rescale_learned_sigmas", "use_checkpoint", "use_scale_shift_norm", "in_channels", "channel_mult", "num_classes",
     ];
 
+    /// <summary>Training objectives saved in model.json (DiffuSharp's keys), settable with --init_from too.</summary>
+    static readonly string[] ObjectiveFlags = ["class_dropout_prob", "predict_v", "snr_gamma", "noise_offset"];
+
     static readonly OptionSpec[] Options =
     [
         new("preset", "model preset: " + string.Join(" | ", Presets.All.Select(p => p.Name)), "fashion-mnist", Value: "NAME"),
@@ -31,6 +41,9 @@ public static class TrainCommand
         new("max_images", "use only the first N images of the data (0 = all)", "0", Value: "N"),
         new("out", "output folder (checkpoint/, model/, samples/, log.jsonl)", "runs/train", Value: "DIR"),
         new("resume", "continue from <out>/checkpoint", IsFlag: true),
+        new("overwrite", "start a new run in an --out that already holds one (its checkpoint, model and log are deleted)", IsFlag: true),
+        new("skip_nonfinite", "skip steps whose loss or gradient is NaN/inf (counted in the log) instead of stopping", IsFlag: true),
+        new("save_minutes", "also save a checkpoint every M minutes of wall time (0 = off)", "10", Value: "M"),
         new("steps", "total optimisation steps", Value: "N"),
         new("batch_size", "images per step", "64", Value: "N"),
         new("microbatch", "split each batch into microbatches of N (-1 = off)", "-1", Value: "N"),
@@ -56,6 +69,11 @@ public static class TrainCommand
         new("use_checkpoint", "model.json flag (no effect)", Value: "BOOL"), new("use_scale_shift_norm", "model.json flag", Value: "BOOL"),
         new("in_channels", "model.json flag", Value: "N"), new("channel_mult", "model.json flag, e.g. 1,2,2", Value: "LIST"),
         new("num_classes", "model.json flag", Value: "N"),
+        new("class_dropout_prob", "replace the label by a null label with probability P (classifier-free guidance; adds a label_emb row)", Value: "P"),
+        new("predict_v", "the model predicts v = √ᾱ ε − √(1−ᾱ) x0 instead of ε", Value: "BOOL"),
+        new("snr_gamma", "min-SNR-γ loss weighting, e.g. 5 (0 = off)", Value: "G"),
+        new("noise_offset", "offset noise: ε + offset·N(0,1) per image and channel, e.g. 0.1 (0 = off)", Value: "O"),
+        new("init_from", "start from this model folder's network and weights (fine-tuning); a new null label row starts as the mean of the class rows", Value: "DIR"),
         new("mpi_timeout", "under mpirun: seconds one collective may wait for the other ranks before the job is ended", "600", Value: "SECONDS"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -78,9 +96,15 @@ public static class TrainCommand
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
         {
-            // A failure every rank saw at once (RankFailedException) is reported by rank 0 alone; any other by its rank.
-            world.Abort(e is RankFailedException ? (world.IsRoot ? $"error: {e.Message}" : null)
-                : $"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}");
+            // A non-finite step is seen by every rank at once (and a refused save only by rank 0, which writes):
+            // rank 0 reports it alone and ends the job; the others wait for that, then end it themselves should it
+            // not come. Any other error is reported by the rank it happened on.
+            if (e is NonFiniteTrainingException)
+            {
+                if (!world.IsRoot) Thread.Sleep(TimeSpan.FromSeconds(10));
+                world.Abort(world.IsRoot ? $"error: {Program.OneLine(e)}" : null);
+            }
+            world.Abort($"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}");
             return 1;                                             // not reached: Abort ends the process
         }
     }
@@ -88,11 +112,14 @@ public static class TrainCommand
     static int Train(ParsedOptions o, string[] args, TextWriter stdout, Mpi? world)
     {
         string outFolder = o.Required("out");
+        if (o.Flag("resume") && o.Flag("overwrite")) throw new CliException("train: --resume and --overwrite exclude each other");
+        double saveMinutes = o.Double("save_minutes", min: 0);
         bool root = world is null || world.IsRoot;
         Trainer trainer;
         if (o.Flag("resume"))
         {
-            foreach (var flag in ModelFlags.Append("preset"))
+            if (root) RunFolder.Tidy(outFolder);
+            foreach (var flag in ModelFlags.Concat(ObjectiveFlags).Append("preset").Append("init_from"))
                 if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
                     throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
             // Rank 0 reads the checkpoint; the other ranks get its configs and, below, its state by broadcast.
@@ -113,41 +140,73 @@ public static class TrainCommand
             };
             trainer = folder is not null ? Checkpoint.Load(folder, data, Adjust, world) : new Trainer(modelConfig!, Adjust(saved!), data, world);
             trainer.SyncFromRoot();
+            foreach (var (flag, value) in TrainingFlags)
+                if (Given(args, flag) && value(ConfigFromOptions(o, outFolder)) is var asked && asked != value(trainer.Config))
+                    throw new CliException($"train: --{flag} {asked} differs from the checkpoint's {value(trainer.Config)}; --resume keeps the checkpoint's training settings (only --steps, --data and the intervals may change)");
+            // A complete run whose model/ is missing or stale (killed between the last checkpoint and model/): rank 0
+            // looks, and tells the others.
+            bool restoreModel = root && trainer.StepCount >= trainer.Config.TotalSteps && !RunFolder.ModelIsCurrent(outFolder, trainer.StepCount);
+            if (world is not null) restoreModel = Trainer.BcastBytes(world, [restoreModel ? (byte)1 : (byte)0])[0] != 0;
+            if (restoreModel)
+            {
+                if (!root) return 0;
+                trainer.SaveModelFolder(Path.Combine(outFolder, RunFolder.ModelFolderName));
+                stdout.WriteLine($"the run was complete at step {trainer.StepCount}; wrote its missing model folder {Path.Combine(outFolder, RunFolder.ModelFolderName)}");
+                return 0;
+            }
             if (trainer.StepCount >= trainer.Config.TotalSteps)
                 throw new CliException($"train: the checkpoint is at step {trainer.StepCount}, already at --steps {trainer.Config.TotalSteps}; pass a larger --steps");
         }
         else
         {
-            var model = ModelFromOptions(o);
-            var config = Intervals(o, new TrainConfig(
-                BatchSize: o.Int("batch_size", min: 1), Microbatch: o.Int("microbatch", min: -1), Lr: o.Double("lr", min: 0),
-                WeightDecay: o.Double("weight_decay", min: 0), WarmupSteps: o.Int("warmup", min: 0),
-                LrAnnealSteps: o.Int("lr_anneal_steps", min: 0), GradClip: o.Double("grad_clip", min: 0), EmaRate: o.Required("ema_rate"),
-                ScheduleSampler: o.Required("schedule_sampler"), TotalSteps: o.Has("steps") ? o.Long("steps") : 10_000,
-                Seed: ulong.Parse(o.Required("seed"), CultureInfo.InvariantCulture), OutputFolder: outFolder, DataSource: o.Required("data")));
+            string? initFrom = o.String("init_from");
+            if (initFrom is not null)
+                foreach (var flag in ModelFlags.Append("preset"))
+                    if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
+                        throw new CliException($"train: --{flag} cannot change the network of --init_from {initFrom} (its model.json is used)");
+            // --init_from: rank 0 reads the folder (its model.json here, its weights below) and the others get it.
+            var model = initFrom is null ? ModelFromOptions(o) : root ? WithObjectives(o, ModelFolder.LoadConfig(initFrom)) : null;
+            if (initFrom is not null && world is not null) model = ModelConfig.FromJson(Share(world, model?.ToJson()), "model.json from rank 0");
+            var config = ConfigFromOptions(o, outFolder);
             if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
             if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
-            trainer = new Trainer(model, config, LoadData(config.DataSource, model, o.Int("max_images", min: 0)), world);
-            trainer.SyncFromRoot();                               // every rank starts from rank 0's weights
+            var data = LoadData(config.DataSource, model!, o.Int("max_images", min: 0));
+            if (root && RunFolder.HoldsRun(outFolder))           // rank 0 alone looks at and clears the folder it writes
+            {
+                if (!o.Flag("overwrite"))
+                    throw new CliException($"train: {outFolder} already holds a training run (checkpoint, model or {Trainer.LogFile}); continue it with --resume, or pass --overwrite to replace it");
+                RunFolder.Clear(outFolder);
+            }
+            trainer = new Trainer(model!, config, data, world);
+            if (initFrom is not null && root) trainer.InitializeFrom(initFrom);
+            trainer.SyncFromRoot();                               // every rank starts from rank 0's weights (and EMAs)
         }
+        trainer.SkipNonFinite = o.Flag("skip_nonfinite");
+        trainer.SaveEvery = TimeSpan.FromMinutes(saveMinutes);
 
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        int interrupted = 0;                                       // the exit code of the signal that stopped the run
+        void Stop(int code) { if (interrupted == 0) interrupted = code; cts.Cancel(); }
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; Stop(130); };
         Console.CancelKeyPress += onCancel;
-        // SIGTERM (kill, a container stop) and SIGHUP stop the same way: finish the step, save, exit 0
-        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
-        using var onHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => { c.Cancel = true; cts.Cancel(); });
+        // SIGTERM (kill, a container stop) and SIGHUP stop the same way: finish the step, save, exit 128 + signal
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Stop(143); });
+        using var onHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => { c.Cancel = true; Stop(129); });
         // SIGUSR1 too: mpirun forwards it to every rank (its SIGTERM kills them), so `kill -USR1 <mpirun>` stops a
         // distributed run with a checkpoint; the ranks agree on the step to stop after.
         using var onUsr1 = OperatingSystem.IsLinux()
-            ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c => { c.Cancel = true; cts.Cancel(); })
+            ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c => { c.Cancel = true; Stop(138); })
             : null;
         try
         {
             bool done;
             if (world is null && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
             else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
-            if (!root) return 0;
+            // Under MPI the ranks stopped at the same step, some perhaps without a signal of their own: all exit with
+            // the first signalled rank's code.
+            if (!done && world is not null) interrupted = AgreedCode(world, interrupted);
+            if (!root) return done ? 0 : interrupted == 0 ? 130 : interrupted;
+            if (trainer.SkippedSteps > 0) stdout.WriteLine($"skipped {trainer.SkippedSteps} steps with a non-finite loss or gradient");
             stdout.WriteLine(done
                 ? $"trained {trainer.StepCount} steps; model: {Path.Combine(outFolder, "model")}"
                 : $"stopped at step {trainer.StepCount}; checkpoint saved, continue with --resume --out {outFolder}");
@@ -156,9 +215,50 @@ public static class TrainCommand
                     $"{world.Size} ranks, global batch {trainer.GlobalBatchSize}, per step: all-reduce of {trainer.Flat.Grads.Length * 4 / 1e6:F2} MB of gradients " +
                     $"{trainer.AllreduceSeconds / trainer.SharedSteps * 1e3:F2} ms, all-gather of the losses {trainer.GatherSeconds / trainer.SharedSteps * 1e3:F2} ms, " +
                     $"waiting for the slowest rank {trainer.WaitSeconds / trainer.SharedSteps * 1e3:F2} ms (mean of {trainer.SharedSteps} steps)"));
+            return done ? 0 : interrupted == 0 ? 130 : interrupted;
+        }
+        catch (NonFiniteTrainingException e)
+        {
+            throw new NonFiniteTrainingException(e.Step, $"train: {e.Message}; lower --lr, set --grad_clip, or pass --skip_nonfinite to skip such steps");
         }
         finally { Console.CancelKeyPress -= onCancel; }
-        return 0;
+    }
+
+    /// <summary>The training flags a --resume may not change, each with its value in a config (as text).</summary>
+    static readonly (string Flag, Func<TrainConfig, string> Value)[] TrainingFlags =
+    [
+        ("batch_size", c => c.BatchSize.ToString(CultureInfo.InvariantCulture)),
+        ("microbatch", c => c.Microbatch.ToString(CultureInfo.InvariantCulture)),
+        ("lr", c => c.Lr.ToString("R", CultureInfo.InvariantCulture)),
+        ("weight_decay", c => c.WeightDecay.ToString("R", CultureInfo.InvariantCulture)),
+        ("warmup", c => c.WarmupSteps.ToString(CultureInfo.InvariantCulture)),
+        ("lr_anneal_steps", c => c.LrAnnealSteps.ToString(CultureInfo.InvariantCulture)),
+        ("grad_clip", c => c.GradClip.ToString("R", CultureInfo.InvariantCulture)),
+        ("ema_rate", c => string.Join(",", c.EmaRates().Select(r => r.ToString("R", CultureInfo.InvariantCulture)))),
+        ("schedule_sampler", c => c.ScheduleSampler),
+        ("seed", c => c.Seed.ToString(CultureInfo.InvariantCulture)),
+    ];
+
+    static bool Given(string[] args, string flag) => args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal));
+
+    static TrainConfig ConfigFromOptions(ParsedOptions o, string outFolder)
+    {
+        string seed = o.Required("seed");
+        return Intervals(o, new TrainConfig(
+            BatchSize: o.Int("batch_size", min: 1), Microbatch: o.Int("microbatch", min: -1), Lr: o.Double("lr", min: 0),
+            WeightDecay: o.Double("weight_decay", min: 0), WarmupSteps: o.Int("warmup", min: 0),
+            LrAnnealSteps: o.Int("lr_anneal_steps", min: 0), GradClip: o.Double("grad_clip", min: 0), EmaRate: o.Required("ema_rate"),
+            ScheduleSampler: o.Required("schedule_sampler"), TotalSteps: o.Has("steps") ? o.Long("steps") : 10_000,
+            Seed: ulong.TryParse(seed, NumberStyles.None, CultureInfo.InvariantCulture, out var sd) ? sd : throw new CliException($"train: --seed expects a non-negative integer, got '{seed}'"),
+            OutputFolder: outFolder, DataSource: o.Required("data")));
+    }
+
+    // The first non-zero signal exit code in rank order (0 when no rank was signalled), the same on every rank.
+    static int AgreedCode(Mpi world, int code)
+    {
+        var all = new long[world.Size];
+        world.Allgather([code], all);
+        return (int)all.FirstOrDefault(c => c != 0);
     }
 
     // rank 0's JSON text on every rank (rootJson is null elsewhere).
@@ -223,6 +323,21 @@ public static class TrainCommand
         if (o.Has("channel_mult")) m = m with { ChannelMult = o.Required("channel_mult") };
         if (o.Has("num_classes")) m = m with { NumClasses = o.Int("num_classes", min: 1) };
         if (m.ClassCond && m.NumClasses is null) m = m with { NumClasses = 10 };   // the data sets here have 10 classes
+        return WithObjectives(o, m);
+    }
+
+    /// <summary>The objective flags on top of a model (a class dropout above 0 adds the null label), validated as model.json.</summary>
+    public static ModelConfig WithObjectives(ParsedOptions o, ModelConfig m)
+    {
+        if (o.Has("class_dropout_prob"))
+        {
+            double p = o.Double("class_dropout_prob", min: 0, max: 0.999);
+            if (p > 0 && !m.ClassCond) throw new CliException("train: --class_dropout_prob needs a class-conditional model (class_cond true)");
+            m = m with { ClassDropoutProb = p, NullClass = m.NullClass || p > 0 };
+        }
+        if (o.Has("predict_v")) m = m with { PredictV = o.Bool("predict_v") };
+        if (o.Has("snr_gamma")) m = m with { SnrGamma = o.Double("snr_gamma", min: 0) };
+        if (o.Has("noise_offset")) m = m with { NoiseOffset = o.Double("noise_offset", min: 0) };
         // Round-trip through model.json's validation so a bad combination fails here with one line.
         return ModelConfig.FromJson(m.ToJson(), "train options");
     }

@@ -41,8 +41,9 @@ public sealed partial class Tensor
     /// <param name="k">(…, Lk, D)</param>
     /// <param name="v">(…, Lk, Dv)</param>
     /// <param name="scale">usually 1/√D</param>
+    /// <param name="causal">query i attends to keys j ≤ i only (a causal mask, without a mask tensor)</param>
     /// <returns>(…, Lq, Dv)</returns>
-    public static Tensor Attention(Tensor q, Tensor k, Tensor v, float scale) => Ops.Attention(q, k, v, scale);
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, float scale, bool causal = false) => Ops.Attention(q, k, v, scale, causal);
 
     /// <summary>improved-diffusion's QKVAttention: qkv split per head into q, k, v of (ch, T) each, attention over the
     /// T positions with logits scaled by 1/√ch. The same as Attention on transposed slices, without copies.</summary>

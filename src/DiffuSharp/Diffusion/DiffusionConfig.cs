@@ -14,11 +14,13 @@ public sealed record DiffusionConfig(
     bool PredictXStart = false,                // model predicts x_0 instead of ε
     bool RescaleTimesteps = true,              // model sees t·1000/T, so timesteps look like DDPM's whatever T is
     bool RescaleLearnedSigmas = true,          // rescaled MSE: the VB term of a learned variance weighted T/1000
-    string TimestepRespacing = "")             // "" = every step; "ddim50", "250", "10,15,20" …
+    string TimestepRespacing = "",             // "" = every step; "ddim50", "250", "10,15,20" …
+    bool PredictV = false)                     // model predicts v = √ᾱ ε − √(1−ᾱ) x_0 (DiffuSharp's addition)
 {
     /// <summary>Checks every field; throws ArgumentException naming the bad one.</summary>
     public void Validate()
     {
+        if (PredictV && PredictXStart) throw new ArgumentException("PredictV and PredictXStart are exclusive", nameof(PredictV));
         if (DiffusionSteps < 1) throw new ArgumentException($"DiffusionSteps must be positive, got {DiffusionSteps}", nameof(DiffusionSteps));
         Diffusion.NoiseSchedule.Parse(NoiseSchedule);
         if (!string.IsNullOrEmpty(TimestepRespacing)) Respacing.SpaceTimesteps(DiffusionSteps, TimestepRespacing);
@@ -29,7 +31,7 @@ public static class DiffusionFactory
 {
     /// <summary>
     /// create_gaussian_diffusion: the named schedule over DiffusionSteps, loss RescaledKl (UseKl) / RescaledMse
-    /// (RescaleLearnedSigmas) / Mse, mean ε or x_0, variance learned-range / fixed-small / fixed-large, respaced
+    /// (RescaleLearnedSigmas) / Mse, mean ε, x_0 or v, variance learned-range / fixed-small / fixed-large, respaced
     /// to TimestepRespacing ("" keeps all steps).
     /// </summary>
     public static SpacedDiffusion Create(DiffusionConfig config)
@@ -39,7 +41,7 @@ public static class DiffusionFactory
         int steps = config.DiffusionSteps;
         var betas = NoiseSchedule.GetNamedBetaSchedule(config.NoiseSchedule, steps);
         var lossType = config.UseKl ? LossType.RescaledKl : config.RescaleLearnedSigmas ? LossType.RescaledMse : LossType.Mse;
-        var meanType = config.PredictXStart ? ModelMeanType.StartX : ModelMeanType.Epsilon;
+        var meanType = config.PredictXStart ? ModelMeanType.StartX : config.PredictV ? ModelMeanType.Velocity : ModelMeanType.Epsilon;
         var varType = config.LearnSigma ? ModelVarType.LearnedRange : config.SigmaSmall ? ModelVarType.FixedSmall : ModelVarType.FixedLarge;
         var useTimesteps = string.IsNullOrEmpty(config.TimestepRespacing)
             ? Respacing.SpaceTimesteps(steps, [steps])

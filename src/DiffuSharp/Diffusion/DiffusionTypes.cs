@@ -21,6 +21,8 @@ public enum ModelMeanType
     StartX,
     /// <summary>ε, the noise added by q_sample (DDPM's parameterisation).</summary>
     Epsilon,
+    /// <summary>v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans &amp; Ho 2022, "Progressive Distillation", §4; diffusers' v_prediction).</summary>
+    Velocity,
 }
 
 /// <summary>The variance of p(x_{t−1} | x_t).</summary>

@@ -2,6 +2,10 @@
 // frozen mean (iDDPM §3.1), and the variational bound term L_t in bits (DDPM eq. 5, iDDPM eqs. 4–6).
 // Reference: openai/improved-diffusion, improved_diffusion/gaussian_diffusion.py (training_losses, _vb_terms_bpd).
 // Deviations: noise is explicit (a Tensor or an Rng); model kwargs live in the DiffusionModel closure.
+// Additions (the objectives of diffusers' training scripts, e.g. examples/text_to_image/train_text_to_image.py):
+// a v target for ModelMeanType.Velocity and min-SNR-γ weighting of the MSE term (Hang et al. 2023, "Efficient
+// Diffusion Training via Min-SNR Weighting Strategy"): SNR_t = ᾱ_t / (1 − ᾱ_t), weight min(SNR_t, γ) / SNR_t for
+// ε, min(SNR_t, γ) / (SNR_t + 1) for v, min(SNR_t, γ) for x_0, computed in float64 and rounded once.
 namespace DiffuSharp.Diffusion;
 
 /// <summary>One VB term per sample (B), in bits per dimension, and the model's x_0 prediction.</summary>
@@ -33,9 +37,12 @@ public partial class GaussianDiffusion
     /// <summary>
     /// Training losses at timesteps t (one per sample) for x_0: (B, C, H, W). Loss is (B); Mse and Vb are set for the
     /// MSE loss types (Vb only with a learned variance). noise: ε as a (B, C, H, W) tensor, or an Rng to draw it.
+    /// <paramref name="snrGamma"/> &gt; 0 weights the MSE term by min-SNR-γ (Loss carries the weighted term, Mse the
+    /// plain one).
     /// </summary>
-    public TrainingLossTerms TrainingLosses(DiffusionModel model, Tensor x0, int[] t, NoiseSource noise)
+    public TrainingLossTerms TrainingLosses(DiffusionModel model, Tensor x0, int[] t, NoiseSource noise, double snrGamma = 0)
     {
+        if (!(snrGamma >= 0)) throw new ArgumentOutOfRangeException(nameof(snrGamma), $"snr_gamma must be >= 0 (0 = off), got {snrGamma}");
         ArgumentNullException.ThrowIfNull(model);
         CheckBatch(x0, t, nameof(TrainingLosses));
         // 1. x_t ~ q(x_t | x_0) with the given ε (DDPM Algorithm 1, line 5).
@@ -45,6 +52,7 @@ public partial class GaussianDiffusion
         // 2a. KL losses: the VB term itself, times T for an estimate of the whole bound.
         if (LossType is LossType.Kl or LossType.RescaledKl)
         {
+            if (snrGamma > 0) throw new ArgumentException("min-SNR-γ weighting applies to the MSE loss, not to the KL (use_kl) objective", nameof(snrGamma));
             var loss = VbTermsBpd(model, x0, xt, t, clipDenoised: false).Output;
             if (LossType == LossType.RescaledKl) loss *= NumTimesteps;
             return new TrainingLossTerms(loss, null, null);
@@ -72,9 +80,31 @@ public partial class GaussianDiffusion
         {
             ModelMeanType.PreviousX => QPosteriorMeanVariance(x0, xt, t).Mean,
             ModelMeanType.StartX => x0,
+            ModelMeanType.Velocity => Velocity(x0, eps, t),
             _ => eps,
         };
         var mse = DiffusionLosses.MeanFlat((target - modelOutput).Square());
-        return new TrainingLossTerms(vb is null ? mse : mse + vb, mse, vb);
+        // 6. Min-SNR-γ: each sample's MSE times its weight (the VB term stays unweighted).
+        var weighted = snrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t, snrGamma), t.Length) : mse;
+        return new TrainingLossTerms(vb is null ? weighted : weighted + vb, mse, vb);
+    }
+
+    /// <summary>The min-SNR-γ weight of each sample's MSE (B), for what the model predicts (see the file header).</summary>
+    public float[] MinSnrWeights(int[] t, double gamma)
+    {
+        if (!(gamma > 0)) throw new ArgumentOutOfRangeException(nameof(gamma), $"min-SNR gamma must be positive, got {gamma}");
+        var w = new float[t.Length];
+        for (int b = 0; b < t.Length; b++)
+        {
+            double a = _alphasCumprod[t[b]], snr = a / (1.0 - a), clipped = Math.Min(snr, gamma);
+            w[b] = (float)(ModelMeanType switch
+            {
+                ModelMeanType.Epsilon => clipped / snr,
+                ModelMeanType.Velocity => clipped / (snr + 1.0),
+                ModelMeanType.StartX => clipped,
+                _ => throw new InvalidOperationException("min-SNR-γ weighting is defined for ε, v and x_0 targets, not for x_{t−1}"),
+            });
+        }
+        return w;
     }
 }

@@ -205,6 +205,10 @@ public partial class GaussianDiffusion
                 predXStart = ProcessXStart(modelOutput);
                 mean = QPosteriorMeanVariance(predXStart, x, t).Mean;
                 break;
+            case ModelMeanType.Velocity:
+                predXStart = ProcessXStart(PredictXStartFromV(x, t, modelOutput));
+                mean = QPosteriorMeanVariance(predXStart, x, t).Mean;
+                break;
             default:
                 predXStart = ProcessXStart(PredictXStartFromEps(x, t, modelOutput));
                 mean = QPosteriorMeanVariance(predXStart, x, t).Mean;
@@ -219,6 +223,23 @@ public partial class GaussianDiffusion
         CheckSameShape(xt, eps, "PredictXStartFromEps", "eps");
         CheckBatch(xt, t, nameof(PredictXStartFromEps));
         return Extract(_sqrtRecipAlphasCumprod, t, xt.Rank) * xt - Extract(_sqrtRecipm1AlphasCumprod, t, xt.Rank) * eps;
+    }
+
+    /// <summary>x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v: with x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε and v = √ᾱ_t ε − √(1 − ᾱ_t) x_0
+    /// the ε terms cancel and the x_0 terms sum to (ᾱ_t + 1 − ᾱ_t) x_0 (Salimans &amp; Ho 2022, §4).</summary>
+    public Tensor PredictXStartFromV(Tensor xt, int[] t, Tensor v)
+    {
+        CheckSameShape(xt, v, "PredictXStartFromV", "v");
+        CheckBatch(xt, t, nameof(PredictXStartFromV));
+        return Extract(_sqrtAlphasCumprod, t, xt.Rank) * xt - Extract(_sqrtOneMinusAlphasCumprod, t, xt.Rank) * v;
+    }
+
+    /// <summary>The v-prediction target v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (diffusers' get_velocity). x0, eps: (B, C, H, W).</summary>
+    public Tensor Velocity(Tensor x0, Tensor eps, int[] t)
+    {
+        CheckSameShape(x0, eps, "Velocity", "eps");
+        CheckBatch(x0, t, nameof(Velocity));
+        return Extract(_sqrtAlphasCumprod, t, x0.Rank) * eps - Extract(_sqrtOneMinusAlphasCumprod, t, x0.Rank) * x0;
     }
 
     /// <summary>x̂_0 = (x_{t−1} − coef2 · x_t) / coef1, the posterior mean (DDPM eq. 7) solved for x_0.</summary>

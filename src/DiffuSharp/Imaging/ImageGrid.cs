@@ -1,5 +1,6 @@
 // Sample grids and the float ↔ byte mapping between model space [-1, 1] and 8-bit pixels.
-// Bytes from floats: ((x + 1) · 127.5) rounded half-to-even, clamped to 0..255 (NaN → 0). Deliberate deviation:
+// Bytes from floats: ((x + 1) · 127.5) rounded half-to-even, clamped to 0..255 (NaN → 0 in ToByte; Make refuses
+// NaN and ±∞ naming the sample, so a diverged model never becomes a silently black image). Deliberate deviation:
 // improved-diffusion's image_sample.py truncates (`.clamp(0, 255).to(th.uint8)`); rounding is unbiased and is what
 // torchvision's save_image does, at most one level apart. Floats from bytes: x / 127.5 − 1, as improved-diffusion's
 // image_datasets.py. The grid layout follows torchvision's make_grid: padding around and between tiles.
@@ -11,7 +12,7 @@ public static class ImageGrid
     /// Tiles samples into one image: <paramref name="columns"/> per row (0: ⌈√N⌉), <paramref name="padding"/> pixels
     /// of <paramref name="padValue"/> around and between tiles. Returns gray for C = 1, RGB for C = 3.
     /// </summary>
-    /// <param name="samples">(N, C, H, W) in [-1, 1], values outside are clamped.</param>
+    /// <param name="samples">(N, C, H, W) in [-1, 1], values outside are clamped; NaN or ±∞ is an ArgumentException naming the sample.</param>
     public static Image8 Make(ReadOnlySpan<float> samples, int count, int channels, int height, int width,
                               int columns = 0, int padding = 2, byte padValue = 0)
     {
@@ -22,6 +23,13 @@ public static class ImageGrid
             throw new ArgumentException($"ImageGrid: ({count}, {channels}, {height}, {width}) needs {expected} floats, got {samples.Length}");
         if (columns < 0 || padding < 0)
             throw new ArgumentException($"ImageGrid: columns ({columns}) and padding ({padding}) must not be negative");
+
+        for (int i = 0; i < samples.Length; i++)
+            if (!float.IsFinite(samples[i]))
+            {
+                int per = channels * height * width, n = i / per, r = i % per;
+                throw new ArgumentException($"sample {n} holds {(float.IsNaN(samples[i]) ? "NaN" : samples[i] > 0 ? "+inf" : "-inf")} at (c {r / (height * width)}, y {r / width % height}, x {r % width}); the model's output is not finite, no image written");
+            }
 
         int cols = columns == 0 ? (int)Math.Ceiling(Math.Sqrt(count)) : Math.Min(columns, count);
         int rows = (count + cols - 1) / cols;

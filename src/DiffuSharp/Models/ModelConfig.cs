@@ -1,6 +1,9 @@
 // model.json: the flags of improved-diffusion's model_and_diffusion_defaults() plus in_channels, channel_mult and
 // num_classes. Missing keys take improved-diffusion's defaults; unknown keys, wrong types and impossible values are
 // errors that name the key and the file.
+// DiffuSharp's own keys (null_class, class_dropout_prob: classifier-free guidance, Ho & Salimans 2022; predict_v,
+// snr_gamma, noise_offset: the objectives of diffusers' training scripts) are written only when they differ from
+// their defaults, so a model that does not use them keeps a model.json improved-diffusion's scripts accept.
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -32,6 +35,11 @@ public sealed record ModelConfig
     public int InChannels { get; init; } = 3;
     public string? ChannelMult { get; init; }                      // null: improved-diffusion's choice for the image size
     public int? NumClasses { get; init; }                          // null: 1000 (improved-diffusion's NUM_CLASSES) when class_cond
+    public bool NullClass { get; init; }                           // label_emb has a last row for "no class" (label = num_classes)
+    public double ClassDropoutProb { get; init; }                  // training replaces a label by the null label with this probability
+    public bool PredictV { get; init; }                            // model predicts v = √ᾱ ε − √(1−ᾱ) x_0 (Salimans & Ho 2022)
+    public double SnrGamma { get; init; }                          // min-SNR-γ loss weighting (Hang et al. 2023); 0 = off
+    public double NoiseOffset { get; init; }                       // training noise + offset·N(0, 1) per (B, C, 1, 1); 0 = off
 
     static readonly string[] Keys =
     [
@@ -39,7 +47,11 @@ public sealed record ModelConfig
         "dropout", "learn_sigma", "sigma_small", "class_cond", "diffusion_steps", "noise_schedule", "timestep_respacing",
         "use_kl", "predict_xstart", "rescale_timesteps", "rescale_learned_sigmas", "use_checkpoint", "use_scale_shift_norm",
         "in_channels", "channel_mult", "num_classes",
+        "null_class", "class_dropout_prob", "predict_v", "snr_gamma", "noise_offset",
     ];
+
+    /// <summary>The label that means "no class" (classifier-free guidance), or null when the model has none.</summary>
+    public int? NullLabel => NullClass && ClassCount is int k ? k : null;
 
     /// <summary>channel_mult as integers: explicit, or as improved-diffusion's create_model picks it (28 → 1,2,2).</summary>
     public int[] ChannelMultiplier()
@@ -73,7 +85,8 @@ public sealed record ModelConfig
             NumClasses: ClassCount,
             NumHeads: NumHeads,
             NumHeadsUpsample: NumHeadsUpsample,
-            UseScaleShiftNorm: UseScaleShiftNorm);
+            UseScaleShiftNorm: UseScaleShiftNorm,
+            NullClass: NullClass);
         cfg.Validate();
         cfg.ValidateImageSize(ImageSize);
         return cfg;
@@ -127,7 +140,13 @@ public sealed record ModelConfig
                 InChannels = Int(obj, "in_channels", c.InChannels),
                 ChannelMult = obj.ContainsKey("channel_mult") ? Str(obj, "channel_mult", "") : null,
                 NumClasses = obj["num_classes"] is null ? null : Int(obj, "num_classes", 0),
+                NullClass = Bool(obj, "null_class", c.NullClass),
+                ClassDropoutProb = Dbl(obj, "class_dropout_prob", c.ClassDropoutProb),
+                PredictV = Bool(obj, "predict_v", c.PredictV),
+                SnrGamma = Dbl(obj, "snr_gamma", c.SnrGamma),
+                NoiseOffset = Dbl(obj, "noise_offset", c.NoiseOffset),
             };
+            c.ValidateObjectives();
             if (c.ImageSize < 1) throw new ArgumentException($"image_size must be positive, got {c.ImageSize}");
             if (c.DiffusionSteps < 1) throw new ArgumentException($"diffusion_steps must be positive, got {c.DiffusionSteps}");
             c.ToUNetConfig();
@@ -136,7 +155,29 @@ public sealed record ModelConfig
         return c;
     }
 
-    public JsonObject ToJson() => new()
+    /// <summary>The DiffuSharp keys: ranges and the combinations they need.</summary>
+    void ValidateObjectives()
+    {
+        if (NullClass && !ClassCond) throw new ArgumentException("null_class needs a class-conditional model (class_cond true)");
+        if (!(ClassDropoutProb >= 0 && ClassDropoutProb < 1)) throw new ArgumentException($"class_dropout_prob must be in [0, 1), got {ClassDropoutProb}");
+        if (ClassDropoutProb > 0 && !NullClass) throw new ArgumentException("class_dropout_prob > 0 needs null_class true (a label_emb row for the null label)");
+        if (PredictV && PredictXStart) throw new ArgumentException("predict_v and predict_xstart are exclusive: the model predicts one thing");
+        if (!(SnrGamma >= 0) || double.IsInfinity(SnrGamma)) throw new ArgumentException($"snr_gamma must be a non-negative number (0 = off), got {SnrGamma}");
+        if (!(NoiseOffset >= 0) || double.IsInfinity(NoiseOffset)) throw new ArgumentException($"noise_offset must be a non-negative number (0 = off), got {NoiseOffset}");
+    }
+
+    public JsonObject ToJson()
+    {
+        var o = BaseJson();
+        if (NullClass) o["null_class"] = true;
+        if (ClassDropoutProb != 0) o["class_dropout_prob"] = ClassDropoutProb;
+        if (PredictV) o["predict_v"] = true;
+        if (SnrGamma != 0) o["snr_gamma"] = SnrGamma;
+        if (NoiseOffset != 0) o["noise_offset"] = NoiseOffset;
+        return o;
+    }
+
+    JsonObject BaseJson() => new()
     {
         ["image_size"] = ImageSize, ["num_channels"] = NumChannels, ["num_res_blocks"] = NumResBlocks,
         ["num_heads"] = NumHeads, ["num_heads_upsample"] = NumHeadsUpsample, ["attention_resolutions"] = AttentionResolutions,

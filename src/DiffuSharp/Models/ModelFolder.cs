@@ -16,7 +16,7 @@ public static class ModelFolder
     public static DiffusionConfig ToDiffusionConfig(this ModelConfig c) => new(
         DiffusionSteps: c.DiffusionSteps, NoiseSchedule: c.NoiseSchedule, LearnSigma: c.LearnSigma, SigmaSmall: c.SigmaSmall,
         UseKl: c.UseKl, PredictXStart: c.PredictXStart, RescaleTimesteps: c.RescaleTimesteps,
-        RescaleLearnedSigmas: c.RescaleLearnedSigmas, TimestepRespacing: c.TimestepRespacing);
+        RescaleLearnedSigmas: c.RescaleLearnedSigmas, TimestepRespacing: c.TimestepRespacing, PredictV: c.PredictV);
 
     /// <summary>Writes model.json and model.safetensors (named float32 tensors) into folder, creating it.</summary>
     public static void Save(string folder, ModelConfig config, IEnumerable<(string Name, int[] Shape, float[] Data)> weights,

@@ -24,7 +24,8 @@ public sealed class UNetModel : Module
         int mc = config.ModelChannels, embDim = mc * 4;
         _timeEmbed0 = Register("time_embed.0", new Linear(mc, embDim, rng));
         _timeEmbed2 = Register("time_embed.2", new Linear(embDim, embDim, rng));
-        if (config.NumClasses is int classes) _labelEmb = Register("label_emb", new Embedding(classes, embDim, rng));
+        // label_emb: one row per class, plus the null label's row last when the model has one (classifier-free guidance).
+        if (config.NumClasses is int classes) _labelEmb = Register("label_emb", new Embedding(classes + (config.NullClass ? 1 : 0), embDim, rng));
 
         var first = new EmbedSequential();
         first.Add(new Conv2d(config.InChannels, mc, 3, rng, padding: 1));

@@ -14,8 +14,12 @@ public sealed record UNetConfig(
     int NumHeads = 1,
     int NumHeadsUpsample = -1,            // −1: same as NumHeads
     bool UseScaleShiftNorm = false,       // FiLM-like: out_norm(h)·(1 + scale) + shift from the embedding
-    bool UseConvSkip = false)             // 3×3 instead of 1×1 skip convs where channels change
+    bool UseConvSkip = false,             // 3×3 instead of 1×1 skip convs where channels change
+    bool NullClass = false)               // label_emb gets one more row, label NumClasses = "no class" (classifier-free guidance)
 {
+    /// <summary>The label that means "no class" (the last label_emb row), or null when the model has none.</summary>
+    public int? NullLabel => NullClass && NumClasses is int k ? k : null;
+
     public int[] Mult => ChannelMult ?? [1, 2, 4, 8];
     public int[] AttentionDs => AttentionResolutions ?? [];
     public int HeadsUpsample => NumHeadsUpsample == -1 ? NumHeads : NumHeadsUpsample;
@@ -30,6 +34,7 @@ public sealed record UNetConfig(
         if (NumHeads < 1) throw new ArgumentException($"UNet: num_heads must be at least 1, got {NumHeads}");
         if (Dropout < 0 || Dropout >= 1) throw new ArgumentException($"UNet: dropout must be in [0, 1), got {Dropout}");
         if (NumClasses is < 1) throw new ArgumentException($"UNet: num_classes must be positive, got {NumClasses}");
+        if (NullClass && NumClasses is null) throw new ArgumentException("UNet: a null class needs a class-conditional model (num_classes)");
     }
 
     /// <summary>The image side must halve cleanly at every downsample.</summary>

@@ -2,14 +2,15 @@
 //   model.safetensors + model.json     the live weights, as a model folder (SPEC.md)
 //   ema_<rate>.safetensors             one per EMA rate, same names (improved-diffusion's ema_<rate>_<step>.pt)
 //   optimizer.safetensors              AdamW's m and v as flat tensors in parameter order; step in the metadata
-//   trainer.json                       step, every RNG state (data order, timesteps, noise, dropout), the data
+//   trainer.json                       step, every RNG state (data order, timesteps, noise, dropout, labels), the data
 //                                      loader's position, the loss-aware sampler's history, the training config
+//   manifest.json                      every file's size and SHA-256 and the model/training settings (checked on load)
 // Crash safety: the whole set is written (each file through AtomicFile) into <out>/checkpoint.tmp-<random>/, then
-// the folders are swapped: checkpoint → checkpoint.old-<random>, tmp → checkpoint, the old one deleted. A crash
-// while writing leaves the previous checkpoint untouched; a crash between the two renames leaves the previous set
-// as checkpoint.old-*, which Locate() falls back to. A set without trainer.json (written last) is never used.
+// the folders are swapped (RunFolder.Replace): checkpoint → checkpoint.old-<random>, tmp → checkpoint, the old one
+// deleted, its markers first. A crash while writing leaves the previous checkpoint untouched; a crash between the
+// two renames leaves the previous set as checkpoint.old-*, which Locate() falls back to and RunFolder.Tidy() renames
+// back. A set without trainer.json is never used. Save refuses non-finite weights, EMAs or optimizer moments.
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DiffuSharp.Data;
@@ -31,12 +32,9 @@ public static class Checkpoint
     public static string Save(Trainer trainer, string outFolder)
     {
         ArgumentNullException.ThrowIfNull(trainer);
-        Directory.CreateDirectory(outFolder);
-        foreach (var stale in Directory.EnumerateDirectories(outFolder, FolderName + ".tmp-*")) TryDelete(stale);
+        trainer.CheckFinite();                                   // never replace a good checkpoint with NaNs
         string final = Path.Combine(outFolder, FolderName);
-        string tmp = Path.Combine(outFolder, $"{FolderName}.tmp-{RandomHex()}");
-        Directory.CreateDirectory(tmp);
-        try
+        RunFolder.Replace(final, tmp =>
         {
             var state = trainer.ExportState();
             var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
@@ -49,21 +47,8 @@ public static class Checkpoint
                 [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
                 new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
             ModelFolder.WriteText(Path.Combine(tmp, StateFile), StateToJson(state, trainer.Config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-
-            string? old = null;
-            if (Directory.Exists(final))
-            {
-                old = Path.Combine(outFolder, $"{FolderName}.old-{RandomHex()}");
-                Directory.Move(final, old);
-            }
-            Directory.Move(tmp, final);
-            if (old is not null) TryDelete(old);
-        }
-        catch
-        {
-            TryDelete(tmp);
-            throw;
-        }
+            CheckpointManifest.Write(tmp, trainer.ModelConfig.ToJson(), trainer.Config.ToJson());
+        });
         return final;
     }
 
@@ -84,6 +69,7 @@ public static class Checkpoint
     /// <summary>The training config stored in a checkpoint folder.</summary>
     public static TrainConfig ReadConfig(string checkpointFolder)
     {
+        CheckpointManifest.Verify(checkpointFolder);
         var root = ReadState(checkpointFolder, out string path);
         return TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
     }
@@ -94,6 +80,7 @@ public static class Checkpoint
     /// </summary>
     public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null, Distributed.Mpi? world = null)
     {
+        CheckpointManifest.Verify(checkpointFolder);
         var root = ReadState(checkpointFolder, out string path);
         var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
         if (adjust is not null) config = adjust(config);
@@ -200,12 +187,4 @@ public static class Checkpoint
 
     static string Hex(ulong v) => v.ToString("x16", CultureInfo.InvariantCulture);
     static ulong ParseHex(JsonNode n) => ulong.Parse(n.GetValue<string>(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-    static string RandomHex() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
-
-    static void TryDelete(string dir)
-    {
-        try { Directory.Delete(dir, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-    }
 }

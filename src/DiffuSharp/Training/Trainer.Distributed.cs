@@ -2,13 +2,15 @@
 // DistributedDataParallel's gradient all-reduce, LossAwareSampler.update_with_local_losses' all-gather, rank 0
 // saving). With N ranks and --batch_size B, one step trains on a global batch of N·B images:
 //   1. every rank draws the same global batch (the data Rng is the same everywhere) and trains on its shard
-//      [rank·B, (rank+1)·B); for the other ranks' shards it only advances the timestep, noise and dropout Rngs by
-//      what they draw, so every stream stays in step across ranks;
+//      [rank·B, (rank+1)·B); for the other ranks' shards it only advances the label (class dropout), timestep,
+//      noise (offset noise included) and dropout Rngs by what they draw, so every stream stays in step across ranks;
 //   2. each rank back-propagates Σ w_i·L_i / (N·B) over its shard, one microbatch at a time (each microbatch into
 //      zeroed gradients, then added to the running sum, so the sum order does not depend on the kernels);
-//   3. one all-gather shares every sample's (t, loss, weight, mse, vb), each rank's gradient norm and stop request:
+//   3. one all-gather shares every sample's (t, loss, weight, mse, vb), each rank's gradient norm, stop request and
+//      wall-time save request (so every rank takes part in the same checkpoints):
 //      the log and the loss-aware sampler see the whole global batch in global order, and a non-finite loss or
-//      gradient stops every rank with a message naming the rank it came from;
+//      gradient on any rank stops every rank (NonFiniteTrainingException naming the rank it came from) or, under
+//      SkipNonFinite, makes every rank skip the step (no all-reduce, no update, no sampler history);
 //   4. one all-reduce (sum) over the flat gradient buffer; clipping, AdamW and the EMAs then run on identical
 //      numbers on every rank.
 // So with N = 2 and one microbatch per rank a run equals, bit for bit, one process with batch 2B in two
@@ -31,7 +33,7 @@ public sealed partial class Trainer
     double[] _recT = [], _recLoss = [], _recW = [], _recMse = [], _recVb = [];
     float[]? _gradSum;                                  // the running sum of microbatch gradients (several per step)
     int _dropoutDraws = -1;                             // dropout Rng draws per model forward, measured once
-    bool _stopAgreed;
+    bool _stopAgreed, _saveAgreed;                      // any rank's stop / wall-time save request, shared at the last step
 
     /// <summary>The MPI job this trainer is part of, or null for a single process.</summary>
     public Mpi? World { get; }
@@ -100,17 +102,25 @@ public sealed partial class Trainer
         if (Config.MicrobatchSize < Config.BatchSize) _gradSum = new float[Flat.Grads.Length];
     }
 
-    /// <summary>Advances the timestep, noise and dropout Rngs past the microbatches of ranks [from, to), as those
-    /// ranks draw them (same sizes, same order).</summary>
+    /// <summary>Advances the label, timestep, noise and dropout Rngs past the microbatches of ranks [from, to), as
+    /// those ranks draw them in Step (same sizes, same order): the class dropout's one uniform per label, t, ε
+    /// (with offset noise, its B·C offsets after the pixels) and one mask key per dropout layer.</summary>
     void SkipShards(int fromRank, int toRank)
     {
         int B = Config.BatchSize, mb = Config.MicrobatchSize, len = _c * _h * _w;
+        if (toRank <= fromRank) return;
+        bool labelDropout = _labels.Length > 0 && ModelConfig.NullLabel is not null;
+        Span<int> scratch = labelDropout ? new int[Math.Min(mb, B)] : [];
         for (int q = fromRank; q < toRank; q++)
             for (int start = 0; start < B; start += mb)
             {
                 int n = Math.Min(mb, B - start);
+                if (labelDropout)                                                  // the same call, on scratch labels
+                    ClassDropout.Apply(scratch[..n], ModelConfig.ClassDropoutProb, ModelConfig.NullLabel!.Value, _labelRng);
                 Sampler.Sample(n, _timestepRng);                                   // t of that microbatch
-                SkipNormals(_noiseRng, (long)n * len);                             // ε: (n, C, H, W)
+                long normals = (long)n * len;                                      // ε: (n, C, H, W)
+                if (ModelConfig.NoiseOffset > 0) normals += (long)n * _c;          // + offsets: (n, C, 1, 1)
+                SkipNormals(_noiseRng, normals);
                 for (int i = DropoutDrawsPerForward(); i > 0; i--) _dropoutRng.NextUInt64();   // one mask key per dropout layer
             }
     }
@@ -174,11 +184,17 @@ public sealed partial class Trainer
         _recMse[i] = mse ?? double.NaN; _recVb[i] = vb ?? double.NaN;
     }
 
-    /// <summary>Steps 3 and 4 of the header, on N > 1 ranks: gather, check, update the sampler, all-reduce.</summary>
-    void ShareStep(bool stopRequested)
+    /// <summary>Steps 3 and 4 of the header, on N > 1 ranks: gather, check, update the sampler, all-reduce. Returns
+    /// what was not finite (naming the rank), the same on every rank, or null; then nothing is all-reduced and the
+    /// sampler is not updated. With one process it returns <paramref name="localNonFinite"/>.</summary>
+    string? ShareStep(bool stopRequested, bool saveRequested, string? localNonFinite)
     {
-        if (World is null) return;
-        int B = Config.BatchSize, N = World.Size, first = World.Rank * B, K = 5 * B + 2;
+        if (World is null)
+        {
+            _saveAgreed = saveRequested;
+            return localNonFinite;
+        }
+        int B = Config.BatchSize, N = World.Size, first = World.Rank * B, K = 5 * B + 3;
         double sq = 0;
         foreach (float g in Flat.Grads) sq += (double)g * g;
         var send = new double[K];
@@ -187,7 +203,7 @@ public sealed partial class Trainer
         _recW.AsSpan(first, B).CopyTo(send.AsSpan(2 * B));
         _recMse.AsSpan(first, B).CopyTo(send.AsSpan(3 * B));
         _recVb.AsSpan(first, B).CopyTo(send.AsSpan(4 * B));
-        (send[5 * B], send[5 * B + 1]) = (sq, stopRequested ? 1 : 0);
+        (send[5 * B], send[5 * B + 1], send[5 * B + 2]) = (sq, stopRequested ? 1 : 0, saveRequested ? 1 : 0);
 
         // Wait for the slowest rank sleeping (Open MPI's blocking collectives spin, taking a core from ranks still
         // computing on the same machine), then time the communication itself.
@@ -199,7 +215,7 @@ public sealed partial class Trainer
         World.Allgather(send, all);
         GatherSeconds += clock.Elapsed.TotalSeconds;
 
-        _stopAgreed = false;
+        _stopAgreed = _saveAgreed = false;
         for (int q = 0; q < N; q++)
         {
             var r = all.AsSpan(q * K, K);
@@ -209,14 +225,16 @@ public sealed partial class Trainer
             r.Slice(3 * B, B).CopyTo(_recMse.AsSpan(q * B));
             r.Slice(4 * B, B).CopyTo(_recVb.AsSpan(q * B));
             _stopAgreed |= r[5 * B + 1] != 0;
+            _saveAgreed |= r[5 * B + 2] != 0;
         }
+        // Every rank reads the same gathered numbers, so all of them stop (or skip the step) together.
         for (int q = 0; q < N; q++)
         {
             for (int i = q * B; i < (q + 1) * B; i++)
                 if (!double.IsFinite(_recLoss[i]))
-                    throw new RankFailedException(q, $"rank {q} of {N}: the loss of sample {i - q * B} is {_recLoss[i]} at step {StepCount + 1} (t = {_recT[i]}); stopping every rank, the last checkpoint is kept");
+                    return $"rank {q} of {N}: the loss of sample {i - q * B} is {Finite.Describe(_recLoss[i])} (t = {_recT[i]})";
             if (!double.IsFinite(all[q * K + 5 * B]))
-                throw new RankFailedException(q, $"rank {q} of {N}: the gradient is not finite at step {StepCount + 1}; stopping every rank, the last checkpoint is kept");
+                return $"rank {q} of {N}: the gradient is not finite";
         }
         if (Sampler is LossSecondMomentResampler aware)
             aware.UpdateWithAllLosses(_recT.Select(t => (int)t).ToArray(), _recLoss);
@@ -225,6 +243,7 @@ public sealed partial class Trainer
         World.AllreduceSum(Flat.Grads);
         AllreduceSeconds += clock.Elapsed.TotalSeconds;
         SharedSteps++;
+        return null;
     }
 
     /// <summary>True when training should stop before the next step: cancellation (one process) or any rank's

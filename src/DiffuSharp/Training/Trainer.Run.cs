@@ -1,7 +1,13 @@
 // The outer loop around Trainer.Step: JSONL loss logs averaged over log_interval (improved-diffusion's
 // logger.logkv_mean + dumpkvs, with loss_q0..q3 by quarter of t), sample grids from the first EMA every
-// sample_interval, checkpoints every save_interval and at the end or on cancellation, and the final model folder
-// <out>/model/ (first EMA's weights, or the live ones without EMA) in the SPEC.md layout.
+// sample_interval, checkpoints every save_interval (and every SaveEvery of wall time) and at the end or on
+// cancellation, and the final model folder <out>/model/ (first EMA's weights, or the live ones without EMA) in the
+// SPEC.md layout, swapped in whole like the checkpoint. A non-finite step ends the run without saving (the last
+// checkpoint stays as it was), or is skipped and counted in the log ("skipped") under SkipNonFinite.
+// Under MPI (Trainer.Distributed.cs) only rank 0 writes (log, samples, checkpoint, model/ and its manifest); a stop,
+// a wall-time save and a non-finite step are agreed by every rank at the step's all-gather, so all ranks save, stop
+// or skip together.
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -24,15 +30,31 @@ public sealed partial class Trainer
     {
         // Under MPI only rank 0 writes (the log, samples, checkpoints, the model folder); the others wait for it.
         string outFolder = Config.OutputFolder;
-        if (IsRoot) Directory.CreateDirectory(outFolder);
+        if (IsRoot)
+        {
+            Directory.CreateDirectory(outFolder);
+            RunFolder.Tidy(outFolder);
+        }
+        long? savedStep = File.Exists(Path.Combine(outFolder, Checkpoint.FolderName, "trainer.json")) && StepCount > 0 ? StepCount : null;
+        var sinceSave = Stopwatch.StartNew();
         var meter = new LogMeter();
         if (IsRoot) TrimLog(Path.Combine(outFolder, LogFile), StepCount);
         using (var log = IsRoot ? new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)) : new StreamWriter(Stream.Null))
         {
             while (StepCount < Config.TotalSteps && !Stopping(cancel))
             {
-                var s = Step(cancel.IsCancellationRequested);
-                meter.Add(s);
+                StepStats s;
+                long skippedBefore = SkippedSteps;
+                // The wall-time save is asked for before the step and agreed on by every rank within it (Step shares
+                // each rank's request), so all ranks take part in the same saves.
+                try { s = Step(cancel.IsCancellationRequested, SaveEvery > TimeSpan.Zero && sinceSave.Elapsed >= SaveEvery); }
+                catch (NonFiniteTrainingException e)
+                {
+                    throw new NonFiniteTrainingException(e.Step, e.Message + (savedStep is long k
+                        ? $"; the last checkpoint (step {k}) in {Path.Combine(outFolder, Checkpoint.FolderName)} is intact"
+                        : "; no checkpoint was saved yet"));
+                }
+                if (SkippedSteps > skippedBefore) meter.Skip(); else meter.Add(s);
                 onStep?.Invoke(s);
                 if (StepCount % Config.LogInterval == 0 || StepCount == Config.TotalSteps)
                 {
@@ -43,8 +65,12 @@ public sealed partial class Trainer
                 }
                 if (Config.SampleInterval > 0 && StepCount % Config.SampleInterval == 0)
                     AtRoot(() => SaveSampleGrid(Path.Combine(outFolder, "samples", $"step_{StepCount:D7}.png")));
-                if (Config.SaveInterval > 0 && StepCount % Config.SaveInterval == 0 && StepCount < Config.TotalSteps)
+                if (StepCount < Config.TotalSteps && (Config.SaveInterval > 0 && StepCount % Config.SaveInterval == 0 || _saveAgreed))
+                {
                     SaveCheckpoint(outFolder);
+                    savedStep = StepCount;
+                    sinceSave.Restart();
+                }
             }
         }
         SaveCheckpoint(outFolder);
@@ -77,7 +103,8 @@ public sealed partial class Trainer
         AtomicFile.Write(path, st => st.Write(new UTF8Encoding(false).GetBytes(string.Concat(keep.Select(l => l + "\n")))));
     }
 
-    /// <summary>Writes the first EMA's weights (live weights when there is no EMA) as a SPEC.md model folder.</summary>
+    /// <summary>Writes the first EMA's weights (live weights when there is no EMA) as a SPEC.md model folder, replacing
+    /// the folder whole (see <see cref="RunFolder.Replace"/>); refuses non-finite weights.</summary>
     public void SaveModelFolder(string folder)
     {
         var ema = Emas.Count > 0 ? Emas[0] : null;
@@ -86,8 +113,13 @@ public sealed partial class Trainer
             ["step"] = StepCount.ToString(CultureInfo.InvariantCulture),
             ["weights"] = ema is null ? "live" : $"ema {ema.Rate.ToString("R", CultureInfo.InvariantCulture)}",
         };
-        ModelFolder.Save(folder, ModelConfig, ExportWeights(ema), meta);
+        if (ema is null) CheckFinite(Flat.Values, "weights"); else CheckFinite(ema.Shadow[0].ToArray(), "EMA");
+        RunFolder.Replace(folder, tmp => ModelFolder.Save(tmp, ModelConfig, ExportWeights(ema), meta));
     }
+
+    /// <summary>Also save a checkpoint whenever this much wall time passed since the last one (zero: off), so a hard
+    /// kill loses minutes of work whatever save_interval is.</summary>
+    public TimeSpan SaveEvery { get; set; }
 
     /// <summary>A grid of 16 DDIM samples (≤ 50 steps, fixed noise from Seed) from the first EMA's weights.</summary>
     public void SaveSampleGrid(string path, int count = 16)
@@ -109,7 +141,7 @@ public sealed partial class Trainer
     sealed class LogMeter
     {
         double _loss, _mse, _vb, _grad, _seconds;
-        int _steps, _samples, _mseSteps, _vbSteps;
+        int _steps, _samples, _mseSteps, _vbSteps, _skipped;
         readonly double[] _q = new double[4];
         readonly int[] _qn = new int[4];
 
@@ -121,9 +153,13 @@ public sealed partial class Trainer
             for (int i = 0; i < 4; i++) { _q[i] += s.QuartileSums[i]; _qn[i] += s.QuartileCounts[i]; }
         }
 
+        /// <summary>A step skipped for a non-finite loss or gradient: counted, not averaged.</summary>
+        public void Skip() => _skipped++;
+
         public JsonObject Flush(long step, double lr)
         {
             var o = new JsonObject { ["step"] = step, ["loss"] = Num(_loss / _steps) };
+            if (_skipped > 0) o["skipped"] = _skipped;
             if (_mseSteps > 0) o["mse"] = Num(_mse / _mseSteps);
             if (_vbSteps > 0) o["vb"] = Num(_vb / _vbSteps);
             for (int i = 0; i < 4; i++)
@@ -132,7 +168,7 @@ public sealed partial class Trainer
             o["grad_norm"] = Num(_grad / _steps);
             o["samples_per_sec"] = _seconds > 0 ? _samples / _seconds : 0;
             _loss = _mse = _vb = _grad = _seconds = 0;
-            _steps = _samples = _mseSteps = _vbSteps = 0;
+            _steps = _samples = _mseSteps = _vbSteps = _skipped = 0;
             Array.Clear(_q); Array.Clear(_qn);
             return o;
         }

@@ -5,8 +5,13 @@
 // Deviations: each microbatch's loss is scaled by (its size / batch size), so the gradient is the full batch's
 // mean whatever the microbatch (the reference sums the microbatch means), and each microbatch is back-propagated
 // into zeroed gradients that are then added to the step's sum (so the sum is the same one ranks all-reduce, see
-// Trainer.Distributed.cs); an lr warm-up and global-norm clipping are added; all randomness comes from four seeded
-// Rngs (data order, timesteps, noise, dropout) that a checkpoint saves, so training resumes bit-exactly.
+// Trainer.Distributed.cs); an lr warm-up and global-norm clipping are added; all randomness comes from five seeded
+// Rngs (data order, timesteps, noise, dropout, labels) that a checkpoint saves, so training resumes bit-exactly.
+// The objectives model.json may add (see ModelConfig): label dropout to the null label (class_dropout_prob, the
+// fifth Rng "labels"), offset noise (noise_offset) and min-SNR-γ weighting (snr_gamma); with all three off, every
+// draw is the one made without them.
+// A microbatch whose loss is not finite is not back-propagated; the step then stops training or is skipped (see
+// Trainer.Guard.cs), after every draw of the step was made, so the streams stay where an ordinary step leaves them.
 using System.Diagnostics;
 using DiffuSharp.Data;
 using DiffuSharp.Diffusion;
@@ -28,7 +33,7 @@ public sealed partial class Trainer
 {
     readonly float[] _images;
     readonly int[] _labels;
-    readonly Rng _timestepRng, _noiseRng, _dropoutRng, _dataRng;
+    readonly Rng _timestepRng, _noiseRng, _dropoutRng, _dataRng, _labelRng;
     readonly DataLoader _data;
     readonly int _c, _h, _w;
 
@@ -70,6 +75,7 @@ public sealed partial class Trainer
         _timestepRng = root.Fork();
         _noiseRng = root.Fork();
         _dropoutRng = root.Fork();
+        _labelRng = root.Fork();
 
         Flat = Model.PackParameters();
         Model.Train();
@@ -90,10 +96,11 @@ public sealed partial class Trainer
 
     /// <summary>One optimisation step over one batch. Every activation and non-leaf gradient lives in one
     /// <see cref="TensorScope"/>, so its storage is reused by the next step; only the numbers in the stats survive.</summary>
-    public StepStats Step() => Step(stopRequested: false);
+    public StepStats Step() => Step(stopRequested: false, saveRequested: false);
 
-    /// <summary>One step; under MPI, <paramref name="stopRequested"/> is this rank's wish to stop after it, shared with the others.</summary>
-    internal StepStats Step(bool stopRequested)
+    /// <summary>One step; <paramref name="stopRequested"/> and <paramref name="saveRequested"/> are this rank's wish to
+    /// stop, or to checkpoint, after it: under MPI shared with the others, so every rank agrees (see Trainer.Run.cs).</summary>
+    internal StepStats Step(bool stopRequested, bool saveRequested)
     {
         var clock = Stopwatch.StartNew();
         using var scope = TensorScope.Begin();
@@ -104,25 +111,30 @@ public sealed partial class Trainer
         Model.ZeroGrad();
 
         bool hasMse = false, hasVb = false;
+        string? nonFinite = null;
         SkipShards(0, RankIndex);
         for (int start = first, k = 0; start < first + B; start += mb, k++)
         {
             int n = Math.Min(mb, first + B - start);
             var x0 = Tensor.FromSpan(_images.AsSpan(start * len, n * len), n, _c, _h, _w);              // (n, C, H, W)
             int[]? classes = _labels.Length == 0 ? null : _labels.AsSpan(start, n).ToArray();
+            if (classes is not null && ModelConfig.NullLabel is int nullLabel)
+                ClassDropout.Apply(classes, ModelConfig.ClassDropoutProb, nullLabel, _labelRng);
             var (t, w) = Sampler.Sample(n, _timestepRng);
             DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);
             var dropoutBefore = _dropoutRng.GetState();
-            var terms = Diffusion.TrainingLosses(model, x0, t, _noiseRng);
+            NoiseSource noise = ModelConfig.NoiseOffset > 0 ? OffsetNoise.Draw([n, _c, _h, _w], ModelConfig.NoiseOffset, _noiseRng) : _noiseRng;
+            var terms = Diffusion.TrainingLosses(model, x0, t, noise, ModelConfig.SnrGamma);
             if (World is not null && CountDraws(dropoutBefore, _dropoutRng.GetState()) != DropoutDrawsPerForward())
                 throw new InvalidOperationException("the model's forward took a different number of dropout draws than measured; ranks would share dropout masks");
             var perSample = terms.Loss.ToArray();                                                      // (n)
-            if (World is null && Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
+            bool finite = AllFinite(perSample);
+            if (!finite) nonFinite ??= LossNonFinite(perSample);                                       // no backward, no sampler update
+            else if (World is null && Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
 
             // Σ_i w_i·L_i / G: summed over microbatches (and ranks) this is the global batch's weighted mean loss.
-            var loss = (terms.Loss * Tensor.FromArray(w, n)).Sum() * (1.0 / G);
-            loss.Backward();
-            AccumulateMicrobatch(k, start + mb >= first + B);
+            if (finite) ((terms.Loss * Tensor.FromArray(w, n)).Sum() * (1.0 / G)).Backward();
+            AccumulateMicrobatch(k, start + mb >= first + B);                                        // (zeros when skipped)
 
             var mse = terms.Mse?.ToArray();
             var vb = terms.Vb?.ToArray();
@@ -130,7 +142,7 @@ public sealed partial class Trainer
             for (int i = 0; i < n; i++) Record(start + i, t[i], perSample[i], w[i], mse?[i], vb?[i]);
         }
         SkipShards(RankIndex + 1, Ranks);
-        ShareStep(stopRequested);
+        nonFinite = ShareStep(stopRequested, saveRequested, nonFinite);       // under MPI: the first non-finite loss or gradient of any rank, named
 
         double lossSum = 0, mseSum = 0, vbSum = 0;
         var qSum = new double[4];
@@ -149,6 +161,7 @@ public sealed partial class Trainer
 
         // Clip (or, with clipping off, only measure) the global gradient norm, then update.
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", G, lr, clock);
         Optimizer.Lr = lr;
         Optimizer.Step();
         foreach (var ema in Emas) ema.Update();
@@ -164,7 +177,7 @@ public sealed partial class Trainer
         new Dictionary<string, RngState>
         {
             ["data"] = _dataRng.GetState(), ["timesteps"] = _timestepRng.GetState(),
-            ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
+            ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(), ["labels"] = _labelRng.GetState(),
         },
         _data.GetState(),
         (Sampler as LossSecondMomentResampler)?.GetState());
@@ -179,6 +192,9 @@ public sealed partial class Trainer
         _timestepRng.SetState(Get("timesteps"));
         _noiseRng.SetState(Get("noise"));
         _dropoutRng.SetState(Get("dropout"));
+        // Checkpoints written before label dropout existed have no "labels" Rng; they never drew from it.
+        if (state.Rngs.TryGetValue("labels", out var labels)) _labelRng.SetState(labels);
+        else if (ModelConfig.ClassDropoutProb > 0) throw new InvalidDataException("trainer state lacks the 'labels' RNG that class_dropout_prob needs");
         if (Sampler is LossSecondMomentResampler aware)
             aware.SetState(state.Sampler ?? throw new InvalidDataException("trainer state lacks the loss-second-moment sampler history"));
         StepCount = state.Step;

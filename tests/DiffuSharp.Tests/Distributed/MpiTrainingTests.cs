@@ -1,14 +1,17 @@
 // Data-parallel training over Open MPI on loopback (mpirun -n 2 --mca btl tcp,self), against the single process:
-// (1) two ranks with batch B give, bit for bit, the weights, EMA, optimizer moments and logged losses of one process
-// with batch 2B in two microbatches of B, over 20 steps with dropout on (so the dropout, noise and timestep
-// streams must be split across ranks exactly as the microbatches draw them); (2) a resume on two ranks equals the
-// uninterrupted run bit for bit, and the checkpoint continues on one rank and on two again; (3) an exception or a
-// non-finite loss on one rank ends the job with one error line naming the rank; (4) killing one rank ends the job
-// within seconds with mpirun's message naming that rank, the last checkpoint loads, and --resume continues on two
-// ranks. Both run the command-line program as child processes; they are skipped, saying why, when mpirun is not
-// installed (.ci/run installs openmpi-bin and libopenmpi-dev).
+// (1) two ranks with batch B give, bit for bit, the weights, EMA, optimizer moments, logged losses and final RNG states
+// of one process with batch 2B in two microbatches of B, over 20 steps with dropout on (so the dropout, noise and
+// timestep streams must be split across ranks exactly as the microbatches draw them), and again for a
+// class-conditional model with class dropout to the null label and offset noise (the labels stream, and ε's extra
+// offsets); (2) a resume on two ranks equals the uninterrupted run bit for bit, and the checkpoint continues on one
+// rank and on two again; (3) an exception or a non-finite loss on one rank ends the job with one error line naming
+// the rank (exit 1, the last checkpoint finite), and under --skip_nonfinite every rank skips the same steps;
+// (4) killing one rank ends the job within seconds with mpirun's message naming that rank, the last checkpoint
+// loads, and --resume continues on two ranks. Both run the command-line program as child processes; they are
+// skipped, saying why, when mpirun is not installed (.ci/run installs openmpi-bin and libopenmpi-dev).
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;
 using DiffuSharp.Tests.Training;
@@ -32,31 +35,51 @@ public sealed class MpiTrainingTests
     public void Two_ranks_with_batch_B_equal_one_process_with_batch_2B_in_two_microbatches()
     {
         string dir = TrainingFixtures.TempFolder("mpi-same");
+        try { AssertSameResult(dir, "folder:" + WritePngs(dir, 24), []); }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>The same with the objectives' own draws: class dropout to the null label (one uniform per label from
+    /// the "labels" Rng) and offset noise (B·C more normals after ε), each rank skipping exactly what the other draws.</summary>
+    [MpirunFact]
+    public void Two_ranks_equal_one_process_with_class_dropout_and_offset_noise()
+    {
+        string dir = TrainingFixtures.TempFolder("mpi-same-cfg");
         try
         {
-            string data = "folder:" + WritePngs(dir, 24);
-            string single = Path.Combine(dir, "single"), ranks = Path.Combine(dir, "ranks");
-            var one = Run(Dotnet, [Cli, .. Common(data, single), "--steps", "20", "--batch_size", "8", "--microbatch", "4"], TimeSpan.FromMinutes(3));
-            Assert.True(one.Code == 0, one.Output);
-            var two = Run(Mpirun, [.. MpirunArgs(2), Dotnet, Cli, .. Common(data, ranks), "--steps", "20", "--batch_size", "4"], TimeSpan.FromMinutes(3));
-            Assert.True(two.Code == 0, two.Output);
-            Assert.Contains("2 ranks, global batch 8", two.Output);
-
-            foreach (string file in new[] { "model.safetensors", "ema_0.9.safetensors", "optimizer.safetensors" })
-            {
-                var a = SafeTensorsFile.Open(Path.Combine(single, "checkpoint", file));
-                var b = SafeTensorsFile.Open(Path.Combine(ranks, "checkpoint", file));
-                Assert.Equal(a.Names.Order(), b.Names.Order());
-                foreach (string name in a.Names)
-                    Assert.True(a.ReadFloat32(name).AsSpan().SequenceEqual(b.ReadFloat32(name)), $"{file}: {name} differs");
-            }
-            // Every logged loss, quartile and gradient norm of the 20 steps, as the same doubles.
-            var la = File.ReadAllLines(Path.Combine(single, Trainer.LogFile)).Select(Losses).ToArray();
-            var lb = File.ReadAllLines(Path.Combine(ranks, Trainer.LogFile)).Select(Losses).ToArray();
-            Assert.Equal(20, la.Length);
-            Assert.Equal(la, lb);
+            AssertSameResult(dir, "idx:" + WriteIdx(dir, 24),
+                ["--class_cond", "true", "--class_dropout_prob", "0.3", "--noise_offset", "0.1", "--snr_gamma", "5"]);
         }
         finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    static void AssertSameResult(string dir, string data, string[] extra)
+    {
+        string single = Path.Combine(dir, "single"), ranks = Path.Combine(dir, "ranks");
+        var one = Run(Dotnet, [Cli, .. Common(data, single), .. extra, "--steps", "20", "--batch_size", "8", "--microbatch", "4"], TimeSpan.FromMinutes(3));
+        Assert.True(one.Code == 0, one.Output);
+        var two = Run(Mpirun, [.. MpirunArgs(2), Dotnet, Cli, .. Common(data, ranks), .. extra, "--steps", "20", "--batch_size", "4"], TimeSpan.FromMinutes(3));
+        Assert.True(two.Code == 0, two.Output);
+        Assert.Contains("2 ranks, global batch 8", two.Output);
+
+        foreach (string file in new[] { "model.safetensors", "ema_0.9.safetensors", "optimizer.safetensors" })
+        {
+            var a = SafeTensorsFile.Open(Path.Combine(single, "checkpoint", file));
+            var b = SafeTensorsFile.Open(Path.Combine(ranks, "checkpoint", file));
+            Assert.Equal(a.Names.Order(), b.Names.Order());
+            foreach (string name in a.Names)
+                Assert.True(a.ReadFloat32(name).AsSpan().SequenceEqual(b.ReadFloat32(name)), $"{file}: {name} differs");
+        }
+        // Every logged loss, quartile and gradient norm of the 20 steps, as the same doubles.
+        var la = File.ReadAllLines(Path.Combine(single, Trainer.LogFile)).Select(Losses).ToArray();
+        var lb = File.ReadAllLines(Path.Combine(ranks, Trainer.LogFile)).Select(Losses).ToArray();
+        Assert.Equal(20, la.Length);
+        Assert.Equal(la, lb);
+        // And every stream ends where the single process leaves it (the RNG states, "labels" included, and the data position).
+        var sa = JsonNode.Parse(File.ReadAllText(Path.Combine(single, "checkpoint", "trainer.json")))!;
+        var sb = JsonNode.Parse(File.ReadAllText(Path.Combine(ranks, "checkpoint", "trainer.json")))!;
+        foreach (string key in new[] { "step", "rngs", "data" })
+            Assert.Equal(sa[key]!.ToJsonString(), sb[key]!.ToJsonString());
     }
 
     [MpirunFact]
@@ -121,11 +144,28 @@ public sealed class MpiTrainingTests
             diverging[Array.IndexOf(diverging, "--lr") + 1] = "1e30";
             var nan = Run(Mpirun, [.. MpirunArgs(2), Dotnet, Cli, .. diverging, "--save_interval", "1"], TimeSpan.FromMinutes(2));
             Assert.NotEqual(0, nan.Code);
-            Assert.Matches(@"error: rank [01] of 2: the (loss of sample \d+ is (NaN|-?∞|-?Infinity)|gradient is not finite) at step \d+", nan.Output);
-            Assert.Single(nan.Output.Split('\n'), l => l.StartsWith("error: ", StringComparison.Ordinal));
+            var stop = Assert.Single(nan.Output.Split('\n'), l => l.StartsWith("error: ", StringComparison.Ordinal));
+            var m = Regex.Match(stop, @"^error: train: step (\d+): rank [01] of 2: the (loss of sample \d+ is (NaN|[+-]inf) \(t = \d+\)|gradient is not finite); " +
+                @"training stopped before this step changed anything; the last checkpoint \(step (\d+)\) in .* is intact");
+            Assert.True(m.Success, nan.Output);
+            Assert.Equal(1, nan.Code);
             string folder = Checkpoint.Locate(run);
+            long failed = long.Parse(m.Groups[1].Value), kept = long.Parse(m.Groups[4].Value);
+            Assert.Equal(failed - 1, kept);                                   // --save_interval 1: the step before it
+            Assert.Equal(kept, Step(Path.Combine(folder, "trainer.json")));
             var weights = SafeTensorsFile.Open(Path.Combine(folder, "model.safetensors"));
             Assert.All(weights.Names, n => Assert.All(weights.ReadFloat32(n), v => Assert.True(float.IsFinite(v), $"{n} holds {v}")));
+
+            // Under --skip_nonfinite every rank skips the same steps (agreed at the all-gather), the run completes
+            // and rank 0 counts them; its saves stay finite.
+            string skipRun = Path.Combine(dir, "skip");
+            diverging[Array.IndexOf(diverging, run)] = skipRun;
+            diverging[Array.IndexOf(diverging, "--steps") + 1] = (failed + 2).ToString();
+            var skip = Run(Mpirun, [.. MpirunArgs(2), Dotnet, Cli, .. diverging, "--skip_nonfinite"], TimeSpan.FromMinutes(2));
+            Assert.True(skip.Code == 0, skip.Output);
+            Assert.Matches(@"skipped [1-9]\d* steps with a non-finite loss or gradient", skip.Output);
+            Assert.Contains(File.ReadAllLines(Path.Combine(skipRun, Trainer.LogFile)), l => JsonNode.Parse(l)!["skipped"] is not null);
+            Assert.Equal(failed + 2, Step(Path.Combine(skipRun, "checkpoint", "trainer.json")));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
@@ -234,6 +274,21 @@ public sealed class MpiTrainingTests
         }
         p.WaitForExit();
         return (p.ExitCode, output.ToString());
+    }
+
+    /// <summary>An MNIST-layout folder (train-images/labels IDX files) of count random 8×8 gray images, labels 0..9.</summary>
+    static string WriteIdx(string dir, int count)
+    {
+        string folder = Path.Combine(dir, "idx");
+        Directory.CreateDirectory(folder);
+        var rng = new Rng(6);
+        var pixels = new byte[count * 64];
+        for (int p = 0; p < pixels.Length; p++) pixels[p] = (byte)rng.NextInt(256);
+        var labels = new byte[count];
+        for (int i = 0; i < count; i++) labels[i] = (byte)(i % 10);
+        File.WriteAllBytes(Path.Combine(folder, "train-images-idx3-ubyte"), Data.IdxTests.IdxBytes(2051, [count, 8, 8], pixels));
+        File.WriteAllBytes(Path.Combine(folder, "train-labels-idx1-ubyte"), Data.IdxTests.IdxBytes(2049, [count], labels));
+        return folder;
     }
 
     static string WritePngs(string dir, int count)

@@ -17,6 +17,18 @@ public sealed class ImageGridTests
     [InlineData(-0.99f, 1)]                                        // 1.275 → 1
     public void ToByte_maps_minus_one_one_to_bytes(float x, int expected) => Assert.Equal(expected, ImageGrid.ToByte(x));
 
+    [Theory]
+    [InlineData(float.NaN, "NaN")]
+    [InlineData(float.PositiveInfinity, "+inf")]
+    [InlineData(float.NegativeInfinity, "-inf")]
+    public void Make_refuses_non_finite_samples_naming_where_instead_of_writing_black(float bad, string word)
+    {
+        var samples = new float[2 * 3 * 4 * 5];
+        samples[60 + 1 * 20 + 2 * 5 + 3] = bad;                         // sample 1, channel 1, y 2, x 3
+        var e = Assert.Throws<ArgumentException>(() => ImageGrid.Make(samples, 2, 3, 4, 5));
+        Assert.Contains($"sample 1 holds {word} at (c 1, y 2, x 3)", e.Message);
+    }
+
     [Fact]
     public void ToFloat_then_ToByte_is_exact_for_every_byte()
     {

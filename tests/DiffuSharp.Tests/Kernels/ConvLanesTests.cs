@@ -326,6 +326,7 @@ public unsafe class ConvLanesTests
         try
         {
             ConvLanes.Forced = true; ConvWinograd.Disabled = noWinograd; ConvLanes.ScalarTransposes = scalar;
+            ConvLanes.EmulatedForTests = true;              // two-halves Vector512 where the CPU has no AVX-512
             using (Tensor.NoGrad())
             {
                 Assert.True(Ops.UpsampleConvFuses(x, cout));
@@ -336,6 +337,6 @@ public unsafe class ConvLanesTests
             Assert.False(Ops.UpsampleConvFuses(x, cout));                    // gradients on: the two ops run
             Assert.Throws<InvalidOperationException>(() => Ops.UpsampleConv2dNoGrad(x, wt, b));
         }
-        finally { ConvLanes.Forced = oldForced; ConvWinograd.Disabled = oldWinograd; ConvLanes.ScalarTransposes = oldScalar; }
+        finally { ConvLanes.Forced = oldForced; ConvWinograd.Disabled = oldWinograd; ConvLanes.ScalarTransposes = oldScalar; ConvLanes.EmulatedForTests = false; }
     }
 }

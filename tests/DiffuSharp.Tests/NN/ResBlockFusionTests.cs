@@ -10,8 +10,14 @@ using Xunit;
 namespace DiffuSharp.Tests.NN;
 
 [Collection("Parallelism")]
-public class ResBlockFusionTests
+public class ResBlockFusionTests : IDisposable
 {
+    // xunit runs a test's constructor, body and Dispose on one thread: on a CPU without AVX-512 the lane kernels run
+    // with .NET's two-halves Vector512 (same bits, slower), so the fused path is tested on every machine.
+    readonly bool _emulated = ConvLanes.EmulatedForTests;
+    public ResBlockFusionTests() => ConvLanes.EmulatedForTests = true;
+    public void Dispose() => ConvLanes.EmulatedForTests = _emulated;
+
     static float[] Run(ResBlock block, int cout, Tensor x, Tensor emb, bool fused, out bool tookFusedPath)
     {
         bool old = Ops.ResBlockFusionDisabled;

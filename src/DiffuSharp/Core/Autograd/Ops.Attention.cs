@@ -11,8 +11,9 @@ namespace DiffuSharp.Autograd;
 
 internal static unsafe partial class Ops
 {
-    /// <summary>q: (…, Lq, D), k: (…, Lk, D), v: (…, Lk, Dv) with equal leading dims → (…, Lq, Dv).</summary>
-    public static Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
+    /// <summary>q: (…, Lq, D), k: (…, Lk, D), v: (…, Lk, Dv) with equal leading dims → (…, Lq, Dv). Causal: query i
+    /// attends to keys j ≤ i only (PyTorch's is_causal, aligned at the top left).</summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, float scale, bool causal = false)
     {
         string Shapes() => $"q {ShapeUtil.Format(q.ShapeSpan)}, k {ShapeUtil.Format(k.ShapeSpan)}, v {ShapeUtil.Format(v.ShapeSpan)}";
         if (q.Rank < 2 || k.Rank != q.Rank || v.Rank != q.Rank)
@@ -42,7 +43,7 @@ internal static unsafe partial class Ops
             {
                 if (lk > 0)
                     AttentionFused.Forward(new(pq + tq.Offset, oq.Trans, oq.Ld, sq), new(pk + tk.Offset, ok.Trans, ok.Ld, sk),
-                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, Dense(py, lq, dv), batch, lq, lk, d, dv, scale);
+                        new(pv + tv.Offset, ov.Trans, ov.Ld, sv), pp, Dense(py, lq, dv), batch, lq, lk, d, dv, scale, causal);
                 else
                     y.Data.Clear();                                   // softmax over nothing: O = 0·V
             }
@@ -51,7 +52,8 @@ internal static unsafe partial class Ops
         {
             // Forward: S = scale·Q·Kᵀ, P = softmax_rows(S), O = P·V. Then
             //   dV = Pᵀ·dO;  dP = dO·Vᵀ;  dS = P⊙(dP − rowsum(dP⊙P))  (softmax Jacobian diag(p) − p·pᵀ per row);
-            //   dQ = scale·dS·K;  dK = scale·dSᵀ·Q.  The scale is folded into dS once.
+            //   dQ = scale·dS·K;  dK = scale·dSᵀ·Q.  The scale is folded into dS once. Causal: the masked entries
+            //   of P are 0, so those of dS are too, and the same products give the gradient of the masked forward.
             if (p is null) return;
             try
             {

@@ -27,18 +27,20 @@ internal readonly unsafe struct AttentionOperand(float* data, bool trans, int ld
 internal static unsafe class AttentionFused
 {
     /// <summary>O (Lq, Dv) = softmax(scale·Q·Kᵀ)·V per item, with q (Lq, D), k (Lk, D), v (Lk, Dv); P (batch, Lq, Lk)
-    /// receives the probabilities when not null (kept for the backward).</summary>
+    /// receives the probabilities when not null (kept for the backward). Causal: query i sees keys j ≤ i only (the
+    /// softmax runs over the first i + 1 scores of its row, the rest of the row is exactly 0).</summary>
     public static void Forward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
-        int batch, int lq, int lk, int d, int dv, float scale)
+        int batch, int lq, int lk, int d, int dv, float scale, bool causal = false)
     {
         int next = 0;
-        var work = new ForwardWork(q, k, v, p, o, lq, lk, d, dv, scale, batch, &next);
+        var work = new ForwardWork(q, k, v, p, o, lq, lk, d, dv, scale, causal, batch, &next);
         ParallelFor.RunRange(Math.Min(batch, Parallelism.MaxThreads), work);
     }
 
     /// <summary>Backward of <see cref="Forward"/> from dO (Lq, Dv) per item and the saved P: dV += Pᵀ·dO,
     /// dS = scale·P⊙(dO·Vᵀ − rowsum(dO·Vᵀ⊙P)), dQ += dS·K, dK += dSᵀ·Q (each gradient skipped when its Data is
-    /// null, written instead of added when Overwrite; they have the shapes of q, k and v).</summary>
+    /// null, written instead of added when Overwrite; they have the shapes of q, k and v). A causal forward needs
+    /// nothing more: its masked probabilities are exact zeros, so their dS entries are zero too.</summary>
     public static void Backward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand dO,
         AttentionOperand dq, AttentionOperand dk, AttentionOperand dvOut, int batch, int lq, int lk, int d, int dv, float scale)
     {
@@ -57,7 +59,7 @@ internal static unsafe class AttentionFused
     }
 
     readonly struct ForwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
-        int lq, int lk, int d, int dv, float scale, int count, int* next) : IRangeWorkItem
+        int lq, int lk, int d, int dv, float scale, bool causal, int count, int* next) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
         {
@@ -71,13 +73,53 @@ internal static unsafe class AttentionFused
                         float* s = p == null ? ps : p + i * sp;
                         // S = Q·Kᵀ (Lq, Lk); P = softmax(scale·S) in place; O = P·V (Lq, Dv)
                         Gemm.Sgemm(q.Trans, !k.Trans, lq, lk, d, q.Data + i * q.Stride, q.Ld, k.Data + i * k.Stride, k.Ld, 0f, s, lk);
-                        AttentionSoftmax.ForwardRows(s, 0, lq, lk, scale);
+                        if (!causal) AttentionSoftmax.ForwardRows(s, 0, lq, lk, scale);
+                        else CausalSoftmax(s, lq, lk, scale);
                         Product(o, i, false, v.Trans, lq, dv, lk, s, lk, v.Data + i * v.Stride, v.Ld, 0f);
                     }
             }
             finally
             {
                 if (scratch is not null) ArrayPool<float>.Shared.Return(scratch);
+            }
+        }
+    }
+
+    /// <summary>Row r of s (Lq, Lk) ← softmax over its first min(r + 1, Lk) scaled entries, zeros after them.</summary>
+    static void CausalSoftmax(float* s, int lq, int lk, float scale)
+    {
+        for (int r = 0; r < lq; r++)
+        {
+            float* row = s + (long)r * lk;
+            int seen = Math.Min(r + 1, lk);
+            AttentionSoftmax.ForwardRows(row, 0, 1, seen, scale);
+            new Span<float>(row + seen, lk - seen).Clear();
+        }
+    }
+
+    /// <summary>Scalar reference of the causal forward for one item: q (Lq, D), k (Lk, D), v (Lk, Dv) row-major,
+    /// o (Lq, Dv) = Σ_{j ≤ i} softmax_j(scale·q_i·k_j)·v_j, in double.</summary>
+    internal static void CausalReference(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o,
+        int lq, int lk, int d, int dv, float scale)
+    {
+        var w = new double[lk];
+        for (int i = 0; i < lq; i++)
+        {
+            int seen = Math.Min(i + 1, lk);
+            double max = double.NegativeInfinity, sum = 0;
+            for (int j = 0; j < seen; j++)
+            {
+                double dot = 0;
+                for (int c = 0; c < d; c++) dot += (double)q[i * d + c] * k[j * d + c];
+                w[j] = scale * dot;
+                max = Math.Max(max, w[j]);
+            }
+            for (int j = 0; j < seen; j++) sum += w[j] = Math.Exp(w[j] - max);
+            for (int c = 0; c < dv; c++)
+            {
+                double acc = 0;
+                for (int j = 0; j < seen; j++) acc += w[j] * v[j * dv + c];
+                o[i * dv + c] = (float)(acc / sum);
             }
         }
     }

@@ -32,9 +32,15 @@ internal static unsafe class ConvLanes
     /// <summary>Tests set this to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
     internal static bool Forced;
 
+    /// <summary>Tests set this (on their own thread) to run the lane kernels on a CPU without AVX-512, where .NET
+    /// computes each Vector512 as two 256-bit halves: the same bits, slower, so production never takes it there.</summary>
+    [ThreadStatic] internal static bool EmulatedForTests;
+
+    static bool Has512 => Vector512.IsHardwareAccelerated || EmulatedForTests;
+
     /// <summary>A 3×3 stride-1 padding-1 convolution on an AVX-512 machine.</summary>
     public static bool IsSupported(in ConvGeometry g) =>
-        !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
+        !Disabled && g.IsSame && g.Kh == 3 && g.Kw == 3 && Has512;
 
     /// <summary>Where the lane forward beats the NCHW direct kernel (and im2col + GEMM): with the Winograd kernel
     /// (ConvWinograd) images up to 32 wide, without it up to 14. Measured at batch 32, 2 threads, best of 20 interleaved
@@ -52,7 +58,7 @@ internal static unsafe class ConvLanes
     /// 1.17 against 2.66 ms, 14×14 → 7×7 with 64 channels 1.04 against 1.90 ms, 32×32 → 16×16 with 64 channels 5.2
     /// against 7.3 ms, 16×16 → 8×8 with 128 channels 3.7 against 6.3 ms.</summary>
     public static bool IsStrided(in ConvGeometry g) =>
-        !Disabled && g.Stride == 2 && g.Pad == 1 && g.Kh == 3 && g.Kw == 3 && Vector512.IsHardwareAccelerated;
+        !Disabled && g.Stride == 2 && g.Pad == 1 && g.Kh == 3 && g.Kw == 3 && Has512;
 
     /// <summary>Where the lane dx and dW beat the direct ones: images at most 32 wide (forward+backward, 2 threads, best
     /// of 20-30 interleaved runs: 28×28 with 32 channels 6.7 ms against 8.5 ms direct; 32×32 with 64 channels 36.7

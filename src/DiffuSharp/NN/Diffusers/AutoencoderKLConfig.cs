@@ -1,0 +1,54 @@
+// diffusers' AutoencoderKL config.json (diffusers 0.27.2, models/autoencoders/autoencoder_kl.py __init__): every key
+// of the constructor; block types other than DownEncoderBlock2D / UpDecoderBlock2D are errors naming the key.
+namespace DiffuSharp.NN.Diffusers;
+
+public sealed record AutoencoderKLConfig
+{
+    public int InChannels { get; init; } = 3;
+    public int OutChannels { get; init; } = 3;
+    public int[] BlockOutChannels { get; init; } = [64];
+    public int LayersPerBlock { get; init; } = 1;
+    public Activation ActFn { get; init; } = Activation.Silu;
+    public int LatentChannels { get; init; } = 4;
+    public int NormNumGroups { get; init; } = 32;
+    public int SampleSize { get; init; } = 32;
+    public double ScalingFactor { get; init; } = 0.18215;            // latents = scaling_factor · posterior sample (SD 1.x: 0.18215)
+    public double[]? LatentsMean { get; init; }                      // informational (SDXL-era configs); not applied by the model
+    public double[]? LatentsStd { get; init; }
+    public bool ForceUpcast { get; init; } = true;                    // fp16 pipelines upcast the VAE; always float32 here
+
+    public static AutoencoderKLConfig Load(string path) => Read(ConfigJson.Load(path));
+
+    internal static AutoencoderKLConfig Read(ConfigJson c)
+    {
+        c.ExpectClass("AutoencoderKL");
+        var blockOut = c.Ints("block_out_channels", [64]);
+        int n = blockOut.Length;
+        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
+        ConfigChoices.Positive(c, "block_out_channels", blockOut);
+        var down = ConfigChoices.Blocks(c, "down_block_types", ["DownEncoderBlock2D"], DownBlockType.DownEncoderBlock2D);
+        var up = ConfigChoices.Blocks(c, "up_block_types", ["UpDecoderBlock2D"], UpBlockType.UpDecoderBlock2D);
+        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
+        if (up.Length != n) throw c.Error("up_block_types", $"{up.Length} up blocks for {n} block_out_channels");
+        var config = new AutoencoderKLConfig
+        {
+            InChannels = c.Int("in_channels", 3),
+            OutChannels = c.Int("out_channels", 3),
+            BlockOutChannels = blockOut,
+            LayersPerBlock = c.Int("layers_per_block", 1),
+            ActFn = ConfigChoices.Act(c, "act_fn"),
+            LatentChannels = c.Int("latent_channels", 4),
+            NormNumGroups = c.Int("norm_num_groups", 32),
+            SampleSize = c.Has("sample_size") && c.IntOrNull("sample_size") is int s ? s : 32,
+            ScalingFactor = c.Double("scaling_factor", 0.18215),
+            LatentsMean = c.Doubles("latents_mean"),
+            LatentsStd = c.Doubles("latents_std"),
+            ForceUpcast = c.Bool("force_upcast", true),
+        };
+        c.RejectUnknownKeys("AutoencoderKL");
+        if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
+        foreach (int ch in blockOut)
+            if (ch % config.NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide {ch} channels");
+        return config;
+    }
+}

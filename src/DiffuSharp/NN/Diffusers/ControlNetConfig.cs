@@ -1,0 +1,97 @@
+// diffusers' ControlNetModel config.json (diffusers 0.27.2, models/controlnet.py __init__): every key of the
+// constructor, per-block values expanded; what this port does not build (class and addition embeddings,
+// encoder_hid_proj, other block types) is an error naming the key.
+namespace DiffuSharp.NN.Diffusers;
+
+public sealed record ControlNetConfig
+{
+    public int InChannels { get; init; } = 4;
+    public int ConditioningChannels { get; init; } = 3;
+    public bool FlipSinToCos { get; init; } = true;
+    public int FreqShift { get; init; }
+    public DownBlockType[] DownBlockTypes { get; init; } = [DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.DownBlock2D];
+    public MidBlockType MidBlockType { get; init; } = MidBlockType.UNetMidBlock2DCrossAttn;
+    public bool[] OnlyCrossAttention { get; init; } = [false, false, false, false];
+    public int[] BlockOutChannels { get; init; } = [320, 640, 1280, 1280];
+    public int LayersPerBlock { get; init; } = 2;
+    public int DownsamplePadding { get; init; } = 1;
+    public double MidBlockScaleFactor { get; init; } = 1;
+    public Activation ActFn { get; init; } = Activation.Silu;
+    public int NormNumGroups { get; init; } = 32;
+    public float NormEps { get; init; } = 1e-5f;
+    public int CrossAttentionDim { get; init; } = 1280;
+    public int[] TransformerLayersPerBlock { get; init; } = [1, 1, 1, 1];
+    public int[] NumHeads { get; init; } = [8, 8, 8, 8];              // num_attention_heads, or else attention_head_dim (diffusers' naming)
+    public bool UseLinearProjection { get; init; }
+    public bool UpcastAttention { get; init; }
+    public TimeScaleShift ResnetTimeScaleShift { get; init; }
+    public int? NumClassEmbeds { get; init; }
+    public bool BgrConditioning { get; init; }                       // controlnet_conditioning_channel_order "bgr": the image's channels flipped first
+    public int[] ConditioningEmbeddingOutChannels { get; init; } = [16, 32, 96, 256];
+    public bool GlobalPoolConditions { get; init; }                  // residuals averaged over H, W
+
+    public int TimeEmbedDim => BlockOutChannels[0] * 4;
+
+    public static ControlNetConfig Load(string path) => Read(ConfigJson.Load(path));
+
+    internal static ControlNetConfig Read(ConfigJson c)
+    {
+        c.ExpectClass("ControlNetModel");
+        var blockOut = c.Ints("block_out_channels", [320, 640, 1280, 1280]);
+        int n = blockOut.Length;
+        if (n == 0) throw c.Error("block_out_channels", "needs at least one block");
+        ConfigChoices.Positive(c, "block_out_channels", blockOut);
+        var down = ConfigChoices.Blocks(c, "down_block_types", ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+            DownBlockType.DownBlock2D, DownBlockType.CrossAttnDownBlock2D);
+        if (down.Length != n) throw c.Error("down_block_types", $"{down.Length} down blocks for {n} block_out_channels");
+        var mid = c.IsNull("mid_block_type") ? MidBlockType.None
+            : c.Choice("mid_block_type", MidBlockType.UNetMidBlock2DCrossAttn, ("UNetMidBlock2DCrossAttn", MidBlockType.UNetMidBlock2DCrossAttn), ("UNetMidBlock2D", MidBlockType.UNetMidBlock2D));
+        if (mid == MidBlockType.None) throw c.Error("mid_block_type", "diffusers' ControlNetModel needs a mid block");
+        var headDim = c.IntPerBlock("attention_head_dim", n, 8);
+        var heads = c.IntPerBlockOrNull("num_attention_heads", n) ?? headDim;
+        var embOut = c.Ints("conditioning_embedding_out_channels", [16, 32, 96, 256]);
+        if (embOut.Length == 0) throw c.Error("conditioning_embedding_out_channels", "needs at least one entry");
+        var config = new ControlNetConfig
+        {
+            InChannels = c.Int("in_channels", 4),
+            ConditioningChannels = c.Int("conditioning_channels", 3),
+            FlipSinToCos = c.Bool("flip_sin_to_cos", true),
+            FreqShift = c.Int("freq_shift", 0),
+            DownBlockTypes = down,
+            MidBlockType = mid,
+            OnlyCrossAttention = c.BoolPerBlock("only_cross_attention", n, false),
+            BlockOutChannels = blockOut,
+            LayersPerBlock = c.Int("layers_per_block", 2),
+            DownsamplePadding = c.Int("downsample_padding", 1),
+            MidBlockScaleFactor = c.Double("mid_block_scale_factor", 1),
+            ActFn = ConfigChoices.Act(c, "act_fn"),
+            NormNumGroups = c.IntOrNull("norm_num_groups") ?? throw c.Error("norm_num_groups", "null is not supported"),
+            NormEps = (float)c.Double("norm_eps", 1e-5),
+            CrossAttentionDim = c.Int("cross_attention_dim", 1280),
+            TransformerLayersPerBlock = c.IntPerBlock("transformer_layers_per_block", n, 1),
+            NumHeads = heads,
+            UseLinearProjection = c.Bool("use_linear_projection", false),
+            UpcastAttention = c.Bool("upcast_attention", false),
+            ResnetTimeScaleShift = ConfigChoices.Shift(c, "resnet_time_scale_shift"),
+            NumClassEmbeds = c.IntOrNull("num_class_embeds"),
+            BgrConditioning = c.Choice("controlnet_conditioning_channel_order", false, ("rgb", false), ("bgr", true)),
+            ConditioningEmbeddingOutChannels = embOut,
+            GlobalPoolConditions = c.Bool("global_pool_conditions", false),
+        };
+        c.MustBeNull("encoder_hid_dim", "an encoder_hid_proj");
+        c.MustBeNull("encoder_hid_dim_type", "an encoder_hid_proj");
+        c.MustBeNull("class_embed_type", "a class embedding type");
+        c.MustBeNull("addition_embed_type", "an addition embedding");
+        c.MustBeNull("addition_time_embed_dim", "an addition time embedding");
+        c.MustBeNull("projection_class_embeddings_input_dim", "a projection class embedding");
+        c.Informational("addition_embed_type_num_heads");
+        c.RejectUnknownKeys("ControlNetModel");
+        if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
+        for (int i = 0; i < n; i++)
+        {
+            if (blockOut[i] % config.NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide block_out_channels[{i}] = {blockOut[i]}");
+            if (blockOut[i] % heads[i] != 0) throw c.Error("attention_head_dim", $"{heads[i]} heads do not divide {blockOut[i]} channels");
+        }
+        return config;
+    }
+}

@@ -1,0 +1,67 @@
+// diffusers' ResnetBlock2D (models/resnet.py), time_embedding_norm "default" or "scale_shift": GroupNorm → act →
+// conv3×3, the projected time embedding added (or applied as scale and shift after the second norm), GroupNorm →
+// act → dropout → conv3×3, plus the input (through a 1×1 conv_shortcut when the channel count changes), divided by
+// output_scale_factor. Without a time embedding (temb_channels None) it is the VAE's block.
+namespace DiffuSharp.NN.Diffusers;
+
+/// <summary>What every ResnetBlock2D of a model shares (diffusers passes these to each block one by one).</summary>
+public sealed record ResnetSettings(
+    int Groups,
+    float Eps,
+    Activation Act = Activation.Silu,
+    float Dropout = 0f,
+    TimeScaleShift TimeScaleShift = TimeScaleShift.Default,
+    double OutputScaleFactor = 1.0,                              // (x + h) / factor
+    bool SkipTimeAct = false);                                   // time_emb_proj on temb itself, not act(temb)
+
+public sealed class ResnetBlock2D : Module
+{
+    readonly GroupNorm _norm1, _norm2;
+    readonly Conv2d _conv1, _conv2;
+    readonly Linear? _timeEmbProj;
+    readonly Conv2d? _convShortcut;                             // 1×1, when in ≠ out
+    readonly ResnetSettings _s;
+    readonly int _outChannels;
+
+    public ResnetBlock2D(int inChannels, int outChannels, int? tembChannels, ResnetSettings settings, Rng rng)
+    {
+        (_s, _outChannels) = (settings, outChannels);
+        _norm1 = Register("norm1", new GroupNorm(settings.Groups, inChannels, settings.Eps));
+        _conv1 = Register("conv1", new Conv2d(inChannels, outChannels, 3, rng, padding: 1));
+        if (tembChannels is int t)
+            _timeEmbProj = Register("time_emb_proj", new Linear(t, settings.TimeScaleShift == TimeScaleShift.ScaleShift ? 2 * outChannels : outChannels, rng));
+        _norm2 = Register("norm2", new GroupNorm(settings.Groups, outChannels, settings.Eps));
+        _conv2 = Register("conv2", new Conv2d(outChannels, outChannels, 3, rng, padding: 1));
+        if (inChannels != outChannels) _convShortcut = Register("conv_shortcut", new Conv2d(inChannels, outChannels, 1, rng));
+    }
+
+    /// <summary>x: (B, Cin, H, W), temb: (B, E) or null → (B, Cout, H, W)</summary>
+    public Tensor Forward(Tensor x, Tensor? temb, ForwardContext ctx)
+    {
+        if ((temb is null) != (_timeEmbProj is null))
+            throw new ArgumentException(temb is null ? "ResnetBlock2D: this block needs a time embedding" : "ResnetBlock2D: this block takes no time embedding");
+        var h = _conv1.Forward(NormAct(_norm1, x));                        // (B, Cout, H, W)
+        int b = x.Dim(0);
+        Tensor? e = null;
+        if (_timeEmbProj is not null)
+            e = _timeEmbProj.Forward(_s.SkipTimeAct ? temb! : _s.Act.Apply(temb!));   // (B, Cout) or (B, 2·Cout)
+        if (_s.TimeScaleShift == TimeScaleShift.ScaleShift && e is not null)
+        {
+            var parts = e.Chunk(2, 1);
+            var scale = parts[0].Reshape(b, _outChannels, 1, 1);
+            var shift = parts[1].Reshape(b, _outChannels, 1, 1);
+            h = _s.Act.Apply(_norm2.Forward(h) * (scale + 1.0) + shift);
+        }
+        else
+        {
+            if (e is not null) h += e.Reshape(b, _outChannels, 1, 1);          // broadcast over H, W
+            h = NormAct(_norm2, h);
+        }
+        if (ctx.Training && _s.Dropout > 0) h = h.Dropout(_s.Dropout, ctx.Rng ?? throw new ArgumentException("ResnetBlock2D: dropout in training needs an Rng"));
+        var residual = _convShortcut?.Forward(x) ?? x;
+        if (_s.OutputScaleFactor == 1.0) return _conv2.Forward(h, residual);  // residual + conv2(h)
+        return (residual + _conv2.Forward(h)) / _s.OutputScaleFactor;
+    }
+
+    Tensor NormAct(GroupNorm norm, Tensor x) => _s.Act == Activation.Silu ? norm.ForwardSilu(x) : _s.Act.Apply(norm.Forward(x));
+}

@@ -1,0 +1,21 @@
+// Stable Diffusion 1.5's component configs (runwayml/stable-diffusion-v1-5 unet/ and vae/ config.json, as in the
+// reference data's sd15/sd15_configs.json), for building full-size models on random weights (benchmarks).
+namespace DiffuSharp.NN.Diffusers;
+
+public static class Sd15Configs
+{
+    /// <summary>SD 1.5's UNet2DConditionModel: 320/640/1280/1280 channels, 2 layers per block, 8 heads, context 768.</summary>
+    public static UNet2DConditionConfig UNet => new()
+    {
+        SampleSize = 64,
+        CrossAttentionDim = [768, 768, 768, 768],
+    };
+
+    /// <summary>SD 1.5's AutoencoderKL: 128/256/512/512 channels, 2 layers per block, latents ×8 smaller than images.</summary>
+    public static AutoencoderKLConfig Vae => new()
+    {
+        BlockOutChannels = [128, 256, 512, 512],
+        LayersPerBlock = 2,
+        SampleSize = 512,
+    };
+}

@@ -1,0 +1,156 @@
+// diffusers' UNet blocks (models/unets/unet_2d_blocks.py), as one down block, one up block and one mid block type
+// whose parameter names are diffusers' (resnets.i, attentions.i, downsamplers.0, upsamplers.0):
+//   DownBlock2D / DownEncoderBlock2D = resnets (+ downsampler); AttnDownBlock2D adds the spatial attention after each
+//   resnet, CrossAttnDownBlock2D a Transformer2DModel. Every resnet output (and the downsampled one) is a skip.
+//   UpBlock2D / AttnUpBlock2D / CrossAttnUpBlock2D take one skip per resnet (concatenated on the channels, last
+//   pushed first), UpDecoderBlock2D none; then the upsampler.
+//   UNetMidBlock2D / UNetMidBlock2DCrossAttn = resnet, then (attention, resnet) pairs.
+// The block type named in config.json picks the factory; the forward is the same straight line for all of them.
+namespace DiffuSharp.NN.Diffusers;
+
+/// <summary>What follows each resnet of a block: nothing, a spatial attention or a Transformer2DModel.</summary>
+public abstract record BlockAttention;
+
+/// <summary>A Transformer2DModel per resnet (CrossAttn* blocks): heads of channels/heads each, transformerLayers[i]
+/// BasicTransformerBlocks after resnet i.</summary>
+public sealed record CrossAttention(int Heads, int[] TransformerLayers, int? CrossAttentionDim, bool UseLinearProjection, bool OnlyCrossAttention) : BlockAttention;
+
+/// <summary>The spatial attention of Attn* blocks and the mid blocks: heads = channels / HeadDim; a GroupNorm of
+/// NormGroups first (none when null).</summary>
+public sealed record SpatialAttention(int HeadDim, int? NormGroups) : BlockAttention;
+
+internal static class BlockParts
+{
+    public static Module? Make(BlockAttention? spec, int channels, int layer, ResnetSettings s, Rng rng) => spec switch
+    {
+        null => null,
+        CrossAttention c => new Transformer2DModel(c.Heads, channels / c.Heads, channels, c.TransformerLayers[layer], c.CrossAttentionDim,
+            s.Groups, c.UseLinearProjection, c.OnlyCrossAttention, rng),
+        SpatialAttention a => Attention.Spatial(channels, channels / a.HeadDim, a.HeadDim, a.NormGroups, s.Eps, s.OutputScaleFactor, rng),
+        _ => throw new ArgumentException($"unknown block attention {spec}"),
+    };
+
+    public static Tensor Run(Module attention, Tensor h, Tensor? context) => attention switch
+    {
+        Transformer2DModel t => t.Forward(h, context),
+        Attention a => a.ForwardSpatial(h),
+        _ => throw new InvalidOperationException($"unexpected attention module {attention.GetType().Name}"),
+    };
+}
+
+public sealed class UNetDownBlock : Module
+{
+    readonly List<ResnetBlock2D> _resnets = [];
+    readonly List<Module> _attentions = [];
+    readonly Downsample2D? _downsampler;
+
+    /// <summary>A down block: <paramref name="layers"/> resnets (in → out, then out → out), each followed by the given
+    /// attention, then a stride-2 conv when <paramref name="addDownsample"/>.</summary>
+    public UNetDownBlock(int inChannels, int outChannels, int layers, int? tembChannels, ResnetSettings s, BlockAttention? attention,
+        bool addDownsample, int downsamplePadding, Rng rng)
+    {
+        for (int i = 0; i < layers; i++)
+        {
+            _resnets.Add(Register($"resnets.{i}", new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels, s, rng)));
+            if (BlockParts.Make(attention, outChannels, i, s, rng) is { } a) _attentions.Add(Register($"attentions.{i}", a));
+        }
+        if (addDownsample) _downsampler = Register("downsamplers.0", new Downsample2D(outChannels, outChannels, downsamplePadding, rng));
+    }
+
+    /// <summary>Number of skips this block adds.</summary>
+    public int SkipCount => _resnets.Count + (_downsampler is null ? 0 : 1);
+
+    /// <summary>h: (B, Cin, H, W) → (B, Cout, H', W'); every intermediate output is appended to skips.</summary>
+    public Tensor Forward(Tensor h, Tensor? temb, Tensor? context, ForwardContext ctx, List<Tensor>? skips = null)
+    {
+        for (int i = 0; i < _resnets.Count; i++)
+        {
+            h = _resnets[i].Forward(h, temb, ctx);
+            if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i], h, context);
+            skips?.Add(h);
+        }
+        if (_downsampler is not null)
+        {
+            h = _downsampler.Forward(h);                                       // (B, Cout, H/2, W/2)
+            skips?.Add(h);
+        }
+        return h;
+    }
+}
+
+public sealed class UNetUpBlock : Module
+{
+    readonly List<ResnetBlock2D> _resnets = [];
+    readonly List<Module> _attentions = [];
+    readonly Upsample2D? _upsampler;
+    readonly bool _takesSkips;
+
+    /// <summary>An up block of <paramref name="layers"/> resnets. With <paramref name="prevOutChannels"/> (UNet up blocks)
+    /// resnet i takes cat(h, skip): (i == 0 ? prevOut : out) + (i == layers − 1 ? in : out) channels; without it
+    /// (the VAE decoder) resnet i takes i == 0 ? in : out.</summary>
+    public UNetUpBlock(int inChannels, int? prevOutChannels, int outChannels, int layers, int? tembChannels, ResnetSettings s,
+        BlockAttention? attention, bool addUpsample, Rng rng)
+    {
+        _takesSkips = prevOutChannels is not null;
+        for (int i = 0; i < layers; i++)
+        {
+            int cin = prevOutChannels is int prev
+                ? (i == 0 ? prev : outChannels) + (i == layers - 1 ? inChannels : outChannels)
+                : (i == 0 ? inChannels : outChannels);
+            _resnets.Add(Register($"resnets.{i}", new ResnetBlock2D(cin, outChannels, tembChannels, s, rng)));
+            if (BlockParts.Make(attention, outChannels, i, s, rng) is { } a) _attentions.Add(Register($"attentions.{i}", a));
+        }
+        if (addUpsample) _upsampler = Register("upsamplers.0", new Upsample2D(outChannels, outChannels, rng));
+    }
+
+    public bool HasUpsampler => _upsampler is not null;
+
+    /// <summary>Number of skips this block consumes.</summary>
+    public int SkipCount => _takesSkips ? _resnets.Count : 0;
+
+    /// <summary>h: (B, C, H, W) → (B, Cout, 2H, 2W) (or upsampleSize); takes its skips from the end of the list.</summary>
+    public Tensor Forward(Tensor h, List<Tensor>? skips, Tensor? temb, Tensor? context, ForwardContext ctx, int[]? upsampleSize = null)
+    {
+        for (int i = 0; i < _resnets.Count; i++)
+        {
+            if (_takesSkips)
+            {
+                var skip = skips![^1];
+                skips.RemoveAt(skips.Count - 1);
+                h = Tensor.Concat([h, skip], 1);                              // (B, C + C_skip, H, W)
+            }
+            h = _resnets[i].Forward(h, temb, ctx);
+            if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i], h, context);
+        }
+        return _upsampler?.Forward(h, upsampleSize) ?? h;
+    }
+}
+
+public sealed class UNetMidBlock : Module
+{
+    readonly List<ResnetBlock2D> _resnets = [];
+    readonly List<Module> _attentions = [];
+
+    /// <summary>resnets.0, then <paramref name="layers"/> × (attentions.i when given, resnets.i+1), all channels → channels.</summary>
+    public UNetMidBlock(int channels, int? tembChannels, ResnetSettings s, BlockAttention? attention, int layers, Rng rng)
+    {
+        _resnets.Add(Register("resnets.0", new ResnetBlock2D(channels, channels, tembChannels, s, rng)));
+        for (int i = 0; i < layers; i++)
+        {
+            if (BlockParts.Make(attention, channels, i, s, rng) is { } a) _attentions.Add(Register($"attentions.{i}", a));
+            _resnets.Add(Register($"resnets.{i + 1}", new ResnetBlock2D(channels, channels, tembChannels, s, rng)));
+        }
+    }
+
+    /// <summary>h: (B, C, H, W) → (B, C, H, W)</summary>
+    public Tensor Forward(Tensor h, Tensor? temb, Tensor? context, ForwardContext ctx)
+    {
+        h = _resnets[0].Forward(h, temb, ctx);
+        for (int i = 1; i < _resnets.Count; i++)
+        {
+            if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i - 1], h, context);
+            h = _resnets[i].Forward(h, temb, ctx);
+        }
+        return h;
+    }
+}

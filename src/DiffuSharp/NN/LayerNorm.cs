@@ -1,0 +1,28 @@
+// torch.nn.LayerNorm over the last dimension with affine weight and bias (the parameter names PyTorch saves:
+// "weight", "bias"), on the fused LayerNorm primitive.
+namespace DiffuSharp.NN;
+
+/// <summary>Layer normalisation over the trailing dimension of size <c>features</c>, with learnt γ and β.</summary>
+public sealed class LayerNorm : Module
+{
+    public Tensor Weight { get; }
+    public Tensor Bias { get; }
+    public int Features { get; }
+    public float Eps { get; }
+
+    public LayerNorm(int features, float eps = 1e-5f)
+    {
+        if (features <= 0) throw new ArgumentException($"LayerNorm: features must be positive, got {features}");
+        (Features, Eps) = (features, eps);
+        Weight = Parameter("weight", Tensor.Ones(features));
+        Bias = Parameter("bias", Tensor.Zeros(features));
+    }
+
+    /// <summary>x: (…, features) → (…, features)</summary>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Rank == 0 || x.Dim(-1) != Features)
+            throw new ArgumentException($"LayerNorm expects (…, {Features}), got {ShapeUtil.Format(x.Shape)}");
+        return Tensor.LayerNorm(x, [Features], Weight, Bias, Eps);
+    }
+}
