@@ -25,7 +25,9 @@ public static class EvalCommand
         new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
         new("n", "samples (and test images) for the Fréchet distance; 0 skips it", "1000", Value: "N"),
         new("nll-n", "test images for the NLL in bits/dim (T model calls per batch); 0 skips it", "16", Value: "N"),
-        new("steps", "DDIM sampling steps", "50", Value: "S"),
+        new("steps", "sampling steps", "50", Value: "S"),
+        new("sampler", "ddim (improved-diffusion's loop) or any sampler of 'diffusharp sample --help' (dpm++2m, euler_a, unipc, heun, ...)", "ddim", Value: "NAME"),
+        new("karras", "Karras sigmas for a diffusers sampler", IsFlag: true),
         new("guidance", "classifier-free guidance scale W of the samples (models trained with --class_dropout_prob; the NLL stays unguided)", Value: "W"),
         new("batch", "images per forward pass", "64", Value: "B"),
         new("classifier", "classifier folder (diffusharp train-classifier); default: the repository's models/classifier", "models/classifier", Value: "DIR"),
@@ -46,6 +48,12 @@ public static class EvalCommand
         bool json = o.Flag("json");
         if (n == 1) throw new CliException($"{Name}: --n must be 0 (skip) or at least 2 (a covariance needs two samples), got 1");
 
+        string sampler = o.Required("sampler");
+        if (sampler == "ddpm") throw new CliException($"{Name}: --sampler ddpm is not offered here (ancestral sampling over every step); use ddim or a diffusers sampler");
+        if (sampler == "ddim" && o.Flag("karras")) throw new CliException($"{Name}: --karras applies to the diffusers schedulers, not --sampler ddim");
+        if (sampler != "ddim")
+            try { Schedulers.SchedulerFactory.ConfigFor(sampler, Schedulers.SchedulerConfig.DefaultsFor("DDIMScheduler")); }
+            catch (ArgumentException e) { throw new CliException($"{Name}: --sampler: {e.Message}"); }
         var (config, unet) = ModelFolder.Load(o.Required("model"));
         double? guidance = CliModel.Guidance(Name, o, config, o.Required("model"));
         FashionClassifier? classifier = null;
@@ -96,12 +104,12 @@ public static class EvalCommand
             var clock = Stopwatch.StartNew();
             int? k = config.ClassCount;
             int[]? labels = k is int kk ? Enumerable.Range(0, n).Select(i => i % kk).ToArray() : null;
-            var samples = Sample(config, unet, n, steps, batch, labels, seed, guidance);
+            var samples = Sample(config, unet, n, steps, batch, labels, seed, guidance, sampler, o.Flag("karras"));
             double sampleSecs = clock.Elapsed.TotalSeconds;
             int d = classifier.Config.FeatureDim;
             var (preds, genFeatures) = classifier.Predict(samples, n, batch);
             var (_, testFeatures) = classifier.Predict(test.Images.AsSpan(0, n * len), n, batch);
-            rows.Add(("fd", FrechetDistance.Compute(genFeatures, n, testFeatures, n, d), "", $"{n} DDIM-{steps} samples{(guidance is double g ? $" (guidance {g.ToString(CultureInfo.InvariantCulture)})" : "")} vs {n} test images"));
+            rows.Add(("fd", FrechetDistance.Compute(genFeatures, n, testFeatures, n, d), "", $"{n} {SamplerLabel(sampler, o.Flag("karras"))}-{steps} samples{(guidance is double g ? $" (guidance {g.ToString(CultureInfo.InvariantCulture)})" : "")} vs {n} test images"));
             if (TrainSplit(o.Required("data")) is { } train && train.Count >= n)
             {
                 var (_, trainFeatures) = classifier.Predict(train.Images.AsSpan(0, n * len), n, batch);
@@ -130,8 +138,12 @@ public static class EvalCommand
         catch (DatasetNotFoundException) { return null; }
     }
 
-    /// <summary>n DDIM samples (eta 0) in [-1, 1], (n, C, S, S) row-major, x_T from seed.</summary>
-    static float[] Sample(ModelConfig config, NN.UNetModel unet, int n, int steps, int batch, int[]? labels, ulong seed, double? guidance = null)
+    static string SamplerLabel(string sampler, bool karras) => sampler == "ddim" ? "DDIM" : sampler + (karras ? " Karras" : "");
+
+    /// <summary>n samples in [-1, 1], (n, C, S, S) row-major, x_T from seed: improved-diffusion's DDIM (eta 0) over
+    /// the section spacing "steps", or a diffusers scheduler over --steps timesteps of the model's schedule.</summary>
+    static float[] Sample(ModelConfig config, NN.UNetModel unet, int n, int steps, int batch, int[]? labels, ulong seed, double? guidance = null,
+        string sampler = "ddim", bool karras = false)
     {
         var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = steps.ToString(CultureInfo.InvariantCulture) });
         int C = config.InChannels, S = config.ImageSize, len = C * S * S;
@@ -144,7 +156,13 @@ public static class EvalCommand
             DiffusionModel fn = guidance is double w
                 ? ClassifierFreeGuidance.Create((xt, t, c) => unet.Forward(xt, t, c), cls!, config.NullLabel!.Value, w)
                 : (xt, t) => unet.Forward(xt, t, cls);
-            var x = diffusion.DdimSampleLoop(fn, [b, C, S, S], rng);
+            Tensor x;
+            if (sampler == "ddim") x = diffusion.DdimSampleLoop(fn, [b, C, S, S], rng);
+            else
+            {
+                var scheduler = ModelSchedulers.Create(config, sampler, karras);
+                x = Schedulers.SchedulerSampling.Sample(scheduler, fn, Tensor.RandN([b, C, S, S], rng), steps, rng, ModelSchedulers.TimestepScale(config));
+            }
             x.ToArray().CopyTo(samples.AsSpan(start * len));
         }
         return samples;

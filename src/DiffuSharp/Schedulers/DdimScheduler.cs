@@ -1,7 +1,8 @@
 // DDIM (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", arXiv:2010.02502) as diffusers 0.27.2's
 // DDIMScheduler (src/diffusers/schedulers/scheduling_ddim.py): eq. (12) with σ_t(η) of eq. (16).
-// Deviation: eta is a constructor argument (diffusers passes it to every step); use_clipped_model_output is not
-// offered (it is off in diffusers' pipelines).
+// Deviation: eta and use_clipped_model_output are constructor arguments (diffusers passes them to every step).
+// use_clipped_model_output (off in diffusers' pipelines) re-derives ε from the clipped x0, as improved-diffusion's
+// ddim_sample does.
 using DiffuSharp.Diffusion;
 
 namespace DiffuSharp.Schedulers;
@@ -13,16 +14,21 @@ public sealed class DdimScheduler : Scheduler
 
     /// <param name="config">A DDIMScheduler config (other classes' configs are read as diffusers' from_config does).</param>
     /// <param name="eta">η of eq. (16): 0 is DDIM, 1 the DDPM posterior variance.</param>
-    public DdimScheduler(SchedulerConfig config, double eta = 0) : base(config)
+    /// <param name="useClippedModelOutput">ε for the direction term from the clipped / thresholded x0.</param>
+    public DdimScheduler(SchedulerConfig config, double eta = 0, bool useClippedModelOutput = false) : base(config)
     {
         if (eta < 0) throw new ArgumentOutOfRangeException(nameof(eta), $"DDIM eta must be >= 0, got {eta}");
         Eta = eta;
+        UseClippedModelOutput = useClippedModelOutput;
         // ᾱ before t = 0: 1 (set_alpha_to_one) or ᾱ_0
         _finalAlphaCumprod = config.SetAlphaToOne ? 1.0 : AlphasCumprod[0];
     }
 
     /// <summary>η of eq. (16).</summary>
     public double Eta { get; }
+
+    /// <summary>diffusers' use_clipped_model_output: ε recomputed from the clipped x0.</summary>
+    public bool UseClippedModelOutput { get; }
 
     protected override double[] ComputeTimesteps(int n) => ScheduleMath.SpacedTimesteps(Config, n, discrete: true);
 
@@ -50,6 +56,7 @@ public sealed class DdimScheduler : Scheduler
         var predEps = ScheduleMath.PredictEpsilon(Config.PredictionType, modelOutput, sample, a, s);
         // 4. clip or threshold x0
         predX0 = ClipOrThreshold(predX0);
+        if (UseClippedModelOutput) predEps = (sample - a * predX0) / s;
         // 5. σ_t(η), eq. (16)
         double stdDevT = Eta * Math.Sqrt(Variance(t, prevT));
         // 6. "direction pointing to x_t" of eq. (12), then x_{t−1} without the noise

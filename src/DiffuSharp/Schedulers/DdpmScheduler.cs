@@ -60,12 +60,18 @@ public sealed class DdpmScheduler : Scheduler
                 VarianceType.FixedLarge => Math.Sqrt(currentBetaT) * z,
                 // learned: the model's second half is the variance itself
                 VarianceType.Learned => (predictedVariance ?? throw LearnedMissing()).Sqrt() * z,
-                // learned_range: log σ² = frac·log β + (1 − frac)·log β̃, frac = (v + 1)/2 (improved DDPM eq. 15)
-                _ => ((((predictedVariance ?? throw LearnedMissing()) + 1) * 0.5 * Math.Log(currentBetaT)
-                      + (1 - ((predictedVariance + 1) * 0.5)) * Math.Log(posteriorVar)) * 0.5).Exp() * z,
+                _ => LearnedRangeStd(predictedVariance ?? throw LearnedMissing(), currentBetaT, posteriorVar) * z,
             };
         }
         return new SchedulerStepOutput(prev, predX0);
+    }
+
+    // learned_range: log σ² = f·log β + (1 − f)·log β̃ with f = (v + 1)/2 (improved DDPM eq. 15); σ = exp(½ log σ²)
+    static Tensor LearnedRangeStd(Tensor v, double beta, double posteriorVar)
+    {
+        var frac = (v + 1) * 0.5;
+        var logVar = frac * Math.Log(beta) + (1 - frac) * Math.Log(posteriorVar);
+        return (logVar * 0.5).Exp();
     }
 
     ArgumentException LearnedMissing() =>

@@ -7,8 +7,13 @@
 // scheduling_unipc_multistep.py.
 // Precision: the σ table holds float32 values, as diffusers stores it (np.float32); α, σ, λ and every coefficient
 // derived from them are double here (diffusers: float32 torch scalars), tensors float32.
+// Pixel-space models: these classes have no clip_sample (diffusers reads none); thresholding with sample_max_value 1
+// is its exact equivalent (s = clamp(quantile, 1, 1) = 1: x0 clipped to [−1, 1]). A model trained with
+// improved-diffusion's clip_denoised needs it: on a cosine schedule the first step starts at α ≈ 5e-5, and
+// x0 = (x − σ ε)/α turns the model's ε error into x0 errors of hundreds.
 // Deviation: a model with a learned variance gives its ε in the first half of its channels; diffusers slices
-// model_output[:, :3] (right only for 3-channel images), here the first C channels of 2C are taken.
+// model_output[:, :3] (right only for 3-channel images) where variance_type says so, here the first C channels of
+// any 2C-channel output are taken, for every class (improved-diffusion's learned-sigma models).
 using DiffuSharp.Diffusion;
 
 namespace DiffuSharp.Schedulers;
@@ -179,12 +184,12 @@ public abstract class ExponentialIntegratorScheduler : Scheduler
         return StepIndex.Value;
     }
 
-    /// <summary>The ε half of a learned-variance output (B, 2C, …) → (B, C, …); other outputs unchanged. Then the
-    /// shapes of output and sample are checked.</summary>
+    /// <summary>The mean half of a learned-variance output (B, 2C, …) → (B, C, …): a model with twice the sample's
+    /// channels predicts (ε, variance) and these solvers use only ε (diffusers: variance_type learned / learned_range,
+    /// read by DPM-Solver; DEIS and UniPC take it the same way). Other outputs unchanged; then the shapes are checked.</summary>
     protected Tensor MeanPart(Tensor modelOutput, Tensor sample)
     {
-        if (Config.VarianceType is VarianceType.Learned or VarianceType.LearnedRange
-            && modelOutput.Rank >= 2 && sample.Rank >= 2 && modelOutput.Dim(1) == 2 * sample.Dim(1))
+        if (modelOutput.Rank >= 2 && sample.Rank >= 2 && modelOutput.Dim(1) == 2 * sample.Dim(1))
             modelOutput = modelOutput.Slice(1, 0, sample.Dim(1));
         CheckShapes(modelOutput, sample);
         return modelOutput;
@@ -208,19 +213,21 @@ public abstract class ExponentialIntegratorScheduler : Scheduler
 
     /// <summary>
     /// The forward process at the σ of a step: α_i·x0 + σ'_i·noise, where step i is the position of each timestep
-    /// (or, once an img2img run has a begin index, the current step). original, noise: (B, C, H, W).
+    /// (or, once an img2img run has a begin index, the current step). Before <see cref="Scheduler.SetTimesteps"/>
+    /// (training use) the σ of each training timestep, as diffusers' initial state holds all T of them.
+    /// original, noise: (B, C, H, W).
     /// </summary>
     public override Tensor AddNoise(Tensor original, Tensor noise, IReadOnlyList<double> timesteps)
     {
         CheckBatch(original, noise, timesteps);
-        RequireTimesteps();
         var a = new double[timesteps.Count];
         var s = new double[timesteps.Count];
         for (int b = 0; b < a.Length; b++)
         {
-            int i = BeginIndex is null ? IndexForTimestep(timesteps[b]) : StepIndex ?? BeginIndex.Value;
+            double sigmaB = NumInferenceSteps == 0 ? _trainSigmas[TrainIndex(timesteps[b])]
+                : _sigmas[BeginIndex is null ? IndexForTimestep(timesteps[b]) : StepIndex ?? BeginIndex.Value];
             // float32 as diffusers: α = 1/sqrt(σ² + 1) and σ' = σ·α on float32 tensors
-            float sig = (float)_sigmas[i];
+            float sig = (float)sigmaB;
             float alpha = 1f / MathF.Sqrt(sig * sig + 1f);
             a[b] = alpha;
             s[b] = sig * alpha;

@@ -49,7 +49,7 @@ public static class SchedulerFactory
         new("dpm++2m", "DPM++ 2M", "DPMSolverMultistepScheduler", c => c with { AlgorithmType = AlgorithmType.DpmSolverPlusPlus, SolverOrder = 2 }),
         new("dpm++2m_sde", "DPM++ 2M SDE", "DPMSolverMultistepScheduler", c => c with { AlgorithmType = AlgorithmType.SdeDpmSolverPlusPlus, SolverOrder = 2 }),
         new("dpm++3m", "DPM++ 3M", "DPMSolverMultistepScheduler", c => c with { AlgorithmType = AlgorithmType.DpmSolverPlusPlus, SolverOrder = 3 }),
-        new("dpm_single", "DPM fast", "DPMSolverSinglestepScheduler", Same),
+        new("dpm_single", "DPM++ SDE", "DPMSolverSinglestepScheduler", Same),     // diffusers' A1111 table: "DPM++ SDE"; "DPM fast" has no diffusers class
         new("deis", "DEIS", "DEISMultistepScheduler", Same),
         new("unipc", "UniPC", "UniPCMultistepScheduler", Same),
     ];

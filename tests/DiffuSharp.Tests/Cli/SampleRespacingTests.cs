@@ -58,3 +58,74 @@ public sealed class SampleRespacingTests
     public void Malformed_respacing_is_one_error_line(string spec, string expected)
         => AssertOneLineError(["sample", "--model", Folder, "--respacing", spec, "--out", Path.Combine(Path.GetTempPath(), "never.png")], expected);
 }
+
+/// <summary>diffusers' schedulers on an improved-diffusion model folder through `sample --sampler NAME`.</summary>
+[Collection("Parallelism")]
+public sealed class SampleSchedulerTests
+{
+    static string Folder => Path.Combine(TestPaths.Fixtures, "respacing_ddim10");
+
+    static float[] Sample(string dir, params string[] extra)
+    {
+        string npy = Path.Combine(dir, $"s{Guid.NewGuid():N}.npy");
+        var (code, _, stderr) = TrainSampleEndToEndTests.Cli([.. new[] { "sample", "--model", Folder, "--noise", Path.Combine(Folder, "noise.npy"),
+            "--out", Path.Combine(dir, "grid.png"), "--save-npy", npy }, .. extra]);
+        Assert.True(code == 0, stderr);
+        return Npy.ReadFloat32(npy).Data;
+    }
+
+    static double RelErr(float[] a, float[] b)
+    {
+        Assert.Equal(b.Length, a.Length);
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { num = Math.Max(num, Math.Abs(a[i] - b[i])); den = Math.Max(den, Math.Abs(b[i])); }
+        return num / den;
+    }
+
+    [Fact]
+    public void DDIMScheduler_on_the_models_schedule_is_improved_diffusions_ddim10_loop()
+    {
+        // Two implementations: diffusers' DDIMScheduler (float32 tables, "leading" t = 0, 100, …, 900, x0 clipped and
+        // ε taken from it) and improved-diffusion's own ddim_sample_loop with "ddim10", recorded by improved-diffusion.
+        string dir = TrainingFixtures.TempFolder("sched-ddim");
+        try
+        {
+            var expected = Npy.ReadFloat32(Path.Combine(Folder, "expected.npy")).Data;
+            double err = RelErr(Sample(dir, "--sampler", "DDIMScheduler", "--steps", "10"), expected);
+            Assert.True(err <= 2e-5, $"DDIMScheduler against ddim_sample_loop: rel err {err:E2}");
+            // no step flag: the folder's "ddim10" gives the count, 10 steps
+            Assert.True(RelErr(Sample(dir, "--sampler", "DDIM"), expected) <= 2e-5);
+            // trailing spacing is another set of timesteps, another sample
+            Assert.True(RelErr(Sample(dir, "--sampler", "DDIMScheduler", "--steps", "10", "--spacing", "trailing"), expected) > 1e-3);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Theory]
+    [InlineData("dpm++2m", false)]
+    [InlineData("dpm++2m", true)]
+    [InlineData("euler_a", false)]
+    [InlineData("heun", false)]
+    [InlineData("unipc", false)]
+    public void Every_sampler_runs_and_is_a_pure_function_of_noise_and_seed(string sampler, bool karras)
+    {
+        string dir = TrainingFixtures.TempFolder("sched-any");
+        try
+        {
+            string[] args = ["--sampler", sampler, "--steps", "6", "--seed", "3", .. karras ? new[] { "--karras" } : []];
+            var a = Sample(dir, args);
+            var b = Sample(dir, args);
+            Assert.Equal(a, b);
+            Assert.All(a, v => Assert.True(float.IsFinite(v)));
+            // not DDIM's sample: another solver, another result
+            var ddim = Npy.ReadFloat32(Path.Combine(Folder, "expected.npy")).Data;
+            Assert.True(RelErr(a, ddim) > 1e-4);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void A_scheduler_refuses_respacing()
+        => AssertOneLineError(["sample", "--model", Folder, "--sampler", "unipc", "--respacing", "ddim10", "--out", Path.Combine(Path.GetTempPath(), "never.png")],
+            "--respacing sets improved-diffusion's ddim/ddpm timesteps");
+}

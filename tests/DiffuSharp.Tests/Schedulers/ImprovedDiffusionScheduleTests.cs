@@ -41,6 +41,54 @@ public class ImprovedDiffusionScheduleTests
         Assert.True(r.Passed, $"{schedule} sigma_small={sigmaSmall}: rel {r.RelErr:E2}");
     }
 
+    // diffusers' learned_range is improved DDPM's (eq. 15): on the arithmetic model of make_diffusion_extra.py
+    // (T = 100 linear; mean part x/2 + t/1000, range part clamp(x/4 − 0.1, −1, 1)) the DDPM step's mean, x0 and σ
+    // equal p_mean_variance's mean, pred_xstart and exp(½ log_variance). x0-prediction ("sample") is checked on the
+    // mean of its START_X case (diffusers' "learned" differs from improved-diffusion's LEARNED: it reads the output as
+    // σ², not log σ², so only the mean is compared there).
+    [Theory]
+    [InlineData("eps_learnedrange", false)]
+    [InlineData("xstart_learned", true)]
+    public void Ddpm_step_matches_improved_diffusion_p_mean_variance(string which, bool predictXStart)
+    {
+        var f = SafeTensorsFile.Open(Path.Combine(TestPaths.Fixtures, "diffusion_extra_ref.safetensors"));
+        var config = ImprovedDiffusionSchedule.ConfigFor(new DiffusionConfig(DiffusionSteps: 100, LearnSigma: !predictXStart, PredictXStart: predictXStart), "DDPMScheduler");
+        var ddpm = new DdpmScheduler(config);
+        ddpm.SetTimesteps(100);
+        var xt = f.ReadFloat32("x_t");
+        long[] ts = f.ReadInt64("t");
+        int per = xt.Length / ts.Length;
+        var (mean, x0, std, stdRef) = (new double[xt.Length], new double[xt.Length], new List<double>(), new List<double>());
+        var logVar = f.ReadFloat32($"pmv.{which}.log_variance");
+        for (int b = 0; b < ts.Length; b++)
+        {
+            var x = Tensor.FromArray(xt.AsSpan(b * per, per).ToArray(), 1, 3, 4, 4);
+            var m = x * 0.5 + ts[b] * 0.001;
+            var output = predictXStart ? m : Tensor.Concat([m, (x * 0.25 - 0.1).Clamp(-1, 1)], 1);
+            var zero = ddpm.Step(output, ts[b], x, Tensor.Zeros(1, 3, 4, 4));
+            var one = ddpm.Step(output, ts[b], x, Tensor.Ones(1, 3, 4, 4));
+            var (m0, m1, p) = (zero.PrevSample.ToArray(), one.PrevSample.ToArray(), zero.PredOriginalSample!.ToArray());
+            for (int i = 0; i < per; i++)
+            {
+                mean[b * per + i] = m0[i];
+                x0[b * per + i] = p[i];
+                if (ts[b] > 0 && !predictXStart)
+                {
+                    std.Add(m1[i] - m0[i]);
+                    stdRef.Add(Math.Exp(0.5 * logVar[b * per + i]));
+                }
+            }
+        }
+        static double[] D(float[] a) => [.. a.Select(v => (double)v)];
+        var checks = new List<ReplayComparison>
+        {
+            SchedulerReplay.Measure("mean", mean, D(f.ReadFloat32($"pmv.{which}.mean")), 2e-5),
+            SchedulerReplay.Measure("pred_xstart", x0, D(f.ReadFloat32($"pmv.{which}.pred_xstart")), 2e-5),
+        };
+        if (!predictXStart) checks.Add(SchedulerReplay.Measure("std", [.. std], [.. stdRef], 2e-5));
+        foreach (var r in checks) Assert.True(r.Passed, $"{which} {r.Tensor}: rel {r.RelErr:E2}");
+    }
+
     [Fact]
     public void Config_carries_the_models_schedule_and_parameterisation()
     {
