@@ -104,7 +104,7 @@ public static class TrainCommand
                 if (!world.IsRoot) Thread.Sleep(TimeSpan.FromSeconds(10));
                 world.Abort(world.IsRoot ? $"error: {Program.OneLine(e)}" : null);
             }
-            world.Abort($"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}");
+            world.Abort($"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}", e is CliException ? 2 : 1);   // Program.Run's codes
             return 1;                                             // not reached: Abort ends the process
         }
     }
