@@ -46,6 +46,7 @@ public static class SampleCommand
     {
         var o = OptionParser.Parse("sample", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options) + Environment.NewLine + SamplerTable()); return 0; }
+        SampleChecks.Outputs(o);
         if (o.Has("steps")) o.Int("steps", min: 1);                      // checked before the model is loaded
         double eta = o.Double("eta");
         if (eta < 0) throw new CliException($"sample: --eta must be non-negative, got {o.Required("eta")}");
@@ -75,9 +76,11 @@ public static class SampleCommand
 
         float[]? noise = null;
         int n = o.Int("n", min: 1);
+        SampleChecks.Sizes("--n", n, C, H, W, o.Has("trajectory"));
         if (o.String("noise") is { } noisePath)
         {
             (var shape, noise) = ReadNoise(noisePath);
+            SampleChecks.Noise(noisePath, shape, noise);
             if (shape.Length != 4 || shape[1] != C || shape[2] != H || shape[3] != W)
                 throw new CliException($"sample: --noise {noisePath} has shape ({string.Join(", ", shape)}), the model needs (N, {C}, {H}, {W})");
             if (args.Contains("--n") && shape[0] != n) throw new CliException($"sample: --n {n} but --noise holds {shape[0]} samples");

@@ -170,13 +170,11 @@ public static class TrainCommand
             var config = ConfigFromOptions(o, outFolder);
             if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
             if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
+            bool existing = root && RunFolder.HoldsRun(outFolder);            // rank 0 alone looks at and clears the folder it writes
+            if (existing && !o.Flag("overwrite"))
+                throw new CliException($"train: {outFolder} already holds a training run (checkpoint, model or {Trainer.LogFile}); continue it with --resume, or pass --overwrite to replace it");
             var data = LoadData(config.DataSource, model!, o.Int("max_images", min: 0));
-            if (root && RunFolder.HoldsRun(outFolder))           // rank 0 alone looks at and clears the folder it writes
-            {
-                if (!o.Flag("overwrite"))
-                    throw new CliException($"train: {outFolder} already holds a training run (checkpoint, model or {Trainer.LogFile}); continue it with --resume, or pass --overwrite to replace it");
-                RunFolder.Clear(outFolder);
-            }
+            if (existing) RunFolder.Clear(outFolder);                        // only once the new run can start
             trainer = new Trainer(model!, config, data, world);
             if (initFrom is not null && root) trainer.InitializeFrom(initFrom);
             trainer.SyncFromRoot();                               // every rank starts from rank 0's weights (and EMAs)
@@ -281,7 +279,7 @@ public static class TrainCommand
                 double ema = double.NaN, rate = double.NaN;
                 done = trainer.Run(cancel, onStep: s =>
                 {
-                    ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;
+                    if (double.IsFinite(s.Loss)) ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;   // skipped steps: NaN
                     rate = double.IsNaN(rate) ? 1 / s.Seconds : 0.9 * rate + 0.1 / s.Seconds;
                     task.Value = s.Step;
                     task.Description = string.Create(CultureInfo.InvariantCulture, $"step {s.Step} loss {ema:F4} {rate:F2} steps/s");

@@ -3,8 +3,10 @@
 // {string: string}}, then the raw little-endian row-major data, offsets relative to the first byte after the header.
 // Validation follows the reference `Metadata::validate`: header ≤ 100 MB and inside the file, JSON object starting
 // with '{', known dtypes, byte length = product(shape)·sizeof(dtype), tensors contiguous from offset 0 with no
-// overlap or gap, and no bytes after the last tensor. The whole file is held in memory (files here are < 100 MB);
-// every problem with the bytes is an InvalidDataException naming the file, the tensor and what is wrong.
+// overlap or gap, and no bytes after the last tensor. A file up to InMemoryLimit is held in memory; a larger one
+// (a Stable Diffusion UNet or single-file checkpoint: 2-7 GB) keeps only its header and reads each tensor from the
+// file when asked (OpenLazy), so neither the 2 GB array limit nor a second copy of the weights applies. Every problem
+// with the bytes is an InvalidDataException naming the file, the tensor and what is wrong.
 using System.Buffers.Binary;
 using System.Collections.ObjectModel;
 using System.Text.Json;
@@ -21,7 +23,8 @@ public sealed class SafeTensorsFile
     /// <summary>Header size limit, as in the reference implementation (a larger claim is rejected before allocating).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    readonly byte[] _bytes;
+    readonly byte[]? _bytes;            // the whole file, or null when tensors are read from _path on demand
+    readonly string? _path;
     readonly long _dataStart;
     readonly Dictionary<string, TensorInfo> _infos;
 
@@ -32,19 +35,29 @@ public sealed class SafeTensorsFile
     /// <summary>The "__metadata__" string map; empty if the file has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    SafeTensorsFile(byte[] bytes, string sourceName)
+    /// <summary>Files larger than this are opened lazily by <see cref="Open"/>.</summary>
+    public const long InMemoryLimit = 512L << 20;
+
+    SafeTensorsFile(byte[] bytes, long fileLength, string sourceName, string? lazyPath)
     {
-        _bytes = bytes;
+        _bytes = lazyPath is null ? bytes : null;
+        _path = lazyPath;
         SourceName = sourceName;
-        var (dataStart, infos, metadata) = Validate(bytes, sourceName);
+        var (dataStart, infos, metadata) = Validate(bytes, fileLength, sourceName);
         _dataStart = dataStart;
         _infos = infos.ToDictionary(i => i.Name, StringComparer.Ordinal);
         Names = Array.AsReadOnly(infos.Select(i => i.Name).ToArray());
         Metadata = new ReadOnlyDictionary<string, string>(metadata);
     }
 
-    /// <summary>Reads and validates a file. Throws FileNotFoundException or InvalidDataException naming the file.</summary>
-    public static SafeTensorsFile Open(string path)
+    /// <summary>Reads and validates a file (lazily when it is larger than <see cref="InMemoryLimit"/>). Throws
+    /// FileNotFoundException or InvalidDataException naming the file.</summary>
+    public static SafeTensorsFile Open(string path) => Open(path, lazy: null);
+
+    /// <summary>Validates the header and reads each tensor from the file only when it is asked for.</summary>
+    public static SafeTensorsFile OpenLazy(string path) => Open(path, lazy: true);
+
+    static SafeTensorsFile Open(string path, bool? lazy)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         FileStream fs;
@@ -61,7 +74,16 @@ public sealed class SafeTensorsFile
             {
                 Span<byte> prefix = stackalloc byte[8];
                 fs.ReadExactly(prefix);
-                CheckHeaderLength(BinaryPrimitives.ReadUInt64LittleEndian(prefix), length, path);
+                ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+                CheckHeaderLength(n, length, path);
+                if (lazy ?? length > InMemoryLimit)
+                {
+                    var head = new byte[8 + (long)n];
+                    prefix.CopyTo(head);
+                    try { fs.ReadExactly(head, 8, (int)n); }
+                    catch (EndOfStreamException) { throw Fail(path, null, "file became shorter while it was being read"); }
+                    return new SafeTensorsFile(head, length, path, path);
+                }
                 fs.Position = 0;
             }
             if (length > Array.MaxLength)
@@ -69,7 +91,7 @@ public sealed class SafeTensorsFile
             var bytes = new byte[length];
             try { fs.ReadExactly(bytes); }
             catch (EndOfStreamException) { throw Fail(path, null, "file became shorter while it was being read"); }
-            return new SafeTensorsFile(bytes, path);
+            return new SafeTensorsFile(bytes, bytes.Length, path, null);
         }
     }
 
@@ -77,7 +99,7 @@ public sealed class SafeTensorsFile
     public static SafeTensorsFile Parse(byte[] bytes, string sourceName = "<memory>")
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        return new SafeTensorsFile(bytes, sourceName);
+        return new SafeTensorsFile(bytes, bytes.Length, sourceName, null);
     }
 
     public bool Contains(string name) => _infos.ContainsKey(name);
@@ -136,10 +158,21 @@ public sealed class SafeTensorsFile
     ReadOnlySpan<byte> Slice(string name, out TensorInfo info, out int count)
     {
         info = Get(name);
-        // Validate() proved Begin ≤ End ≤ data length ≤ Array.MaxLength, so these casts are exact.
-        int length = (int)(info.End - info.Begin);
+        long bytes = info.End - info.Begin;
+        if (bytes > Array.MaxLength) throw Fail(SourceName, name, $"tensor is {bytes} bytes; one tensor is read into at most {Array.MaxLength}");
+        int length = (int)bytes;
         count = length / SafeTensorsDType.SizeOf(info.DType);
-        return _bytes.AsSpan((int)(_dataStart + info.Begin), length);
+        // In memory, Validate() proved Begin ≤ End ≤ data length ≤ Array.MaxLength, so these casts are exact.
+        if (_bytes is not null) return _bytes.AsSpan((int)(_dataStart + info.Begin), length);
+        var buffer = new byte[length];
+        using var handle = File.OpenHandle(_path!, FileMode.Open, FileAccess.Read, FileShare.Read);
+        for (int at = 0; at < length;)
+        {
+            int read = RandomAccess.Read(handle, buffer.AsSpan(at), _dataStart + info.Begin + at);
+            if (read == 0) throw Fail(SourceName, name, "file became shorter after it was opened");
+            at += read;
+        }
+        return buffer;
     }
 
     static void CheckHeaderLength(ulong n, long fileLength, string source)
@@ -150,12 +183,13 @@ public sealed class SafeTensorsFile
             throw Fail(source, null, $"header length field claims {n} bytes but only {fileLength - 8} bytes follow the 8-byte prefix (truncated or not a safetensors file)");
     }
 
-    static (long DataStart, List<TensorInfo> Infos, Dictionary<string, string> Metadata) Validate(byte[] bytes, string source)
+    /// <summary>bytes: the file, or (lazy) its first 8 + header-length bytes; fileLength: the whole file's length.</summary>
+    static (long DataStart, List<TensorInfo> Infos, Dictionary<string, string> Metadata) Validate(byte[] bytes, long fileLength, string source)
     {
-        if (bytes.Length < 8)
-            throw Fail(source, null, $"file is {bytes.Length} bytes, shorter than the 8-byte header length prefix");
+        if (fileLength < 8)
+            throw Fail(source, null, $"file is {fileLength} bytes, shorter than the 8-byte header length prefix");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        CheckHeaderLength(n, bytes.Length, source);
+        CheckHeaderLength(n, fileLength, source);
         var header = new ReadOnlyMemory<byte>(bytes, 8, (int)n);
         if (n == 0 || header.Span[0] != (byte)'{')
             throw Fail(source, null, "header does not start with '{' (not a safetensors file, or a corrupt header)");
@@ -171,7 +205,7 @@ public sealed class SafeTensorsFile
         var seen = new HashSet<string>(StringComparer.Ordinal);
         using (doc)
         {
-            long dataLength = bytes.Length - 8 - (long)n;
+            long dataLength = fileLength - 8 - (long)n;
             try
             {
                 foreach (var prop in doc.RootElement.EnumerateObject())

@@ -56,6 +56,9 @@ internal static class PngDecoder
             Png.Fail(src, $"{idat.Length} bytes of IDAT data cannot inflate to the {inflatedSize} bytes a " +
                           $"{header.Width}×{header.Height} image needs (truncated, or the size in IHDR is wrong)");
 
+        // PNG forbids a zlib preset dictionary (FDICT, bit 5 of the second header byte); .NET's inflater fails on it
+        // with a bare "unexpected error code", so it is refused here by name.
+        if (idat.Length >= 2 && (idat[1] & 0x20) != 0) Png.Fail(src, "IDAT's zlib stream asks for a preset dictionary, which PNG does not allow");
         int channels = header.OutputChannels;
         var pixels = new byte[header.Width * header.Height * channels];
         using var zlib = new ZLibStream(new MemoryStream(idat, writable: false), CompressionMode.Decompress);
@@ -89,6 +92,7 @@ internal static class PngDecoder
     {
         try { return zlib.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false); }
         catch (InvalidDataException e) { Png.Fail(src, $"corrupt zlib data in IDAT ({e.Message})"); return 0; }
+        catch (IOException e) { Png.Fail(src, $"corrupt zlib data in IDAT ({e.Message})"); return 0; }    // ZLibException
     }
 
     static (int W, int H) PassSize(Header h, (int X, int Y, int Dx, int Dy) p)

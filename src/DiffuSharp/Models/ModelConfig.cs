@@ -96,15 +96,14 @@ public sealed record ModelConfig
     {
         if (string.IsNullOrWhiteSpace(s)) return [];
         try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new ArgumentException($"{key}: expected integers separated by commas, got \"{s}\""); }
+        catch (Exception e) when (e is FormatException or OverflowException) { throw new ArgumentException($"{key}: expected integers separated by commas, got \"{s}\""); }
     }
 
     public static ModelConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model config not found: {path}", path);
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        root = DiffuSharp.IO.StrictJson.ParseFile(path);
         if (root is not JsonObject obj) throw new InvalidDataException($"{path}: expected a JSON object of model flags");
         return FromJson(obj, path);
     }
@@ -112,7 +111,7 @@ public sealed record ModelConfig
     public static ModelConfig FromJson(JsonObject obj, string source)
     {
         foreach (var (key, _) in obj)
-            if (!Keys.Contains(key)) throw new InvalidDataException($"{source}: unknown key \"{key}\"");
+            if (!Keys.Contains(key)) throw new InvalidDataException($"{source}: unknown key {JsonValue.Create(key).ToJsonString()}");
         var c = new ModelConfig();
         try
         {
@@ -149,6 +148,7 @@ public sealed record ModelConfig
             c.ValidateObjectives();
             if (c.ImageSize < 1) throw new ArgumentException($"image_size must be positive, got {c.ImageSize}");
             if (c.DiffusionSteps < 1) throw new ArgumentException($"diffusion_steps must be positive, got {c.DiffusionSteps}");
+            if (c.NoiseSchedule is not ("linear" or "cosine")) throw new ArgumentException($"\"noise_schedule\" must be \"linear\" or \"cosine\", got \"{c.NoiseSchedule}\"");
             c.ToUNetConfig();
         }
         catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}"); }

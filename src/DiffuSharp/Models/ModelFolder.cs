@@ -51,8 +51,21 @@ public static class ModelFolder
         var file = SafeTensorsFile.Open(path);
         var state = new Dictionary<string, (int[] Shape, float[] Data)>();
         foreach (var name in file.Names)
-            state[name] = (Array.ConvertAll(file.Info(name).Shape, d => checked((int)d)), file.ReadFloat32(name));
+        {
+            var data = file.ReadFloat32(name);
+            RefuseNonFinite(data, name, path);
+            state[name] = (Array.ConvertAll(file.Info(name).Shape, d => checked((int)d)), data);
+        }
         model.LoadStateDict(state, strict: true, source: path);
+    }
+
+    /// <summary>Throws InvalidDataException naming the file and tensor when data holds a NaN or ±∞: such weights
+    /// would sample NaN, which the PNG grid refuses only after the whole run.</summary>
+    public static void RefuseNonFinite(ReadOnlySpan<float> data, string tensor, string path)
+    {
+        for (int i = 0; i < data.Length; i++)
+            if (!float.IsFinite(data[i]))
+                throw new InvalidDataException($"{path}: tensor '{tensor}' holds {(float.IsNaN(data[i]) ? "NaN" : data[i] > 0 ? "+inf" : "-inf")} at index {i}; non-finite weights are refused");
     }
 
     /// <summary>A module's parameters as named tensors, for <see cref="SafeTensorsWriter"/>.</summary>

@@ -1,5 +1,6 @@
 // Basic layers: Linear and Embedding, initialised as PyTorch initialises them (kaiming-uniform with a = √5, i.e.
-// U(−1/√fan_in, 1/√fan_in) for weights and biases; N(0, 1) for embeddings), from an explicit Rng.
+// U(−1/√fan_in, 1/√fan_in) for weights and biases; N(0, 1) for embeddings), from an explicit Rng; without one they
+// start at zero, which saves drawing the numbers for a model about to load its weights.
 namespace DiffuSharp.NN;
 
 public sealed class Linear : Module
@@ -9,12 +10,13 @@ public sealed class Linear : Module
     public int InFeatures { get; }
     public int OutFeatures { get; }
 
-    public Linear(int inFeatures, int outFeatures, Rng rng, bool bias = true)
+    /// <param name="rng">draws the initial weights; null leaves them zero (for a model whose weights are loaded next)</param>
+    public Linear(int inFeatures, int outFeatures, Rng? rng, bool bias = true)
     {
         (InFeatures, OutFeatures) = (inFeatures, outFeatures);
         float bound = 1f / MathF.Sqrt(inFeatures);
-        Weight = Parameter("weight", Tensor.Rand([outFeatures, inFeatures], rng, -bound, bound));
-        if (bias) Bias = Parameter("bias", Tensor.Rand([outFeatures], rng, -bound, bound));
+        Weight = Parameter("weight", rng is null ? Tensor.Zeros(outFeatures, inFeatures) : Tensor.Rand([outFeatures, inFeatures], rng, -bound, bound));
+        if (bias) Bias = Parameter("bias", rng is null ? Tensor.Zeros(outFeatures) : Tensor.Rand([outFeatures], rng, -bound, bound));
     }
 
     /// <summary>x: (…, in) → (…, out)</summary>
@@ -25,7 +27,8 @@ public sealed class Embedding : Module
 {
     public Tensor Weight { get; }
 
-    public Embedding(int count, int dim, Rng rng) => Weight = Parameter("weight", Tensor.RandN([count, dim], rng));
+    /// <param name="rng">draws the initial table; null leaves it zero (for a model whose weights are loaded next)</param>
+    public Embedding(int count, int dim, Rng? rng) => Weight = Parameter("weight", rng is null ? Tensor.Zeros(count, dim) : Tensor.RandN([count, dim], rng));
 
     /// <summary>indices (n) → (n, dim)</summary>
     public Tensor Forward(int[] indices)

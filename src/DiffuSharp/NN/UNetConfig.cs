@@ -22,6 +22,9 @@ public sealed record UNetConfig(
 
     public int[] Mult => ChannelMult ?? [1, 2, 4, 8];
     public int[] AttentionDs => AttentionResolutions ?? [];
+    /// <summary>Limits far above any model here, so absurd values fail before allocating: channels per layer, levels.</summary>
+    public const int MaxChannels = 1 << 16, MaxLevels = 16;
+
     public int HeadsUpsample => NumHeadsUpsample == -1 ? NumHeads : NumHeadsUpsample;
 
     /// <summary>Throws with a clear message if the combination cannot build a model.</summary>
@@ -31,7 +34,11 @@ public sealed record UNetConfig(
         if (ModelChannels < 32 || ModelChannels % 32 != 0) throw new ArgumentException($"UNet: model channels must be a positive multiple of 32 (GroupNorm(32)), got {ModelChannels}");
         if (NumResBlocks < 1) throw new ArgumentException($"UNet: num_res_blocks must be at least 1, got {NumResBlocks}");
         if (Mult.Length == 0 || Mult.Any(m => m < 1)) throw new ArgumentException($"UNet: channel_mult must be positive integers, got ({string.Join(",", Mult)})");
+        if (Mult.Length > MaxLevels) throw new ArgumentException($"UNet: channel_mult has {Mult.Length} levels, at most {MaxLevels} are supported");
+        if ((long)ModelChannels * Mult.Max() > MaxChannels)
+            throw new ArgumentException($"UNet: num_channels × channel_mult = {ModelChannels} × {Mult.Max()} = {(long)ModelChannels * Mult.Max()} channels, more than the {MaxChannels} supported");
         if (NumHeads < 1) throw new ArgumentException($"UNet: num_heads must be at least 1, got {NumHeads}");
+        if (NumHeadsUpsample is not (-1 or >= 1)) throw new ArgumentException($"UNet: num_heads_upsample must be -1 (= num_heads) or at least 1, got {NumHeadsUpsample}");
         if (Dropout < 0 || Dropout >= 1) throw new ArgumentException($"UNet: dropout must be in [0, 1), got {Dropout}");
         if (NumClasses is < 1) throw new ArgumentException($"UNet: num_classes must be positive, got {NumClasses}");
         if (NullClass && NumClasses is null) throw new ArgumentException("UNet: a null class needs a class-conditional model (num_classes)");

@@ -71,6 +71,17 @@ public static class CompVisNames
         return [];
     }
 
+    /// <summary>A key of a standalone LDM VAE file (encoder.*, decoder.*, quant_conv, post_quant_conv without the
+    /// first_stage_model. prefix, as vae-ft-mse-840000-ema-pruned.safetensors); its discriminator (loss.*) and EMA
+    /// copies are ignorable, anything else outside the VAE is unrecognised.</summary>
+    public static IReadOnlyList<CompVisTarget> MapVae(string key, SingleFileLayout layout, out bool ignored, string source = "checkpoint")
+    {
+        ignored = key.StartsWith("loss.", StringComparison.Ordinal) || key.StartsWith("model_ema.", StringComparison.Ordinal);
+        if (ignored || key.Split('.')[0] is not ("encoder" or "decoder" or "quant_conv" or "post_quant_conv")) return [];
+        try { return [new("vae", Vae(key, layout))]; }
+        catch (FormatException e) { throw new InvalidDataException($"{source}: '{key}' fits no VAE name rule ({e.Message})"); }
+    }
+
     static string Unet(string k, SingleFileLayout layout)
     {
         int l = layout.UnetLayersPerBlock;

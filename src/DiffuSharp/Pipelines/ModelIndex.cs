@@ -32,7 +32,7 @@ public sealed record PipelineComponent(string Name, string Library, string Class
 }
 
 /// <summary>A parsed model_index.json and the components it names.</summary>
-public sealed class ModelIndex
+public sealed class ModelIndex : IPipelineSource
 {
     readonly Dictionary<string, PipelineComponent> _components;
 
@@ -49,6 +49,13 @@ public sealed class ModelIndex
     ModelIndex(string root, string className, string? version, Dictionary<string, PipelineComponent> components,
         List<string> absent, Dictionary<string, JsonElement> settings)
         => (Root, ClassName, DiffusersVersion, _components, Absent, Settings) = (root, className, version, components, absent, settings);
+
+    ModelIndex IPipelineSource.Index => this;
+
+    ITensorSource IPipelineSource.Weights(string component) => Weights(component);
+
+    /// <summary>The config file of a component, checked to exist.</summary>
+    public string ConfigPath(string component) => Require(component).ConfigPath;
 
     /// <summary>The present components by name (a MultiControlNet's members as controlnet, controlnet_1, …).</summary>
     public IReadOnlyDictionary<string, PipelineComponent> Components => _components;

@@ -28,14 +28,15 @@ public sealed class SingleFileCheckpoint
     /// <summary>Known extras that were skipped (DDPM buffers, model_ema.*, position_ids, …).</summary>
     public IReadOnlyList<string> Ignored { get; }
 
-    SingleFileCheckpoint(SafeTensorsFile file, SingleFileLayout layout)
+    SingleFileCheckpoint(SafeTensorsFile file, SingleFileLayout layout, bool vaeOnly = false)
     {
         (File, Layout) = (file, layout);
         var unrecognized = new List<string>();
         var ignored = new List<string>();
         foreach (var key in file.Names)
         {
-            var targets = CompVisNames.Map(key, layout, out bool known, file.SourceName);
+            var targets = vaeOnly ? CompVisNames.MapVae(key, layout, out bool known, file.SourceName)
+                : CompVisNames.Map(key, layout, out known, file.SourceName);
             if (targets.Count == 0) { (known ? ignored : unrecognized).Add(key); continue; }
             var shape = StoredShape(key);
             foreach (var t in targets)
@@ -54,6 +55,14 @@ public sealed class SingleFileCheckpoint
     {
         PickleRefusal.ThrowIfPickle(path);
         return new SingleFileCheckpoint(SafeTensorsFile.Open(path), layout);
+    }
+
+    /// <summary>Opens a standalone LDM VAE file (keys encoder.*, decoder.*, quant_conv, post_quant_conv, as
+    /// vae-ft-mse-840000-ema-pruned.safetensors): its one component is "vae".</summary>
+    public static SingleFileCheckpoint OpenVae(string path, SingleFileLayout layout)
+    {
+        PickleRefusal.ThrowIfPickle(path);
+        return new SingleFileCheckpoint(SafeTensorsFile.Open(path), layout, vaeOnly: true);
     }
 
     /// <summary>The component names found ("unet", "vae", "text_encoder").</summary>

@@ -1,17 +1,18 @@
 // CLIP's tokenizer as transformers' CLIPTokenizer (models/clip/tokenization_clip.py, transformers 4.39) without ftfy,
 // which is how Stable Diffusion pipelines tokenize where ftfy is not installed: BasicTokenizer's cleanup (control
-// characters dropped, whitespace made spaces, spaces around CJK ideographs, NFC, split on whitespace, lower case),
+// characters dropped, whitespace made spaces, spaces around CJK ideographs, NFC — our own UnicodeNfc, since .NET
+// normalises nothing in globalization-invariant mode — split on whitespace, lower case),
 // then CLIP's pre-tokenizer regex, then byte-level BPE with the "</w>" end-of-word suffix over vocab.json + merges.txt,
 // <|startoftext|> (49406) first and <|endoftext|> (49407) last, truncated to model_max_length (77) and padded with
-// the tokenizer's pad token. The BPE itself, the byte-to-unicode mapping and the regex splitting are
-// Microsoft.ML.Tokenizers' BpeTokenizer configured with these rules; our own code is only the normalizer, because
-// the library has no normalizer doing BasicTokenizer's cleanup with Python's case mapping (str.lower maps 'İ' to
-// "i̇" and a word-final 'Σ' to 'ς', where .NET's invariant ToLower gives 'i' / 'σ'), and the special-token framing,
-// truncation and padding, which transformers does around the BPE.
+// the tokenizer's pad token. The BPE itself and the byte-to-unicode mapping are Microsoft.ML.Tokenizers' BpeTokenizer
+// configured with these rules (it reproduces every fixture id). Our own code: the normalizer, because the library has
+// none doing BasicTokenizer's cleanup with Python's case mapping (str.lower maps 'İ' to "i̇" and a word-final 'Σ' to
+// 'ς', where .NET's invariant ToLower gives 'i' / 'σ') and NFC (UnicodeNfc.cs); the pre-tokenizer
+// (ClipPreTokenizer.cs), because a .NET Regex sees \p{L} per UTF-16 unit and splits letters outside the BMP; and the
+// special-token framing, truncation and padding, which transformers does around the BPE.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
 namespace DiffuSharp.Text;
@@ -19,15 +20,18 @@ namespace DiffuSharp.Text;
 /// <summary>The ids of one prompt: <see cref="Ids"/> unpadded (start and end token included, truncated to the maximum
 /// length); <see cref="InputIds"/> padded to it with <see cref="AttentionMask"/> 1 on real tokens;
 /// <see cref="Truncated"/> what did not fit, decoded (empty when nothing was cut).</summary>
-public sealed record ClipTokens(int[] Ids, string[] Tokens, int[] InputIds, int[] AttentionMask, string Truncated);
+public sealed record ClipTokens(int[] Ids, string[] Tokens, int[] InputIds, int[] AttentionMask, string Truncated)
+{
+    /// <summary>diffusers' warning when a prompt was cut, or null: "The following part of your input was truncated
+    /// because CLIP can only handle sequences up to 77 tokens: [...]".</summary>
+    public string? TruncationWarning => Truncated.Length == 0 ? null
+        : $"The following part of your input was truncated because CLIP can only handle sequences up to {InputIds.Length} tokens: ['{Truncated}']";
+}
 
 /// <summary>transformers' CLIPTokenizer: prompt → token ids for CLIPTextModel.</summary>
 public sealed class ClipTokenizer
 {
     const string StartToken = "<|startoftext|>", EndToken = "<|endoftext|>";
-
-    // CLIPTokenizer.pat: the special tokens, English contractions, runs of letters, single digits, runs of other symbols.
-    const string Pattern = @"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
     readonly BpeTokenizer _bpe;
     readonly Dictionary<int, string> _tokenOfId;
@@ -67,7 +71,7 @@ public sealed class ClipTokenizer
             EndOfWordSuffix = "</w>",
             ByteLevel = true,
             Normalizer = new ClipNormalizer(),
-            PreTokenizer = new RegexPreTokenizer(new Regex(Pattern, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled), special),
+            PreTokenizer = new ClipPreTokenizer(special.Keys),
         });
     }
 
@@ -211,7 +215,7 @@ internal sealed class ClipNormalizer : Normalizer
             else sb.Append(rune.ToString());
         }
         // unicodedata.normalize("NFC"), whitespace_tokenize, token.lower(), " ".join
-        string nfc = sb.ToString().Normalize(NormalizationForm.FormC);
+        string nfc = UnicodeNfc.Normalize(sb.ToString());
         var words = nfc.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         return string.Join(' ', words.Select(PythonLower));
     }

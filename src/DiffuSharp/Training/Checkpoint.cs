@@ -100,7 +100,10 @@ public static class Checkpoint
         var opt = SafeTensorsFile.Open(optPath);
         if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
             throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
-        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        float[] m = opt.ReadFloat32("exp_avg"), v = opt.ReadFloat32("exp_avg_sq");
+        ModelFolder.RefuseNonFinite(m, "exp_avg", optPath);
+        ModelFolder.RefuseNonFinite(v, "exp_avg_sq", optPath);
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [m], [v])); }
         catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
         trainer.ImportState(StateFromJson(root, path));
         return trainer;
@@ -111,6 +114,7 @@ public static class Checkpoint
         if (!file.Contains(name)) throw new InvalidDataException($"{file.SourceName} lacks parameter '{name}'");
         var data = file.ReadFloat32(name);
         if (data.Length != count) throw new InvalidDataException($"{file.SourceName}: '{name}' has {data.Length} values, the model expects {count}");
+        ModelFolder.RefuseNonFinite(data, name, file.SourceName);
         return data;
     }
 
@@ -118,11 +122,9 @@ public static class Checkpoint
     {
         path = Path.Combine(folder, StateFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint state not found: {path}", path);
-        JsonNode? node;
-        try { node = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        var node = StrictJson.ParseFile(path);
         if (node is not JsonObject o) throw new InvalidDataException($"{path}: expected a JSON object");
-        if (o["format"]?.GetValue<int>() != FormatVersion) throw new InvalidDataException($"{path}: unsupported checkpoint format (expected \"format\": {FormatVersion})");
+        if (o["format"] is not JsonValue fv || !fv.TryGetValue(out int format) || format != FormatVersion) throw new InvalidDataException($"{path}: unsupported checkpoint format (expected \"format\": {FormatVersion})");
         return o;
     }
 
@@ -163,7 +165,7 @@ public static class Checkpoint
                     smp["counts"]!.AsArray().Select(c => c!.GetValue<int>()).ToArray());
             return new TrainerState(o["step"]!.GetValue<long>(), rngs, data, sampler);
         }
-        catch (Exception e) when (e is NullReferenceException or InvalidCastException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is NullReferenceException or InvalidCastException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
         {
             throw new InvalidDataException($"{path}: malformed trainer state ({e.Message})");
         }

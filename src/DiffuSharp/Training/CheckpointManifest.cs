@@ -49,9 +49,7 @@ public static class CheckpointManifest
     {
         string path = Path.Combine(folder, FileName);
         if (!File.Exists(path)) return;
-        JsonObject root;
-        try { root = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        var root = StrictJson.ParseFile(path) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object");
         if (root["format"] is not JsonValue fv || !fv.TryGetValue(out int format) || format != FormatVersion)
             throw new InvalidDataException($"{path}: unsupported manifest (expected \"format\": {FormatVersion})");
         if (root["files"] is not JsonObject files) throw new InvalidDataException($"{path}: missing \"files\"");
@@ -85,9 +83,8 @@ public static class CheckpointManifest
     {
         if (expected is null) return null;
         JsonObject? actual;
-        try { actual = JsonNode.Parse(File.ReadAllBytes(file)) as JsonObject; }
-        catch (JsonException) { return null; }
-        catch (ArgumentException) { return null; }
+        try { actual = StrictJson.ParseFile(file) as JsonObject; }
+        catch (InvalidDataException) { return null; }
         if (member is not null) actual = actual?[member] as JsonObject;
         if (actual is null) return null;
         foreach (var key in expected.Select(p => p.Key).Union(actual.Select(p => p.Key)))

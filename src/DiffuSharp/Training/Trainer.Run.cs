@@ -97,7 +97,7 @@ public sealed partial class Trainer
         var keep = lines.Where(line =>
         {
             try { return JsonNode.Parse(line)?["step"]?.GetValue<long>() is long s && s <= step; }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { return false; }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException) { return false; }
         }).ToList();
         if (keep.Count == lines.Length) return;
         AtomicFile.Write(path, st => st.Write(new UTF8Encoding(false).GetBytes(string.Concat(keep.Select(l => l + "\n")))));
@@ -134,7 +134,10 @@ public sealed partial class Trainer
         int[] shape = [count, _c, _h, _w];
         var x = diffusion.DdimSampleLoop((xt, ts) => sampler.Forward(xt, ts, classes), shape, new Rng(Config.Seed ^ 0x5A4D5045UL));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        Png.Write(path, ImageGrid.Make(x.ToArray(), count, _c, _h, _w));
+        Image8 grid;
+        try { grid = ImageGrid.Make(x.ToArray(), count, _c, _h, _w); }
+        catch (ArgumentException e) { throw new NonFiniteTrainingException(StepCount, $"step {StepCount}: the sample grid {path} of the EMA weights is not finite ({e.Message})"); }
+        Png.Write(path, grid);
     }
 
     /// <summary>Means over the steps since the last log line, quartiles weighted by how many samples fell in each.</summary>

@@ -163,6 +163,40 @@ public class ClipTextModelTests(ITestOutputHelper output)
         Assert.Equal(y2.LastHiddenState.Slice(1, 3, 1).ToArray(), y2.PoolerOutput.ToArray());
     }
 
+    [Theory, InlineData(0), InlineData(1), InlineData(2), InlineData(3)]
+    public void Clip_skip_takes_the_hidden_state_k_layers_before_the_last_through_the_final_norm(int clipSkip)
+    {
+        // reference: transformers' hidden_states[−(k + 1)] through a float64 layer norm with final_layer_norm's weights
+        var model = ClipTextModel.FromFolder(Folder("clip_text"));
+        var io = SafeTensorsFile.Open(Path.Combine(TestPaths.Diffusers, "clip_text.io.safetensors"));
+        var ids = io.ReadInt64("input.input_ids").Select(i => (int)i).ToArray();
+        var weights = SafeTensorsFile.Open(Path.Combine(Folder("clip_text"), "model.safetensors"));
+        double[] gamma = weights.ReadFloat64("text_model.final_layer_norm.weight"), beta = weights.ReadFloat64("text_model.final_layer_norm.bias");
+        var hidden = io.ReadFloat64($"output_f64.hidden_states.{model.Config.NumHiddenLayers - clipSkip:00}");
+        int c = gamma.Length;
+        var expected = new double[hidden.Length];
+        for (int row = 0; row < hidden.Length / c; row++)
+        {
+            var x = hidden.AsSpan(row * c, c);
+            double mean = 0, var = 0;
+            foreach (double v in x) mean += v / c;
+            foreach (double v in x) var += (v - mean) * (v - mean) / c;
+            for (int j = 0; j < c; j++) expected[row * c + j] = (x[j] - mean) / Math.Sqrt(var + model.Config.LayerNormEps) * gamma[j] + beta[j];
+        }
+        float[] actual;
+        using (Tensor.NoGrad()) actual = model.EncodePrompt(ids, 2, clipSkip).ToArray();
+        Assert.True(RelL2(expected, actual) < 1e-5, $"clip skip {clipSkip}: relative L2 {RelL2(expected, actual):G3}");
+        Assert.Throws<ArgumentException>(() => model.EncodePrompt(ids, 2, model.Config.NumHiddenLayers + 1));
+    }
+
+    [Fact]
+    public void Without_an_rng_the_weights_start_at_zero_and_layer_norms_at_one()
+    {
+        var model = new ClipTextModel(ClipTextConfig.Load(Path.Combine(Folder("clip_text"), "config.json")), rng: null);
+        foreach (var (name, p) in model.NamedParameters())
+            Assert.All(p.ToArray(), v => Assert.Equal(name.Contains("layer_norm") && name.EndsWith(".weight") ? 1f : 0f, v));
+    }
+
     [Fact]
     public void Clip_skip_final_norm_of_the_last_hidden_state_is_last_hidden_state()
     {

@@ -115,12 +115,16 @@ public class ModelIndexTests
         Assert.Contains(path, e.Message);
     }
 
-    [Fact]
-    public void Tokenizer_and_text_encoder_of_the_folder_reproduce_the_txt2img_prompt_embeddings()
+    [Theory, InlineData(false), InlineData(true)]
+    public void Tokenizer_and_text_encoder_reproduce_the_txt2img_prompt_embeddings(bool singleFile)
     {
-        var index = ModelIndex.Load(TinySd);
-        var tokenizer = ClipTokenizer.FromFolder(index.Require("tokenizer").Folder);
-        var encoder = ClipTextModel.FromSource(ClipTextConfig.Load(index.Require("text_encoder").ConfigPath), index.Weights("text_encoder"));
+        // from the folder, or from the single-file checkpoint with the folder's configs and tokenizer
+        IPipelineSource source = singleFile
+            ? SingleFilePipeline.Open(Path.Combine(Dir, "tiny_sd_single_file.safetensors"), TinySd)
+            : ModelIndex.Load(TinySd);
+        var tokenizer = ClipTokenizer.FromFolder(source.Index.Require("tokenizer").Folder);
+        var encoder = ClipTextModel.FromSource(ClipTextConfig.Load(source.ConfigPath("text_encoder")), source.Weights("text_encoder"));
+        if (singleFile) Assert.Contains("tiny_sd_single_file.safetensors (text_encoder)", source.Weights("text_encoder").SourceName);
         var run = SafeTensorsFile.Open(Path.Combine(Dir, "sd_txt2img.safetensors"));
         foreach (var (prompt, which) in new[] { ("a photo of a cat", "prompt"), ("blurry", "negative_prompt") })
         {

@@ -146,6 +146,26 @@ public class SingleFileCheckpointTests
     }
 
     [Fact]
+    public void A_standalone_VAE_file_reads_as_the_folders_VAE()
+    {
+        // vae-ft-mse-style files: the first_stage_model. keys without their prefix, sometimes with the discriminator
+        using var dir = new TempDir();
+        var src = SafeTensorsFile.Open(SingleFile);
+        string path = Path.Combine(dir.Path, "vae.safetensors");
+        SafeTensorsWriter.WriteMixed(path, src.Names.Where(n => n.StartsWith(CompVisNames.VaePrefix))
+            .Select(n => (n[CompVisNames.VaePrefix.Length..], "F32", src.Info(n).Shape, src.ReadRaw(n)))
+            .Append(("loss.discriminator.main.0.weight", "F32", [2], new byte[8])));
+        var ckpt = SingleFileCheckpoint.OpenVae(path, Layout());
+        Assert.Equal(["vae"], ckpt.Components);
+        Assert.Equal(["loss.discriminator.main.0.weight"], ckpt.Ignored);
+        var folder = SafeTensorsFile.Open(WeightsOf("vae"));
+        var vae = ckpt.Component("vae");
+        Assert.Equal(folder.Names.Order(), vae.Names.Order());
+        foreach (var name in folder.Names)
+            Assert.True(folder.ReadFloat32(name).AsSpan().SequenceEqual(vae.ReadFloat32(name)) && folder.Info(name).Shape.Select(d => (int)d).SequenceEqual(vae.Shape(name)), name);
+    }
+
+    [Fact]
     public void An_OpenCLIP_text_encoder_of_SD2_maps_to_CLIPTextModel()
     {
         // SD 2.x single files hold OpenCLIP's text tower under cond_stage_model.model.: q, k, v stacked in in_proj, one

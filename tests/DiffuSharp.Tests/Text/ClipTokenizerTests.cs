@@ -56,6 +56,30 @@ public class ClipTokenizerTests
         Assert.Equal(c.PadBang, Bang.Value.Encode(c.Prompt).InputIds);
     }
 
+    static readonly Lazy<List<(string Prompt, int[] Ids, string[] Tokens, int[] IdsPadBang)>> Extra = new(() =>
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.Fixtures, "clip_tokenizer_extra.json")));
+        int[] Ints(JsonElement c, string k) => c.GetProperty(k).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        return doc.RootElement.GetProperty("cases").EnumerateArray().Select(c => (c.GetProperty("prompt").GetString()!, Ints(c, "ids"),
+            c.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()!).ToArray(), Ints(c, "ids_pad_bang"))).ToList();
+    });
+
+    public static TheoryData<int> ExtraIndices => new(Enumerable.Range(0, 15));
+
+    /// <summary>Fixtures/clip_tokenizer_extra.json (make_clip_tokenizer_extra.py): letters and digits outside the BMP,
+    /// Python's case mapping, NFC, compatibility, control and format characters, whitespace, added tokens in the text,
+    /// contractions, scripts without spaces; with "!" as the pad token it is an added token split out of the text.</summary>
+    [Theory, MemberData(nameof(ExtraIndices))]
+    public void Harder_prompts_equal_transformers(int index)
+    {
+        Assert.Equal(15, Extra.Value.Count);
+        var (prompt, ids, tokens, idsBang) = Extra.Value[index];
+        var t = Eos.Value.Encode(prompt);
+        Assert.Equal(tokens, t.Tokens);
+        Assert.Equal(ids, t.Ids);
+        Assert.Equal(idsBang, Bang.Value.Encode(prompt).Ids);
+    }
+
     [Fact]
     public void A_long_prompt_reports_what_was_cut()
     {
@@ -65,6 +89,8 @@ public class ClipTokenizerTests
         Assert.Equal(77, t.Ids.Length);
         Assert.StartsWith("2 8 word 2 9", t.Truncated);
         Assert.EndsWith("word 8 9", t.Truncated);
+        Assert.StartsWith("The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: ['2 8 word", t.TruncationWarning);
+        Assert.Null(Eos.Value.Encode("a photo of a cat").TruncationWarning);
     }
 
     [Fact]
@@ -87,6 +113,7 @@ public class ClipTokenizerTests
     [InlineData("ΟΔΟΣ ΣΑ", "οδος σα")]
     [InlineData("a\u0000b\u200Bc\td\u3000e", "abc d e")]
     [InlineData("日本", "日 本")]
+    [InlineData("cafe\u0301", "café")]
     public void Normalizer_follows_BasicTokenizer_and_python_lower(string input, string expected)
         => Assert.Equal(expected, ClipNormalizer.Clean(input));
 

@@ -111,7 +111,7 @@ public sealed class CheckpointManifestTests
 
             Assert.Equal(Path.Combine(dir, "checkpoint.old-aaaa"), Checkpoint.Locate(dir));   // never the half-deleted one
             var removed = RunFolder.Tidy(dir);
-            Assert.Equal(["checkpoint"], Directory.GetDirectories(dir).Select(Path.GetFileName).ToArray());
+            Assert.Equal(["checkpoint"], Directory.GetDirectories(dir).Select(d => Path.GetFileName(d)!).ToArray());
             Assert.Empty(Directory.GetFiles(dir));
             Assert.Equal(4, removed.Count);
             Assert.Equal(good, NonFiniteTests.Snapshot(Path.Combine(dir, "checkpoint")));

@@ -85,6 +85,28 @@ public sealed class NonFiniteTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    [Fact]
+    public void SaveEvery_saves_by_wall_time_whatever_save_interval_is()
+    {
+        string dir = TrainingFixtures.TempFolder("save-every");
+        try
+        {
+            string state = Path.Combine(dir, Checkpoint.FolderName, "trainer.json");
+            var seen = new List<bool>();
+            var t = new Trainer(TrainingFixtures.TinyModel(), Diverging(dir, saveInterval: 0) with { Lr = 1e-3, TotalSteps = 3 }, TrainingFixtures.Synthetic());
+            t.Run(onStep: _ => seen.Add(File.Exists(state)));
+            Assert.Equal([false, false, false], seen);                         // save_interval 0: only at the end
+
+            RunFolder.Clear(dir);
+            seen.Clear();
+            t = new Trainer(TrainingFixtures.TinyModel(), Diverging(dir, saveInterval: 0) with { Lr = 1e-3, TotalSteps = 3 }, TrainingFixtures.Synthetic())
+                { SaveEvery = TimeSpan.FromTicks(1) };
+            t.Run(onStep: s => seen.Add(File.Exists(state) && File.ReadAllText(state).Contains($"\"step\": {s.Step - 1},")));
+            Assert.Equal([false, true, true], seen);                           // step k sees step k−1's checkpoint
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     internal static Dictionary<string, string> Snapshot(string folder)
-        => Directory.GetFiles(folder).ToDictionary(Path.GetFileName, f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))))!;
+        => Directory.GetFiles(folder).ToDictionary(f => Path.GetFileName(f)!, f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
 }

@@ -10,7 +10,7 @@ public sealed class ClipAttention : Module
     readonly Linear _q, _k, _v, _out;
     readonly int _heads, _headDim;
 
-    public ClipAttention(int hidden, int heads, Rng rng)
+    public ClipAttention(int hidden, int heads, Rng? rng)
     {
         if (hidden % heads != 0) throw new ArgumentException($"ClipAttention: hidden size {hidden} is not divisible by {heads} heads");
         (_heads, _headDim) = (heads, hidden / heads);
@@ -36,7 +36,7 @@ public sealed class ClipMlp : Module
     readonly Linear _fc1, _fc2;
     readonly ClipActivation _act;
 
-    public ClipMlp(int hidden, int intermediate, ClipActivation act, Rng rng)
+    public ClipMlp(int hidden, int intermediate, ClipActivation act, Rng? rng)
     {
         _act = act;
         _fc1 = Register("fc1", new Linear(hidden, intermediate, rng));
@@ -64,7 +64,7 @@ public sealed class ClipEncoderLayer : Module
     readonly LayerNorm _norm1, _norm2;
     readonly ClipMlp _mlp;
 
-    public ClipEncoderLayer(ClipTextConfig config, Rng rng)
+    public ClipEncoderLayer(ClipTextConfig config, Rng? rng)
     {
         _attn = Register("self_attn", new ClipAttention(config.HiddenSize, config.NumAttentionHeads, rng));
         _norm1 = Register("layer_norm1", new LayerNorm(config.HiddenSize, (float)config.LayerNormEps));

@@ -24,9 +24,9 @@ public sealed class ClipTextModel : Module
 
     public ClipTextConfig Config { get; }
 
-    /// <summary>A model with PyTorch-style random initial weights drawn from rng (load weights with
-    /// <see cref="ModuleLoading.LoadFrom"/> or use <see cref="FromFolder"/>).</summary>
-    public ClipTextModel(ClipTextConfig config, Rng rng)
+    /// <summary>A model with PyTorch-style random initial weights drawn from rng, or zeros when rng is null (load weights
+    /// with <see cref="ModuleLoading.LoadFrom"/> or use <see cref="FromFolder"/>).</summary>
+    public ClipTextModel(ClipTextConfig config, Rng? rng)
     {
         Config = config.Validate();
         _textModel = Register("text_model", new ClipTextTransformer(config, rng));
@@ -50,7 +50,7 @@ public sealed class ClipTextModel : Module
     /// <summary>Builds the model from a config and a tensor source with transformers' names.</summary>
     public static ClipTextModel FromSource(ClipTextConfig config, ITensorSource source)
     {
-        var model = new ClipTextModel(config, new Rng(0));
+        var model = new ClipTextModel(config, rng: null);          // every parameter is overwritten by the load
         model.LoadFrom(source, IsIgnorable);
         model.Eval();
         return model;
@@ -64,6 +64,18 @@ public sealed class ClipTextModel : Module
 
     /// <summary>final_layer_norm alone: for "clip skip", apply it to <c>HiddenStates[^(k + 1)]</c> as diffusers does.</summary>
     public Tensor FinalLayerNorm(Tensor hidden) => _textModel.FinalNorm.Forward(hidden);
+
+    /// <summary>The prompt embeddings diffusers' encode_prompt gives the UNet: last_hidden_state, or with clip_skip k > 0
+    /// final_layer_norm(hidden_states[−(k + 1)]), the output of the layer k before the last.</summary>
+    /// <param name="inputIds">(B, L) row-major token ids</param>
+    /// <returns>(B, L, hidden_size)</returns>
+    public Tensor EncodePrompt(int[] inputIds, int batch, int clipSkip = 0)
+    {
+        if (clipSkip < 0 || clipSkip > Config.NumHiddenLayers)
+            throw new ArgumentException($"clip skip must be between 0 and num_hidden_layers ({Config.NumHiddenLayers}), got {clipSkip}");
+        var y = Forward(inputIds, batch);
+        return clipSkip == 0 ? y.LastHiddenState : FinalLayerNorm(y.HiddenStates[^(clipSkip + 1)]);
+    }
 }
 
 /// <summary>CLIPTextTransformer: embeddings, encoder layers, final LayerNorm, pooling.</summary>
@@ -75,7 +87,7 @@ public sealed class ClipTextTransformer : Module
 
     internal LayerNorm FinalNorm { get; }
 
-    public ClipTextTransformer(ClipTextConfig config, Rng rng)
+    public ClipTextTransformer(ClipTextConfig config, Rng? rng)
     {
         _config = config;
         _embeddings = Register("embeddings", new ClipTextEmbeddings(config, rng));
@@ -126,7 +138,7 @@ public sealed class ClipTextEmbeddings : Module
     readonly Embedding _token, _position;
     readonly int _vocab, _maxPositions;
 
-    public ClipTextEmbeddings(ClipTextConfig config, Rng rng)
+    public ClipTextEmbeddings(ClipTextConfig config, Rng? rng)
     {
         (_vocab, _maxPositions) = (config.VocabSize, config.MaxPositionEmbeddings);
         _token = Register("token_embedding", new Embedding(config.VocabSize, config.HiddenSize, rng));
