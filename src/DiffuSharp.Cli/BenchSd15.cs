@@ -2,9 +2,10 @@
 // 2×77×768 context, and a VAE decode 1×4×64×64 → 1×3×512×512, on seeded random weights in float32 without
 // gradients: the settings of the reference data's sd15/sd15_bench.py (median of N calls after one warm-up; inputs
 // N(0, 1); timesteps 500). Prints a table or, with --json, {"name", "value", "unit"} lines: sd15_unet_ms,
-// sd15_vae_decode_ms, sd15_peak_rss_mb.
+// sd15_vae_decode_ms, sd15_peak_rss_mb, and the process CPU time of each call (sd15_unet_cpu_ms, …).
 using System.Diagnostics;
 using System.Globalization;
+using DiffuSharp.Autograd;
 using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Cli;
@@ -15,7 +16,8 @@ public static class BenchSd15
     [
         new("json", "print one JSON object per line", IsFlag: true),
         new("only", "unet or vae (default: both, one after the other)", Value: "NAME"),
-        new("repeats", "timed calls after the warm-up (the median is reported)", Default: "3"),
+        new("repeats", "timed calls after the warm-up (the median is reported); 0 builds the models and counts parameters only", Default: "3"),
+        new("profile", "after the timing, one more call with the op profiler: where the time goes (table only)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -25,26 +27,41 @@ public static class BenchSd15
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("bench sd15", "Times Stable Diffusion 1.5-sized components on random weights.", Options)); return 0; }
         string? only = o.String("only");
         if (only is not null and not ("unet" or "vae")) throw new CliException($"bench sd15: --only must be unet or vae, got '{only}'");
-        int repeats = o.Int("repeats", min: 1, max: 100);
+        int repeats = o.Int("repeats", min: 0, max: 100);
         bool json = o.Flag("json");
         var rows = new List<(string Name, double Value, string Unit)>();
+        var profiles = new List<(string What, OpProfiler.Row[] Rows)>();
         using (Tensor.NoGrad())
         {
             if (only is null or "unet")
             {
                 var unet = new UNet2DConditionModel(Sd15Configs.UNet, new Rng(0));
                 unet.Eval();
+                rows.Add(("sd15_unet_parameters", unet.ParameterCount(), "count"));     // diffusers: 859,520,964
                 var sample = Tensor.RandN([2, 4, 64, 64], new Rng(1));
                 var context = Tensor.RandN([2, 77, 768], new Rng(2));
                 var t = Tensor.FromArray([500f, 500f], 2);
-                rows.Add(("sd15_unet_ms", Median(repeats, () => unet.Forward(sample, t, context)), "ms"));
+                if (repeats > 0)
+                {
+                    var (ms, cpuMs) = Median(repeats, () => unet.Forward(sample, t, context));
+                    rows.Add(("sd15_unet_ms", ms, "ms"));
+                    rows.Add(("sd15_unet_cpu_ms", cpuMs, "ms"));
+                }
+                if (o.Flag("profile")) profiles.Add(("unet", Profile(() => unet.Forward(sample, t, context))));
             }
             if (only is null or "vae")
             {
                 var vae = new AutoencoderKL(Sd15Configs.Vae, new Rng(0));
                 vae.Eval();
+                rows.Add(("sd15_vae_parameters", vae.ParameterCount(), "count"));       // diffusers: 83,653,863
                 var latents = Tensor.RandN([1, 4, 64, 64], new Rng(3));
-                rows.Add(("sd15_vae_decode_ms", Median(repeats, () => vae.Decode(latents)), "ms"));
+                if (repeats > 0)
+                {
+                    var (ms, cpuMs) = Median(repeats, () => vae.Decode(latents));
+                    rows.Add(("sd15_vae_decode_ms", ms, "ms"));
+                    rows.Add(("sd15_vae_decode_cpu_ms", cpuMs, "ms"));
+                }
+                if (o.Flag("profile")) profiles.Add(("vae decode", Profile(() => vae.Decode(latents))));
             }
         }
         rows.Add(("sd15_peak_rss_mb", BenchTrain.PeakRssMb(), "MB"));
@@ -52,21 +69,45 @@ public static class BenchSd15
             stdout.WriteLine(json
                 ? $"{{\"name\": \"{name}\", \"value\": {v.ToString("R", CultureInfo.InvariantCulture)}, \"unit\": \"{unit}\"}}"
                 : $"{name,-24} {v.ToString("F1", CultureInfo.InvariantCulture),12}  {unit}");
+        foreach (var (what, prof) in profiles)
+        {
+            if (json) break;
+            double total = prof.Sum(r => r.ForwardMs);
+            stdout.WriteLine($"\nwhere one {what} call goes (wall time per op, {total.ToString("F0", CultureInfo.InvariantCulture)} ms in all):");
+            foreach (var r in prof.Take(12))
+                stdout.WriteLine($"  {r.Op,-22} {r.ForwardMs.ToString("F0", CultureInfo.InvariantCulture),9} ms  {(100 * r.ForwardMs / total).ToString("F1", CultureInfo.InvariantCulture),5} %  {r.ForwardCalls,6} calls");
+        }
         return 0;
     }
 
+    static OpProfiler.Row[] Profile(Func<Tensor> call)
+    {
+        OpProfiler.Start();
+        using (TensorScope.Begin()) call();
+        return OpProfiler.Stop();
+    }
+
     /// <summary>One warm-up call, then the median of <paramref name="repeats"/> timed calls, each in a TensorScope
-    /// (as a sampling loop runs its steps), in milliseconds.</summary>
-    static double Median(int repeats, Func<Tensor> call)
+    /// (as a sampling loop runs its steps), in milliseconds of wall time; and the median CPU time of the process over
+    /// the same calls (all threads), which says more than the wall time on a machine shared with other work.</summary>
+    static (double WallMs, double CpuMs) Median(int repeats, Func<Tensor> call)
     {
         var times = new double[repeats];
+        var cpu = new double[repeats];
+        var self = Process.GetCurrentProcess();
         for (int i = -1; i < repeats; i++)
         {
+            self.Refresh();
+            var cpuStart = self.TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             using (TensorScope.Begin()) call();
-            if (i >= 0) times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (i < 0) continue;
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            self.Refresh();
+            cpu[i] = (self.TotalProcessorTime - cpuStart).TotalMilliseconds;
         }
         Array.Sort(times);
-        return times[repeats / 2];
+        Array.Sort(cpu);
+        return (times[repeats / 2], cpu[repeats / 2]);
     }
 }

@@ -3,9 +3,9 @@
 // euler_a, unipc, ...; --karras; --spacing) over --steps timesteps of the model's own schedule. The respacing: --steps N (N evenly spaced timesteps, improved-diffusion's
 // section spacing "N"), else --respacing STR, else model.json's timestep_respacing (so a model trained with
 // improved-diffusion samples as its ddim_sample_loop / p_sample_loop would), else 50 steps. --guidance W samples a
-// model trained with a null label with classifier-free guidance (one batched 2B forward per step). x_T comes from --seed, or from
-// --noise FILE (.npy / .safetensors, float32 N×C×H×W), which makes a DDIM (eta = 0) run a pure function of model
-// and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
+// model trained with a null label with classifier-free guidance (one batched 2B forward per step). x_T comes from
+// --seed, or from --noise FILE (.npy / .safetensors, float32 N×C×H×W), which makes a DDIM (eta = 0) run a pure
+// function of model and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
 // (rows = the first samples, columns = x_t at evenly spaced steps, ending at x_0).
 using System.Globalization;
 using DiffuSharp.Diffusion;

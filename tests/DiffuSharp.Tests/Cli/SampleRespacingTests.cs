@@ -14,17 +14,20 @@ public sealed class SampleRespacingTests
 {
     static string Folder => Path.Combine(TestPaths.Fixtures, "respacing_ddim10");
 
-    static float[] Sample(string dir, params string[] extra)
+    static float[] Sample(string dir, params string[] extra) => Run(dir, ["--sampler", "ddim", .. extra]);
+
+    /// <summary>`sample` on the fixture folder from its noise, the samples read back from --save-npy.</summary>
+    internal static float[] Run(string dir, string[] extra)
     {
         string npy = Path.Combine(dir, $"s{Guid.NewGuid():N}.npy");
-        var (code, _, stderr) = TrainSampleEndToEndTests.Cli([.. new[] { "sample", "--model", Folder, "--sampler", "ddim", "--noise", Path.Combine(Folder, "noise.npy"),
+        var (code, _, stderr) = TrainSampleEndToEndTests.Cli([.. new[] { "sample", "--model", Folder, "--noise", Path.Combine(Folder, "noise.npy"),
             "--out", Path.Combine(dir, "grid.png"), "--save-npy", npy }, .. extra]);
         Assert.True(code == 0, stderr);
         return Npy.ReadFloat32(npy).Data;
     }
 
     /// <summary>max |a − b| / max |b|.</summary>
-    static double RelErr(float[] a, float[] b)
+    internal static double RelErr(float[] a, float[] b)
     {
         Assert.Equal(b.Length, a.Length);
         double num = 0, den = 0;
@@ -64,23 +67,8 @@ public sealed class SampleRespacingTests
 public sealed class SampleSchedulerTests
 {
     static string Folder => Path.Combine(TestPaths.Fixtures, "respacing_ddim10");
-
-    static float[] Sample(string dir, params string[] extra)
-    {
-        string npy = Path.Combine(dir, $"s{Guid.NewGuid():N}.npy");
-        var (code, _, stderr) = TrainSampleEndToEndTests.Cli([.. new[] { "sample", "--model", Folder, "--noise", Path.Combine(Folder, "noise.npy"),
-            "--out", Path.Combine(dir, "grid.png"), "--save-npy", npy }, .. extra]);
-        Assert.True(code == 0, stderr);
-        return Npy.ReadFloat32(npy).Data;
-    }
-
-    static double RelErr(float[] a, float[] b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++) { num = Math.Max(num, Math.Abs(a[i] - b[i])); den = Math.Max(den, Math.Abs(b[i])); }
-        return num / den;
-    }
+    static float[] Sample(string dir, params string[] extra) => SampleRespacingTests.Run(dir, extra);
+    static double RelErr(float[] a, float[] b) => SampleRespacingTests.RelErr(a, b);
 
     [Fact]
     public void DDIMScheduler_on_the_models_schedule_is_improved_diffusions_ddim10_loop()

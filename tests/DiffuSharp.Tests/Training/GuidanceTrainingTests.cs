@@ -58,19 +58,6 @@ public sealed class GuidanceTrainingTests
     }
 
     [Fact]
-    public void Without_the_new_objectives_training_is_unchanged()
-    {
-        // The same model and seed with and without a (never used) null row: the class rows are drawn first, so
-        // everything before label_emb's extra row is the same, and losses only differ through initial weights after it.
-        // Stronger: a model with no new keys trains exactly as before the keys existed, which the recorded loss
-        // sequences of the resume tests pin; here: P = 0 and offset 0 make the same draws as the plain model.
-        var data = TrainingFixtures.Synthetic(count: 32);
-        var plain = new Trainer(TrainingFixtures.TinyModel(classCond: true), Config("unused"), data);
-        var keys = new Trainer(TrainingFixtures.TinyModel(classCond: true) with { SnrGamma = 0, NoiseOffset = 0, ClassDropoutProb = 0 }, Config("unused"), data);
-        for (int i = 0; i < 3; i++) Assert.Equal(plain.Step().Loss, keys.Step().Loss);
-    }
-
-    [Fact]
     public void Init_from_copies_the_weights_adds_the_mean_row_and_restarts_the_ema()
     {
         string dir = TrainingFixtures.TempFolder("initfrom");
@@ -103,6 +90,30 @@ public sealed class GuidanceTrainingTests
             var other = new Trainer(TrainingFixtures.TinyModel(classCond: false), Config(dir), data);
             var e = Assert.Throws<InvalidDataException>(() => other.InitializeFrom(folder));
             Assert.Contains("label_emb", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Resume_with_every_new_objective_is_bit_identical()
+    {
+        // class dropout (the "labels" Rng), offset noise, min-SNR and v-prediction together: 4 + save + 4 = 8 steps.
+        var model = CfgModel(0.3) with { NoiseOffset = 0.1, SnrGamma = 5, PredictV = true };
+        var data = TrainingFixtures.Synthetic(count: 10);
+        string dir = TrainingFixtures.TempFolder("resume-cfg");
+        try
+        {
+            TrainConfig C(string sub) => new(BatchSize: 4, Lr: 2e-3, EmaRate: "0.9", TotalSteps: 8, Seed: 99, OutputFolder: Path.Combine(dir, sub));
+            var straight = new Trainer(model, C("a"), data);
+            var losses = Enumerable.Range(0, 8).Select(_ => straight.Step().Loss).ToArray();
+            var first = new Trainer(model, C("b"), data);
+            for (int i = 0; i < 4; i++) first.Step();
+            Checkpoint.Save(first, Path.Combine(dir, "b"));
+            var resumed = Checkpoint.Load(Checkpoint.Locate(Path.Combine(dir, "b")), data);
+            Assert.Equal(model, resumed.ModelConfig);
+            Assert.Equal(losses[4..], Enumerable.Range(0, 4).Select(_ => resumed.Step().Loss).ToArray());
+            Assert.Equal(straight.Flat.Values, resumed.Flat.Values);
+            Assert.Equal(straight.ExportState().Rngs["labels"], resumed.ExportState().Rngs["labels"]);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

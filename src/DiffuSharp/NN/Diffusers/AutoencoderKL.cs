@@ -4,9 +4,9 @@
 // log-variance clamped to [−30, 20]); post_quant_conv → Decoder (conv_in, mid block, UpDecoderBlock2D × n, GroupNorm
 // → SiLU → conv_out). scaling_factor is the pipelines' latent scale, not applied here (as in diffusers).
 //
-// Memory: without gradients inside a TensorScope, the decoder runs each block in a scope of its own that keeps only
-// the block's output, so a 512×512 decode holds a few full-resolution activations, not all of them.
-using DiffuSharp.Autograd;
+// Memory: without gradients inside a TensorScope, every resnet and attention of the encoder and decoder runs in a
+// scope of its own that keeps only its output (UNetBlocks.cs), so a 512×512 decode holds a few full-resolution
+// activations at a time, not all of them.
 
 namespace DiffuSharp.NN.Diffusers;
 
@@ -73,12 +73,6 @@ public sealed class AutoencoderKL : Module
 
     internal static ResnetSettings Settings(AutoencoderKLConfig c) => new(c.NormNumGroups, 1e-6f, c.ActFn);
 
-    internal static Tensor Scoped(Func<Tensor> block)
-    {
-        if (GradMode.IsEnabled || TensorScope.Current is null) return block();
-        using var scope = TensorScope.Begin();
-        return scope.Keep(block());
-    }
 }
 
 /// <summary>diffusers' Encoder (vae.py) with double_z: (B, Cin, H, W) → (B, 2·latent, H/f, W/f).</summary>
@@ -110,9 +104,8 @@ public sealed class VaeEncoder : Module
     {
         var ctx = new ForwardContext(false, null);
         var h = _convIn.Forward(x);                                          // (B, C0, H, W)
-        foreach (var block in _downBlocks) { var input = h; h = AutoencoderKL.Scoped(() => block.Forward(input, null, null, ctx)); }
-        var mid = h;
-        h = AutoencoderKL.Scoped(() => _midBlock.Forward(mid, null, null, ctx));
+        foreach (var block in _downBlocks) h = block.Forward(h, null, null, ctx);
+        h = _midBlock.Forward(h, null, null, ctx);
         return _convOut.Forward(_convNormOut.ForwardSilu(h));               // (B, 2·latent, h, w)
     }
 }
@@ -147,10 +140,9 @@ public sealed class VaeDecoder : Module
     {
         var ctx = new ForwardContext(false, null);
         var h = _convIn.Forward(z);                                          // (B, C_last, h, w)
-        var mid = h;
-        h = AutoencoderKL.Scoped(() => _midBlock.Forward(mid, null, null, ctx));
-        foreach (var block in _upBlocks) { var input = h; h = AutoencoderKL.Scoped(() => block.Forward(input, null, null, null, ctx)); }
+        h = _midBlock.Forward(h, null, null, ctx);
+        foreach (var block in _upBlocks) h = block.Forward(h, null, null, null, ctx);
         var last = h;
-        return AutoencoderKL.Scoped(() => _convOut.Forward(_convNormOut.ForwardSilu(last)));   // (B, Cout, H, W)
+        return BlockParts.Layer(() => _convOut.Forward(_convNormOut.ForwardSilu(last)));   // (B, Cout, H, W)
     }
 }

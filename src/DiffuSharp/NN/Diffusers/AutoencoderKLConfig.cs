@@ -1,5 +1,8 @@
 // diffusers' AutoencoderKL config.json (diffusers 0.27.2, models/autoencoders/autoencoder_kl.py __init__): every key
 // of the constructor; block types other than DownEncoderBlock2D / UpDecoderBlock2D are errors naming the key.
+// Deviation: keys that later diffusers versions write (mid_block_add_attention, use_quant_conv, use_post_quant_conv,
+// shift_factor) are accepted at the values that mean 0.27's architecture, so a VAE folder saved by a newer diffusers
+// loads; any other value of them is an error.
 namespace DiffuSharp.NN.Diffusers;
 
 public sealed record AutoencoderKLConfig
@@ -39,12 +42,16 @@ public sealed record AutoencoderKLConfig
             ActFn = ConfigChoices.Act(c, "act_fn"),
             LatentChannels = c.Int("latent_channels", 4),
             NormNumGroups = c.Int("norm_num_groups", 32),
-            SampleSize = c.Has("sample_size") && c.IntOrNull("sample_size") is int s ? s : 32,
+            SampleSize = c.SampleSize() ?? 32,
             ScalingFactor = c.Double("scaling_factor", 0.18215),
             LatentsMean = c.Doubles("latents_mean"),
             LatentsStd = c.Doubles("latents_std"),
             ForceUpcast = c.Bool("force_upcast", true),
         };
+        c.MustBe("mid_block_add_attention", true, "a mid block without attention");
+        c.MustBe("use_quant_conv", true, "a VAE without quant_conv");
+        c.MustBe("use_post_quant_conv", true, "a VAE without post_quant_conv");
+        c.MustBeNull("shift_factor", "a latent shift factor");
         c.RejectUnknownKeys("AutoencoderKL");
         if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
         foreach (int ch in blockOut)

@@ -2,6 +2,7 @@
 // README): build the component from the folder its metadata names ("weights_dir"), feed the recorded `input.*`
 // tensors as the metadata's "model_class" is called, and compare every recorded `output.*` with what we compute,
 // as relative L2 error ||ours − ref|| / ||ref|| and max |ours − ref|. The tests and a verify command share this.
+using System.Text.Json;
 using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
@@ -12,13 +13,18 @@ public sealed record ReplayResult(string Output, int[] Shape, double RelErr, dou
 public static class ComponentReplay
 {
     /// <summary>Replays one recorded call; every `output.*` tensor of the file is compared (an output we cannot
-    /// produce is an error naming it). <paramref name="folder"/> overrides the metadata's weights_dir.</summary>
+    /// produce is an error naming it). <paramref name="folder"/> overrides the metadata's weights_dir; the metadata's
+    /// "call" may set guess_mode, and input.class_labels is passed when recorded. <paramref name="unetFolder"/> (ControlNet
+    /// only) names the UNet that the recorded unet_sample_with_residuals was computed with.</summary>
     public static IReadOnlyList<ReplayResult> Run(string ioPath, string? folder = null, string? unetFolder = null)
     {
         var io = SafeTensorsFile.Open(ioPath);
         string cls = Meta(io, "model_class");
         folder ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ioPath))!, Meta(io, "weights_dir"));
         var ours = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var call = io.Metadata.TryGetValue("call", out var callJson) ? JsonDocument.Parse(callJson).RootElement : default;
+        bool guessMode = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("guess_mode", out var g) && g.GetBoolean();
+        int[]? classLabels = io.Contains("input.class_labels") ? io.ReadInt64("input.class_labels").Select(v => (int)v).ToArray() : null;
         using (Tensor.NoGrad())
         {
             switch (cls)
@@ -26,13 +32,13 @@ public static class ComponentReplay
                 case "UNet2DModel":
                 {
                     var m = ComponentLoader.LoadUNet2D(folder);
-                    ours["sample"] = m.Forward(Read(io, "input.sample"), Timesteps(io));
+                    ours["sample"] = m.Forward(Read(io, "input.sample"), Timesteps(io), classLabels);
                     break;
                 }
                 case "UNet2DConditionModel":
                 {
                     var m = ComponentLoader.LoadUNet2DCondition(folder);
-                    ours["sample"] = m.Forward(Read(io, "input.sample"), Timesteps(io), Read(io, "input.encoder_hidden_states"));
+                    ours["sample"] = m.Forward(Read(io, "input.sample"), Timesteps(io), Read(io, "input.encoder_hidden_states"), classLabels);
                     break;
                 }
                 case "AutoencoderKL":
@@ -53,7 +59,7 @@ public static class ComponentReplay
                     var timesteps = Timesteps(io);
                     var context = Read(io, "input.encoder_hidden_states");
                     double scale = io.Contains("input.conditioning_scale") ? Read(io, "input.conditioning_scale").Item() : 1.0;
-                    var r = m.Forward(sample, timesteps, context, Read(io, "input.controlnet_cond"), scale);
+                    var r = m.Forward(sample, timesteps, context, Read(io, "input.controlnet_cond"), scale, guessMode, classLabels);
                     for (int i = 0; i < r.DownBlockResSamples.Count; i++) ours[$"down_block_res_sample.{i:D2}"] = r.DownBlockResSamples[i];
                     ours["mid_block_res_sample"] = r.MidBlockResSample;
                     if (unetFolder is not null)

@@ -72,6 +72,18 @@ internal sealed class ConfigJson
 
     public int Int(string key, int fallback) => IntOrNull(key) ?? fallback;
 
+    /// <summary>diffusers' sample_size: an integer or [height, width] (informational here); the height, or null.</summary>
+    public int? SampleSize(string key = "sample_size")
+    {
+        if (!TryGet(key, out var v)) return null;
+        if (v.ValueKind == JsonValueKind.Array)
+        {
+            var hw = Ints(key, []);
+            return hw.Length == 2 ? hw[0] : throw Error(key, "expected an integer or [height, width]");
+        }
+        return IntOrNull(key);
+    }
+
     public int? IntOrNull(string key)
     {
         if (!TryGet(key, out var v)) return null;

@@ -29,8 +29,8 @@ public sealed record UNet2DConditionConfig
     public bool UseLinearProjection { get; init; }                   // proj_in/proj_out Linear (SD 2.x) vs 1×1 conv (SD 1.x)
     public bool UpcastAttention { get; init; }                       // softmax in float32 under fp16: always so here
     public TimeScaleShift ResnetTimeScaleShift { get; init; }
-    public bool ResnetSkipTimeAct { get; init; }
-    public double ResnetOutScaleFactor { get; init; } = 1.0;
+    public bool ResnetSkipTimeAct { get; init; }                     // read, as diffusers does, but only Simple* blocks use it
+    public double ResnetOutScaleFactor { get; init; } = 1.0;         // likewise
     public int? TimeEmbeddingDim { get; init; }                      // null: 4 × block_out_channels[0]
     public Activation? TimeEmbeddingActFn { get; init; }
     public Activation? TimestepPostAct { get; init; }
@@ -101,7 +101,7 @@ public sealed record UNet2DConditionConfig
             ConvInKernel = c.Int("conv_in_kernel", 3),
             ConvOutKernel = c.Int("conv_out_kernel", 3),
             NumClassEmbeds = c.IntOrNull("num_class_embeds"),
-            SampleSize = c.Has("sample_size") && c.IntOrNull("sample_size") is int s ? s : 64,
+            SampleSize = c.SampleSize() ?? 64,
         };
         c.Choice("time_embedding_type", "positional", ("positional", "positional"));
         c.MustBeNull("encoder_hid_dim", "an encoder_hid_proj");

@@ -30,7 +30,9 @@ public sealed class UNet2DConditionModel : Module
         _timeEmbedding = Register("time_embedding", new TimestepEmbedding(ch[0], temb, c.ActFn, c.TimestepPostAct, rng));
         if (c.NumClassEmbeds is int classes) _classEmbedding = Register("class_embedding", new Embedding(classes, temb, rng));
 
-        var rs = new ResnetSettings(c.NormNumGroups, c.NormEps, c.ActFn, c.Dropout, c.ResnetTimeScaleShift, c.ResnetOutScaleFactor, c.ResnetSkipTimeAct);
+        // resnet_out_scale_factor and resnet_skip_time_act reach only the Simple*/ResnetDownsample blocks (not built here):
+        // diffusers' get_down_block / get_up_block do not pass them to the blocks below.
+        var rs = new ResnetSettings(c.NormNumGroups, c.NormEps, c.ActFn, c.Dropout, c.ResnetTimeScaleShift);
         int output = ch[0];
         for (int i = 0; i < n; i++)
         {

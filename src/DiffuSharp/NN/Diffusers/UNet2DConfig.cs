@@ -47,7 +47,7 @@ public sealed record UNet2DConfig
         if (up.Length != n) throw c.Error("up_block_types", $"{up.Length} up blocks for {n} block_out_channels");
         var config = new UNet2DConfig
         {
-            SampleSize = c.Has("sample_size") ? c.IntOrNull("sample_size") : null,
+            SampleSize = c.SampleSize(),
             InChannels = c.Int("in_channels", 3),
             OutChannels = c.Int("out_channels", 3),
             CenterInputSample = c.Bool("center_input_sample", false),

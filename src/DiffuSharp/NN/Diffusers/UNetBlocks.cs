@@ -6,6 +6,11 @@
 //   pushed first), UpDecoderBlock2D none; then the upsampler.
 //   UNetMidBlock2D / UNetMidBlock2DCrossAttn = resnet, then (attention, resnet) pairs.
 // The block type named in config.json picks the factory; the forward is the same straight line for all of them.
+//
+// Memory: without gradients inside a TensorScope, every resnet and every attention runs in a scope of its own that
+// keeps only its output, so a block at 512×512 (the VAE decoder's last) holds one layer's temporaries at a time.
+using DiffuSharp.Autograd;
+
 namespace DiffuSharp.NN.Diffusers;
 
 /// <summary>What follows each resnet of a block: nothing, a spatial attention or a Transformer2DModel.</summary>
@@ -30,12 +35,20 @@ internal static class BlockParts
         _ => throw new ArgumentException($"unknown block attention {spec}"),
     };
 
-    public static Tensor Run(Module attention, Tensor h, Tensor? context) => attention switch
+    public static Tensor Run(Module attention, Tensor h, Tensor? context) => Layer(() => attention switch
     {
         Transformer2DModel t => t.Forward(h, context),
         Attention a => a.ForwardSpatial(h),
         _ => throw new InvalidOperationException($"unexpected attention module {attention.GetType().Name}"),
-    };
+    });
+
+    /// <summary>Runs one layer; without gradients inside a TensorScope, in a scope of its own that keeps only the output.</summary>
+    public static Tensor Layer(Func<Tensor> layer)
+    {
+        if (GradMode.IsEnabled || TensorScope.Current is null) return layer();
+        using var scope = TensorScope.Begin();
+        return scope.Keep(layer());
+    }
 }
 
 public sealed class UNetDownBlock : Module
@@ -65,13 +78,15 @@ public sealed class UNetDownBlock : Module
     {
         for (int i = 0; i < _resnets.Count; i++)
         {
-            h = _resnets[i].Forward(h, temb, ctx);
+            var (resnet, input) = (_resnets[i], h);
+            h = BlockParts.Layer(() => resnet.Forward(input, temb, ctx));
             if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i], h, context);
             skips?.Add(h);
         }
         if (_downsampler is not null)
         {
-            h = _downsampler.Forward(h);                                       // (B, Cout, H/2, W/2)
+            var input = h;
+            h = BlockParts.Layer(() => _downsampler.Forward(input));           // (B, Cout, H/2, W/2)
             skips?.Add(h);
         }
         return h;
@@ -113,16 +128,19 @@ public sealed class UNetUpBlock : Module
     {
         for (int i = 0; i < _resnets.Count; i++)
         {
+            Tensor? skip = null;
             if (_takesSkips)
             {
-                var skip = skips![^1];
+                skip = skips![^1];
                 skips.RemoveAt(skips.Count - 1);
-                h = Tensor.Concat([h, skip], 1);                              // (B, C + C_skip, H, W)
             }
-            h = _resnets[i].Forward(h, temb, ctx);
+            var (resnet, input) = (_resnets[i], h);
+            h = BlockParts.Layer(() => resnet.Forward(skip is null ? input : Tensor.Concat([input, skip], 1), temb, ctx));   // (B, C + C_skip, H, W) in
             if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i], h, context);
         }
-        return _upsampler?.Forward(h, upsampleSize) ?? h;
+        if (_upsampler is null) return h;
+        var last = h;
+        return BlockParts.Layer(() => _upsampler.Forward(last, upsampleSize));
     }
 }
 
@@ -145,11 +163,13 @@ public sealed class UNetMidBlock : Module
     /// <summary>h: (B, C, H, W) → (B, C, H, W)</summary>
     public Tensor Forward(Tensor h, Tensor? temb, Tensor? context, ForwardContext ctx)
     {
-        h = _resnets[0].Forward(h, temb, ctx);
+        var first = h;
+        h = BlockParts.Layer(() => _resnets[0].Forward(first, temb, ctx));
         for (int i = 1; i < _resnets.Count; i++)
         {
             if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i - 1], h, context);
-            h = _resnets[i].Forward(h, temb, ctx);
+            var (resnet, input) = (_resnets[i], h);
+            h = BlockParts.Layer(() => resnet.Forward(input, temb, ctx));
         }
         return h;
     }

@@ -62,11 +62,32 @@ public sealed class DiffusersLoadingTests : IDisposable
     [InlineData("autoencoder_kl", "up_block_types", "[\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\"]", "AttnUpDecoderBlock2D")]
     [InlineData("controlnet", "controlnet_conditioning_channel_order", "\"rbg\"", "rbg")]
     [InlineData("controlnet", "encoder_hid_dim", "16", "16")]
+    [InlineData("autoencoder_kl", "use_quant_conv", "false", "false")]
     public void Unsupported_config_value_is_an_error_naming_key_value_and_file(string fixture, string key, string valueJson, string shown)
     {
         var folder = CopyWithConfig(fixture, j => j[key] = JsonNode.Parse(valueJson));
         var e = Assert.Throws<InvalidDataException>(() => ComponentLoader.Load(folder));
         AssertMessage(e, $"\"{key}\"", shown, "config.json");
+    }
+
+    [Fact]
+    public void Keys_newer_diffusers_write_are_accepted_at_their_027_meaning()
+    {
+        var folder = CopyWithConfig("autoencoder_kl", j =>
+        {
+            j["mid_block_add_attention"] = true;
+            j["use_quant_conv"] = true;
+            j["use_post_quant_conv"] = true;
+            j["shift_factor"] = null;
+        });
+        Assert.IsType<AutoencoderKL>(ComponentLoader.Load(folder));
+    }
+
+    [Fact]
+    public void Sample_size_may_be_height_and_width()
+    {
+        var folder = CopyWithConfig("unet2d_condition", j => j["sample_size"] = new JsonArray(32, 48));
+        Assert.Equal(32, ComponentLoader.LoadUNet2DCondition(folder).Config.SampleSize);
     }
 
     [Fact]
@@ -111,6 +132,16 @@ public sealed class DiffusersLoadingTests : IDisposable
         var folder = CopyWithWeights(ts => ts.Append(("add_embedding.linear_1.weight", "F32", new long[] { 2 }, new byte[8])));
         var e = Assert.Throws<InvalidDataException>(() => ComponentLoader.LoadUNet2DCondition(folder));
         AssertMessage(e, "add_embedding.linear_1.weight", "diffusion_pytorch_model.safetensors");
+    }
+
+    [Fact]
+    public void Truncated_weights_file_is_an_error_naming_the_file()
+    {
+        var folder = CopyWithConfig("unet2d_condition", _ => { });
+        string path = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
+        using (var f = new FileStream(path, FileMode.Open)) f.SetLength(f.Length - 4);
+        var e = Assert.Throws<InvalidDataException>(() => ComponentLoader.LoadUNet2DCondition(folder));
+        AssertMessage(e, "diffusion_pytorch_model.safetensors");
     }
 
     [Fact]

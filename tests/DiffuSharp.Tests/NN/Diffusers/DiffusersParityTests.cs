@@ -36,4 +36,23 @@ public sealed class DiffusersParityTests(ITestOutputHelper output)
 
     [Fact]
     public void UNet2DModel_matches_diffusers() => AssertReplays(ComponentReplay.Run(Io("unet2d")), 1);
+
+    // Fixtures/diffusers_extra (make_diffusers_extra.py): the config keys the fixtures above leave at their defaults.
+    static string Extra(string name) => Path.Combine(TestPaths.Fixtures, "diffusers_extra", name + ".io.safetensors");
+
+    [Fact]
+    public void UNet2DCondition_with_non_default_config_odd_size_and_class_labels_matches_diffusers()
+        => AssertReplays(ComponentReplay.Run(Extra("unet2d_condition_variants")), 1);
+
+    [Fact]
+    public void ControlNet_guess_mode_matches_diffusers() => AssertReplays(ComponentReplay.Run(Extra("controlnet_guess_mode")), 5);
+
+    [Fact]
+    public void ControlNet_bgr_global_pool_heads_and_class_labels_match_diffusers() => AssertReplays(ComponentReplay.Run(Extra("controlnet_variants")), 7);
+
+    [Fact]
+    public void UNet2DModel_with_class_embeddings_and_scale_shift_matches_diffusers() => AssertReplays(ComponentReplay.Run(Extra("unet2d_variants")), 1);
+
+    [Fact]
+    public void AutoencoderKL_three_levels_gelu_odd_sizes_match_diffusers() => AssertReplays(ComponentReplay.Run(Extra("autoencoder_kl_variants")), 5);
 }
