@@ -52,7 +52,7 @@ public static class Program
         }
     }
 
-    static string OneLine(Exception e)
+    internal static string OneLine(Exception e)
     {
         string msg = e switch
         {

@@ -4,12 +4,18 @@
 // starts from a model folder's network and weights instead (its EMA from those weights), with the objective flags
 // (--class_dropout_prob, --predict_v, --snr_gamma, --noise_offset) applied on top.
 // Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
-// the current step, saves a checkpoint and the model folder, and exits 130 (SIGTERM: 143, SIGHUP: 129).
+// the current step, saves a checkpoint and the model folder, and exits 130 (SIGTERM: 143, SIGHUP: 129, SIGUSR1: 138).
 // Never loses work: an existing run is not replaced without --overwrite; a changed training flag on --resume is
 // refused; a non-finite loss or gradient stops the run (exit 1) unless --skip_nonfinite; checkpoints also every
 // --save_minutes of wall time; a finished run whose model/ is missing or stale gets it back on --resume.
+// Under mpirun (`mpirun -n N diffusharp train ...`) every rank runs this command: rank 0 reads the checkpoint on
+// --resume (or the --init_from folder) and broadcasts it, rank 0 alone tidies, prints and writes, a stop or a
+// non-finite step is agreed by all ranks (same exit code everywhere; SIGUSR1, which mpirun forwards, stops a
+// distributed run with a checkpoint), and any rank's error ends the whole job with one line naming the rank
+// (MPI_Abort). See Trainer.Distributed.cs and docs/distributed.md.
 using System.Globalization;
 using DiffuSharp.Data;
+using DiffuSharp.Distributed;
 using DiffuSharp.Models;
 using DiffuSharp.Training;
 using Spectre.Console;
@@ -68,6 +74,7 @@ public static class TrainCommand
         new("snr_gamma", "min-SNR-γ loss weighting, e.g. 5 (0 = off)", Value: "G"),
         new("noise_offset", "offset noise: ε + offset·N(0,1) per image and channel, e.g. 0.1 (0 = off)", Value: "O"),
         new("init_from", "start from this model folder's network and weights (fine-tuning); a new null label row starts as the mean of the class rows", Value: "DIR"),
+        new("mpi_timeout", "under mpirun: seconds one collective may wait for the other ranks before the job is ended", "600", Value: "SECONDS"),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -79,32 +86,71 @@ public static class TrainCommand
     {
         var o = OptionParser.Parse("train", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("train", "Trains a UNet diffusion model (improved-diffusion flags).", Options)); return 0; }
+        var world = Mpi.InitFromEnvironment(TimeSpan.FromSeconds(o.Double("mpi_timeout", min: 1)));
+        if (world is null) return Train(o, args, stdout, null);
+        try
+        {
+            int code = Train(o, args, stdout, world);
+            world.Finish();
+            return code;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("DIFFUSHARP_DEBUG") != "1")
+        {
+            // A non-finite step is seen by every rank at once (and a refused save only by rank 0, which writes):
+            // rank 0 reports it alone and ends the job; the others wait for that, then end it themselves should it
+            // not come. Any other error is reported by the rank it happened on.
+            if (e is NonFiniteTrainingException)
+            {
+                if (!world.IsRoot) Thread.Sleep(TimeSpan.FromSeconds(10));
+                world.Abort(world.IsRoot ? $"error: {Program.OneLine(e)}" : null);
+            }
+            world.Abort($"error: rank {world.Rank} of {world.Size}: {Program.OneLine(e)}", e is CliException ? 2 : 1);   // Program.Run's codes
+            return 1;                                             // not reached: Abort ends the process
+        }
+    }
+
+    static int Train(ParsedOptions o, string[] args, TextWriter stdout, Mpi? world)
+    {
         string outFolder = o.Required("out");
         if (o.Flag("resume") && o.Flag("overwrite")) throw new CliException("train: --resume and --overwrite exclude each other");
         double saveMinutes = o.Double("save_minutes", min: 0);
-
+        bool root = world is null || world.IsRoot;
         Trainer trainer;
         if (o.Flag("resume"))
         {
-            RunFolder.Tidy(outFolder);
+            if (root) RunFolder.Tidy(outFolder);
             foreach (var flag in ModelFlags.Concat(ObjectiveFlags).Append("preset").Append("init_from"))
                 if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
                     throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
-            string folder = Checkpoint.Locate(outFolder);
-            var saved = Checkpoint.ReadConfig(folder);
-            var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved.DataSource,
-                ModelFolder.LoadConfig(folder), o.Int("max_images", min: 0));
-            trainer = Checkpoint.Load(folder, data, c => Intervals(o, c) with
+            // Rank 0 reads the checkpoint; the other ranks get its configs and, below, its state by broadcast.
+            string? folder = root ? Checkpoint.Locate(outFolder) : null;
+            var saved = folder is null ? null : Checkpoint.ReadConfig(folder);
+            var modelConfig = folder is null ? null : ModelFolder.LoadConfig(folder);
+            if (world is not null)
+            {
+                modelConfig = ModelConfig.FromJson(Share(world, modelConfig?.ToJson()), "model.json from rank 0");
+                saved = TrainConfig.FromJson(Share(world, saved?.ToJson()), "trainer.json from rank 0");
+            }
+            var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved!.DataSource,
+                modelConfig!, o.Int("max_images", min: 0));
+            TrainConfig Adjust(TrainConfig c) => Intervals(o, c) with
             {
                 OutputFolder = outFolder,
                 TotalSteps = o.Has("steps") ? o.Long("steps") : c.TotalSteps,
-            });
+            };
+            trainer = folder is not null ? Checkpoint.Load(folder, data, Adjust, world) : new Trainer(modelConfig!, Adjust(saved!), data, world);
+            trainer.SyncFromRoot();
             foreach (var (flag, value) in TrainingFlags)
                 if (Given(args, flag) && value(ConfigFromOptions(o, outFolder)) is var asked && asked != value(trainer.Config))
                     throw new CliException($"train: --{flag} {asked} differs from the checkpoint's {value(trainer.Config)}; --resume keeps the checkpoint's training settings (only --steps, --data and the intervals may change)");
-            if (trainer.StepCount >= trainer.Config.TotalSteps && !RunFolder.ModelIsCurrent(outFolder, trainer.StepCount))
+            // A complete run whose model/ is missing or stale (killed between the last checkpoint and model/): rank 0
+            // looks, and tells the others.
+            bool restoreModel = root && trainer.StepCount >= trainer.Config.TotalSteps && !RunFolder.ModelIsCurrent(outFolder, trainer.StepCount);
+            if (world is not null) restoreModel = Trainer.BcastBytes(world, [restoreModel ? (byte)1 : (byte)0])[0] != 0;
+            if (restoreModel)
             {
-                trainer.SaveModelFolder(Path.Combine(outFolder, RunFolder.ModelFolderName));   // killed between the last checkpoint and model/
+                if (!root) return 0;
+                trainer.SaveModelFolder(Path.Combine(outFolder, RunFolder.ModelFolderName));
                 stdout.WriteLine($"the run was complete at step {trainer.StepCount}; wrote its missing model folder {Path.Combine(outFolder, RunFolder.ModelFolderName)}");
                 return 0;
             }
@@ -118,17 +164,20 @@ public static class TrainCommand
                 foreach (var flag in ModelFlags.Append("preset"))
                     if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
                         throw new CliException($"train: --{flag} cannot change the network of --init_from {initFrom} (its model.json is used)");
-            var model = initFrom is not null ? WithObjectives(o, ModelFolder.LoadConfig(initFrom)) : ModelFromOptions(o);
+            // --init_from: rank 0 reads the folder (its model.json here, its weights below) and the others get it.
+            var model = initFrom is null ? ModelFromOptions(o) : root ? WithObjectives(o, ModelFolder.LoadConfig(initFrom)) : null;
+            if (initFrom is not null && world is not null) model = ModelConfig.FromJson(Share(world, model?.ToJson()), "model.json from rank 0");
             var config = ConfigFromOptions(o, outFolder);
             if (config.TotalSteps < 1) throw new CliException($"train: --steps must be at least 1, got {config.TotalSteps}");
             if (o.Int("microbatch", min: -1) == 0) throw new CliException("train: --microbatch must be positive or -1 (off), got 0");
-            bool existing = RunFolder.HoldsRun(outFolder);
+            bool existing = root && RunFolder.HoldsRun(outFolder);            // rank 0 alone looks at and clears the folder it writes
             if (existing && !o.Flag("overwrite"))
                 throw new CliException($"train: {outFolder} already holds a training run (checkpoint, model or {Trainer.LogFile}); continue it with --resume, or pass --overwrite to replace it");
-            var data = LoadData(config.DataSource, model, o.Int("max_images", min: 0));
+            var data = LoadData(config.DataSource, model!, o.Int("max_images", min: 0));
             if (existing) RunFolder.Clear(outFolder);                        // only once the new run can start
-            trainer = new Trainer(model, config, data);
-            if (initFrom is not null) trainer.InitializeFrom(initFrom);
+            trainer = new Trainer(model!, config, data, world);
+            if (initFrom is not null && root) trainer.InitializeFrom(initFrom);
+            trainer.SyncFromRoot();                               // every rank starts from rank 0's weights (and EMAs)
         }
         trainer.SkipNonFinite = o.Flag("skip_nonfinite");
         trainer.SaveEvery = TimeSpan.FromMinutes(saveMinutes);
@@ -141,15 +190,29 @@ public static class TrainCommand
         // SIGTERM (kill, a container stop) and SIGHUP stop the same way: finish the step, save, exit 128 + signal
         using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Stop(143); });
         using var onHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => { c.Cancel = true; Stop(129); });
+        // SIGUSR1 too: mpirun forwards it to every rank (its SIGTERM kills them), so `kill -USR1 <mpirun>` stops a
+        // distributed run with a checkpoint; the ranks agree on the step to stop after.
+        using var onUsr1 = OperatingSystem.IsLinux()
+            ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c => { c.Cancel = true; Stop(138); })
+            : null;
         try
         {
             bool done;
-            if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
+            if (world is null && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
             else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
+            // Under MPI the ranks stopped at the same step, some perhaps without a signal of their own: all exit with
+            // the first signalled rank's code.
+            if (!done && world is not null) interrupted = AgreedCode(world, interrupted);
+            if (!root) return done ? 0 : interrupted == 0 ? 130 : interrupted;
             if (trainer.SkippedSteps > 0) stdout.WriteLine($"skipped {trainer.SkippedSteps} steps with a non-finite loss or gradient");
             stdout.WriteLine(done
                 ? $"trained {trainer.StepCount} steps; model: {Path.Combine(outFolder, "model")}"
                 : $"stopped at step {trainer.StepCount}; checkpoint saved, continue with --resume --out {outFolder}");
+            if (world is not null && trainer.SharedSteps > 0)
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{world.Size} ranks, global batch {trainer.GlobalBatchSize}, per step: all-reduce of {trainer.Flat.Grads.Length * 4 / 1e6:F2} MB of gradients " +
+                    $"{trainer.AllreduceSeconds / trainer.SharedSteps * 1e3:F2} ms, all-gather of the losses {trainer.GatherSeconds / trainer.SharedSteps * 1e3:F2} ms, " +
+                    $"waiting for the slowest rank {trainer.WaitSeconds / trainer.SharedSteps * 1e3:F2} ms (mean of {trainer.SharedSteps} steps)"));
             return done ? 0 : interrupted == 0 ? 130 : interrupted;
         }
         catch (NonFiniteTrainingException e)
@@ -186,6 +249,22 @@ public static class TrainCommand
             ScheduleSampler: o.Required("schedule_sampler"), TotalSteps: o.Has("steps") ? o.Long("steps") : 10_000,
             Seed: ulong.TryParse(seed, NumberStyles.None, CultureInfo.InvariantCulture, out var sd) ? sd : throw new CliException($"train: --seed expects a non-negative integer, got '{seed}'"),
             OutputFolder: outFolder, DataSource: o.Required("data")));
+    }
+
+    // The first non-zero signal exit code in rank order (0 when no rank was signalled), the same on every rank.
+    static int AgreedCode(Mpi world, int code)
+    {
+        var all = new long[world.Size];
+        world.Allgather([code], all);
+        return (int)all.FirstOrDefault(c => c != 0);
+    }
+
+    // rank 0's JSON text on every rank (rootJson is null elsewhere).
+    static System.Text.Json.Nodes.JsonObject Share(Mpi world, System.Text.Json.Nodes.JsonObject? rootJson)
+    {
+        var bytes = Trainer.BcastBytes(world, world.IsRoot ? System.Text.Encoding.UTF8.GetBytes(rootJson!.ToJsonString()) : []);
+        return System.Text.Json.Nodes.JsonNode.Parse(bytes) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidDataException("rank 0 sent a configuration that is not a JSON object");
     }
 
     static bool RunWithProgress(Trainer trainer, CancellationToken cancel)

@@ -2,7 +2,7 @@
 //   model.safetensors + model.json     the live weights, as a model folder (SPEC.md)
 //   ema_<rate>.safetensors             one per EMA rate, same names (improved-diffusion's ema_<rate>_<step>.pt)
 //   optimizer.safetensors              AdamW's m and v as flat tensors in parameter order; step in the metadata
-//   trainer.json                       step, every RNG state (data order, timesteps, noise, dropout), the data
+//   trainer.json                       step, every RNG state (data order, timesteps, noise, dropout, labels), the data
 //                                      loader's position, the loss-aware sampler's history, the training config
 //   manifest.json                      every file's size and SHA-256 and the model/training settings (checked on load)
 // Crash safety: the whole set is written (each file through AtomicFile) into <out>/checkpoint.tmp-<random>/, then
@@ -78,14 +78,14 @@ public static class Checkpoint
     /// Rebuilds a trainer from a checkpoint folder: model.json, the training config (adjusted by <paramref name="adjust"/>,
     /// e.g. a longer step budget), weights, optimizer, EMAs, RNGs, data position and sampler history.
     /// </summary>
-    public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
+    public static Trainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null, Distributed.Mpi? world = null)
     {
         CheckpointManifest.Verify(checkpointFolder);
         var root = ReadState(checkpointFolder, out string path);
         var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
         if (adjust is not null) config = adjust(config);
         var modelConfig = ModelFolder.LoadConfig(checkpointFolder);
-        var trainer = new Trainer(modelConfig, config, data);
+        var trainer = new Trainer(modelConfig, config, data, world);
 
         ModelFolder.LoadWeights(trainer.Model, Path.Combine(checkpointFolder, ModelFolder.WeightsFile));
         foreach (var ema in trainer.Emas)
@@ -137,7 +137,7 @@ public static class Checkpoint
             ["format"] = FormatVersion,
             ["step"] = s.Step,
             ["rngs"] = rngs,
-            ["data"] = new JsonObject { ["epoch_start_rng"] = RngToJson(s.Data.EpochStart), ["batches_in_epoch"] = s.Data.BatchesInEpoch, ["epoch"] = s.Data.Epoch },
+            ["data"] = new JsonObject { ["epoch_start_rng"] = RngToJson(s.Data.EpochStart), ["batches_in_epoch"] = s.Data.BatchesInEpoch, ["epoch"] = s.Data.Epoch, ["batch_size"] = s.Data.BatchSize },
             ["config"] = config.ToJson(),
         };
         if (s.Sampler is { } smp)
@@ -156,7 +156,8 @@ public static class Checkpoint
             var rngs = new Dictionary<string, RngState>();
             foreach (var (name, node) in (JsonObject)o["rngs"]!) rngs[name] = RngFromJson(node!);
             var d = (JsonObject)o["data"]!;
-            var data = new DataLoaderState(RngFromJson(d["epoch_start_rng"]!), d["batches_in_epoch"]!.GetValue<int>(), d["epoch"]!.GetValue<int>());
+            var data = new DataLoaderState(RngFromJson(d["epoch_start_rng"]!), d["batches_in_epoch"]!.GetValue<int>(), d["epoch"]!.GetValue<int>(),
+                d["batch_size"]?.GetValue<int>() ?? 0);
             LossSecondMomentState? sampler = null;
             if (o["sampler"] is JsonObject smp)
                 sampler = new LossSecondMomentState(

@@ -13,8 +13,9 @@ public sealed class RngIndexSource(Rng rng) : IIndexRng
     public int NextInt(int maxExclusive) => Rng.NextInt(maxExclusive);
 }
 
-/// <summary>Where a <see cref="DataLoader"/> is: the RNG state when the current epoch was shuffled and the batches drawn since.</summary>
-public sealed record DataLoaderState(RngState EpochStart, int BatchesInEpoch, int Epoch);
+/// <summary>Where a <see cref="DataLoader"/> is: the RNG state when the current epoch was shuffled, the batches drawn
+/// since, and their size (0: unknown, taken as the loader's own).</summary>
+public sealed record DataLoaderState(RngState EpochStart, int BatchesInEpoch, int Epoch, int BatchSize = 0);
 
 public sealed class DataLoader
 {
@@ -48,11 +49,20 @@ public sealed class DataLoader
         else _batchesInEpoch++;
     }
 
-    public DataLoaderState GetState() => new(_epochStart, _batchesInEpoch, Epoch);
+    public DataLoaderState GetState() => new(_epochStart, _batchesInEpoch, Epoch, BatchSize);
 
-    /// <summary>Rewinds to a saved position: re-shuffles from the epoch's start state and replays its batches.</summary>
+    /// <summary>Rewinds to a saved position: re-shuffles from the epoch's start state and replays its batches. A
+    /// state saved with another batch size (a distributed run resumed on a different number of ranks) continues
+    /// the same epoch's shuffle at the first whole batch of this size not before the images already drawn.</summary>
     public void SetState(DataLoaderState state)
     {
+        if (state.BatchSize < 0) throw new InvalidDataException($"data loader state: negative batch size {state.BatchSize}");
+        if (state.BatchSize > 0 && state.BatchSize != BatchSize)
+        {
+            long drawn = (long)state.BatchesInEpoch * state.BatchSize;
+            if (drawn < 0 || drawn > _data.Count) throw new InvalidDataException($"data loader state: {state.BatchesInEpoch} batches of {state.BatchSize} exceed the data set ({_data.Count} images)");
+            state = state with { BatchesInEpoch = (int)Math.Min(_batches.BatchesPerEpoch, (drawn + BatchSize - 1) / BatchSize), BatchSize = BatchSize };
+        }
         if (state.BatchesInEpoch < 0 || state.BatchesInEpoch > _batches.BatchesPerEpoch)
             throw new InvalidDataException($"data loader state: {state.BatchesInEpoch} batches into an epoch of {_batches.BatchesPerEpoch}");
         _source.Rng.SetState(state.EpochStart);

@@ -4,6 +4,9 @@
 // cancellation, and the final model folder <out>/model/ (first EMA's weights, or the live ones without EMA) in the
 // SPEC.md layout, swapped in whole like the checkpoint. A non-finite step ends the run without saving (the last
 // checkpoint stays as it was), or is skipped and counted in the log ("skipped") under SkipNonFinite.
+// Under MPI (Trainer.Distributed.cs) only rank 0 writes (log, samples, checkpoint, model/ and its manifest); a stop,
+// a wall-time save and a non-finite step are agreed by every rank at the step's all-gather, so all ranks save, stop
+// or skip together.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -25,20 +28,26 @@ public sealed partial class Trainer
     /// onStep sees every step, onLog every JSONL record written. Returns true when the step budget was reached.</summary>
     public bool Run(CancellationToken cancel = default, Action<StepStats>? onStep = null, Action<JsonObject>? onLog = null)
     {
+        // Under MPI only rank 0 writes (the log, samples, checkpoints, the model folder); the others wait for it.
         string outFolder = Config.OutputFolder;
-        Directory.CreateDirectory(outFolder);
-        RunFolder.Tidy(outFolder);
+        if (IsRoot)
+        {
+            Directory.CreateDirectory(outFolder);
+            RunFolder.Tidy(outFolder);
+        }
         long? savedStep = File.Exists(Path.Combine(outFolder, Checkpoint.FolderName, "trainer.json")) && StepCount > 0 ? StepCount : null;
         var sinceSave = Stopwatch.StartNew();
         var meter = new LogMeter();
-        TrimLog(Path.Combine(outFolder, LogFile), StepCount);
-        using (var log = new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)))
+        if (IsRoot) TrimLog(Path.Combine(outFolder, LogFile), StepCount);
+        using (var log = IsRoot ? new StreamWriter(Path.Combine(outFolder, LogFile), append: true, new UTF8Encoding(false)) : new StreamWriter(Stream.Null))
         {
-            while (StepCount < Config.TotalSteps && !cancel.IsCancellationRequested)
+            while (StepCount < Config.TotalSteps && !Stopping(cancel))
             {
                 StepStats s;
                 long skippedBefore = SkippedSteps;
-                try { s = Step(); }
+                // The wall-time save is asked for before the step and agreed on by every rank within it (Step shares
+                // each rank's request), so all ranks take part in the same saves.
+                try { s = Step(cancel.IsCancellationRequested, SaveEvery > TimeSpan.Zero && sinceSave.Elapsed >= SaveEvery); }
                 catch (NonFiniteTrainingException e)
                 {
                     throw new NonFiniteTrainingException(e.Step, e.Message + (savedStep is long k
@@ -52,22 +61,28 @@ public sealed partial class Trainer
                     var rec = meter.Flush(StepCount, Optimizer.Lr);
                     log.WriteLine(rec.ToJsonString());
                     log.Flush();
-                    onLog?.Invoke(rec);
+                    if (IsRoot) onLog?.Invoke(rec);
                 }
                 if (Config.SampleInterval > 0 && StepCount % Config.SampleInterval == 0)
-                    SaveSampleGrid(Path.Combine(outFolder, "samples", $"step_{StepCount:D7}.png"));
-                if (StepCount < Config.TotalSteps && (Config.SaveInterval > 0 && StepCount % Config.SaveInterval == 0
-                                                      || SaveEvery > TimeSpan.Zero && sinceSave.Elapsed >= SaveEvery))
+                    AtRoot(() => SaveSampleGrid(Path.Combine(outFolder, "samples", $"step_{StepCount:D7}.png")));
+                if (StepCount < Config.TotalSteps && (Config.SaveInterval > 0 && StepCount % Config.SaveInterval == 0 || _saveAgreed))
                 {
-                    Checkpoint.Save(this, outFolder);
+                    SaveCheckpoint(outFolder);
                     savedStep = StepCount;
                     sinceSave.Restart();
                 }
             }
         }
-        Checkpoint.Save(this, outFolder);
-        SaveModelFolder(Path.Combine(outFolder, "model"));
+        SaveCheckpoint(outFolder);
+        AtRoot(() => SaveModelFolder(Path.Combine(outFolder, "model")));
         return StepCount >= Config.TotalSteps;
+    }
+
+    /// <summary>Checkpoint.Save on rank 0, once every rank is known to hold the same state.</summary>
+    void SaveCheckpoint(string outFolder)
+    {
+        CheckRanksAgree();
+        AtRoot(() => Checkpoint.Save(this, outFolder));
     }
 
     /// <summary>

@@ -3,15 +3,19 @@
 // diffusion losses, feed them to a loss-aware sampler, and back-propagate the importance-weighted mean; then clip,
 // set the lr (warm-up, linear anneal), AdamW step, EMA updates, zero the gradients.
 // Deviations: each microbatch's loss is scaled by (its size / batch size), so the gradient is the full batch's
-// mean whatever the microbatch (the reference sums the microbatch means); an lr warm-up and global-norm clipping
-// are added; all randomness comes from four seeded Rngs (data order, timesteps, noise, dropout) that a checkpoint
-// saves, so training resumes bit-exactly.
-// The objectives model.json may add (see ModelConfig): label dropout to the null label (class_dropout_prob, a fifth
-// Rng "labels"), offset noise (noise_offset) and min-SNR-γ weighting (snr_gamma); with all three off, every draw
-// is the one made without them.
+// mean whatever the microbatch (the reference sums the microbatch means), and each microbatch is back-propagated
+// into zeroed gradients that are then added to the step's sum (so the sum is the same one ranks all-reduce, see
+// Trainer.Distributed.cs); an lr warm-up and global-norm clipping are added; all randomness comes from five seeded
+// Rngs (data order, timesteps, noise, dropout, labels) that a checkpoint saves, so training resumes bit-exactly.
+// The objectives model.json may add (see ModelConfig): label dropout to the null label (class_dropout_prob, the
+// fifth Rng "labels"), offset noise (noise_offset) and min-SNR-γ weighting (snr_gamma); with all three off, every
+// draw is the one made without them.
+// A microbatch whose loss is not finite is not back-propagated; the step then stops training or is skipped (see
+// Trainer.Guard.cs), after every draw of the step was made, so the streams stay where an ordinary step leaves them.
 using System.Diagnostics;
 using DiffuSharp.Data;
 using DiffuSharp.Diffusion;
+using DiffuSharp.Distributed;
 using DiffuSharp.Models;
 using DiffuSharp.NN;
 
@@ -46,17 +50,19 @@ public sealed partial class Trainer
     public long StepCount { get; private set; }
 
     /// <summary>A fresh model (initialised from Seed) and optimizer over data, whose images must match the model's shape.</summary>
-    public Trainer(ModelConfig modelConfig, TrainConfig config, ImageDataset data)
+    /// <param name="world">The MPI job to train in (batch_size images per rank, see Trainer.Distributed.cs), or null for one process.</param>
+    public Trainer(ModelConfig modelConfig, TrainConfig config, ImageDataset data, Mpi? world = null)
     {
         ArgumentNullException.ThrowIfNull(modelConfig);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(data);
         config.Validate();
-        (Config, ModelConfig) = (config, modelConfig);
+        (Config, ModelConfig, World) = (config, modelConfig, world);
         if (data.Channels != modelConfig.InChannels || data.Height != modelConfig.ImageSize || data.Width != modelConfig.ImageSize)
             throw new ArgumentException($"data is ({data.Channels}, {data.Height}, {data.Width}) per image, the model expects ({modelConfig.InChannels}, {modelConfig.ImageSize}, {modelConfig.ImageSize}) (in_channels, image_size)");
-        if (config.BatchSize > data.Count)
-            throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        if (GlobalBatchSize > data.Count)
+            throw new ArgumentException(Ranks == 1 ? $"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)"
+                : $"the global batch, batch_size {config.BatchSize} × {Ranks} ranks, is larger than the dataset ({data.Count} images)");
         if (modelConfig.ClassCond && data.Labels is null)
             throw new ArgumentException("class_cond needs a labelled dataset, and this one has no labels");
         if (modelConfig.ClassCond && data.NumClasses > (modelConfig.ClassCount ?? 0))
@@ -81,71 +87,88 @@ public sealed partial class Trainer
         Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
         Emas = config.EmaRates().Select(r => new Ema([flatParam], r)).ToList();
 
-        _data = new DataLoader(data, config.BatchSize, _dataRng);
+        _data = new DataLoader(data, GlobalBatchSize, _dataRng);
         (_c, _h, _w) = (data.Channels, data.Height, data.Width);
-        _images = new float[config.BatchSize * data.ImageLength];
-        _labels = modelConfig.ClassCond ? new int[config.BatchSize] : [];
+        _images = new float[GlobalBatchSize * data.ImageLength];
+        _labels = modelConfig.ClassCond ? new int[GlobalBatchSize] : [];
+        InitShards();
     }
 
     /// <summary>One optimisation step over one batch. Every activation and non-leaf gradient lives in one
     /// <see cref="TensorScope"/>, so its storage is reused by the next step; only the numbers in the stats survive.</summary>
-    public StepStats Step()
+    public StepStats Step() => Step(stopRequested: false, saveRequested: false);
+
+    /// <summary>One step; <paramref name="stopRequested"/> and <paramref name="saveRequested"/> are this rank's wish to
+    /// stop, or to checkpoint, after it: under MPI shared with the others, so every rank agrees (see Trainer.Run.cs).</summary>
+    internal StepStats Step(bool stopRequested, bool saveRequested)
     {
         var clock = Stopwatch.StartNew();
         using var scope = TensorScope.Begin();
         int B = Config.BatchSize, mb = Config.MicrobatchSize, len = _c * _h * _w, T = Diffusion.NumTimesteps;
+        int G = GlobalBatchSize, first = RankIndex * B;         // this rank trains on [first, first + B) of the global batch
         double lr = Config.LrAt(StepCount);
-        _data.Next(_images, _labels);
+        _data.Next(_images, _labels);                           // (G, C, H, W), the same on every rank
         Model.ZeroGrad();
 
-        double lossSum = 0, mseSum = 0, vbSum = 0;
         bool hasMse = false, hasVb = false;
-        var qSum = new double[4];
-        var qCount = new int[4];
         string? nonFinite = null;
-        for (int start = 0; start < B; start += mb)
+        SkipShards(0, RankIndex);
+        for (int start = first, k = 0; start < first + B; start += mb, k++)
         {
-            int n = Math.Min(mb, B - start);
+            int n = Math.Min(mb, first + B - start);
             var x0 = Tensor.FromSpan(_images.AsSpan(start * len, n * len), n, _c, _h, _w);              // (n, C, H, W)
             int[]? classes = _labels.Length == 0 ? null : _labels.AsSpan(start, n).ToArray();
             if (classes is not null && ModelConfig.NullLabel is int nullLabel)
                 ClassDropout.Apply(classes, ModelConfig.ClassDropoutProb, nullLabel, _labelRng);
             var (t, w) = Sampler.Sample(n, _timestepRng);
             DiffusionModel model = (x, ts) => Model.Forward(x, ts, classes, _dropoutRng);
+            var dropoutBefore = _dropoutRng.GetState();
             NoiseSource noise = ModelConfig.NoiseOffset > 0 ? OffsetNoise.Draw([n, _c, _h, _w], ModelConfig.NoiseOffset, _noiseRng) : _noiseRng;
             var terms = Diffusion.TrainingLosses(model, x0, t, noise, ModelConfig.SnrGamma);
+            if (World is not null && CountDraws(dropoutBefore, _dropoutRng.GetState()) != DropoutDrawsPerForward())
+                throw new InvalidOperationException("the model's forward took a different number of dropout draws than measured; ranks would share dropout masks");
             var perSample = terms.Loss.ToArray();                                                      // (n)
-            if (!AllFinite(perSample)) { nonFinite ??= LossNonFinite(perSample); continue; }          // no backward, no sampler update
-            if (Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
+            bool finite = AllFinite(perSample);
+            if (!finite) nonFinite ??= LossNonFinite(perSample);                                       // no backward, no sampler update
+            else if (World is null && Sampler is LossSecondMomentResampler aware) aware.UpdateWithLocalLosses(t, perSample);
 
-            // Σ_i w_i·L_i / B: summed over microbatches this is the batch's weighted mean loss.
-            var loss = (terms.Loss * Tensor.FromArray(w, n)).Sum() * (1.0 / B);
-            loss.Backward();
+            // Σ_i w_i·L_i / G: summed over microbatches (and ranks) this is the global batch's weighted mean loss.
+            if (finite) ((terms.Loss * Tensor.FromArray(w, n)).Sum() * (1.0 / G)).Backward();
+            AccumulateMicrobatch(k, start + mb >= first + B);                                        // (zeros when skipped)
 
             var mse = terms.Mse?.ToArray();
             var vb = terms.Vb?.ToArray();
-            for (int i = 0; i < n; i++)
-            {
-                double li = perSample[i] * w[i];
-                lossSum += li;
-                if (mse is not null) { mseSum += mse[i] * w[i]; hasMse = true; }
-                if (vb is not null) { vbSum += vb[i] * w[i]; hasVb = true; }
-                int q = Math.Min(3, 4 * t[i] / T);
-                qSum[q] += li;
-                qCount[q]++;
-            }
+            (hasMse, hasVb) = (mse is not null, vb is not null);
+            for (int i = 0; i < n; i++) Record(start + i, t[i], perSample[i], w[i], mse?[i], vb?[i]);
+        }
+        SkipShards(RankIndex + 1, Ranks);
+        nonFinite = ShareStep(stopRequested, saveRequested, nonFinite);       // under MPI: the first non-finite loss or gradient of any rank, named
+
+        double lossSum = 0, mseSum = 0, vbSum = 0;
+        var qSum = new double[4];
+        var qCount = new int[4];
+        for (int i = 0; i < G; i++)
+        {
+            float wi = (float)_recW[i];
+            double li = (float)_recLoss[i] * wi;
+            lossSum += li;
+            if (hasMse) mseSum += (float)_recMse[i] * wi;
+            if (hasVb) vbSum += (float)_recVb[i] * wi;
+            int q = Math.Min(3, 4 * (int)_recT[i] / T);
+            qSum[q] += li;
+            qCount[q]++;
         }
 
         // Clip (or, with clipping off, only measure) the global gradient norm, then update.
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
-        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", B, lr, clock);
+        if (nonFinite is not null || !double.IsFinite(gradNorm)) return NonFiniteStep(nonFinite ?? $"the gradient norm is {Finite.Describe(gradNorm)}", G, lr, clock);
         Optimizer.Lr = lr;
         Optimizer.Step();
         foreach (var ema in Emas) ema.Update();
         Model.ZeroGrad();
         StepCount++;
-        return new StepStats(StepCount, lossSum / B, hasMse ? mseSum / B : null, hasVb ? vbSum / B : null, qSum, qCount,
-            lr, gradNorm, clock.Elapsed.TotalSeconds, B);
+        return new StepStats(StepCount, lossSum / G, hasMse ? mseSum / G : null, hasVb ? vbSum / G : null, qSum, qCount,
+            lr, gradNorm, clock.Elapsed.TotalSeconds, G);
     }
 
     /// <summary>The RNG states, data position and sampler history (for <see cref="Checkpoint"/>).</summary>
