@@ -1,0 +1,197 @@
+// Stable Diffusion text-to-image and image-to-image on our own engine, step for step as diffusers 0.27.2's
+// StableDiffusionPipeline.__call__ and StableDiffusionImg2ImgPipeline.__call__
+// (src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion{,_img2img}.py): encode the prompt and the
+// negative prompt ("" when none), prepare the latents (txt2img: x_T · init_noise_sigma; img2img: the VAE posterior
+// sample of the image × scaling_factor, noised to timesteps[t_start]), then the denoising loop with classifier-free
+// guidance on the batch [uncond; cond], and decode latents / scaling_factor to (x / 2 + 0.5).clamp(0, 1).
+// Deviations: randomness is an explicit Rng (or explicit tensors), never a global generator; guidance_rescale,
+// IP-adapters, LoRA scales and the safety checker are not part of this pipeline; the image comes back as
+// (B, 3, H, W) float32 in [0, 1] (diffusers' output_type "pt").
+using DiffuSharp.Diffusion;
+using DiffuSharp.NN;
+using DiffuSharp.NN.Clip;
+using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Schedulers;
+using DiffuSharp.Text;
+
+namespace DiffuSharp.Pipelines;
+
+/// <summary>Called after every denoising step with its index, its timestep and the latents (B, 4, h, w).</summary>
+public delegate void PipelineStepCallback(int step, double timestep, Tensor latents);
+
+/// <summary>A text-to-image request (diffusers' __call__ arguments).</summary>
+/// <param name="Prompt">the prompt</param>
+/// <param name="NegativePrompt">what to steer away from; null is diffusers' None, encoded as ""</param>
+/// <param name="GuidanceScale">W of ε_u + W(ε_c − ε_u); ≤ 1 turns classifier-free guidance off, as diffusers does</param>
+/// <param name="Steps">num_inference_steps</param>
+/// <param name="Width">image width in pixels, a multiple of 8</param>
+/// <param name="Height">image height in pixels, a multiple of 8</param>
+/// <param name="NumImages">num_images_per_prompt</param>
+/// <param name="Latents">explicit x_T (NumImages, 4, h, w), unscaled (the pipeline multiplies it by init_noise_sigma);
+/// null: drawn from the Rng</param>
+public sealed record Txt2ImgRequest(string Prompt, string? NegativePrompt = null, double GuidanceScale = 7.5, int Steps = 50,
+    int Width = 512, int Height = 512, int NumImages = 1, Tensor? Latents = null);
+
+/// <summary>An image-to-image request.</summary>
+/// <param name="Image">the init image (N, 3, H, W) in [-1, 1] (diffusers' preprocessed image); N is 1 or NumImages</param>
+/// <param name="Strength">the share of the schedule re-run: the loop runs the last int(Steps · Strength) timesteps</param>
+/// <param name="PosteriorNoise">explicit draw for the VAE posterior sample; null: from the Rng</param>
+/// <param name="Noise">explicit noise add_noise mixes in; null: from the Rng</param>
+public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength = 0.8, string? NegativePrompt = null,
+    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, Tensor? PosteriorNoise = null, Tensor? Noise = null);
+
+/// <summary>What a run produced: the prompt embeddings (B, 77, D), the timesteps run, the final latents (B, 4, h, w), the
+/// decoded image (B, 3, H, W) in [0, 1], and warnings (a prompt truncated to 77 tokens).</summary>
+public sealed record PipelineOutput(Tensor PromptEmbeds, Tensor NegativePromptEmbeds, IReadOnlyList<double> Timesteps,
+    Tensor Latents, Tensor Image, IReadOnlyList<string> Warnings);
+
+/// <summary>diffusers' StableDiffusionPipeline and StableDiffusionImg2ImgPipeline: tokenizer, CLIP text encoder, UNet, VAE
+/// and a scheduler.</summary>
+public sealed class StableDiffusionPipeline
+{
+    public ClipTokenizer Tokenizer { get; }
+    public ClipTextModel TextEncoder { get; }
+    public UNet2DConditionModel UNet { get; }
+    public AutoencoderKL Vae { get; }
+    public Scheduler Scheduler { get; }
+
+    /// <summary>Pixels per latent along each side: 2^(VAE levels − 1), 8 for Stable Diffusion.</summary>
+    public int VaeScaleFactor => 1 << (Vae.Config.BlockOutChannels.Length - 1);
+
+    public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, Scheduler scheduler)
+        => (Tokenizer, TextEncoder, UNet, Vae, Scheduler) = (tokenizer, textEncoder, unet, vae, scheduler);
+
+    /// <summary>The same components with another scheduler.</summary>
+    public StableDiffusionPipeline WithScheduler(Scheduler scheduler) => new(Tokenizer, TextEncoder, UNet, Vae, scheduler);
+
+    /// <summary>Loads every component of a pipeline folder or single-file checkpoint. The scheduler is the folder's
+    /// (scheduler_config.json), or <paramref name="sampler"/> (a CLI, sd-webui or diffusers class name) derived from it
+    /// as diffusers' from_config does.</summary>
+    public static StableDiffusionPipeline Load(IPipelineSource source, string? sampler = null, bool karras = false)
+    {
+        var tokenizer = ClipTokenizer.FromFolder(source.Index.Require("tokenizer").Folder);
+        var textEncoder = ClipTextModel.FromSource(ClipTextConfig.Load(source.ConfigPath("text_encoder")), source.Weights("text_encoder"));
+        var unet = new UNet2DConditionModel(UNet2DConditionConfig.Load(source.ConfigPath("unet")), new Rng(0));
+        unet.LoadFrom(source.Weights("unet"));
+        unet.Eval();
+        var vae = new AutoencoderKL(AutoencoderKLConfig.Load(source.ConfigPath("vae")), new Rng(0));
+        vae.LoadFrom(source.Weights("vae"));
+        vae.Eval();
+        var folderConfig = SchedulerConfig.Load(source.ConfigPath("scheduler"));
+        var config = sampler is null ? folderConfig : SchedulerFactory.ConfigFor(sampler, folderConfig, karras);
+        if (sampler is null && karras) config = config with { UseKarrasSigmas = true };
+        return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, SchedulerFactory.Create(config));
+    }
+
+    /// <summary>Text to image. <paramref name="rng"/> draws x_T (unless given) and any scheduler noise.</summary>
+    public PipelineOutput Txt2Img(Txt2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    {
+        CheckSize(r.Width, r.Height);
+        if (r.NumImages < 1) throw new ArgumentException($"the number of images must be at least 1, got {r.NumImages}");
+        using var _ = Tensor.NoGrad();
+        // 1. encode the prompt and the negative prompt
+        var warnings = new List<string>();
+        var (cond, uncond) = EncodePrompt(r.Prompt, r.NegativePrompt, r.NumImages, warnings);
+        // 2. timesteps
+        Scheduler.SetTimesteps(r.Steps);
+        // 3. x_T: (B, 4, h, w) · init_noise_sigma
+        int[] shape = [r.NumImages, UNet.Config.InChannels, r.Height / VaeScaleFactor, r.Width / VaeScaleFactor];
+        Tensor latents;
+        if (r.Latents is null) latents = Tensor.RandN(shape, rng);
+        else if (!ShapeUtil.Equal(r.Latents.ShapeSpan, shape))
+            throw new ArgumentException($"latents have shape {ShapeUtil.Format(r.Latents.ShapeSpan)}, expected {ShapeUtil.Format(shape)} for {r.NumImages} image(s) of {r.Width}x{r.Height}");
+        else latents = r.Latents;
+        latents = latents * Scheduler.InitNoiseSigma;
+        // 4. denoising loop, 5. decode
+        latents = Denoise(latents, [.. Scheduler.Timesteps], cond, uncond, r.GuidanceScale, rng, callback, cancellation);
+        return new PipelineOutput(cond, uncond, [.. Scheduler.Timesteps], latents, Decode(latents), warnings);
+    }
+
+    /// <summary>Image to image. <paramref name="rng"/> draws what the request does not give: the posterior sample, the
+    /// noise, and any scheduler noise, in diffusers' order.</summary>
+    public PipelineOutput Img2Img(Img2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    {
+        if (r.Image.Rank != 4 || r.Image.Dim(1) != 3) throw new ArgumentException($"the init image must be (N, 3, H, W), got {ShapeUtil.Format(r.Image.ShapeSpan)}");
+        CheckSize(r.Image.Dim(3), r.Image.Dim(2));
+        if (r.Strength < 0 || r.Strength > 1) throw new ArgumentException($"strength must lie in [0, 1], got {r.Strength}");
+        int batch = r.NumImages;
+        if (r.Image.Dim(0) != 1 && r.Image.Dim(0) != batch)
+            throw new ArgumentException($"{r.Image.Dim(0)} init images for {batch} output images: give 1 or {batch}");
+        using var _ = Tensor.NoGrad();
+        // 1. encode the prompt and the negative prompt
+        var warnings = new List<string>();
+        var (cond, uncond) = EncodePrompt(r.Prompt, r.NegativePrompt, batch, warnings);
+        // 2. timesteps: the last int(n · strength) of n; the scheduler starts at t_start (set_begin_index)
+        Scheduler.SetTimesteps(r.Steps);
+        int initTimestep = Math.Min((int)(r.Steps * r.Strength), r.Steps);
+        int tStart = Math.Max(r.Steps - initTimestep, 0) * Scheduler.Order;
+        double[] timesteps = [.. Scheduler.Timesteps.Skip(tStart)];
+        if (timesteps.Length == 0) throw new ArgumentException($"strength {r.Strength} of {r.Steps} steps leaves no step to run");
+        Scheduler.SetBeginIndex(tStart);
+        // 3. init latents: scaling_factor · posterior sample, repeated for the batch, noised to timesteps[0]
+        var posterior = Vae.Encode(r.Image);                                         // (N, 4, h, w)
+        var draw = r.PosteriorNoise ?? Tensor.RandN(posterior.Mean.Shape, rng);
+        var initLatents = posterior.Sample(draw) * Vae.ScalingFactor;
+        if (initLatents.Dim(0) != batch) initLatents = Tensor.Concat([.. Enumerable.Repeat(initLatents, batch)], 0);   // (B, 4, h, w)
+        var noise = r.Noise ?? Tensor.RandN(initLatents.Shape, rng);
+        if (!ShapeUtil.Equal(noise.ShapeSpan, initLatents.ShapeSpan))
+            throw new ArgumentException($"noise has shape {ShapeUtil.Format(noise.ShapeSpan)}, expected {ShapeUtil.Format(initLatents.ShapeSpan)}");
+        var latents = Scheduler.AddNoise(initLatents, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
+        // 4. denoising loop, 5. decode
+        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation);
+        return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
+    }
+
+    /// <summary>Both prompts to embeddings (B, 77, D), each repeated for the images per prompt.</summary>
+    (Tensor Cond, Tensor Uncond) EncodePrompt(string prompt, string? negative, int numImages, List<string> warnings)
+    {
+        Tensor Encode(string text)
+        {
+            var tokens = Tokenizer.Encode(text);
+            if (tokens.TruncationWarning is { } w) warnings.Add(w);
+            var e = TextEncoder.EncodePrompt(tokens.InputIds, 1);                     // (1, 77, D)
+            return numImages == 1 ? e : Tensor.Concat([.. Enumerable.Repeat(e, numImages)], 0);   // (B, 77, D)
+        }
+        return (Encode(prompt), Encode(negative ?? ""));
+    }
+
+    /// <summary>The loop of __call__: per timestep, the UNet on [uncond; cond], guidance, one scheduler step.</summary>
+    Tensor Denoise(Tensor latents, double[] timesteps, Tensor cond, Tensor uncond, double guidance, Rng rng,
+        PipelineStepCallback? callback, CancellationToken cancellation)
+    {
+        bool cfg = guidance > 1;                                                     // diffusers: do_classifier_free_guidance
+        var context = cfg ? Tensor.Concat([uncond, cond], 0) : cond;                 // (2B or B, 77, D)
+        for (int i = 0; i < timesteps.Length; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            double t = timesteps[i];
+            var input = Scheduler.ScaleModelInput(cfg ? Tensor.Concat([latents, latents], 0) : latents, t);   // (2B, 4, h, w)
+            var noisePred = UNet.Forward(input, Tensor.FromArray([(float)t], 1), context);
+            if (cfg)
+            {
+                int b = latents.Dim(0);
+                Tensor u = noisePred.Slice(0, 0, b), c = noisePred.Slice(0, b, b);
+                noisePred = u + guidance * (c - u);                                  // ε_u + W(ε_c − ε_u), float32
+            }
+            latents = Scheduler.Step(noisePred, t, latents, rng).PrevSample;
+            callback?.Invoke(i, t, latents);
+        }
+        return latents;
+    }
+
+    /// <summary>latents (B, 4, h, w) → image (B, 3, H, W) in [0, 1].</summary>
+    public Tensor Decode(Tensor latents)
+    {
+        using var _ = Tensor.NoGrad();
+        var x = Vae.Decode(latents / Vae.ScalingFactor);                             // (B, 3, H, W) in ≈[-1, 1]
+        return (x / 2.0 + 0.5).Clamp(0, 1);
+    }
+
+    void CheckSize(int width, int height)
+    {
+        if (width <= 0 || height <= 0 || width % 8 != 0 || height % 8 != 0)
+            throw new ArgumentException($"width and height must be positive multiples of 8, got {width}x{height}");
+        if (width % VaeScaleFactor != 0 || height % VaeScaleFactor != 0)
+            throw new ArgumentException($"width and height must be multiples of the VAE's scale factor {VaeScaleFactor}, got {width}x{height}");
+    }
+}
