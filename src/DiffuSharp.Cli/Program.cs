@@ -39,7 +39,7 @@ public static class Program
                 "train" => TrainCommand.Run(rest, stdout),
                 "sample" => SampleCommand.Run(rest, stdout),
                 "train-classifier" => TrainClassifierCommand.Run(rest, stdout),
-                "txt2img" => Txt2ImgCommand.Run(rest, stdout),
+                "txt2img" => Txt2ImgCommand.Run(rest, stdout, stderr),
                 "interpolate" => InterpolateCommand.Run(rest, stdout),
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),

@@ -36,7 +36,7 @@ public static class Txt2ImgCommand
         new("help", "show this help", IsFlag: true),
     ];
 
-    public static int Run(string[] args, TextWriter stdout)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var o = OptionParser.Parse("txt2img", args, Options);
         if (o.Flag("help"))
@@ -75,9 +75,9 @@ public static class Txt2ImgCommand
         var clock = Stopwatch.StartNew();
         int total = pipe.Scheduler.Order * steps;
         var result = pipe.Txt2Img(request, new Rng(unchecked((ulong)seed)),
-            (i, t, _) => Console.Error.Write($"\rtxt2img: step {i + 1}/{total} (t = {t.ToString("0.###", CultureInfo.InvariantCulture)})"));
-        Console.Error.WriteLine();
-        foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
+            (i, t, _) => stderr.Write($"\rtxt2img: step {i + 1}/{total} (t = {t.ToString("0.###", CultureInfo.InvariantCulture)})"));
+        stderr.WriteLine();
+        foreach (var warning in result.Warnings) stderr.WriteLine($"warning: {warning}");
 
         var images = result.Image.Contiguous().ToArray();                           // (N, 3, H, W) in [0, 1]
         var signed = Array.ConvertAll(images, v => v * 2f - 1f);                    // [-1, 1], ImageGrid's and --save-npy's range
