@@ -3,7 +3,8 @@
 // file), build the recorded scheduler ("scheduler_class" + "scheduler_config"), call the pipeline with the recorded
 // inputs, taking the recorded random draws (rng.NN) where diffusers drew, and compare the prompt embeddings, every
 // step's latents, the final latents and the decoded image with what diffusers computed in float32.
-// Runs of StableDiffusionPipeline and StableDiffusionImg2ImgPipeline replay; the other pipeline classes are refused
+// Runs of StableDiffusionPipeline, StableDiffusionImg2ImgPipeline and StableDiffusionControlNetPipeline (one or several
+// nets, from the folder or metadata "components") replay; the other pipeline classes are refused
 // by name.
 using System.Text.Json;
 using DiffuSharp.IO;
@@ -18,7 +19,7 @@ public static class PipelineReplay
     public const double Tolerance = 1e-4;
 
     /// <summary>The pipeline classes this replay runs.</summary>
-    public static readonly IReadOnlyList<string> Supported = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+    public static readonly IReadOnlyList<string> Supported = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionControlNetPipeline"];
 
     /// <summary>A run file records a pipeline call when its metadata names the pipeline class.</summary>
     public static bool IsPipelineRun(SafeTensorsFile file) => file.Metadata.ContainsKey("pipeline_class");
@@ -33,7 +34,8 @@ public static class PipelineReplay
             throw new NotSupportedException($"{runPath}: pipeline class {cls} is not replayed yet (supported: {string.Join(", ", Supported)})");
         folder ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(runPath))!, Meta(run, "folder"));
         var scheduler = SchedulerFactory.Create(SchedulerConfig.FromJson(Meta(run, "scheduler_config"), runPath, Meta(run, "scheduler_class")));
-        var pipe = StableDiffusionPipeline.Load(ModelIndex.Load(folder)).WithScheduler(scheduler);
+        var index = ModelIndex.Load(folder);
+        var pipe = StableDiffusionPipeline.Load(index).WithScheduler(scheduler);
 
         using var doc = JsonDocument.Parse(Meta(run, "call"));
         var call = doc.RootElement;
@@ -50,10 +52,11 @@ public static class PipelineReplay
         var noRng = new Rng(0);           // every draw of these runs is recorded; a further draw would be a replay error
 
         PipelineOutput output;
-        if (cls == "StableDiffusionPipeline")
+        if (cls != "StableDiffusionImg2ImgPipeline")
         {
             var latents = call.TryGetProperty("latents", out _) ? Load(run, "input.latents") : NextDraw();
-            var request = new Txt2ImgRequest(prompt, negative, guidance, steps, call.GetProperty("width").GetInt32(), call.GetProperty("height").GetInt32(), numImages, latents);
+            var control = cls == "StableDiffusionControlNetPipeline" ? ControlInputs(run, runPath, index, call) : null;
+            var request = new Txt2ImgRequest(prompt, negative, guidance, steps, call.GetProperty("width").GetInt32(), call.GetProperty("height").GetInt32(), numImages, latents, control);
             output = pipe.Txt2Img(request, noRng, Record);
         }
         else
@@ -79,19 +82,45 @@ public static class PipelineReplay
         return results;
     }
 
+    /// <summary>The run's ControlNets (the folder's, or metadata "components": {"controlnet": "folder/sub" or a list}) with
+    /// their control images (u8 / 255), scales and guidance windows.</summary>
+    static List<ControlNetInput> ControlInputs(SafeTensorsFile run, string runPath, ModelIndex index, JsonElement call)
+    {
+        var folders = index.ControlNets.Select(c => c.Folder).ToList();
+        using var components = JsonDocument.Parse(run.Metadata.GetValueOrDefault("components") ?? "{}");
+        if (components.RootElement.TryGetProperty("controlnet", out var cn))
+        {
+            string dir = Path.GetDirectoryName(Path.GetFullPath(runPath))!;
+            folders = cn.ValueKind == JsonValueKind.Array ? [.. cn.EnumerateArray().Select(e => Path.Combine(dir, e.GetString()!))] : [Path.Combine(dir, cn.GetString()!)];
+        }
+        double Pick(string key, int k, double fallback)
+            => !call.TryGetProperty(key, out var v) ? fallback : v.ValueKind == JsonValueKind.Array ? v[k].GetDouble() : v.GetDouble();
+        var images = call.GetProperty("image");
+        var inputs = new List<ControlNetInput>();
+        for (int k = 0; k < folders.Count; k++)
+        {
+            string tensor = (images.ValueKind == JsonValueKind.Array ? images[k] : images).GetString()!;
+            var image = ImageFromU8(run, "input." + tensor.TrimStart('@'), signed: false);
+            inputs.Add(new ControlNetInput(ComponentLoader.LoadControlNet(folders[k]), image, Pick("controlnet_conditioning_scale", k, 1.0),
+                Pick("control_guidance_start", k, 0.0), Pick("control_guidance_end", k, 1.0)));
+        }
+        return inputs;
+    }
+
     static ReplayResult Compare(SafeTensorsFile run, string name, Tensor ours)
         => ComponentReplay.Compare(name, ours, run.ReadFloat64(name), run.Info(name).Shape, run.SourceName);
 
     static Tensor Load(SafeTensorsFile run, string name) => Tensor.FromArray(run.ReadFloat32(name), [.. run.Info(name).Shape.Select(d => (int)d)]);
 
-    /// <summary>A recorded uint8 RGB image (H, W, 3) as diffusers' VaeImageProcessor gives it: (1, 3, H, W) = 2 · u8 / 255 − 1.</summary>
-    static Tensor ImageFromU8(SafeTensorsFile run, string name)
+    /// <summary>A recorded uint8 RGB image (H, W, 3) as diffusers' VaeImageProcessor gives it: (1, 3, H, W) = 2 · u8 / 255 − 1
+    /// (a control image: u8 / 255, not normalized).</summary>
+    static Tensor ImageFromU8(SafeTensorsFile run, string name, bool signed = true)
     {
         var shape = run.Info(name).Shape;
         if (shape.Length != 3 || shape[2] != 3) throw new InvalidDataException($"{run.SourceName}: {name} is not an H×W×3 image");
         var u8 = run.ReadInt64(name);
         var x = new float[u8.Length];
-        for (int i = 0; i < x.Length; i++) x[i] = u8[i] / 255f * 2f - 1f;   // float32 as torch: (u8 / 255) then 2x − 1
+        for (int i = 0; i < x.Length; i++) x[i] = signed ? u8[i] / 255f * 2f - 1f : u8[i] / 255f;   // float32 as torch: (u8 / 255) then 2x − 1
         return Tensor.FromArray(x, 1, (int)shape[0], (int)shape[1], 3).Permute(0, 3, 1, 2).Contiguous();   // (1, 3, H, W)
     }
 

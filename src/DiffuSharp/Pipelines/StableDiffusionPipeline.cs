@@ -1,6 +1,7 @@
 // Stable Diffusion text-to-image and image-to-image on our own engine, step for step as diffusers 0.27.2's
 // StableDiffusionPipeline.__call__ and StableDiffusionImg2ImgPipeline.__call__
-// (src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion{,_img2img}.py): encode the prompt and the
+// (src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion{,_img2img}.py), txt2img also with ControlNets
+// as StableDiffusionControlNetPipeline (pipelines/controlnet/pipeline_controlnet.py, guess_mode off): encode the prompt and the
 // negative prompt ("" when none), prepare the latents (txt2img: x_T · init_noise_sigma; img2img: the VAE posterior
 // sample of the image × scaling_factor, noised to timesteps[t_start]), then the denoising loop with classifier-free
 // guidance on the batch [uncond; cond], and decode latents / scaling_factor to (x / 2 + 0.5).clamp(0, 1).
@@ -29,8 +30,17 @@ public delegate void PipelineStepCallback(int step, double timestep, Tensor late
 /// <param name="NumImages">num_images_per_prompt</param>
 /// <param name="Latents">explicit x_T (NumImages, 4, h, w), unscaled (the pipeline multiplies it by init_noise_sigma);
 /// null: drawn from the Rng</param>
+/// <param name="Control">ControlNets steering the run (StableDiffusionControlNetPipeline); their residuals are summed</param>
 public sealed record Txt2ImgRequest(string Prompt, string? NegativePrompt = null, double GuidanceScale = 7.5, int Steps = 50,
-    int Width = 512, int Height = 512, int NumImages = 1, Tensor? Latents = null);
+    int Width = 512, int Height = 512, int NumImages = 1, Tensor? Latents = null, IReadOnlyList<ControlNetInput>? Control = null);
+
+/// <summary>One ControlNet of a run (diffusers' StableDiffusionControlNetPipeline arguments for it).</summary>
+/// <param name="Net">the ControlNet</param>
+/// <param name="Image">the control image (1 or B, 3, H, W) in [0, 1] (diffusers' preprocessing: u8 / 255, not normalized)</param>
+/// <param name="Scale">controlnet_conditioning_scale</param>
+/// <param name="GuidanceStart">control_guidance_start: the share of the steps before the net starts</param>
+/// <param name="GuidanceEnd">control_guidance_end: the share of the steps after which its scale is 0</param>
+public sealed record ControlNetInput(ControlNetModel Net, Tensor Image, double Scale = 1.0, double GuidanceStart = 0, double GuidanceEnd = 1);
 
 /// <summary>An image-to-image request.</summary>
 /// <param name="Image">the init image (N, 3, H, W) in [-1, 1] (diffusers' preprocessed image); N is 1 or NumImages</param>
@@ -103,7 +113,7 @@ public sealed class StableDiffusionPipeline
         else latents = r.Latents;
         latents = latents * Scheduler.InitNoiseSigma;
         // 4. denoising loop, 5. decode
-        latents = Denoise(latents, [.. Scheduler.Timesteps], cond, uncond, r.GuidanceScale, rng, callback, cancellation);
+        latents = Denoise(latents, [.. Scheduler.Timesteps], cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? []);
         return new PipelineOutput(cond, uncond, [.. Scheduler.Timesteps], latents, Decode(latents), warnings);
     }
 
@@ -138,7 +148,7 @@ public sealed class StableDiffusionPipeline
             throw new ArgumentException($"noise has shape {ShapeUtil.Format(noise.ShapeSpan)}, expected {ShapeUtil.Format(initLatents.ShapeSpan)}");
         var latents = Scheduler.AddNoise(initLatents, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
         // 4. denoising loop, 5. decode
-        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation);
+        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, []);
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
     }
 
@@ -155,18 +165,32 @@ public sealed class StableDiffusionPipeline
         return (Encode(prompt), Encode(negative ?? ""));
     }
 
-    /// <summary>The loop of __call__: per timestep, the UNet on [uncond; cond], guidance, one scheduler step.</summary>
+    /// <summary>The loop of __call__: per timestep, the UNet (with any ControlNets' residuals) on [uncond; cond],
+    /// guidance, one scheduler step.</summary>
     Tensor Denoise(Tensor latents, double[] timesteps, Tensor cond, Tensor uncond, double guidance, Rng rng,
-        PipelineStepCallback? callback, CancellationToken cancellation)
+        PipelineStepCallback? callback, CancellationToken cancellation, IReadOnlyList<ControlNetInput> control)
     {
         bool cfg = guidance > 1;                                                     // diffusers: do_classifier_free_guidance
         var context = cfg ? Tensor.Concat([uncond, cond], 0) : cond;                 // (2B or B, 77, D)
+        var controlImages = control.Select(c => ControlImage(c, latents.Dim(0), cfg)).ToList();
         for (int i = 0; i < timesteps.Length; i++)
         {
             cancellation.ThrowIfCancellationRequested();
             double t = timesteps[i];
             var input = Scheduler.ScaleModelInput(cfg ? Tensor.Concat([latents, latents], 0) : latents, t);   // (2B, 4, h, w)
-            var noisePred = UNet.Forward(input, Tensor.FromArray([(float)t], 1), context);
+            var tensorT = Tensor.FromArray([(float)t], 1);
+            ControlNetOutput? residuals = null;
+            if (control.Count > 0)
+            {
+                // diffusers' controlnet_keep: a net's scale is 0 outside [start, end] of the steps
+                var outputs = control.Select((c, k) =>
+                {
+                    bool off = (double)i / timesteps.Length < c.GuidanceStart || (double)(i + 1) / timesteps.Length > c.GuidanceEnd;
+                    return c.Net.Forward(input, tensorT, context, controlImages[k], c.Scale * (off ? 0.0 : 1.0));
+                }).ToList();
+                residuals = outputs.Count == 1 ? outputs[0] : ControlNetOutput.Sum(outputs);
+            }
+            var noisePred = UNet.Forward(input, tensorT, context, null, residuals?.DownBlockResSamples, residuals?.MidBlockResSample);
             if (cfg)
             {
                 int b = latents.Dim(0);
@@ -177,6 +201,16 @@ public sealed class StableDiffusionPipeline
             callback?.Invoke(i, t, latents);
         }
         return latents;
+    }
+
+    /// <summary>A control image repeated for the batch and doubled for guidance: (2B or B, 3, H, W).</summary>
+    Tensor ControlImage(ControlNetInput c, int batch, bool cfg)
+    {
+        var img = c.Image;
+        if (img.Rank != 4 || (img.Dim(0) != 1 && img.Dim(0) != batch))
+            throw new ArgumentException($"a control image must be (1 or {batch}, C, H, W), got {ShapeUtil.Format(img.ShapeSpan)}");
+        if (img.Dim(0) != batch) img = Tensor.Concat([.. Enumerable.Repeat(img, batch)], 0);
+        return cfg ? Tensor.Concat([img, img], 0) : img;
     }
 
     /// <summary>latents (B, 4, h, w) → image (B, 3, H, W) in [0, 1].</summary>

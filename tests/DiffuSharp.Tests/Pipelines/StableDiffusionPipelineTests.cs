@@ -19,6 +19,9 @@ public class StableDiffusionPipelineTests(ITestOutputHelper output)
     [Theory]
     [InlineData("sd_txt2img", 15)]
     [InlineData("sd_img2img", 11)]
+    [InlineData("sd_controlnet", 16)]
+    [InlineData("sd_multicontrolnet", 15)]
+    [InlineData("sd_controlnet_separate", 15)]
     public void Pipeline_run_replays_diffusers(string run, int expectedComparisons)
     {
         var results = PipelineReplay.Run(Path.Combine(Dir, run + ".safetensors"));
