@@ -3,8 +3,8 @@
 // file), build the recorded scheduler ("scheduler_class" + "scheduler_config"), call the pipeline with the recorded
 // inputs, taking the recorded random draws (rng.NN) where diffusers drew, and compare the prompt embeddings, every
 // step's latents, the final latents and the decoded image with what diffusers computed in float32.
-// Runs of StableDiffusionPipeline, StableDiffusionImg2ImgPipeline and StableDiffusionControlNetPipeline (one or several
-// nets, from the folder or metadata "components") replay; the other pipeline classes are refused
+// Runs of StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionControlNetPipeline (one or several
+// nets, from the folder or metadata "components") and StableDiffusionInpaintPipeline with a 4-channel UNet replay; the other pipeline classes are refused
 // by name.
 using System.Text.Json;
 using DiffuSharp.IO;
@@ -19,7 +19,7 @@ public static class PipelineReplay
     public const double Tolerance = 1e-4;
 
     /// <summary>The pipeline classes this replay runs.</summary>
-    public static readonly IReadOnlyList<string> Supported = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionControlNetPipeline"];
+    public static readonly IReadOnlyList<string> Supported = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionControlNetPipeline", "StableDiffusionInpaintPipeline"];
 
     /// <summary>A run file records a pipeline call when its metadata names the pipeline class.</summary>
     public static bool IsPipelineRun(SafeTensorsFile file) => file.Metadata.ContainsKey("pipeline_class");
@@ -52,7 +52,19 @@ public static class PipelineReplay
         var noRng = new Rng(0);           // every draw of these runs is recorded; a further draw would be a replay error
 
         PipelineOutput output;
-        if (cls != "StableDiffusionImg2ImgPipeline")
+        if (cls == "StableDiffusionInpaintPipeline")
+        {
+            var image = ImageFromU8(run, "input.init_image");
+            var mask = MaskFromU8(run, "input.mask_image");
+            double strength = call.TryGetProperty("strength", out var st) ? st.GetDouble() : 1.0;
+            var all = draws.ToList();
+            draws.Clear();
+            int steps3 = all.Count - 3;
+            var request = new InpaintRequest(prompt, image, mask, strength, negative, guidance, steps, numImages, all.Take(3).ToList(),
+                steps3 > 0 ? all.Skip(3).ToList() : null);
+            output = pipe.Inpaint(request, noRng, Record);
+        }
+        else if (cls != "StableDiffusionImg2ImgPipeline")
         {
             var latents = call.TryGetProperty("latents", out _) ? Load(run, "input.latents") : NextDraw();
             var control = cls == "StableDiffusionControlNetPipeline" ? ControlInputs(run, runPath, index, call) : null;
@@ -72,7 +84,7 @@ public static class PipelineReplay
             Compare(run, "intermediate.prompt_embeds", output.PromptEmbeds),
             Compare(run, "intermediate.negative_prompt_embeds", output.NegativePromptEmbeds),
         };
-        var recordedT = run.ReadInt64("intermediate.timesteps");
+        var recordedT = run.ReadFloat64OrInt("intermediate.timesteps");
         double tMismatch = recordedT.Length == output.Timesteps.Count ? recordedT.Where((t, i) => t != output.Timesteps[i]).Count() : double.NaN;
         results.Add(new ReplayResult("intermediate.timesteps", [recordedT.Length], tMismatch / recordedT.Length, tMismatch));
         for (int i = 0; i < steps_.Count; i++)
@@ -123,6 +135,18 @@ public static class PipelineReplay
         for (int i = 0; i < x.Length; i++) x[i] = signed ? u8[i] / 255f * 2f - 1f : u8[i] / 255f;   // float32 as torch: (u8 / 255) then 2x − 1
         return Tensor.FromArray(x, 1, (int)shape[0], (int)shape[1], 3).Permute(0, 3, 1, 2).Contiguous();   // (1, 3, H, W)
     }
+
+    /// <summary>A recorded greyscale mask (H, W) as (1, 1, H, W) = u8 / 255.</summary>
+    static Tensor MaskFromU8(SafeTensorsFile run, string name)
+    {
+        var shape = run.Info(name).Shape;
+        if (shape.Length != 2) throw new InvalidDataException($"{run.SourceName}: {name} is not an H×W mask");
+        return Tensor.FromArray([.. run.ReadInt64(name).Select(v => v / 255f)], 1, 1, (int)shape[0], (int)shape[1]);
+    }
+
+    /// <summary>Timesteps as recorded: int64, or float for σ-based schedulers.</summary>
+    static double[] ReadFloat64OrInt(this SafeTensorsFile run, string name)
+        => run.Info(name).DType.StartsWith('F') ? run.ReadFloat64(name) : [.. run.ReadInt64(name).Select(t => (double)t)];
 
     static string Meta(SafeTensorsFile f, string key)
         => f.Metadata.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"{f.SourceName}: metadata \"{key}\" missing");

@@ -50,6 +50,15 @@ public sealed record ControlNetInput(ControlNetModel Net, Tensor Image, double S
 public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength = 0.8, string? NegativePrompt = null,
     double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, Tensor? PosteriorNoise = null, Tensor? Noise = null);
 
+/// <summary>An inpainting request for a 4-channel (ordinary) UNet: sd-webui's and diffusers' latent blending.</summary>
+/// <param name="Image">the image (1, 3, H, W) in [-1, 1]</param>
+/// <param name="Mask">the mask (1, 1, H, W) in [0, 1]; binarized at 0.5; 1 where the pipeline paints</param>
+/// <param name="Strength">1: start from pure noise; below 1: from the image noised to the first timestep run</param>
+/// <param name="Draws">explicit random draws in diffusers' order (image posterior, noise, masked-image posterior); null: from the Rng</param>
+/// <param name="StepNoise">explicit per-step scheduler noise (one per timestep run); null: from the Rng</param>
+public sealed record InpaintRequest(string Prompt, Tensor Image, Tensor Mask, double Strength = 1.0, string? NegativePrompt = null,
+    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, IReadOnlyList<Tensor>? Draws = null, IReadOnlyList<Tensor>? StepNoise = null);
+
 /// <summary>What a run produced: the prompt embeddings (B, 77, D), the timesteps run, the final latents (B, 4, h, w), the
 /// decoded image (B, 3, H, W) in [0, 1], and warnings (a prompt truncated to 77 tokens).</summary>
 public sealed record PipelineOutput(Tensor PromptEmbeds, Tensor NegativePromptEmbeds, IReadOnlyList<double> Timesteps,
@@ -152,6 +161,66 @@ public sealed class StableDiffusionPipeline
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
     }
 
+    /// <summary>Inpainting with a 4-channel UNet (StableDiffusionInpaintPipeline with unet.config.in_channels 4): after every
+    /// step the unmasked part is replaced by the image latents noised to the next timestep (plain after the last).</summary>
+    public PipelineOutput Inpaint(InpaintRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    {
+        if (UNet.Config.InChannels != 4)
+            throw new NotSupportedException($"inpainting with a {UNet.Config.InChannels}-channel UNet is not supported yet (4-channel latent blending only)");
+        if (r.Image.Rank != 4 || r.Image.Dim(0) != 1 || r.Image.Dim(1) != 3) throw new ArgumentException($"the image must be (1, 3, H, W), got {ShapeUtil.Format(r.Image.ShapeSpan)}");
+        int height = r.Image.Dim(2), width = r.Image.Dim(3);
+        CheckSize(width, height);
+        if (!ShapeUtil.Equal(r.Mask.ShapeSpan, [1, 1, height, width]))
+            throw new ArgumentException($"the mask is {ShapeUtil.Format(r.Mask.ShapeSpan)}, the image needs (1, 1, {height}, {width})");
+        if (r.Strength <= 0 || r.Strength > 1) throw new ArgumentException($"strength must lie in (0, 1], got {r.Strength}");
+        int batch = r.NumImages;
+        using var _ = Tensor.NoGrad();
+        var draws = new Queue<Tensor>(r.Draws ?? []);
+        Tensor Draw(int[] shape) => draws.Count > 0 ? draws.Dequeue() : Tensor.RandN(shape, rng);
+        // 1. prompts, 2. timesteps (strength, set_begin_index)
+        var warnings = new List<string>();
+        var (cond, uncond) = EncodePrompt(r.Prompt, r.NegativePrompt, batch, warnings);
+        Scheduler.SetTimesteps(r.Steps);
+        int tStart = Math.Max(r.Steps - Math.Min((int)(r.Steps * r.Strength), r.Steps), 0) * Scheduler.Order;
+        double[] timesteps = [.. Scheduler.Timesteps.Skip(tStart)];
+        Scheduler.SetBeginIndex(tStart);
+        // 3. image latents, noise, start latents
+        var posterior = Vae.Encode(r.Image);                                          // (1, 4, h, w)
+        var imageLatents = Repeat(posterior.Sample(Draw(posterior.Mean.Shape)) * Vae.ScalingFactor, batch);   // (B, 4, h, w)
+        var noise = Draw(imageLatents.Shape);
+        var latents = r.Strength >= 1 ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
+        // 4. the binarized mask at latent size (nearest), and the masked image's latents (drawn as diffusers draws them, unused here)
+        var (mask, keep) = BinarizeMask(r.Mask, height / VaeScaleFactor, width / VaeScaleFactor);   // (1, 1, h, w) each
+        var masked = Vae.Encode(r.Image * keep);                                     // masked_image = image · (mask < 0.5)
+        masked.Sample(Draw(masked.Mean.Shape));
+        // 5. the loop, blending after every step
+        Tensor Blend(int i, Tensor x)
+        {
+            // σ-based schedulers' add_noise reads their step index once a run has begun, so the timestep matters only to the others
+            var proper = i < timesteps.Length - 1 ? Scheduler.AddNoise(imageLatents, noise, [.. Enumerable.Repeat(timesteps[i + 1], batch)]) : imageLatents;
+            return (1.0 - mask) * proper + mask * x;                                  // (B, 4, h, w)
+        }
+        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, Blend);
+        return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
+    }
+
+    static Tensor Repeat(Tensor x, int batch) => x.Dim(0) == batch ? x : Tensor.Concat([.. Enumerable.Repeat(x, batch)], 0);
+
+    /// <summary>diffusers' mask preprocessing: binarize at 0.5 (1 = paint), then F.interpolate(mode="nearest") to the latent
+    /// size, which picks pixel ⌊i · H / h⌋. Returns the latent mask (1, 1, h, w) and the full-size keep mask (mask &lt; 0.5).</summary>
+    static (Tensor Latent, Tensor Keep) BinarizeMask(Tensor mask, int h, int w)
+    {
+        int H = mask.Dim(2), W = mask.Dim(3);
+        var m = mask.Contiguous().ToArray();
+        var keep = new float[m.Length];
+        for (int i = 0; i < m.Length; i++) { m[i] = m[i] < 0.5f ? 0f : 1f; keep[i] = 1f - m[i]; }
+        var small = new float[h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                small[y * w + x] = m[(int)((long)y * H / h) * W + (int)((long)x * W / w)];
+        return (Tensor.FromArray(small, 1, 1, h, w), Tensor.FromArray(keep, 1, 1, H, W));
+    }
+
     /// <summary>Both prompts to embeddings (B, 77, D), each repeated for the images per prompt.</summary>
     (Tensor Cond, Tensor Uncond) EncodePrompt(string prompt, string? negative, int numImages, List<string> warnings)
     {
@@ -168,8 +237,11 @@ public sealed class StableDiffusionPipeline
     /// <summary>The loop of __call__: per timestep, the UNet (with any ControlNets' residuals) on [uncond; cond],
     /// guidance, one scheduler step.</summary>
     Tensor Denoise(Tensor latents, double[] timesteps, Tensor cond, Tensor uncond, double guidance, Rng rng,
-        PipelineStepCallback? callback, CancellationToken cancellation, IReadOnlyList<ControlNetInput> control)
+        PipelineStepCallback? callback, CancellationToken cancellation, IReadOnlyList<ControlNetInput> control,
+        IReadOnlyList<Tensor>? stepNoise = null, Func<int, Tensor, Tensor>? afterStep = null)
     {
+        if (stepNoise is not null && stepNoise.Count != timesteps.Length)
+            throw new ArgumentException($"{stepNoise.Count} step noise tensors for {timesteps.Length} steps");
         bool cfg = guidance > 1;                                                     // diffusers: do_classifier_free_guidance
         var context = cfg ? Tensor.Concat([uncond, cond], 0) : cond;                 // (2B or B, 77, D)
         var controlImages = control.Select(c => ControlImage(c, latents.Dim(0), cfg)).ToList();
@@ -197,7 +269,8 @@ public sealed class StableDiffusionPipeline
                 Tensor u = noisePred.Slice(0, 0, b), c = noisePred.Slice(0, b, b);
                 noisePred = u + guidance * (c - u);                                  // ε_u + W(ε_c − ε_u), float32
             }
-            latents = Scheduler.Step(noisePred, t, latents, rng).PrevSample;
+            latents = Scheduler.Step(noisePred, t, latents, stepNoise is null ? (NoiseSource)rng : stepNoise[i]).PrevSample;
+            if (afterStep is not null) latents = afterStep(i, latents);
             callback?.Invoke(i, t, latents);
         }
         return latents;
