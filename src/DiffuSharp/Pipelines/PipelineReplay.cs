@@ -4,7 +4,7 @@
 // inputs, taking the recorded random draws (rng.NN) where diffusers drew, and compare the prompt embeddings, every
 // step's latents, the final latents and the decoded image with what diffusers computed in float32.
 // Runs of StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionControlNetPipeline (one or several
-// nets, from the folder or metadata "components") and StableDiffusionInpaintPipeline with a 4-channel UNet replay; the other pipeline classes are refused
+// nets, from the folder or metadata "components") and StableDiffusionInpaintPipeline (4- and 9-channel UNets) replay; the other pipeline classes are refused
 // by name.
 using System.Text.Json;
 using DiffuSharp.IO;
@@ -59,9 +59,10 @@ public static class PipelineReplay
             double strength = call.TryGetProperty("strength", out var st) ? st.GetDouble() : 1.0;
             var all = draws.ToList();
             draws.Clear();
-            int steps3 = all.Count - 3;
-            var request = new InpaintRequest(prompt, image, mask, strength, negative, guidance, steps, numImages, all.Take(3).ToList(),
-                steps3 > 0 ? all.Skip(3).ToList() : null);
+            // setup draws: the image posterior (4-channel UNet or strength < 1), the noise, the masked-image posterior; then one per step
+            int setup = pipe.UNet.Config.InChannels == 4 || strength < 1 ? 3 : 2;
+            var request = new InpaintRequest(prompt, image, mask, strength, negative, guidance, steps, numImages, all.Take(setup).ToList(),
+                all.Count > setup ? all.Skip(setup).ToList() : null);
             output = pipe.Inpaint(request, noRng, Record);
         }
         else if (cls != "StableDiffusionImg2ImgPipeline")

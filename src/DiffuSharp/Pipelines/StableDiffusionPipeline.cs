@@ -50,11 +50,13 @@ public sealed record ControlNetInput(ControlNetModel Net, Tensor Image, double S
 public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength = 0.8, string? NegativePrompt = null,
     double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, Tensor? PosteriorNoise = null, Tensor? Noise = null);
 
-/// <summary>An inpainting request for a 4-channel (ordinary) UNet: sd-webui's and diffusers' latent blending.</summary>
+/// <summary>An inpainting request: latent blending for a 4-channel (ordinary) UNet, as sd-webui and diffusers do; the
+/// mask and masked-image latents as extra input for a 9-channel inpainting UNet.</summary>
 /// <param name="Image">the image (1, 3, H, W) in [-1, 1]</param>
 /// <param name="Mask">the mask (1, 1, H, W) in [0, 1]; binarized at 0.5; 1 where the pipeline paints</param>
 /// <param name="Strength">1: start from pure noise; below 1: from the image noised to the first timestep run</param>
-/// <param name="Draws">explicit random draws in diffusers' order (image posterior, noise, masked-image posterior); null: from the Rng</param>
+/// <param name="Draws">explicit random draws in diffusers' order (image posterior: 4 channels or strength &lt; 1; noise;
+/// masked-image posterior); null: from the Rng</param>
 /// <param name="StepNoise">explicit per-step scheduler noise (one per timestep run); null: from the Rng</param>
 public sealed record InpaintRequest(string Prompt, Tensor Image, Tensor Mask, double Strength = 1.0, string? NegativePrompt = null,
     double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, IReadOnlyList<Tensor>? Draws = null, IReadOnlyList<Tensor>? StepNoise = null);
@@ -161,12 +163,14 @@ public sealed class StableDiffusionPipeline
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
     }
 
-    /// <summary>Inpainting with a 4-channel UNet (StableDiffusionInpaintPipeline with unet.config.in_channels 4): after every
-    /// step the unmasked part is replaced by the image latents noised to the next timestep (plain after the last).</summary>
+    /// <summary>Inpainting (StableDiffusionInpaintPipeline). A 4-channel UNet: after every step the unmasked part is
+    /// replaced by the image latents noised to the next timestep (plain after the last). A 9-channel inpainting UNet:
+    /// its input is [scaled latents, mask, masked-image latents], no blending.</summary>
     public PipelineOutput Inpaint(InpaintRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
     {
-        if (UNet.Config.InChannels != 4)
-            throw new NotSupportedException($"inpainting with a {UNet.Config.InChannels}-channel UNet is not supported yet (4-channel latent blending only)");
+        bool nine = UNet.Config.InChannels == 9;
+        if (!nine && UNet.Config.InChannels != 4)
+            throw new NotSupportedException($"inpainting needs a UNet with 4 (latent blending) or 9 (inpainting UNet) input channels, this one has {UNet.Config.InChannels}");
         if (r.Image.Rank != 4 || r.Image.Dim(0) != 1 || r.Image.Dim(1) != 3) throw new ArgumentException($"the image must be (1, 3, H, W), got {ShapeUtil.Format(r.Image.ShapeSpan)}");
         int height = r.Image.Dim(2), width = r.Image.Dim(3);
         CheckSize(width, height);
@@ -174,6 +178,7 @@ public sealed class StableDiffusionPipeline
             throw new ArgumentException($"the mask is {ShapeUtil.Format(r.Mask.ShapeSpan)}, the image needs (1, 1, {height}, {width})");
         if (r.Strength <= 0 || r.Strength > 1) throw new ArgumentException($"strength must lie in (0, 1], got {r.Strength}");
         int batch = r.NumImages;
+        bool cfg = r.GuidanceScale > 1;
         using var _ = Tensor.NoGrad();
         var draws = new Queue<Tensor>(r.Draws ?? []);
         Tensor Draw(int[] shape) => draws.Count > 0 ? draws.Dequeue() : Tensor.RandN(shape, rng);
@@ -184,23 +189,32 @@ public sealed class StableDiffusionPipeline
         int tStart = Math.Max(r.Steps - Math.Min((int)(r.Steps * r.Strength), r.Steps), 0) * Scheduler.Order;
         double[] timesteps = [.. Scheduler.Timesteps.Skip(tStart)];
         Scheduler.SetBeginIndex(tStart);
-        // 3. image latents, noise, start latents
-        var posterior = Vae.Encode(r.Image);                                          // (1, 4, h, w)
-        var imageLatents = Repeat(posterior.Sample(Draw(posterior.Mean.Shape)) * Vae.ScalingFactor, batch);   // (B, 4, h, w)
-        var noise = Draw(imageLatents.Shape);
-        var latents = r.Strength >= 1 ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
-        // 4. the binarized mask at latent size (nearest), and the masked image's latents (drawn as diffusers draws them, unused here)
-        var (mask, keep) = BinarizeMask(r.Mask, height / VaeScaleFactor, width / VaeScaleFactor);   // (1, 1, h, w) each
+        // 3. image latents (4 channels, or strength < 1), noise, start latents
+        int h = height / VaeScaleFactor, w = width / VaeScaleFactor;
+        Tensor? imageLatents = null;
+        if (!nine || r.Strength < 1)
+        {
+            var posterior = Vae.Encode(r.Image);                                      // (1, 4, h, w)
+            imageLatents = Repeat(posterior.Sample(Draw(posterior.Mean.Shape)) * Vae.ScalingFactor, batch);   // (B, 4, h, w)
+        }
+        var noise = Draw([batch, Vae.Config.LatentChannels, h, w]);
+        var latents = r.Strength >= 1 ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
+        // 4. the binarized mask at latent size (nearest) and the masked image's latents (drawn even where unused, as diffusers)
+        var (mask, keep) = BinarizeMask(r.Mask, h, w);                                // (1, 1, h, w), (1, 1, H, W)
         var masked = Vae.Encode(r.Image * keep);                                     // masked_image = image · (mask < 0.5)
-        masked.Sample(Draw(masked.Mean.Shape));
-        // 5. the loop, blending after every step
+        var maskedLatents = Repeat(masked.Sample(Draw(masked.Mean.Shape)) * Vae.ScalingFactor, batch);      // (B, 4, h, w)
+        // 5. the loop: blending after every step (4 channels) or the extra input channels (9)
         Tensor Blend(int i, Tensor x)
         {
             // σ-based schedulers' add_noise reads their step index once a run has begun, so the timestep matters only to the others
-            var proper = i < timesteps.Length - 1 ? Scheduler.AddNoise(imageLatents, noise, [.. Enumerable.Repeat(timesteps[i + 1], batch)]) : imageLatents;
+            var proper = i < timesteps.Length - 1 ? Scheduler.AddNoise(imageLatents!, noise, [.. Enumerable.Repeat(timesteps[i + 1], batch)]) : imageLatents!;
             return (1.0 - mask) * proper + mask * x;                                  // (B, 4, h, w)
         }
-        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, Blend);
+        var extra = Tensor.Concat([Repeat(mask, batch), maskedLatents], 1);          // (B, 5, h, w)
+        if (cfg) extra = Tensor.Concat([extra, extra], 0);                           // (2B, 5, h, w)
+        latents = nine
+            ? Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, extendInput: x => Tensor.Concat([x, extra], 1))
+            : Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, Blend);
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
     }
 
@@ -238,7 +252,7 @@ public sealed class StableDiffusionPipeline
     /// guidance, one scheduler step.</summary>
     Tensor Denoise(Tensor latents, double[] timesteps, Tensor cond, Tensor uncond, double guidance, Rng rng,
         PipelineStepCallback? callback, CancellationToken cancellation, IReadOnlyList<ControlNetInput> control,
-        IReadOnlyList<Tensor>? stepNoise = null, Func<int, Tensor, Tensor>? afterStep = null)
+        IReadOnlyList<Tensor>? stepNoise = null, Func<int, Tensor, Tensor>? afterStep = null, Func<Tensor, Tensor>? extendInput = null)
     {
         if (stepNoise is not null && stepNoise.Count != timesteps.Length)
             throw new ArgumentException($"{stepNoise.Count} step noise tensors for {timesteps.Length} steps");
@@ -262,7 +276,7 @@ public sealed class StableDiffusionPipeline
                 }).ToList();
                 residuals = outputs.Count == 1 ? outputs[0] : ControlNetOutput.Sum(outputs);
             }
-            var noisePred = UNet.Forward(input, tensorT, context, null, residuals?.DownBlockResSamples, residuals?.MidBlockResSample);
+            var noisePred = UNet.Forward(extendInput?.Invoke(input) ?? input, tensorT, context, null, residuals?.DownBlockResSamples, residuals?.MidBlockResSample);
             if (cfg)
             {
                 int b = latents.Dim(0);

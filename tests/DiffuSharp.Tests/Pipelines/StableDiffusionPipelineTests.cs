@@ -23,6 +23,7 @@ public class StableDiffusionPipelineTests(ITestOutputHelper output)
     [InlineData("sd_multicontrolnet", 15)]
     [InlineData("sd_controlnet_separate", 15)]
     [InlineData("sd_inpaint_legacy_4ch", 15)]
+    [InlineData("sd_inpaint_9ch", 15)]
     public void Pipeline_run_replays_diffusers(string run, int expectedComparisons)
     {
         var results = PipelineReplay.Run(Path.Combine(Dir, run + ".safetensors"));
