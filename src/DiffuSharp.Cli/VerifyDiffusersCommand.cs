@@ -7,7 +7,8 @@
 //   - a component call NAME.io.safetensors (metadata "model_class": UNet2DModel, UNet2DConditionModel,
 //     AutoencoderKL, ControlNetModel, CLIPTextModel) beside its NAME/ folder: every `output.*`, ‖ours − ref‖ / ‖ref‖ ≤ 1e-4;
 //   - a pipeline run pipelines/NAME.safetensors (metadata "pipeline_class": StableDiffusionPipeline,
-//     StableDiffusionImg2ImgPipeline) beside its pipeline folder: prompt embeddings, timesteps, every step's latents,
+//     StableDiffusionImg2ImgPipeline, StableDiffusionControlNetPipeline, StableDiffusionInpaintPipeline) beside its
+//     pipeline folder: prompt embeddings, timesteps, every step's latents,
 //     the final latents and the decoded image, ‖ours − ref‖ / ‖ref‖ ≤ 1e-4;
 //   - a tokenizer case list (a .json with "cases", beside its folder of vocab.json + merges.txt): the ids of every
 //     prompt, equal (rel_err is the fraction of differing ids).
