@@ -12,6 +12,7 @@ public static class Program
     [
         ("train", "train a UNet diffusion model (improved-diffusion flags)"),
         ("sample", "sample images from a model folder (DDPM or DDIM)"),
+        ("txt2img", "Stable Diffusion text-to-image from a diffusers pipeline folder"),
         ("interpolate", "interpolate two images or seeds at step t"),
         ("invert", "DDIM-invert an image to noise and reconstruct it"),
         ("eval", "NLL in bits/dim and sample quality of a model"),
@@ -38,6 +39,7 @@ public static class Program
                 "train" => TrainCommand.Run(rest, stdout),
                 "sample" => SampleCommand.Run(rest, stdout),
                 "train-classifier" => TrainClassifierCommand.Run(rest, stdout),
+                "txt2img" => Txt2ImgCommand.Run(rest, stdout, stderr),
                 "interpolate" => InterpolateCommand.Run(rest, stdout),
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),

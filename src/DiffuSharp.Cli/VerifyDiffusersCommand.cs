@@ -6,12 +6,17 @@
 //     x0 prediction, add_noise: max |ours − ref| / max |ref| ≤ 1e-5;
 //   - a component call NAME.io.safetensors (metadata "model_class": UNet2DModel, UNet2DConditionModel,
 //     AutoencoderKL, ControlNetModel, CLIPTextModel) beside its NAME/ folder: every `output.*`, ‖ours − ref‖ / ‖ref‖ ≤ 1e-4;
+//   - a pipeline run pipelines/NAME.safetensors (metadata "pipeline_class": StableDiffusionPipeline,
+//     StableDiffusionImg2ImgPipeline, StableDiffusionControlNetPipeline, StableDiffusionInpaintPipeline) beside its
+//     pipeline folder: prompt embeddings, timesteps, every step's latents,
+//     the final latents and the decoded image, ‖ours − ref‖ / ‖ref‖ ≤ 1e-4;
 //   - a tokenizer case list (a .json with "cases", beside its folder of vocab.json + merges.txt): the ids of every
 //     prompt, equal (rel_err is the fraction of differing ids).
 using System.Globalization;
 using System.Text.Json;
 using DiffuSharp.IO;
 using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Pipelines;
 using DiffuSharp.Schedulers;
 using DiffuSharp.Text;
 
@@ -27,12 +32,13 @@ public static class VerifyDiffusersCommand
         tensor: {"file", "tensor", "rel_err", "max_abs", "tol", "ok"}. Exits 1 when a tensor is beyond its tolerance.
         FILE is a scheduler run (sched_*.safetensors: tolerance 1e-5, max-norm relative), a component call
         (NAME.io.safetensors beside its NAME/ folder: 1e-4 relative L2) or a tokenizer case list (NAME.json beside its
-        NAME/ folder with vocab.json and merges.txt: ids equal).
+        NAME/ folder with vocab.json and merges.txt: ids equal) or a pipeline run (pipelines/NAME.safetensors beside its
+        pipeline folder: 1e-4 relative L2).
         """;
 
     static readonly OptionSpec[] Options =
     [
-        new("folder", "component or tokenizer folder to use instead of the one the file names", Value: "DIR"),
+        new("folder", "component, tokenizer or pipeline folder to use instead of the one the file names", Value: "DIR"),
         new("unet", "ControlNet calls: the UNet2DConditionModel folder fed the residuals (default: a unet2d_condition folder beside the file)", Value: "DIR"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -76,6 +82,8 @@ public static class VerifyDiffusersCommand
     {
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return VerifyTokenizer(path, folder);
         var file = SafeTensorsFile.Open(path);
+        if (PipelineReplay.IsPipelineRun(file))
+            return PipelineReplay.Run(path, folder).Select(r => (r.Output, r.RelErr, r.MaxAbs, PipelineReplay.Tolerance)).ToList();
         if (SchedulerReplay.IsSchedulerFixture(file))
             return SchedulerReplay.Run(file).Select(c => (c.Tensor, c.RelErr, c.MaxAbs, c.Tolerance)).ToList();
         if (file.Metadata.TryGetValue("model_class", out var cls))
@@ -87,7 +95,7 @@ public static class VerifyDiffusersCommand
             }
             return ComponentReplay.Run(path, folder, unet).Select(r => (r.Output, r.RelErr, r.MaxAbs, ComponentTolerance)).ToList();
         }
-        throw new InvalidDataException($"{path}: not a recording this command knows (no \"scheduler_class\" or \"model_class\" in its metadata)");
+        throw new InvalidDataException($"{path}: not a recording this command knows (no \"scheduler_class\", \"model_class\" or \"pipeline_class\" in its metadata)");
     }
 
     static List<(string, double, double, double)> VerifyTokenizer(string path, string? folder)

@@ -41,25 +41,26 @@ public static class Png
 
     /// <summary>
     /// Encodes an 8-bit image. <paramref name="filter"/> null chooses a filter per row (smallest sum of absolute
-    /// filtered values); a value forces that filter on every row.
+    /// filtered values); a value forces that filter on every row. <paramref name="text"/>: keyword/text pairs written as
+    /// tEXt chunks (iTXt for text outside Latin-1), e.g. ("parameters", …) for generation parameters.
     /// </summary>
-    public static byte[] Encode(Image8 image, PngFilter? filter = null)
+    public static byte[] Encode(Image8 image, PngFilter? filter = null, IReadOnlyList<(string Keyword, string Text)>? text = null)
     {
         ArgumentNullException.ThrowIfNull(image);
         image.Validate("Png.Encode");
         if (filter is { } f && !Enum.IsDefined(f))
             throw new ArgumentOutOfRangeException(nameof(filter), $"PNG filter type must be 0..4, got {(int)f}");
-        return PngEncoder.Encode(image, filter, PngEncoder.DefaultIdatChunk);
+        return PngEncoder.Encode(image, filter, PngEncoder.DefaultIdatChunk, text);
     }
 
     /// <summary>
     /// Encodes and writes atomically: to a temporary file in the same folder, then moved over <paramref name="path"/>,
     /// so a reader never sees a half-written file.
     /// </summary>
-    public static void Write(string path, Image8 image, PngFilter? filter = null)
+    public static void Write(string path, Image8 image, PngFilter? filter = null, IReadOnlyList<(string Keyword, string Text)>? text = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        byte[] bytes = Encode(image, filter);
+        byte[] bytes = Encode(image, filter, text);
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir))

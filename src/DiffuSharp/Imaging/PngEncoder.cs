@@ -1,7 +1,9 @@
 // PNG encoder for 8-bit gray, gray+alpha, RGB and RGBA (PNG specification, third edition, §7.3 filters,
 // §11.2 critical chunks). Filter choice per row follows the specification's suggested heuristic (§12.7):
 // try all five and keep the one whose output, read as signed bytes, has the smallest sum of absolute values.
-// No interlacing, no palette output, no ancillary chunks.
+// Text chunks (§11.3.3.3 tEXt for Latin-1 text, §11.3.3.5 iTXt, uncompressed UTF-8, otherwise) go between IHDR and
+// IDAT, as PIL writes them. No interlacing, no palette output, no other ancillary chunks.
+using System.Text;
 using System.Buffers.Binary;
 using System.IO.Compression;
 
@@ -12,7 +14,7 @@ internal static class PngEncoder
     /// <summary>Largest IDAT chunk written; bigger streams are split over several chunks.</summary>
     internal const int DefaultIdatChunk = 1 << 20;
 
-    public static byte[] Encode(Image8 img, PngFilter? forced, int maxIdatChunk)
+    public static byte[] Encode(Image8 img, PngFilter? forced, int maxIdatChunk, IReadOnlyList<(string Keyword, string Text)>? text = null)
     {
         int w = img.Width, h = img.Height, c = img.Channels, stride = w * c;
         byte colorType = c switch { 1 => 0, 2 => 4, 3 => 2, _ => 6 };
@@ -58,10 +60,31 @@ internal static class PngEncoder
         ihdr[9] = colorType;
         ihdr[10] = ihdr[11] = ihdr[12] = 0;                         // deflate, adaptive filtering, no interlace
         WriteChunk(png, "IHDR"u8, ihdr);
+        foreach (var (keyword, value) in text ?? [])
+            WriteText(png, keyword, value);
         for (int at = 0; at < compressed.Length; at += maxIdatChunk)
             WriteChunk(png, "IDAT"u8, compressed.Slice(at, Math.Min(maxIdatChunk, compressed.Length - at)));
         WriteChunk(png, "IEND"u8, []);
         return png.ToArray();
+    }
+
+    static readonly Encoding Latin1 = Encoding.Latin1;
+
+    /// <summary>tEXt: keyword, NUL, Latin-1 text; iTXt when the text is not Latin-1: keyword, NUL, compression flag 0,
+    /// method 0, empty language tag and translated keyword (two NULs), UTF-8 text.</summary>
+    static void WriteText(Stream png, string keyword, string value)
+    {
+        if (keyword.Length is < 1 or > 79 || keyword.Any(ch => ch < 32 || ch > 126) || keyword != keyword.Trim() || keyword.Contains("  "))
+            throw new ArgumentException($"PNG text keyword must be 1-79 printable Latin-1 characters without leading, trailing or double spaces, got '{keyword}'");
+        bool latin1 = value.All(ch => ch <= 255 && ch != 0);
+        var data = new List<byte>(Latin1.GetBytes(keyword)) { 0 };
+        if (latin1) data.AddRange(Latin1.GetBytes(value));
+        else
+        {
+            data.AddRange([0, 0, 0, 0]);
+            data.AddRange(Encoding.UTF8.GetBytes(value));
+        }
+        WriteChunk(png, latin1 ? "tEXt"u8 : "iTXt"u8, data.ToArray());
     }
 
     /// <summary>Applies filter <paramref name="f"/> to <paramref name="row"/>; dst[0] = f, dst[1..] = filtered bytes.</summary>

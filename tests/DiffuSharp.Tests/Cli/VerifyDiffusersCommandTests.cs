@@ -94,3 +94,20 @@ public class VerifyDiffusersCommandTests
         File.WriteAllBytes(path, bytes);
     }
 }
+
+public class VerifyDiffusersPipelineTests
+{
+    [Fact]
+    public void A_pipeline_run_replays_with_one_line_per_tensor()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["verify-diffusers", Path.Combine(TestPaths.Diffusers, "pipelines", "sd_txt2img.safetensors")], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        var rows = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(15, rows.Count);
+        Assert.All(rows, r => Assert.True(r.GetProperty("ok").GetBoolean(), r.ToString()));
+        Assert.Equal(["intermediate.prompt_embeds", "step09.latents", "output.image"],
+            rows.Select(r => r.GetProperty("tensor").GetString()!).Where(t => t is "intermediate.prompt_embeds" or "step09.latents" or "output.image"));
+    }
+}
