@@ -1,4 +1,4 @@
-// The mnist-s UNet against improved-diffusion itself (../shared/parity, made with PyTorch 1.13): the forward
+// The mnist-s UNet against improved-diffusion itself (Fixtures/parity, made with PyTorch 1.13): the forward
 // output, every block's output, and parameter gradients of loss = Σ out².
 using DiffuSharp;
 using DiffuSharp.IO;
