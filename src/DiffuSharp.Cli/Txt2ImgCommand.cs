@@ -73,7 +73,8 @@ public static class Txt2ImgCommand
 
         var request = new Txt2ImgRequest(prompt, negative, guidance, steps, w, h, n, latents);
         var clock = Stopwatch.StartNew();
-        int total = pipe.Scheduler.Order * steps;
+        pipe.Scheduler.SetTimesteps(steps);                 // the model calls of the run: PNDM makes n + 1, Heun 2n − 1
+        int total = pipe.Scheduler.Timesteps.Count;
         var result = pipe.Txt2Img(request, new Rng(unchecked((ulong)seed)),
             (i, t, _) => stderr.Write($"\rtxt2img: step {i + 1}/{total} (t = {t.ToString("0.###", CultureInfo.InvariantCulture)})"));
         stderr.WriteLine();
