@@ -49,6 +49,13 @@ internal static class CliModel
         return label;
     }
 
+    /// <summary>Refuses a --sampler name the scheduler factory does not know (before any model is loaded).</summary>
+    public static void CheckSamplerName(string command, string name)
+    {
+        try { Schedulers.SchedulerFactory.ConfigFor(name, Schedulers.SchedulerConfig.DefaultsFor("DDIMScheduler")); }
+        catch (ArgumentException e) { throw new CliException($"{command}: --sampler: {e.Message}"); }
+    }
+
     /// <summary>--guidance W: only for a class-conditional model with a null label.</summary>
     public static double? Guidance(string command, ParsedOptions o, ModelConfig config, string modelDir)
     {

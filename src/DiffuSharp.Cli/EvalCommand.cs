@@ -51,9 +51,7 @@ public static class EvalCommand
         string sampler = o.Required("sampler");
         if (sampler == "ddpm") throw new CliException($"{Name}: --sampler ddpm is not offered here (ancestral sampling over every step); use ddim or a diffusers sampler");
         if (sampler == "ddim" && o.Flag("karras")) throw new CliException($"{Name}: --karras applies to the diffusers schedulers, not --sampler ddim");
-        if (sampler != "ddim")
-            try { Schedulers.SchedulerFactory.ConfigFor(sampler, Schedulers.SchedulerConfig.DefaultsFor("DDIMScheduler")); }
-            catch (ArgumentException e) { throw new CliException($"{Name}: --sampler: {e.Message}"); }
+        if (sampler != "ddim") CliModel.CheckSamplerName(Name, sampler);
         var (config, unet) = ModelFolder.Load(o.Required("model"));
         double? guidance = CliModel.Guidance(Name, o, config, o.Required("model"));
         FashionClassifier? classifier = null;

@@ -171,8 +171,7 @@ public static class SampleCommand
             return;
         }
         if (eta != 0) throw new CliException($"sample: --eta applies to --sampler ddim only, not {name}");
-        try { SchedulerFactory.ConfigFor(name, SchedulerConfig.DefaultsFor("DDIMScheduler")); }
-        catch (ArgumentException e) { throw new CliException($"sample: --sampler: {e.Message}"); }
+        CliModel.CheckSamplerName("sample", name);
     }
 
     static TimestepSpacing? Spacing(ParsedOptions o) => o.String("spacing") switch
