@@ -159,7 +159,7 @@ public static class EvalCommand
             else
             {
                 var scheduler = ModelSchedulers.Create(config, sampler, karras);
-                x = Schedulers.SchedulerSampling.Sample(scheduler, fn, Tensor.RandN([b, C, S, S], rng), steps, rng, ModelSchedulers.TimestepScale(config));
+                x = Schedulers.SchedulerSampling.Sample(scheduler, ModelSchedulers.Denoiser(config, scheduler, fn), Tensor.RandN([b, C, S, S], rng), steps, rng, ModelSchedulers.TimestepScale(config));
             }
             x.ToArray().CopyTo(samples.AsSpan(start * len));
         }

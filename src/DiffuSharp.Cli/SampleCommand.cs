@@ -111,7 +111,7 @@ public static class SampleCommand
             int[] shape = [b, C, H, W];
             // one stream of steps for every sampler: (loop index counted down to 0, x after the step)
             var loop = scheduler is not null
-                ? SchedulerSampling.SampleProgressive(scheduler, fn, x0, schedulerSteps, rng, ModelSchedulers.TimestepScale(config))
+                ? SchedulerSampling.SampleProgressive(scheduler, ModelSchedulers.Denoiser(config, scheduler, fn), x0, schedulerSteps, rng, ModelSchedulers.TimestepScale(config))
                     .Select(st => new SampleStep(steps - 1 - st.Index, st.Sample, st.PredOriginalSample ?? st.Sample))
                 : samplerName == "ddim"
                 ? diffusion.DdimSampleLoopProgressive(fn, shape, rng, x0, eta)

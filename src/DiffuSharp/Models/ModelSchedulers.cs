@@ -2,14 +2,18 @@
 // (ImprovedDiffusionSchedule: its T and named β schedule as trained_betas, its prediction type and variance), from
 // which every scheduler class takes what it reads, as diffusers' from_config does. improved-diffusion's schedules end
 // at ᾱ_{T−1} ≈ 0 (the cosine one at 2.4e-9, σ ≈ 2·10⁴), where an ε error of 1e-4 is a visible error in x0; its own
-// samplers survive because they clip x0 to [−1, 1] (clip_denoised). So:
+// samplers survive because they clip x0 to [−1, 1] (clip_denoised). So every scheduler samples with x0 clipped, and
+// keeps its own timestep spacing (starting lower, at "leading"'s T − T/n, leaves signal in x_T that pure noise lacks:
+// grey backgrounds; FD 129 for UniPC and Heun at 10 steps):
 //   - the classes that can clip x0 (DDPM, DDIM, DPM-Solver, DEIS, UniPC: thresholding with sample_max_value 1, which
-//     clamps x0 to [−1, 1]) do, and keep their own timestep spacing (linspace from t = T − 1: starting lower, at
-//     "leading"'s T − T/n, leaves signal in x_T that pure noise lacks: UniPC at 10 steps measured FD 129.6 with it);
-//     DDIM then also takes ε from the clipped x0 (use_clipped_model_output), as improved-diffusion's ddim_sample.
-//   - the classes that cannot (PNDM, LMS, Euler, Euler a, Heun, KDPM2 and its ancestral form) start at "leading"'s
-//     T − T/n instead: from t = T − 1 their first step turns the network's error into noise.
-// --spacing (or an explicit config) overrides the spacing for both.
+//     clamps x0 to [−1, 1]) do it themselves; DDIM then also takes ε from the clipped x0 (use_clipped_model_output),
+//     as improved-diffusion's ddim_sample.
+//   - the classes that cannot (PNDM, LMS, Euler, Euler a, Heun, KDPM2 and its ancestral form) get the model's
+//     prediction clipped before they see it (ClippedDenoiser, through Denoiser below), and the schedule up to
+//     σ = 80 only (the σ_max Karras et al. 2022, "Elucidating the design space", use for improved-diffusion's
+//     ImageNet models): their steps are linear in σ, and a first step from σ ≈ 2·10⁴ to a few units (Heun weighs
+//     the second derivative by the whole interval) multiplies the network's error beyond what clipping repairs.
+// --spacing (or an explicit config) overrides the spacing.
 using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Models;
@@ -26,15 +30,46 @@ public static class ModelSchedulers
 
     /// <summary>The scheduler <paramref name="sampler"/> (a CLI name such as "dpm++2m", an sd-webui name such as
     /// "DPM++ 2M Karras", or a diffusers class name) for <paramref name="model"/>: x0 clipped to [−1, 1] where the
-    /// class can, "leading" timesteps where it cannot, <paramref name="spacing"/> overriding the spacing.</summary>
+    /// class can (sample with <see cref="Denoiser"/>, which clips for the others), <paramref name="spacing"/>
+    /// overriding the class's own timestep spacing.</summary>
     public static Scheduler Create(ModelConfig model, string sampler, bool karras = false, TimestepSpacing? spacing = null, double eta = 0)
     {
         var config = SchedulerFactory.ConfigFor(sampler, BaseConfig(model), karras);
         bool clips = SchedulerKeys.ClassReads(config.ClassName, "thresholding");
         if (clips) config = config with { Thresholding = true, SampleMaxValue = 1.0 };
-        if (spacing is not null || !clips) config = config with { TimestepSpacing = spacing ?? TimestepSpacing.Leading };
+        if (spacing is not null) config = config with { TimestepSpacing = spacing.Value };
+        if (!clips) config = LimitSigma(config, SigmaMax);
         // DDIM as improved-diffusion's ddim_sample: ε re-derived from the clipped x0
         return config.ClassName == "DDIMScheduler" ? new DdimScheduler(config, eta, useClippedModelOutput: true) : SchedulerFactory.Create(config, eta);
+    }
+
+    /// <summary>The largest σ the schedulers without x0 clipping of their own start from: 80, as Karras et al. (2022)
+    /// for improved-diffusion's models.</summary>
+    public const double SigmaMax = 80;
+
+    /// <summary><paramref name="c"/> with its trained_betas cut after the last training step whose σ = √((1 − ᾱ)/ᾱ)
+    /// is at most <paramref name="sigmaMax"/> (steps keep their numbers: the model sees the same t).</summary>
+    internal static SchedulerConfig LimitSigma(SchedulerConfig c, double sigmaMax)
+    {
+        var betas = c.TrainedBetas ?? throw new ArgumentException("LimitSigma needs trained_betas", nameof(c));
+        double alphaBar = 1;
+        int n = 0;
+        for (; n < betas.Length; n++)
+        {
+            double next = alphaBar * (1 - betas[n]);
+            if ((1 - next) / next > sigmaMax * sigmaMax) break;
+            alphaBar = next;
+        }
+        return n == betas.Length ? c : c with { NumTrainTimesteps = Math.Max(n, 1), TrainedBetas = betas[..Math.Max(n, 1)] };
+    }
+
+    /// <summary>The network <paramref name="model"/> as <paramref name="scheduler"/> (made by <see cref="Create"/>)
+    /// should call it: as is where the scheduler clips x0 itself, else with its prediction clipped
+    /// (<see cref="ClippedDenoiser"/>).</summary>
+    public static Diffusion.DiffusionModel Denoiser(ModelConfig config, Scheduler scheduler, Diffusion.DiffusionModel model)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        return scheduler.Config.Thresholding ? model : ClippedDenoiser.Wrap(config, model, TimestepScale(config));
     }
 
     /// <summary>What the model's timestep input is for scheduler timestep t: t·1000/T when the model was trained with

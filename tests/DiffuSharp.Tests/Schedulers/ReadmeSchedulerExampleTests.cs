@@ -17,7 +17,8 @@ public class ReadmeSchedulerExampleTests
         var scheduler = ModelSchedulers.Create(config, "DPM++ 2M Karras");          // or "unipc", "euler_a", "DDIMScheduler"
         int[] labels = [0, 1, 2, 3];
         var noise = Tensor.RandN([4, 1, 28, 28], new Rng(1));
-        Tensor x0 = SchedulerSampling.Sample(scheduler, (x, t) => unet.Forward(x, t, labels), noise, numInferenceSteps: 20,
+        var model = ModelSchedulers.Denoiser(config, scheduler, (x, t) => unet.Forward(x, t, labels));   // x0 clipped
+        Tensor x0 = SchedulerSampling.Sample(scheduler, model, noise, numInferenceSteps: 20,
             stepNoise: new Rng(2), timestepScale: ModelSchedulers.TimestepScale(config));   // (4, 1, 28, 28) in [-1, 1]
         // ---
         Assert.Equal([4, 1, 28, 28], x0.Shape);
