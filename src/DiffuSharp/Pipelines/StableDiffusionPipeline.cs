@@ -66,9 +66,11 @@ public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength
 /// <param name="StepNoise">explicit per-step scheduler noise (one per timestep run); null: from the Rng</param>
 /// <param name="Control">ControlNets steering the run (StableDiffusionControlNetInpaintPipeline: the nets see the 4 latent
 /// channels, a 9-channel UNet its extra ones)</param>
+/// <param name="Noise">explicit noise (NumImages, 4, h, w): x_T at strength 1, else mixed into the image latents; then it
+/// is not drawn (nor taken from Draws); null: drawn</param>
 public sealed record InpaintRequest(string Prompt, Tensor Image, Tensor Mask, double Strength = 1.0, string? NegativePrompt = null,
     double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, IReadOnlyList<Tensor>? Draws = null, IReadOnlyList<Tensor>? StepNoise = null,
-    IReadOnlyList<ControlNetInput>? Control = null);
+    IReadOnlyList<ControlNetInput>? Control = null, Tensor? Noise = null);
 
 /// <summary>What a run produced: the prompt embeddings (B, 77, D), the timesteps run, the final latents (B, 4, h, w), the
 /// decoded image (B, 3, H, W) in [0, 1], and warnings (a prompt truncated to 77 tokens).</summary>
@@ -206,6 +208,7 @@ public sealed class StableDiffusionPipeline
         Scheduler.SetTimesteps(r.Steps);
         int tStart = Math.Max(r.Steps - Math.Min((int)(r.Steps * r.Strength), r.Steps), 0) * Scheduler.Order;
         double[] timesteps = [.. Scheduler.Timesteps.Skip(tStart)];
+        if (timesteps.Length == 0) throw new ArgumentException($"strength {r.Strength} of {r.Steps} steps leaves no step to run");
         Scheduler.SetBeginIndex(tStart);
         // 3. image latents (4 channels, or strength < 1), noise, start latents
         int h = height / VaeScaleFactor, w = width / VaeScaleFactor;
@@ -215,7 +218,10 @@ public sealed class StableDiffusionPipeline
             var posterior = Vae.Encode(r.Image);                                      // (1, 4, h, w)
             imageLatents = Repeat(posterior.Sample(Draw(posterior.Mean.Shape)) * Vae.ScalingFactor, batch);   // (B, 4, h, w)
         }
-        var noise = Draw([batch, Vae.Config.LatentChannels, h, w]);
+        int[] noiseShape = [batch, Vae.Config.LatentChannels, h, w];
+        if (r.Noise is not null && !ShapeUtil.Equal(r.Noise.ShapeSpan, noiseShape))
+            throw new ArgumentException($"noise has shape {ShapeUtil.Format(r.Noise.ShapeSpan)}, expected {ShapeUtil.Format(noiseShape)}");
+        var noise = r.Noise ?? Draw(noiseShape);
         var latents = r.Strength >= 1 ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
         // 4. the binarized mask at latent size (nearest) and the masked image's latents (drawn even where unused, as diffusers)
         var (mask, keep) = BinarizeMask(r.Mask, h, w);                                // (1, 1, h, w), (1, 1, H, W)
@@ -234,6 +240,15 @@ public sealed class StableDiffusionPipeline
             ? Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], r.StepNoise, extendInput: x => Tensor.Concat([x, extra], 1), preview: preview)
             : Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], r.StepNoise, Blend, preview: preview);
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
+    }
+
+    /// <summary>The number of denoising steps (model calls) a run of <paramref name="steps"/> at <paramref name="strength"/>
+    /// makes with this scheduler: its timesteps after img2img's and inpainting's start index. Sets the scheduler's timesteps.</summary>
+    public int LoopLength(int steps, double strength = 1.0)
+    {
+        Scheduler.SetTimesteps(steps);
+        int tStart = Math.Max(steps - Math.Min((int)(steps * strength), steps), 0) * Scheduler.Order;
+        return Math.Max(Scheduler.Timesteps.Count - tStart, 0);
     }
 
     static Tensor Repeat(Tensor x, int batch) => x.Dim(0) == batch ? x : Tensor.Concat([.. Enumerable.Repeat(x, batch)], 0);
