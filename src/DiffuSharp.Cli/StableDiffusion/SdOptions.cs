@@ -33,7 +33,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             new("model", "diffusers pipeline folder, or a single-file .safetensors checkpoint (with --config)", Value: "DIR|FILE"),
             new("config", "pipeline folder whose configs, tokenizer and scheduler a single-file checkpoint uses", Value: "DIR"),
             new("prompt", "the prompt", Value: "TEXT"),
-            new("negative", "negative prompt", "\"\"", Value: "TEXT"),
+            new("negative", "negative prompt (default: none, encoded as \"\" as diffusers does)", Value: "TEXT"),
             new("guidance", "classifier-free guidance scale W (≤ 1: off)", "7.5", Value: "W"),
             new("steps", "number of denoising steps" + (image ? " (the run makes int(steps × strength))" : ""), "50", Value: "S"),
             new("sampler", $"scheduler by name ({SchedulerFactory.CliNames}, an sd-webui name or a diffusers class); default: the folder's", Value: "NAME"),
