@@ -139,7 +139,7 @@ public static class OptionParser
         foreach (var s in specs)
         {
             string left = s.IsFlag ? $"--{s.Name}" : $"--{s.Name} {s.Value ?? "VALUE"}";
-            string def = (s.Default is null || s.IsFlag ? "" : $" (default: {s.Default})") + (s.Repeatable ? " (repeatable)" : "");
+            string def = s.Default is null || s.IsFlag ? "" : $" (default: {s.Default})";
             lines.Add($"  {left,-28} {s.Help}{def}");
         }
         return string.Join(Environment.NewLine, lines);

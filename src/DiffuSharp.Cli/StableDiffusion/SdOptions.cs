@@ -51,9 +51,9 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         [
             new("latents", mode == SdMode.Txt2Img ? "initial latents x_T from FILE (.npy or .safetensors, float32 N×4×h×w)"
                 : "the noise from FILE (.npy or .safetensors, float32 N×4×h×w) instead of the seed's", Value: "FILE"),
-            new("controlnet", "a ControlNet folder (none: the pipeline folder's own, when --control-image is given)", Value: "DIR", Repeatable: true),
-            new("control-image", "the control image of each ControlNet (PNG of the output's size; used as is, no preprocessor)", Value: "FILE", Repeatable: true),
-            new("control-scale", "conditioning scale: one for all ControlNets, or one each (default 1)", Value: "S", Repeatable: true),
+            new("controlnet", "a ControlNet folder, repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR", Repeatable: true),
+            new("control-image", "the control image of each ControlNet, repeatable (PNG of the output's size; used as is, no preprocessor)", Value: "FILE", Repeatable: true),
+            new("control-scale", "conditioning scale, repeatable: one for all ControlNets, or one each (default 1)", Value: "S", Repeatable: true),
             new("vae-tiling", "decode the latents in overlapping tiles (bounded memory for large images)", IsFlag: true),
             new("preview", "write a preview of the predicted image to FILE (.png) while sampling", Value: "FILE"),
             new("preview-every", "steps between previews (the last step always)", "1", Value: "N"),
