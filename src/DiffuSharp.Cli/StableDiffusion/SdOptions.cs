@@ -16,8 +16,9 @@ namespace DiffuSharp.Cli.StableDiffusion;
 /// <summary>Which pipeline a command runs.</summary>
 public enum SdMode { Txt2Img, Img2Img, Inpaint }
 
-/// <summary>One --controlnet / --control-image / --control-scale triple (Folder null: the pipeline folder's own net).</summary>
-public sealed record ControlSpec(string? Folder, string ImagePath, double Scale);
+/// <summary>One ControlNet of the command line: --controlnet (null: the pipeline folder's own net), --control-image,
+/// --control-scale and the share of the steps it acts on, --control-start to --control-end.</summary>
+public sealed record ControlSpec(string? Folder, string ImagePath, double Scale, double Start = 0, double End = 1);
 
 /// <summary>A parsed and checked Stable Diffusion command line.</summary>
 public sealed record SdOptions(SdMode Mode, string Command, string Model, string? Config, string Prompt, string? Negative, double Guidance,
@@ -54,6 +55,8 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             new("controlnet", "a ControlNet folder, repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR", Repeatable: true),
             new("control-image", "the control image of each ControlNet, repeatable (PNG of the output's size; used as is, no preprocessor)", Value: "FILE", Repeatable: true),
             new("control-scale", "conditioning scale, repeatable: one for all ControlNets, or one each (default 1)", Value: "S", Repeatable: true),
+            new("control-start", "share of the steps before a ControlNet starts, repeatable as --control-scale (default 0)", Value: "F", Repeatable: true),
+            new("control-end", "share of the steps after which a ControlNet stops, repeatable as --control-scale (default 1)", Value: "F", Repeatable: true),
             new("vae-tiling", "decode the latents in overlapping tiles (bounded memory for large images)", IsFlag: true),
             new("preview", "write a preview of the predicted image to FILE (.png) while sampling", Value: "FILE"),
             new("preview-every", "steps between previews (the last step always)", "1", Value: "N"),
@@ -86,16 +89,23 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
 
         var nets = o.All("controlnet");
         var images = o.All("control-image");
-        var scales = o.All("control-scale").Select(s => ParseScale(command, s)).ToList();
         if (nets.Count > 0 && images.Count != nets.Count)
             throw new CliException($"{command}: {nets.Count} --controlnet need {nets.Count} --control-image (one each, in the same order), got {images.Count}");
-        if (nets.Count == 0 && scales.Count > 0 && images.Count == 0) throw new CliException($"{command}: --control-scale without --control-image");
-        if (scales.Count > 1 && scales.Count != images.Count)
-            throw new CliException($"{command}: give one --control-scale for all ControlNets or one each ({images.Count}), got {scales.Count}");
+        double[] PerNet(string flag, double fallback)
+        {
+            var values = o.All(flag).Select(s => ParseNumber(command, flag, s)).ToList();
+            if (values.Count > 0 && images.Count == 0) throw new CliException($"{command}: --{flag} without --control-image");
+            if (values.Count > 1 && values.Count != images.Count)
+                throw new CliException($"{command}: give one --{flag} for all ControlNets or one each ({images.Count}), got {values.Count}");
+            return [.. images.Select((_, k) => values.Count == 0 ? fallback : values.Count == 1 ? values[0] : values[k])];
+        }
+        double[] scales = PerNet("control-scale", 1.0), starts = PerNet("control-start", 0.0), ends = PerNet("control-end", 1.0);
+        for (int k = 0; k < images.Count; k++)
+            if (!(0 <= starts[k] && starts[k] < ends[k] && ends[k] <= 1))
+                throw new CliException($"{command}: ControlNet {k}: --control-start {starts[k].ToString(CultureInfo.InvariantCulture)} and --control-end {ends[k].ToString(CultureInfo.InvariantCulture)} must satisfy 0 ≤ start < end ≤ 1");
         foreach (var dir in nets)
             if (!Directory.Exists(dir)) throw new CliException($"{command}: --controlnet folder not found: {dir}");
-        var control = images.Select((img, k) => new ControlSpec(nets.Count > 0 ? nets[k] : null, img,
-            scales.Count == 0 ? 1.0 : scales.Count == 1 ? scales[0] : scales[k])).ToList();
+        var control = images.Select((img, k) => new ControlSpec(nets.Count > 0 ? nets[k] : null, img, scales[k], starts[k], ends[k])).ToList();
 
         return new SdOptions(mode, command, model, o.String("config"), prompt, o.String("negative"),
             o.Has("guidance") ? o.Double("guidance") : 7.5, o.Has("steps") ? o.Int("steps", min: 1) : 50,
@@ -105,10 +115,10 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             o.String("preview"), o.Has("preview-every") ? o.Int("preview-every", min: 1) : 1, previewMode);
     }
 
-    static double ParseScale(string command, string s)
+    static double ParseNumber(string command, string flag, string s)
     {
         if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v))
-            throw new CliException($"{command}: --control-scale expects a number, got '{s}'");
+            throw new CliException($"{command}: --{flag} expects a number, got '{s}'");
         return v;
     }
 
@@ -188,7 +198,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             var image = ReadImage("control-image", c.ImagePath, signed: false);
             if (image.Dim(3) != width || image.Dim(2) != height)
                 throw new CliException($"{Command}: --control-image {c.ImagePath} is {image.Dim(3)}x{image.Dim(2)}, the output is {width}x{height}; the control image is not resized: give one of the output's size");
-            inputs.Add(new ControlNetInput(ComponentLoader.LoadControlNet(c.Folder ?? own[k]), image, c.Scale));
+            inputs.Add(new ControlNetInput(ComponentLoader.LoadControlNet(c.Folder ?? own[k]), image, c.Scale, c.Start, c.End));
         }
         return inputs;
     }

@@ -96,7 +96,7 @@ public static class SdRunner
             var c = o.Control[k];
             string name = c.Folder is null ? $"{o.ModelName}/controlnet" : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(c.Folder)));
             settings.Add($"ControlNet {k}: \"Module: none, Model: {name}, Weight: {c.Scale.ToString(inv)}, Resize Mode: Just Resize, " +
-                "Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced\"");
+                $"Guidance Start: {c.Start.ToString(inv)}, Guidance End: {c.End.ToString(inv)}, Pixel Perfect: False, Control Mode: Balanced\"");
         }
         string line = string.Join(", ", settings);
         return string.IsNullOrEmpty(o.Negative) ? $"{o.Prompt}\n{line}" : $"{o.Prompt}\nNegative prompt: {o.Negative}\n{line}";

@@ -96,6 +96,9 @@ public class SdCommandErrorTests
             "--control-image", c, "--control-scale", "1", "--control-scale", "2");
         env.Fails("has no ControlNet: name one with --controlnet DIR", "txt2img", "--model", TinySd, "--prompt", "p", "--control-image", c);
         env.Fails("--controlnet folder not found", "txt2img", "--model", TinySd, "--prompt", "p", "--controlnet", Path.Combine(env.Path, "nope"), "--control-image", c);
+        env.Fails("--control-start 0.5 and --control-end 0.5 must satisfy 0 ≤ start < end ≤ 1", "txt2img", "--model", TinyControl, "--prompt", "p",
+            "--control-image", c, "--control-start", "0.5", "--control-end", "0.5");
+        env.Fails("--control-end without --control-image", "txt2img", "--model", TinyControl, "--prompt", "p", "--control-end", "0.5");
         env.Fails("--control-scale expects a number, got 'x'", "txt2img", "--model", TinyControl, "--prompt", "p", "--control-image", c, "--control-scale", "x");
     }
 

@@ -1,6 +1,7 @@
 // txt2img with ControlNets, img2img and inpaint from the command line, end to end on the tiny pipeline folders:
-// - txt2img with one ControlNet (the folder's own) and with two (--controlnet twice, two scales, DPM++ 2M Karras) and
-//   the recorded latents gives diffusers' StableDiffusionControlNetPipeline image (sd_controlnet, sd_multicontrolnet)
+// - txt2img with one ControlNet (the folder's own), with two (--controlnet twice, two scales, DPM++ 2M Karras) and with
+//   one beside a plain folder stopping at 70% of the steps (--control-end 0.7, DDIM), with the recorded latents, gives
+//   diffusers' StableDiffusionControlNetPipeline image (sd_controlnet, sd_multicontrolnet, sd_controlnet_separate)
 //   within 1e-4 relative L2 and its uint8 pixels within one level;
 // - img2img and inpaint (4- and 9-channel UNets, with and without a ControlNet) give the library call's image bit for
 //   bit with the same seed (the library calls replay diffusers' recorded runs in Pipelines/StableDiffusionPipelineTests;
@@ -64,6 +65,7 @@ public class SdCommandsTests
     [Theory]
     [InlineData("sd_controlnet")]
     [InlineData("sd_multicontrolnet")]
+    [InlineData("sd_controlnet_separate")]
     public void Txt2img_with_controlnets_reproduces_diffusers(string runName)
     {
         using var dir = new TempDir();
@@ -78,6 +80,13 @@ public class SdCommandsTests
             // the folder's own ControlNet, the folder's PNDM scheduler
             args = [.. args, "--model", TinyControl, "--control-image", WritePng(run, "input.control_image", Path.Combine(dir.Path, "c.png")), "--control-scale", "0.8"];
             expectedControl = "ControlNet 0: \"Module: none, Model: tiny_sd_controlnet/controlnet, Weight: 0.8, Resize Mode: Just Resize, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced\"";
+        }
+        else if (runName == "sd_controlnet_separate")
+        {
+            // a ControlNet folder of its own beside a plain pipeline folder, stopped after 70% of the steps, DDIM
+            args = [.. args, "--model", TinySd, "--sampler", "ddim", "--controlnet", Path.Combine(TinyMulti, "controlnet_1"),
+                "--control-image", WritePng(run, "input.control_image", Path.Combine(dir.Path, "c.png")), "--control-end", "0.7"];
+            expectedControl = "ControlNet 0: \"Module: none, Model: controlnet_1, Weight: 1, Resize Mode: Just Resize, Guidance Start: 0, Guidance End: 0.7, Pixel Perfect: False, Control Mode: Balanced\"";
         }
         else
         {
@@ -98,8 +107,8 @@ public class SdCommandsTests
         var u8 = run.ReadInt64("output.image_u8");
         var image = Png.Read(png);
         Assert.True(u8.Select((v, i) => Math.Abs(v - image.Pixels[i])).Max() <= 1);
-        string sampler = runName == "sd_controlnet" ? "PLMS" : "DPM++ 2M Karras";
-        string model = runName == "sd_controlnet" ? "tiny_sd_controlnet" : "tiny_sd_multicontrolnet";
+        string sampler = runName switch { "sd_controlnet" => "PLMS", "sd_controlnet_separate" => "DDIM", _ => "DPM++ 2M Karras" };
+        string model = runName switch { "sd_controlnet" => "tiny_sd_controlnet", "sd_controlnet_separate" => "tiny_sd", _ => "tiny_sd_multicontrolnet" };
         Assert.Equal($"a photo of a house\nNegative prompt: blurry\nSteps: 10, Sampler: {sampler}, CFG scale: 7.5, Seed: 0, Size: 64x64, Model: {model}, {expectedControl}",
             Parameters(png));
     }
