@@ -8,21 +8,16 @@ namespace DiffuSharp.Cli;
 /// <summary>A user error: printed as one line, exit code 2.</summary>
 public sealed class CliException(string message) : Exception(message);
 
-/// <param name="Repeatable">may be given several times (read with <see cref="ParsedOptions.All"/>)</param>
-public sealed record OptionSpec(string Name, string Help, string? Default = null, bool IsFlag = false, string? Value = null, bool Repeatable = false);
+public sealed record OptionSpec(string Name, string Help, string? Default = null, bool IsFlag = false, string? Value = null);
 
 public sealed class ParsedOptions
 {
     readonly Dictionary<string, string> _values;
     readonly HashSet<string> _flags;
     readonly string _command;
-    readonly Dictionary<string, List<string>> _repeated;
 
-    internal ParsedOptions(string command, Dictionary<string, string> values, HashSet<string> flags, Dictionary<string, List<string>>? repeated = null)
-        => (_command, _values, _flags, _repeated) = (command, values, flags, repeated ?? []);
-
-    /// <summary>Every value of a repeatable option, in the order given (empty when absent).</summary>
-    public IReadOnlyList<string> All(string name) => _repeated.TryGetValue(name, out var list) ? list : [];
+    internal ParsedOptions(string command, Dictionary<string, string> values, HashSet<string> flags)
+        => (_command, _values, _flags) = (command, values, flags);
 
     public bool Has(string name) => _values.ContainsKey(name) || _flags.Contains(name);
     public bool Flag(string name) => _flags.Contains(name);
@@ -91,7 +86,6 @@ public static class OptionParser
         var byName = specs.ToDictionary(s => s.Name);
         var values = new Dictionary<string, string>();
         var flags = new HashSet<string>();
-        var repeated = new Dictionary<string, List<string>>();
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -119,18 +113,12 @@ public static class OptionParser
                 if (i + 1 >= args.Length) throw new CliException($"{command}: --{name} needs a value");
                 value = args[++i];
             }
-            if (spec.Repeatable)
-            {
-                if (!repeated.TryGetValue(name, out var list)) repeated[name] = list = [];
-                list.Add(value);
-                continue;
-            }
             if (values.ContainsKey(name)) throw new CliException($"{command}: --{name} given twice");
             values[name] = value;
         }
         foreach (var s in specs)
             if (!s.IsFlag && s.Default is not null && !values.ContainsKey(s.Name)) values[s.Name] = s.Default;
-        return new ParsedOptions(command, values, flags, repeated);
+        return new ParsedOptions(command, values, flags);
     }
 
     public static string Help(string command, string summary, IReadOnlyList<OptionSpec> specs)

@@ -52,11 +52,11 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         [
             new("latents", mode == SdMode.Txt2Img ? "initial latents x_T from FILE (.npy or .safetensors, float32 N×4×h×w)"
                 : "the noise from FILE (.npy or .safetensors, float32 N×4×h×w) instead of the seed's", Value: "FILE"),
-            new("controlnet", "a ControlNet folder, repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR", Repeatable: true),
-            new("control-image", "the control image of each ControlNet, repeatable (PNG of the output's size; used as is, no preprocessor)", Value: "FILE", Repeatable: true),
-            new("control-scale", "conditioning scale, repeatable: one for all ControlNets, or one each (default 1)", Value: "S", Repeatable: true),
-            new("control-start", "share of the steps before a ControlNet starts, repeatable as --control-scale (default 0)", Value: "F", Repeatable: true),
-            new("control-end", "share of the steps after which a ControlNet stops, repeatable as --control-scale (default 1)", Value: "F", Repeatable: true),
+            new("controlnet", "a ControlNet folder, repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR"),
+            new("control-image", "the control image of each ControlNet, repeatable (PNG of the output's size; used as is, no preprocessor)", Value: "FILE"),
+            new("control-scale", "conditioning scale, repeatable: one for all ControlNets, or one each (default 1)", Value: "S"),
+            new("control-start", "share of the steps before a ControlNet starts, repeatable as --control-scale (default 0)", Value: "F"),
+            new("control-end", "share of the steps after which a ControlNet stops, repeatable as --control-scale (default 1)", Value: "F"),
             new("vae-tiling", "decode the latents in overlapping tiles (bounded memory for large images)", IsFlag: true),
             new("preview", "write a preview of the predicted image to FILE (.png) while sampling", Value: "FILE"),
             new("preview-every", "steps between previews (the last step always)", "1", Value: "N"),
@@ -68,8 +68,37 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         return [.. specs];
     }
 
-    /// <summary>Reads and checks <paramref name="o"/>; throws CliException naming the option at the first problem.</summary>
-    public static SdOptions Parse(SdMode mode, string command, ParsedOptions o)
+    /// <summary>The options that may be given several times, once per ControlNet.</summary>
+    static readonly string[] Repeatable = ["controlnet", "control-image", "control-scale", "control-start", "control-end"];
+
+    /// <summary>Takes every --controlnet, --control-image, --control-scale, --control-start and --control-end (as
+    /// "--name value" or "--name=value") out of <paramref name="args"/>, in order, leaving the rest for the parser, which
+    /// takes each option once. A value of another option is never taken for an option name.</summary>
+    public static (string[] Others, Dictionary<string, List<string>> Repeated) TakeRepeated(string command, string[] args, IReadOnlyList<OptionSpec> specs)
+    {
+        var rest = new List<string>();
+        var repeated = Repeatable.ToDictionary(n => n, _ => new List<string>());
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string name = a.StartsWith("--", StringComparison.Ordinal) ? a[2..].Split('=', 2)[0] : "";
+            bool inline = a.Contains('=') && name.Length > 0;
+            if (repeated.TryGetValue(name, out var list))
+            {
+                if (inline) list.Add(a[(a.IndexOf('=') + 1)..]);
+                else if (i + 1 < args.Length) list.Add(args[++i]);
+                else throw new CliException($"{command}: --{name} needs a value");
+                continue;
+            }
+            rest.Add(a);
+            if (!inline && i + 1 < args.Length && specs.FirstOrDefault(s => s.Name == name) is { IsFlag: false }) rest.Add(args[++i]);   // its value
+        }
+        return ([.. rest], repeated);
+    }
+
+    /// <summary>Reads and checks <paramref name="o"/> and the repeated ControlNet options; throws CliException naming
+    /// the option at the first problem.</summary>
+    public static SdOptions Parse(SdMode mode, string command, ParsedOptions o, IReadOnlyDictionary<string, List<string>> repeated)
     {
         string model = o.Required("model"), prompt = o.Required("prompt"), outPath = o.Required("out");
         int? width = o.Has("width") ? o.Int("width", min: 8) : null, height = o.Has("height") ? o.Int("height", min: 8) : null;
@@ -87,13 +116,13 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         double strength = mode == SdMode.Txt2Img ? 1.0 : o.Double("strength", min: 0, max: 1);
         if (mode == SdMode.Inpaint && strength == 0) throw new CliException($"{command}: --strength must be above 0 for inpainting, got 0");
 
-        var nets = o.All("controlnet");
-        var images = o.All("control-image");
+        var nets = repeated["controlnet"];
+        var images = repeated["control-image"];
         if (nets.Count > 0 && images.Count != nets.Count)
             throw new CliException($"{command}: {nets.Count} --controlnet need {nets.Count} --control-image (one each, in the same order), got {images.Count}");
         double[] PerNet(string flag, double fallback)
         {
-            var values = o.All(flag).Select(s => ParseNumber(command, flag, s)).ToList();
+            var values = repeated[flag].Select(s => ParseNumber(command, flag, s)).ToList();
             if (values.Count > 0 && images.Count == 0) throw new CliException($"{command}: --{flag} without --control-image");
             if (values.Count > 1 && values.Count != images.Count)
                 throw new CliException($"{command}: give one --{flag} for all ControlNets or one each ({images.Count}), got {values.Count}");

@@ -19,13 +19,14 @@ public static class SdRunner
     public static int Run(SdMode mode, string command, string usage, string summary, string[] args, TextWriter stdout, TextWriter stderr)
     {
         var specs = SdOptions.Specs(mode);
-        var parsed = OptionParser.Parse(command, args, specs);
+        var (rest, repeated) = SdOptions.TakeRepeated(command, args, specs);
+        var parsed = OptionParser.Parse(command, rest, specs);
         if (parsed.Flag("help"))
         {
             stdout.WriteLine(OptionParser.Help(usage, summary, specs));
             return 0;
         }
-        var o = SdOptions.Parse(mode, command, parsed);
+        var o = SdOptions.Parse(mode, command, parsed, repeated);
 
         // inputs that need no model: the image and the mask
         Tensor? image = o.ImagePath is null ? null : o.ReadImage("image", o.ImagePath, signed: true);

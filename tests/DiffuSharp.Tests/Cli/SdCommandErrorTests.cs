@@ -168,3 +168,20 @@ public class SdCommandErrorTests
         Assert.True(File.Exists(env.Out));
     }
 }
+
+/// <summary>The ControlNet options repeat; they are taken out of the arguments before the parser, which sees the rest.</summary>
+public class SdRepeatedOptionsTests
+{
+    [Fact]
+    public void Repeated_options_are_taken_in_order_and_values_of_other_options_left_alone()
+    {
+        var specs = DiffuSharp.Cli.StableDiffusion.SdOptions.Specs(DiffuSharp.Cli.StableDiffusion.SdMode.Txt2Img);
+        var (others, repeated) = DiffuSharp.Cli.StableDiffusion.SdOptions.TakeRepeated("txt2img",
+            ["--controlnet", "a", "--prompt", "--controlnet", "--control-image=x.png", "--karras", "--controlnet=b", "--control-image", "y.png", "--out", "o.png"], specs);
+        Assert.Equal(["--prompt", "--controlnet", "--karras", "--out", "o.png"], others);
+        Assert.Equal(["a", "b"], repeated["controlnet"]);
+        Assert.Equal(["x.png", "y.png"], repeated["control-image"]);
+        Assert.Empty(repeated["control-scale"]);
+        Assert.Throws<DiffuSharp.Cli.CliException>(() => DiffuSharp.Cli.StableDiffusion.SdOptions.TakeRepeated("txt2img", ["--control-scale"], specs));
+    }
+}
