@@ -20,6 +20,10 @@ namespace DiffuSharp.Pipelines;
 /// <summary>Called after every denoising step with its index, its timestep and the latents (B, 4, h, w).</summary>
 public delegate void PipelineStepCallback(int step, double timestep, Tensor latents);
 
+/// <summary>Called after every denoising step with its index, its timestep and the prediction of the clean latents x0
+/// (B, 4, h, w) made at that step (<see cref="LatentPreview.PredictedX0"/>), for previews.</summary>
+public delegate void PipelinePreviewCallback(int step, double timestep, Tensor predictedX0);
+
 /// <summary>A text-to-image request (diffusers' __call__ arguments).</summary>
 /// <param name="Prompt">the prompt</param>
 /// <param name="NegativePrompt">what to steer away from; null is diffusers' None, encoded as ""</param>
@@ -47,8 +51,10 @@ public sealed record ControlNetInput(ControlNetModel Net, Tensor Image, double S
 /// <param name="Strength">the share of the schedule re-run: the loop runs the last int(Steps · Strength) timesteps</param>
 /// <param name="PosteriorNoise">explicit draw for the VAE posterior sample; null: from the Rng</param>
 /// <param name="Noise">explicit noise add_noise mixes in; null: from the Rng</param>
+/// <param name="Control">ControlNets steering the run (StableDiffusionControlNetImg2ImgPipeline)</param>
 public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength = 0.8, string? NegativePrompt = null,
-    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, Tensor? PosteriorNoise = null, Tensor? Noise = null);
+    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, Tensor? PosteriorNoise = null, Tensor? Noise = null,
+    IReadOnlyList<ControlNetInput>? Control = null);
 
 /// <summary>An inpainting request: latent blending for a 4-channel (ordinary) UNet, as sd-webui and diffusers do; the
 /// mask and masked-image latents as extra input for a 9-channel inpainting UNet.</summary>
@@ -58,8 +64,13 @@ public sealed record Img2ImgRequest(string Prompt, Tensor Image, double Strength
 /// <param name="Draws">explicit random draws in diffusers' order (image posterior: 4 channels or strength &lt; 1; noise;
 /// masked-image posterior); null: from the Rng</param>
 /// <param name="StepNoise">explicit per-step scheduler noise (one per timestep run); null: from the Rng</param>
+/// <param name="Control">ControlNets steering the run (StableDiffusionControlNetInpaintPipeline: the nets see the 4 latent
+/// channels, a 9-channel UNet its extra ones)</param>
+/// <param name="Noise">explicit noise (NumImages, 4, h, w): x_T at strength 1, else mixed into the image latents; then it
+/// is not drawn (nor taken from Draws); null: drawn</param>
 public sealed record InpaintRequest(string Prompt, Tensor Image, Tensor Mask, double Strength = 1.0, string? NegativePrompt = null,
-    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, IReadOnlyList<Tensor>? Draws = null, IReadOnlyList<Tensor>? StepNoise = null);
+    double GuidanceScale = 7.5, int Steps = 50, int NumImages = 1, IReadOnlyList<Tensor>? Draws = null, IReadOnlyList<Tensor>? StepNoise = null,
+    IReadOnlyList<ControlNetInput>? Control = null, Tensor? Noise = null);
 
 /// <summary>What a run produced: the prompt embeddings (B, 77, D), the timesteps run, the final latents (B, 4, h, w), the
 /// decoded image (B, 3, H, W) in [0, 1], and warnings (a prompt truncated to 77 tokens).</summary>
@@ -79,11 +90,17 @@ public sealed class StableDiffusionPipeline
     /// <summary>Pixels per latent along each side: 2^(VAE levels − 1), 8 for Stable Diffusion.</summary>
     public int VaeScaleFactor => 1 << (Vae.Config.BlockOutChannels.Length - 1);
 
+    /// <summary>Decode latents larger than one tile tile by tile (diffusers' enable_vae_tiling); null: in one piece.</summary>
+    public VaeTiling? VaeTiling { get; init; }
+
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, Scheduler scheduler)
         => (Tokenizer, TextEncoder, UNet, Vae, Scheduler) = (tokenizer, textEncoder, unet, vae, scheduler);
 
     /// <summary>The same components with another scheduler.</summary>
-    public StableDiffusionPipeline WithScheduler(Scheduler scheduler) => new(Tokenizer, TextEncoder, UNet, Vae, scheduler);
+    public StableDiffusionPipeline WithScheduler(Scheduler scheduler) => new(Tokenizer, TextEncoder, UNet, Vae, scheduler) { VaeTiling = VaeTiling };
+
+    /// <summary>The same components decoding with <paramref name="tiling"/> (null: in one piece).</summary>
+    public StableDiffusionPipeline WithVaeTiling(VaeTiling? tiling) => new(Tokenizer, TextEncoder, UNet, Vae, Scheduler) { VaeTiling = tiling };
 
     /// <summary>Loads every component of a pipeline folder or single-file checkpoint. The scheduler is the folder's
     /// (scheduler_config.json), or <paramref name="sampler"/> (a CLI, sd-webui or diffusers class name) derived from it
@@ -105,7 +122,8 @@ public sealed class StableDiffusionPipeline
     }
 
     /// <summary>Text to image. <paramref name="rng"/> draws x_T (unless given) and any scheduler noise.</summary>
-    public PipelineOutput Txt2Img(Txt2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    public PipelineOutput Txt2Img(Txt2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default,
+        PipelinePreviewCallback? preview = null)
     {
         CheckSize(r.Width, r.Height);
         if (r.NumImages < 1) throw new ArgumentException($"the number of images must be at least 1, got {r.NumImages}");
@@ -124,13 +142,14 @@ public sealed class StableDiffusionPipeline
         else latents = r.Latents;
         latents = latents * Scheduler.InitNoiseSigma;
         // 4. denoising loop, 5. decode
-        latents = Denoise(latents, [.. Scheduler.Timesteps], cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? []);
+        latents = Denoise(latents, [.. Scheduler.Timesteps], cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], preview: preview);
         return new PipelineOutput(cond, uncond, [.. Scheduler.Timesteps], latents, Decode(latents), warnings);
     }
 
     /// <summary>Image to image. <paramref name="rng"/> draws what the request does not give: the posterior sample, the
     /// noise, and any scheduler noise, in diffusers' order.</summary>
-    public PipelineOutput Img2Img(Img2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    public PipelineOutput Img2Img(Img2ImgRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default,
+        PipelinePreviewCallback? preview = null)
     {
         if (r.Image.Rank != 4 || r.Image.Dim(1) != 3) throw new ArgumentException($"the init image must be (N, 3, H, W), got {ShapeUtil.Format(r.Image.ShapeSpan)}");
         CheckSize(r.Image.Dim(3), r.Image.Dim(2));
@@ -159,14 +178,15 @@ public sealed class StableDiffusionPipeline
             throw new ArgumentException($"noise has shape {ShapeUtil.Format(noise.ShapeSpan)}, expected {ShapeUtil.Format(initLatents.ShapeSpan)}");
         var latents = Scheduler.AddNoise(initLatents, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
         // 4. denoising loop, 5. decode
-        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, []);
+        latents = Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], preview: preview);
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
     }
 
     /// <summary>Inpainting (StableDiffusionInpaintPipeline). A 4-channel UNet: after every step the unmasked part is
     /// replaced by the image latents noised to the next timestep (plain after the last). A 9-channel inpainting UNet:
     /// its input is [scaled latents, mask, masked-image latents], no blending.</summary>
-    public PipelineOutput Inpaint(InpaintRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default)
+    public PipelineOutput Inpaint(InpaintRequest r, Rng rng, PipelineStepCallback? callback = null, CancellationToken cancellation = default,
+        PipelinePreviewCallback? preview = null)
     {
         bool nine = UNet.Config.InChannels == 9;
         if (!nine && UNet.Config.InChannels != 4)
@@ -188,6 +208,7 @@ public sealed class StableDiffusionPipeline
         Scheduler.SetTimesteps(r.Steps);
         int tStart = Math.Max(r.Steps - Math.Min((int)(r.Steps * r.Strength), r.Steps), 0) * Scheduler.Order;
         double[] timesteps = [.. Scheduler.Timesteps.Skip(tStart)];
+        if (timesteps.Length == 0) throw new ArgumentException($"strength {r.Strength} of {r.Steps} steps leaves no step to run");
         Scheduler.SetBeginIndex(tStart);
         // 3. image latents (4 channels, or strength < 1), noise, start latents
         int h = height / VaeScaleFactor, w = width / VaeScaleFactor;
@@ -197,7 +218,10 @@ public sealed class StableDiffusionPipeline
             var posterior = Vae.Encode(r.Image);                                      // (1, 4, h, w)
             imageLatents = Repeat(posterior.Sample(Draw(posterior.Mean.Shape)) * Vae.ScalingFactor, batch);   // (B, 4, h, w)
         }
-        var noise = Draw([batch, Vae.Config.LatentChannels, h, w]);
+        int[] noiseShape = [batch, Vae.Config.LatentChannels, h, w];
+        if (r.Noise is not null && !ShapeUtil.Equal(r.Noise.ShapeSpan, noiseShape))
+            throw new ArgumentException($"noise has shape {ShapeUtil.Format(r.Noise.ShapeSpan)}, expected {ShapeUtil.Format(noiseShape)}");
+        var noise = r.Noise ?? Draw(noiseShape);
         var latents = r.Strength >= 1 ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, [.. Enumerable.Repeat(timesteps[0], batch)]);
         // 4. the binarized mask at latent size (nearest) and the masked image's latents (drawn even where unused, as diffusers)
         var (mask, keep) = BinarizeMask(r.Mask, h, w);                                // (1, 1, h, w), (1, 1, H, W)
@@ -213,9 +237,18 @@ public sealed class StableDiffusionPipeline
         var extra = Tensor.Concat([Repeat(mask, batch), maskedLatents], 1);          // (B, 5, h, w)
         if (cfg) extra = Tensor.Concat([extra, extra], 0);                           // (2B, 5, h, w)
         latents = nine
-            ? Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, extendInput: x => Tensor.Concat([x, extra], 1))
-            : Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, [], r.StepNoise, Blend);
+            ? Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], r.StepNoise, extendInput: x => Tensor.Concat([x, extra], 1), preview: preview)
+            : Denoise(latents, timesteps, cond, uncond, r.GuidanceScale, rng, callback, cancellation, r.Control ?? [], r.StepNoise, Blend, preview: preview);
         return new PipelineOutput(cond, uncond, timesteps, latents, Decode(latents), warnings);
+    }
+
+    /// <summary>The number of denoising steps (model calls) a run of <paramref name="steps"/> at <paramref name="strength"/>
+    /// makes with this scheduler: its timesteps after img2img's and inpainting's start index. Sets the scheduler's timesteps.</summary>
+    public int LoopLength(int steps, double strength = 1.0)
+    {
+        Scheduler.SetTimesteps(steps);
+        int tStart = Math.Max(steps - Math.Min((int)(steps * strength), steps), 0) * Scheduler.Order;
+        return Math.Max(Scheduler.Timesteps.Count - tStart, 0);
     }
 
     static Tensor Repeat(Tensor x, int batch) => x.Dim(0) == batch ? x : Tensor.Concat([.. Enumerable.Repeat(x, batch)], 0);
@@ -252,7 +285,8 @@ public sealed class StableDiffusionPipeline
     /// guidance, one scheduler step.</summary>
     Tensor Denoise(Tensor latents, double[] timesteps, Tensor cond, Tensor uncond, double guidance, Rng rng,
         PipelineStepCallback? callback, CancellationToken cancellation, IReadOnlyList<ControlNetInput> control,
-        IReadOnlyList<Tensor>? stepNoise = null, Func<int, Tensor, Tensor>? afterStep = null, Func<Tensor, Tensor>? extendInput = null)
+        IReadOnlyList<Tensor>? stepNoise = null, Func<int, Tensor, Tensor>? afterStep = null, Func<Tensor, Tensor>? extendInput = null,
+        PipelinePreviewCallback? preview = null)
     {
         if (stepNoise is not null && stepNoise.Count != timesteps.Length)
             throw new ArgumentException($"{stepNoise.Count} step noise tensors for {timesteps.Length} steps");
@@ -283,9 +317,11 @@ public sealed class StableDiffusionPipeline
                 Tensor u = noisePred.Slice(0, 0, b), c = noisePred.Slice(0, b, b);
                 noisePred = u + guidance * (c - u);                                  // ε_u + W(ε_c − ε_u), float32
             }
+            var x0 = preview is null ? null : LatentPreview.PredictedX0(Scheduler, cfg ? input.Slice(0, 0, latents.Dim(0)) : input, noisePred, t);
             latents = Scheduler.Step(noisePred, t, latents, stepNoise is null ? (NoiseSource)rng : stepNoise[i]).PrevSample;
             if (afterStep is not null) latents = afterStep(i, latents);
             callback?.Invoke(i, t, latents);
+            if (x0 is not null) preview!(i, t, x0);
         }
         return latents;
     }
@@ -304,7 +340,9 @@ public sealed class StableDiffusionPipeline
     public Tensor Decode(Tensor latents)
     {
         using var _ = Tensor.NoGrad();
-        var x = Vae.Decode(latents / Vae.ScalingFactor);                             // (B, 3, H, W) in ≈[-1, 1]
+        var z = latents / Vae.ScalingFactor;
+        bool tiled = VaeTiling is { } tiling && (z.Dim(2) > tiling.TileLatents || z.Dim(3) > tiling.TileLatents);   // as diffusers: only past one tile
+        var x = tiled ? Vae.DecodeTiled(z, VaeTiling!) : Vae.Decode(z);            // (B, 3, H, W) in ≈[-1, 1]
         return (x / 2.0 + 0.5).Clamp(0, 1);
     }
 
