@@ -148,7 +148,9 @@ public sealed class GenerationEngine
         for (int j = 0; j < B; j++)
         {
             var a = Tensor.RandN(one, new Rng((ulong)(s.Seed + first + j)));
-            parts[j] = s.Seed2 is long s2 && s.Mix > 0 ? Interpolation.SlerpLatents(a, Tensor.RandN(one, new Rng((ulong)(s2 + first + j))), s.Mix) : a;
+            if (s.Seed2 is not long s2 || s.Mix == 0) { parts[j] = a; continue; }
+            var b = Tensor.RandN(one, new Rng((ulong)(s2 + first + j)));
+            parts[j] = s.Mix == 1 ? b : Interpolation.SlerpLatents(a, b, s.Mix);             // the ends exactly: seed's and seed2's images
         }
         return B == 1 ? parts[0] : Tensor.Concat(parts, 0);
     }
