@@ -11,7 +11,7 @@ public sealed class Gallery(int capacity)
     public void Add(IEnumerable<JobImage> images)
     {
         lock (_gate)
-            foreach (var image in images)
+            foreach (var image in images.Reverse())               // the job's first image ends up first
             {
                 _byId[image.Id] = _items.AddFirst(image);
                 while (_items.Count > capacity)
