@@ -25,6 +25,8 @@ public static class ServeCommand
             ?? throw new CliException("serve: no --models given, and this repository has no models/ folder; pass --models DIR");
         if (!Directory.Exists(models)) throw new CliException($"serve: --models folder not found: {models}");
         string host = o.Required("host");
+        if (host.Length == 0 || host.Any(c => char.IsWhiteSpace(c) || c is '/' or '?' or '#' or '@'))
+            throw new CliException($"serve: --host must be an IP address or a host name, got '{host}'");
         int port = o.Int("port", min: 0, max: 65535);
         var options = new ServerOptions
         {
