@@ -189,12 +189,26 @@ public sealed class ServerApiTests
             await WaitFor(() => s.State.Runner.Current is null);
             Assert.Equal(1, s.State.Runner.Cancelled);
         }
+        // the page's event stream going away cancels its job too
+        var watched = await Json(await s.PostJson("/api/jobs", new { model = "fashion-mnist", steps = 150, n_iter = 8 }), HttpStatusCode.Accepted);
+        string watchedId = watched.GetProperty("id").GetString()!;
+        using (var cts = new CancellationTokenSource())
+        {
+            var stream = await s.Client.GetStreamAsync($"/api/jobs/{watchedId}/events", cts.Token);
+            var reader = new StreamReader(stream);
+            while (await reader.ReadLineAsync(cts.Token) is { } line && !line.Contains("\"step\":2")) { }
+            cts.Cancel();
+            stream.Dispose();
+        }
+        await WaitFor(() => s.State.Runner.Find(watchedId)!.State == JobState.Cancelled);
+        Assert.Equal(2, s.State.Runner.Cancelled);
+
         var accepted = await Json(await s.PostJson("/api/jobs", new { model = "fashion-mnist", steps = 150, n_iter = 8 }), HttpStatusCode.Accepted);
         string id = accepted.GetProperty("id").GetString()!;
         await WaitFor(() => s.State.Runner.Current?.Progress.Step >= 1);
         var cancelled = await Json(await s.Client.PostAsync($"/api/jobs/{id}/cancel", null));
         await WaitFor(() => s.State.Runner.Find(id)!.State == JobState.Cancelled);
-        Assert.Equal(2, s.State.Runner.Cancelled);
+        Assert.Equal(3, s.State.Runner.Cancelled);
     }
 
     [Fact]
