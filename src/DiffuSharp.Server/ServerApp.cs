@@ -70,7 +70,12 @@ public static class ServerApp
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = options.Limits.MaxBodyBytes + (1 << 20));
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
-        builder.Services.AddOpenApi();
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((doc, _, _) =>
+        {
+            doc.Info.Title = "DiffuSharp";
+            doc.Info.Description = "Sampling jobs, the gallery and training runs (/api), and a subset of sd-webui's API (/sdapi/v1).";
+            return Task.CompletedTask;
+        }));
         var state = new ServerState(options, ModelCatalog.Scan(options.ModelsDir));
         builder.Services.AddSingleton(state);
         configure?.Invoke(builder);
