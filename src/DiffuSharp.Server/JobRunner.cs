@@ -46,8 +46,8 @@ public sealed class JobRunner : IDisposable
             return null;
         }
         _order.Enqueue(job.Id);
-        // keep the states of the last 256 jobs for lookups (and every queued or running one); one pass at most
-        for (int n = _order.Count - 256; n > 0 && _order.TryDequeue(out var old); n--)
+        // keep the states of the last 64 jobs for lookups (their results hold PNGs: bounded memory) (and every queued or running one); one pass at most
+        for (int n = _order.Count - 64; n > 0 && _order.TryDequeue(out var old); n--)
             if (_jobs.TryGetValue(old, out var j) && j.State is JobState.Queued or JobState.Running) _order.Enqueue(old);
             else _jobs.TryRemove(old, out _);
         return job;
