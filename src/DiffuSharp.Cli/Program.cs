@@ -21,6 +21,7 @@ public static class Program
         ("train-classifier", "train the Fashion-MNIST classifier that eval uses"),
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
         ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
+        ("serve", "the web page and HTTP API (sd-webui compatible subset) at http://127.0.0.1:7860"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -48,6 +49,7 @@ public static class Program
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),
                 "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
+                "serve" => ServeCommand.Run(rest, stdout, stderr),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }

@@ -1,0 +1,29 @@
+// ControlNet through the page's API: a control image drawn as a PNG steers tiny_sd_controlnet (scale 0 vs 2 differ).
+using DiffuSharp.Imaging;
+using Xunit;
+
+namespace DiffuSharp.Tests.Server;
+[Collection("Parallelism")]
+public sealed class ServerControlNetTests
+{
+    [Fact]
+    public async Task A_control_image_steers_a_controlnet_pipeline()
+    {
+        await using var s = await ServerHarness.StartAsync();
+        var control = Image8.Blank(32, 32, 3);
+        for (int i = 0; i < 32; i++) for (int c = 0; c < 3; c++) control.Pixels[(i * 32 + i) * 3 + c] = 255;   // a diagonal line
+        string png = Convert.ToBase64String(Png.Encode(control));
+        async Task<(byte[] Pixels, string Parameters)> Draw(double scale)
+        {
+            var a = await ServerApiTests.Json(await s.PostJson("/api/jobs", new { model = "tiny_sd_controlnet", prompt = "a line", steps = 3, seed = 4, width = 32, height = 32, control_image = png, control_scale = scale }), System.Net.HttpStatusCode.Accepted);
+            var (_, _, done) = await ServerApiTests.ReadEvents(s.Client, a.GetProperty("id").GetString()!);
+            Assert.Equal("done", done.GetProperty("state").GetString());
+            var image = done.GetProperty("images")[0];
+            return (Png.Decode(await s.Client.GetByteArrayAsync(image.GetProperty("url").GetString())).Pixels, image.GetProperty("parameters").GetString()!);
+        }
+        var (off, _) = await Draw(0);
+        var (on, parameters) = await Draw(2);
+        Assert.Contains("ControlNet scale: 2", parameters);
+        Assert.NotEqual(off, on);
+    }
+}
