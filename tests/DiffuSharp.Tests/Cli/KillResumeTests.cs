@@ -34,7 +34,7 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         int seen = 0;
         while (signal is not null && seen < lines && c.Process.StandardOutput.ReadLine() is { } line)
-            if (line.StartsWith("{\"step\"", StringComparison.Ordinal)) seen++;
+            if (line.StartsWith("step ", StringComparison.Ordinal)) seen++;
         if (signal == "KILL" && !c.Process.HasExited) c.Process.Kill();
         if (signal is "INT" or "TERM" && !c.Process.HasExited) Process.Start("kill", ["-" + signal, c.Process.Id.ToString()])!.WaitForExit();
         c.Process.StandardOutput.ReadToEnd();
