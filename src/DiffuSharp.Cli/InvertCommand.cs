@@ -50,6 +50,7 @@ public static class InvertCommand
         var x0 = Tensor.FromArray(pixels, 1, C, S, S);
         var xT = diffusion.DdimReverseLoop(model, x0, targetStep: last);
         var recon = diffusion.DdimSampleLoop(model, [1, C, S, S], null, xT, eta: 0, startStep: last).ToArray();
+        bar.Dispose();
 
         var (mse, psnr, mse8, psnr8) = Errors(pixels, recon);
         var strip = new float[3 * len];

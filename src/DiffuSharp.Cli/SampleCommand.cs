@@ -131,6 +131,7 @@ public static class SampleCommand
             }
             last!.ToArray().CopyTo(samples.AsSpan(start * len));
         }
+        bar.Dispose();                                        // the bar's last state drawn before any line of ours
 
         string outPath = o.Required("out");
         Png.Write(outPath, ImageGrid.Make(samples, n, C, H, W));
