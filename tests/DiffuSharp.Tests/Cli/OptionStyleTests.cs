@@ -84,6 +84,9 @@ public sealed class OptionStyleTests : IDisposable
         AssertOneLineError(["sample", "@" + Path.Combine(_dir, "missing.rsp")], "response file not found");
         File.WriteAllText(rsp, "--class \"ankle boot");
         AssertOneLineError(["sample", "@" + rsp], "is not closed");
+        File.WriteAllText(rsp, "--model x @other.rsp");
+        AssertOneLineError(["sample", "@" + rsp], "names another response file (@other.rsp); they do not nest");
+        AssertOneLineError(["sample", "--model", model, "--class", "@@boot"], "--class '@boot' is not a class");   // @@: a literal @
     }
 
     [Fact]
