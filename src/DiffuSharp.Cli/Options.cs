@@ -7,6 +7,10 @@
 // spelling, and reads it by that declared name; Parse rewrites the option tokens of args in place to the declared
 // spelling, so a command that looks at its raw args sees one spelling whatever the user typed. Arguments of the
 // form @FILE are response files (see ResponseFiles.Expand).
+// Why not System.CommandLine: every command's options, checks and one-line errors (command named, did-you-mean,
+// options with two values such as --images A B) are written against this parser and its tests; moving nine
+// commands at once would change their errors without adding a feature this file lacks. Response files are
+// ResponseFiles.cs; completion is scripts/diffusharp-completion.bash, driven by the help this file prints.
 using System.Globalization;
 
 namespace DiffuSharp.Cli;
