@@ -2,7 +2,7 @@
 # DiffuSharp in your own program: the README's "Use it from C#" sampling example (10 samples of the shipped model,
 # 50-step DDIM) built in a fresh console project against the NuGet package from a local folder, timed beside the
 # command line doing the same (`sample --n 10 --batch 10 --steps 50`), whole processes (start-up, model load, JIT,
-# sampling, PNG), alternating, median of RUNS. Variants of the consumer project:
+# sampling, PNG), alternating, median of RUNS: wall seconds and CPU seconds (user + system). Variants of the consumer project:
 #   package      as it comes: the package's build/DiffuSharp.props turns tiered compilation off
 #   tiered       <TieredCompilation>true</TieredCompilation> in the project: the .NET default, what a consumer had
 #                before the package carried its props
@@ -43,19 +43,20 @@ XML
 done
 mkdir -p "$root/work" && ln -s "$repo/models" "$root/work/models"
 
-declare -A times
+declare -A times cpus
 cli="$repo/src/DiffuSharp.Cli/bin/Release/net10.0/DiffuSharp.Cli.dll"
 for ((r = 1; r <= runs; r++)); do
   for v in cli "${variants[@]}"; do
-    start=$(date +%s.%N)
-    if [[ $v == cli ]]; then (cd "$root/work" && dotnet "$cli" sample --n 10 --batch 10 --steps 50 --out cli.png >/dev/null 2>&1)
-    else (cd "$root/work" && dotnet "$root/$v/bin/Release/net10.0/consumer.dll" >/dev/null); fi
-    end=$(date +%s.%N)
-    times[$v]+="$(echo "$end - $start" | bc) "
+    if [[ $v == cli ]]; then cmd=(dotnet "$cli" sample --n 10 --batch 10 --steps 50 --out cli.png)
+    else cmd=(dotnet "$root/$v/bin/Release/net10.0/consumer.dll"); fi
+    # wall seconds, and CPU seconds (user + system: less moved by other processes on a shared machine)
+    read -r wall user sys < <(cd "$root/work" && /usr/bin/time -f '%e %U %S' "${cmd[@]}" 2>&1 >/dev/null | tail -1)
+    times[$v]+="$wall "
+    cpus[$v]+="$(echo "$user + $sys" | bc) "
   done
 done
-echo "wall seconds per process, $runs runs each, alternating (median; all runs):"
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "seconds per process, $runs runs each, alternating: median wall (all runs) | median CPU (all runs)"
 for v in cli "${variants[@]}"; do
-  med=$(echo ${times[$v]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
-  printf '  %-11s %6.2f s   (%s)\n' "$v" "$med" "${times[$v]% }"
+  printf '  %-11s %6.2f s (%s) | %6.2f s (%s)\n' "$v" "$(echo ${times[$v]} | median)" "${times[$v]% }" "$(echo ${cpus[$v]} | median)" "${cpus[$v]% }"
 done
