@@ -43,10 +43,8 @@ internal static class CliModel
             if (spec is not null) throw new CliException($"{command}: --class given, but the model is not class-conditional (class_cond false)");
             return null;
         }
-        if (spec is null) throw new CliException($"{command}: the model is class-conditional: pass --class 0..{k - 1}");
-        if (!int.TryParse(spec, NumberStyles.Integer, CultureInfo.InvariantCulture, out int label) || label < 0 || label >= k)
-            throw new CliException($"{command}: --class expects a label in 0..{k - 1}, got '{spec}'");
-        return label;
+        if (spec is null) throw new CliException($"{command}: the model is class-conditional: pass --class 0..{k - 1} (or a class name)");
+        return ClassLabels.Parse(command, spec, k);
     }
 
     /// <summary>Refuses a --sampler name the scheduler factory does not know (before any model is loaded).</summary>

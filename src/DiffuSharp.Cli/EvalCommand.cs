@@ -9,6 +9,7 @@
 // Output: a table, or with --json one {"name", "value", "unit"} object per line (as `bench ops --json`).
 using System.Diagnostics;
 using System.Globalization;
+using DiffuSharp.Cli.Progress;
 using DiffuSharp.Data;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Evaluation;
@@ -83,12 +84,13 @@ public static class EvalCommand
             var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = "" });
             var rng = new Rng(seed ^ 0x4E4C4CUL);
             double sum = 0;
+            using var bar = ProgressBar.Start("eval nll", (long)((nllN + batch - 1) / batch) * diffusion.NumTimesteps);   // model calls
             for (int start = 0; start < nllN; start += batch)
             {
                 int b = Math.Min(batch, nllN - start);
                 var x0 = Tensor.FromArray(test.Images.AsSpan(start * len, b * len).ToArray(), b, test.Channels, test.Height, test.Width);
                 int[]? labels = config.ClassCount is null ? null : test.Labels!.AsSpan(start, b).ToArray();
-                var result = diffusion.CalcBpdLoop((x, t) => unet.Forward(x, t, labels), x0, rng);
+                var result = diffusion.CalcBpdLoop((x, t) => { var e = unet.Forward(x, t, labels); bar.Advance(); return e; }, x0, rng);
                 foreach (float v in result.TotalBpd.ToArray()) sum += v;
             }
             double secs = clock.Elapsed.TotalSeconds;
@@ -147,13 +149,17 @@ public static class EvalCommand
         int C = config.InChannels, S = config.ImageSize, len = C * S * S;
         var rng = new Rng(seed);
         var samples = new float[n * len];
+        int calls = steps;                                   // model calls per batch: a scheduler's timesteps (Heun 2n − 1, PNDM n + 1)
+        if (sampler != "ddim") { var sch = ModelSchedulers.Create(config, sampler, karras); sch.SetTimesteps(steps); calls = sch.Timesteps.Count; }
+        using var bar = ProgressBar.Start("eval samples", (long)((n + batch - 1) / batch) * calls);
         for (int start = 0; start < n; start += batch)
         {
             int b = Math.Min(batch, n - start);
             int[]? cls = labels?.AsSpan(start, b).ToArray();
-            DiffusionModel fn = guidance is double w
+            DiffusionModel inner = guidance is double w
                 ? ClassifierFreeGuidance.Create((xt, t, c) => unet.Forward(xt, t, c), cls!, config.NullLabel!.Value, w)
                 : (xt, t) => unet.Forward(xt, t, cls);
+            DiffusionModel fn = (xt, t) => { var e = inner(xt, t); bar.Advance(); return e; };
             Tensor x;
             if (sampler == "ddim") x = diffusion.DdimSampleLoop(fn, [b, C, S, S], rng);
             else

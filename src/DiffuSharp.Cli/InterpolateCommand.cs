@@ -4,6 +4,7 @@
 // DDIM latents), and each mix is denoised back to an image: DDIM over --steps, else over every trained step (DDPM
 // ancestral, or DDIM after a DDIM inversion). Writes a PNG strip: end image A, one image per λ, end image B.
 using System.Globalization;
+using DiffuSharp.Cli.Progress;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
 using DiffuSharp.Models;
@@ -25,7 +26,7 @@ public static class InterpolateCommand
         new("eta", "DDIM eta (0 = deterministic)", "0", Value: "E"),
         new("encode", "how images reach step t: noise (q_sample, shared noise) | ddim (DDIM inversion)", "noise", Value: "HOW"),
         new("mix", "lerp | slerp (default: lerp for --encode noise, slerp for ddim and seeds)", Value: "HOW"),
-        new("class", "class label (class-conditional models)", Value: "LABEL"),
+        new("class", "class label 0..k−1 or name (shirt, \"ankle boot\"; class-conditional models)", Value: "LABEL"),
         new("seed", "seed of the forward noise and the sampler's noise", "0", Value: "N"),
         new("out", "PNG strip: A, one image per λ, B", "interpolation.png", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
@@ -62,8 +63,13 @@ public static class InterpolateCommand
         if (t < 0 || t >= T) throw new CliException($"{Name}: --t must be in 0..{T - 1} (the model's diffusion_steps is {T}), got {t}");
         int? label = CliModel.Label(Name, o, config);
         var diffusion = CliModel.Diffusion(Name, config, steps);
-        var model = CliModel.WithLabel(unet, label);
+        var labelled = CliModel.WithLabel(unet, label);
+        ProgressBar? bar = null;                                    // started once the images are read (their message printed)
+        DiffusionModel model = (x, t) => { var e = labelled(x, t); bar?.Advance(); return e; };
         int i = CliModel.IndexAtOrBelow(diffusion, t);
+        // model calls: the end points' encoding (a DDIM inversion to index i) or descent (from the last index to i),
+        // then the denoising of the batch from i to 0
+        long calls = (images is null ? 2L * (diffusion.NumTimesteps - 1 - i) : encode == "ddim" ? i : 0) + i + 1;
         int C = config.InChannels, S = config.ImageSize, len = C * S * S;
         int[] one = [1, C, S, S];
 
@@ -77,6 +83,7 @@ public static class InterpolateCommand
             var (a, resizedA) = CliModel.ReadImage(Name, pathA, config);
             var (b, resizedB) = CliModel.ReadImage(Name, pathB, config);
             if (resizedA || resizedB) stdout.WriteLine($"images scaled and centre-cropped to {S}×{S}");
+            bar = ProgressBar.Start(Name, calls);
             (endA, endB) = (a, b);
             var x0 = Tensor.FromArray([.. a, .. b], 2, C, S, S);
             Tensor xt;
@@ -91,11 +98,13 @@ public static class InterpolateCommand
         else
         {
             var (sa, sb) = seeds!.Value;
+            bar = ProgressBar.Start(Name, calls);
             xtA = Descend(diffusion, model, one, CliModel.Seed(Name, "seeds", sa), i, steps is not null, eta);
             xtB = Descend(diffusion, model, one, CliModel.Seed(Name, "seeds", sb), i, steps is not null, eta);
         }
 
         // 2. One batch: every mix, then (for seeds) the two end points themselves.
+        using var _ = bar;
         var rows = lambdas.Select(l => mix == "lerp" ? Interpolation.MixLatents(xtA, xtB, l) : Interpolation.SlerpLatents(xtA, xtB, l)).ToList();
         if (seeds is not null) rows.AddRange([xtA, xtB]);
         var batch = Tensor.Concat(rows, 0).Contiguous();
@@ -107,6 +116,7 @@ public static class InterpolateCommand
             ? diffusion.DdimSampleLoop(model, shape, rng, batch, eta, startStep: i)
             : diffusion.PSampleLoop(model, shape, rng, batch, startStep: i);
         var result = x.ToArray();
+        bar.Dispose();
         if (seeds is not null)
         {
             endA = result.AsSpan(lambdas.Length * len, len).ToArray();

@@ -2,6 +2,8 @@
 // image to its latent x_T over --steps respaced steps, then DDIM (eta 0) back from x_T. Prints the reconstruction
 // error and writes a strip: original | x_T (shown as x_T / 2, so ±2σ spans black to white) | reconstruction.
 using System.Globalization;
+using DiffuSharp.Cli.Progress;
+using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;
 using DiffuSharp.Models;
@@ -17,7 +19,7 @@ public static class InvertCommand
         new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
         new("image", "PNG image (converted to the model's channels and size)", Value: "FILE"),
         new("steps", "DDIM steps, evenly spaced over the trained T", "50", Value: "S"),
-        new("class", "class label (class-conditional models)", Value: "LABEL"),
+        new("class", "class label 0..k−1 or name (shirt, \"ankle boot\"; class-conditional models)", Value: "LABEL"),
         new("out", "PNG strip: original | x_T / 2 | reconstruction", "inversion.png", Value: "FILE"),
         new("save-latent", "also write x_T as .npy (float32 1×C×H×W; sample --noise reads it)", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
@@ -37,15 +39,18 @@ public static class InvertCommand
         var (config, unet) = ModelFolder.Load(o.Required("model"));
         int? label = CliModel.Label(Name, o, config);
         var diffusion = CliModel.Diffusion(Name, config, steps);
-        var model = CliModel.WithLabel(unet, label);
         var (pixels, resized) = CliModel.ReadImage(Name, imagePath, config);
         if (resized) stdout.WriteLine($"image scaled and centre-cropped to {config.ImageSize}×{config.ImageSize}");
+        using var bar = ProgressBar.Start(Name, 2L * steps - 1);                    // model calls: inversion (steps − 1), then reconstruction (steps)
+        var labelled = CliModel.WithLabel(unet, label);
+        DiffusionModel model = (x, t) => { var e = labelled(x, t); bar.Advance(); return e; };
         int C = config.InChannels, S = config.ImageSize, len = C * S * S, last = diffusion.NumTimesteps - 1;
 
         // 1. x_0 → x_T by the reverse ODE; 2. x_T → x̂_0 by DDIM with eta 0.
         var x0 = Tensor.FromArray(pixels, 1, C, S, S);
         var xT = diffusion.DdimReverseLoop(model, x0, targetStep: last);
         var recon = diffusion.DdimSampleLoop(model, [1, C, S, S], null, xT, eta: 0, startStep: last).ToArray();
+        bar.Dispose();
 
         var (mse, psnr, mse8, psnr8) = Errors(pixels, recon);
         var strip = new float[3 * len];

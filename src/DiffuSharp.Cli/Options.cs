@@ -1,6 +1,16 @@
 // A small, strict command-line parser: every command declares its options (name, help, default), and anything
 // else — an unknown option, a missing value, a value of the wrong type or out of range — is a CliException with
 // one line that names the option and the command.
+// One option style: options are shown (help, errors) in kebab-case (--batch-size, --save-npy), and every option
+// also parses with underscores (--batch_size, improved-diffusion's spelling of its flags); a few older names are
+// kept as aliases (sample's and eval's --batch is --batch-size). A command declares each option once, in either
+// spelling, and reads it by that declared name; Parse rewrites the option tokens of args in place to the declared
+// spelling, so a command that looks at its raw args sees one spelling whatever the user typed. Arguments of the
+// form @FILE are response files (see ResponseFiles.Expand).
+// Why not System.CommandLine: every command's options, checks and one-line errors (command named, did-you-mean,
+// options with two values such as --images A B) are written against this parser and its tests; moving nine
+// commands at once would change their errors without adding a feature this file lacks. Response files are
+// ResponseFiles.cs; completion is scripts/diffusharp-completion.bash, driven by the help this file prints.
 using System.Globalization;
 
 namespace DiffuSharp.Cli;
@@ -22,15 +32,15 @@ public sealed class ParsedOptions
     public bool Has(string name) => _values.ContainsKey(name) || _flags.Contains(name);
     public bool Flag(string name) => _flags.Contains(name);
     public string? String(string name) => _values.GetValueOrDefault(name);
-    public string Required(string name) => String(name) ?? throw new CliException($"{_command}: --{name} is required");
+    public string Required(string name) => String(name) ?? throw new CliException($"{_command}: --{OptionParser.Display(name)} is required");
 
     public int Int(string name, int? min = null, int? max = null)
     {
         var s = Required(name);
         if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
-            throw new CliException($"{_command}: --{name} expects an integer, got '{s}'");
-        if (v < min) throw new CliException($"{_command}: --{name} must be at least {min}, got {v}");
-        if (v > max) throw new CliException($"{_command}: --{name} must be at most {max}, got {v}");
+            throw new CliException($"{_command}: --{OptionParser.Display(name)} expects an integer, got '{s}'");
+        if (v < min) throw new CliException($"{_command}: --{OptionParser.Display(name)} must be at least {min}, got {v}");
+        if (v > max) throw new CliException($"{_command}: --{OptionParser.Display(name)} must be at most {max}, got {v}");
         return v;
     }
 
@@ -38,7 +48,7 @@ public sealed class ParsedOptions
     {
         var s = Required(name);
         if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v))
-            throw new CliException($"{_command}: --{name} expects an integer, got '{s}'");
+            throw new CliException($"{_command}: --{OptionParser.Display(name)} expects an integer, got '{s}'");
         return v;
     }
 
@@ -46,9 +56,9 @@ public sealed class ParsedOptions
     {
         var s = Required(name);
         if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v))
-            throw new CliException($"{_command}: --{name} expects a number, got '{s}'");
-        if (v < min) throw new CliException($"{_command}: --{name} must be at least {min?.ToString(CultureInfo.InvariantCulture)}, got {s}");
-        if (v > max) throw new CliException($"{_command}: --{name} must be at most {max?.ToString(CultureInfo.InvariantCulture)}, got {s}");
+            throw new CliException($"{_command}: --{OptionParser.Display(name)} expects a number, got '{s}'");
+        if (v < min) throw new CliException($"{_command}: --{OptionParser.Display(name)} must be at least {min?.ToString(CultureInfo.InvariantCulture)}, got {s}");
+        if (v > max) throw new CliException($"{_command}: --{OptionParser.Display(name)} must be at most {max?.ToString(CultureInfo.InvariantCulture)}, got {s}");
         return v;
     }
 
@@ -59,7 +69,7 @@ public sealed class ParsedOptions
         {
             "true" or "1" or "yes" => true,
             "false" or "0" or "no" => false,
-            _ => throw new CliException($"{_command}: --{name} expects true or false, got '{s}'"),
+            _ => throw new CliException($"{_command}: --{OptionParser.Display(name)} expects true or false, got '{s}'"),
         };
     }
 
@@ -68,22 +78,41 @@ public sealed class ParsedOptions
     {
         var s = Required(name);
         try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new CliException($"{_command}: --{name} expects integers separated by commas, got '{s}'"); }
+        catch (FormatException) { throw new CliException($"{_command}: --{OptionParser.Display(name)} expects integers separated by commas, got '{s}'"); }
     }
 
     public double[] DoubleList(string name)
     {
         var s = Required(name);
         try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => double.Parse(p, CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new CliException($"{_command}: --{name} expects numbers separated by commas, got '{s}'"); }
+        catch (FormatException) { throw new CliException($"{_command}: --{OptionParser.Display(name)} expects numbers separated by commas, got '{s}'"); }
     }
 }
 
 public static class OptionParser
 {
+    /// <summary>Options renamed into the one style, by declared name: the new name shown, the declared one still parsed.</summary>
+    static readonly Dictionary<string, string> Renamed = new() { ["batch"] = "batch-size" };
+
+    /// <summary>How an option is shown in help and errors: kebab-case (batch_size → batch-size; batch → batch-size).</summary>
+    public static string Display(string name) => Renamed.GetValueOrDefault(name) ?? name.Replace('_', '-');
+
+    /// <summary>The spelling-free key of an option name: batch-size, batch_size → batch_size.</summary>
+    static string Key(string name) => name.Replace('-', '_');
+
+    /// <summary>Every spelling of the specs' options (declared, kebab, underscore, a renamed option's old and new
+    /// names) → its spec; a declared name wins over another option's alias.</summary>
+    static Dictionary<string, OptionSpec> Lookup(IReadOnlyList<OptionSpec> specs)
+    {
+        var byKey = new Dictionary<string, OptionSpec>();
+        foreach (var s in specs) byKey.TryAdd(Key(s.Name), s);
+        foreach (var s in specs) byKey.TryAdd(Key(Display(s.Name)), s);
+        return byKey;
+    }
+
     public static ParsedOptions Parse(string command, string[] args, IReadOnlyList<OptionSpec> specs)
     {
-        var byName = specs.ToDictionary(s => s.Name);
+        var byKey = Lookup(specs);
         var values = new Dictionary<string, string>();
         var flags = new HashSet<string>();
         for (int i = 0; i < args.Length; i++)
@@ -96,24 +125,27 @@ public static class OptionParser
             bool inline = eq >= 0;
             if (inline) { value = name[(eq + 1)..]; name = name[..eq]; }
             else value = "";
-            if (!byName.TryGetValue(name, out var spec))
+            if (!byKey.TryGetValue(Key(name), out var spec))
             {
-                var near = specs.Select(s => s.Name).OrderBy(n => Distance(n, name)).FirstOrDefault();
+                var near = specs.Select(s => Display(s.Name)).OrderBy(n => Distance(n, name)).FirstOrDefault();
                 string hint = near is not null && Distance(near, name) <= 3 ? $" (did you mean --{near}?)" : "";
                 throw new CliException($"{command}: unknown option --{name}{hint}; see 'diffusharp {command} --help'");
             }
+            // one spelling from here on: the declared name, in args too (the value is left as typed)
+            name = spec.Name;
+            args[i] = inline ? $"--{name}={value}" : "--" + name;
             if (spec.IsFlag)
             {
-                if (inline) throw new CliException($"{command}: --{name} is a flag and takes no value");
+                if (inline) throw new CliException($"{command}: --{Display(name)} is a flag and takes no value");
                 flags.Add(name);
                 continue;
             }
             if (!inline)
             {
-                if (i + 1 >= args.Length) throw new CliException($"{command}: --{name} needs a value");
+                if (i + 1 >= args.Length) throw new CliException($"{command}: --{Display(name)} needs a value");
                 value = args[++i];
             }
-            if (values.ContainsKey(name)) throw new CliException($"{command}: --{name} given twice");
+            if (values.ContainsKey(name)) throw new CliException($"{command}: --{Display(name)} given twice");
             values[name] = value;
         }
         foreach (var s in specs)
@@ -126,10 +158,12 @@ public static class OptionParser
         var lines = new List<string> { $"usage: diffusharp {command} [options]", "", summary, "", "options:" };
         foreach (var s in specs)
         {
-            string left = s.IsFlag ? $"--{s.Name}" : $"--{s.Name} {s.Value ?? "VALUE"}";
+            string left = s.IsFlag ? $"--{Display(s.Name)}" : $"--{Display(s.Name)} {s.Value ?? "VALUE"}";
             string def = s.Default is null || s.IsFlag ? "" : $" (default: {s.Default})";
             lines.Add($"  {left,-28} {s.Help}{def}");
         }
+        lines.Add("");
+        lines.Add("Options parse with underscores too (--batch-size or --batch_size, improved-diffusion's spelling); @FILE reads more arguments from FILE.");
         return string.Join(Environment.NewLine, lines);
     }
 

@@ -26,10 +26,18 @@ public static class Program
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
+    /// <summary>Runs a command; progress (Progress/ProgressBar.cs) shows on the process's terminal when stdout is
+    /// Console.Out (plain lines on stderr when redirected), and nowhere for other writers.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+        => Run(args, stdout, stderr, ReferenceEquals(stdout, Console.Out) ? Progress.ProgressOutput.ForProcess() : Progress.ProgressOutput.None);
+
+    /// <summary>Runs a command with its progress shown on <paramref name="progress"/>.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, Progress.ProgressOutput progress)
     {
+        using var _ = Progress.ProgressOutput.Use(progress);
         try
         {
+            args = ResponseFiles.Expand(args);
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 stdout.WriteLine(Usage());

@@ -8,6 +8,7 @@
 // function of model and noise. Writes a PNG grid, optionally the samples as .npy (N×C×H×W in [-1, 1]) and a trajectory strip
 // (rows = the first samples, columns = x_t at evenly spaced steps, ending at x_0).
 using System.Globalization;
+using DiffuSharp.Cli.Progress;
 using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;
@@ -33,7 +34,7 @@ public static class SampleCommand
         new("karras", "Karras sigmas (σ-based and DPM-Solver/DEIS/UniPC schedulers)", IsFlag: true),
         new("spacing", "timestep spacing of a diffusers scheduler: linspace | leading | trailing (default: the class's own)", Value: "S"),
         new("eta", "DDIM eta (0 = deterministic; --sampler ddim only)", "0", Value: "E"),
-        new("class", "class label for every sample, or 'balanced' (class-conditional models)", Value: "LABEL"),
+        new("class", "class for every sample: a label (0..k−1), a name (shirt, \"ankle boot\"; Fashion-MNIST's for 10-class models), or 'balanced' (class-conditional models)", Value: "LABEL"),
         new("seed", "seed of the noise", "0", Value: "N"),
         new("noise", "initial noise x_T from FILE (.npy or .safetensors, float32 N×C×H×W)", Value: "FILE"),
         new("save-npy", "also write the samples as .npy (float32 N×C×H×W in [-1, 1])", Value: "FILE"),
@@ -99,6 +100,7 @@ public static class SampleCommand
         // Strip columns: the loop's step indices i = S−1 … 0 picked evenly, the last column x_0 (i = 0).
         int[] keep = Enumerable.Range(0, trajCols).Select(c => (int)Math.Round((steps - 1) * (1 - c / (double)(trajCols - 1)))).ToArray();
 
+        using var bar = ProgressBar.Start("sample", (long)((n + batch - 1) / batch) * steps);
         for (int start = 0; start < n; start += batch)
         {
             int b = Math.Min(batch, n - start);
@@ -119,6 +121,7 @@ public static class SampleCommand
             Tensor? last = null;
             foreach (var step in loop)
             {
+                bar.Advance();
                 last = step.Sample;
                 int col = strip is null || start != 0 ? -1 : Array.IndexOf(keep, step.Timestep);
                 if (col < 0) continue;
@@ -128,6 +131,7 @@ public static class SampleCommand
             }
             last!.ToArray().CopyTo(samples.AsSpan(start * len));
         }
+        bar.Dispose();                                        // the bar's last state drawn before any line of ours
 
         string outPath = o.Required("out");
         Png.Write(outPath, ImageGrid.Make(samples, n, C, H, W));
@@ -215,9 +219,7 @@ public static class SampleCommand
             return null;
         }
         if (spec is null or "balanced") return Enumerable.Range(0, n).Select(i => i % k).ToArray();
-        if (!int.TryParse(spec, NumberStyles.Integer, CultureInfo.InvariantCulture, out int label) || label < 0 || label >= k)
-            throw new CliException($"sample: --class expects 'balanced' or a label in 0..{k - 1}, got '{spec}'");
-        return Enumerable.Repeat(label, n).ToArray();
+        return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k), n).ToArray();
     }
 
     static (int[] Shape, float[] Data) ReadNoise(string path)

@@ -3,7 +3,8 @@
 // with the model and training settings stored there (only --steps and the intervals may be changed). --init_from DIR
 // starts from a model folder's network and weights instead (its EMA from those weights), with the objective flags
 // (--class_dropout_prob, --predict_v, --snr_gamma, --noise_offset) applied on top.
-// Progress: a Spectre.Console bar on a terminal, one JSON log line per log_interval otherwise. Ctrl-C stops after
+// Progress: a Spectre.Console bar on a terminal, otherwise one plain line per log_interval ("step 20/300 loss 0.0612
+// 3.1 it/s 1:32 left"; the records themselves go to <out>/log.jsonl). Ctrl-C stops after
 // the current step, saves a checkpoint and the model folder, and exits 130 (SIGTERM: 143, SIGHUP: 129, SIGUSR1: 138).
 // Never loses work: an existing run is not replaced without --overwrite; a changed training flag on --resume is
 // refused; a non-finite loss or gradient stops the run (exit 1) unless --skip_nonfinite; checkpoints also every
@@ -18,7 +19,7 @@ using DiffuSharp.Data;
 using DiffuSharp.Distributed;
 using DiffuSharp.Models;
 using DiffuSharp.Training;
-using Spectre.Console;
+using DiffuSharp.Cli.Progress;
 
 namespace DiffuSharp.Cli;
 
@@ -197,9 +198,7 @@ public static class TrainCommand
             : null;
         try
         {
-            bool done;
-            if (world is null && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected) done = RunWithProgress(trainer, cts.Token);
-            else done = trainer.Run(cts.Token, onLog: rec => stdout.WriteLine(rec.ToJsonString()));
+            bool done = RunWithProgress(trainer, cts.Token, stdout, world is null, root);
             // Under MPI the ranks stopped at the same step, some perhaps without a signal of their own: all exit with
             // the first signalled rank's code.
             if (!done && world is not null) interrupted = AgreedCode(world, interrupted);
@@ -267,25 +266,30 @@ public static class TrainCommand
             ?? throw new InvalidDataException("rank 0 sent a configuration that is not a JSON object");
     }
 
-    static bool RunWithProgress(Trainer trainer, CancellationToken cancel)
+    /// <summary>Trains with a progress bar when the run's progress has a terminal (and no MPI), else with a plain line
+    /// on stdout per log line ("step 20/300 loss 0.0612 3.1 it/s 1:32 left"; rank 0 only); log.jsonl has the records.</summary>
+    static bool RunWithProgress(Trainer trainer, CancellationToken cancel, TextWriter stdout, bool single, bool root)
     {
-        bool done = false;
-        AnsiConsole.Progress().AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
+        var run = ProgressOutput.Current;
+        bool live = single && run.Console is not null;
+        var output = live ? run : new ProgressOutput(Lines: root ? stdout : null);
+        using var bar = ProgressBar.Start(output, "", trainer.Config.TotalSteps, trainer.StepCount, LineMode.Manual);
+        double ema = double.NaN;
+        return trainer.Run(cancel,
+            onStep: s =>
             {
-                var task = ctx.AddTask("training", maxValue: trainer.Config.TotalSteps);
-                task.Value = trainer.StepCount;
-                double ema = double.NaN, rate = double.NaN;
-                done = trainer.Run(cancel, onStep: s =>
-                {
-                    if (double.IsFinite(s.Loss)) ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;   // skipped steps: NaN
-                    rate = double.IsNaN(rate) ? 1 / s.Seconds : 0.9 * rate + 0.1 / s.Seconds;
-                    task.Value = s.Step;
-                    task.Description = string.Create(CultureInfo.InvariantCulture, $"step {s.Step} loss {ema:F4} {rate:F2} steps/s");
-                });
+                if (double.IsFinite(s.Loss)) ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;   // skipped steps: NaN
+                bar.Set(s.Step, live && !double.IsNaN(ema) ? Loss(ema) : null);
+            },
+            onLog: rec =>
+            {
+                // the line shows the log record's loss: the mean over the steps since the last line, as log.jsonl
+                double? loss = rec["loss"]?.GetValue<double>();
+                bar.Set(rec["step"]!.GetValue<long>(), loss is double l ? Loss(l) : "loss n/a");
+                bar.WriteLine();
             });
-        return done;
+
+        static string Loss(double l) => string.Create(CultureInfo.InvariantCulture, $"loss {l:F4}");
     }
 
     static TrainConfig Intervals(ParsedOptions o, TrainConfig c) => c with

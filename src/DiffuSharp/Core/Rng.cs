@@ -13,6 +13,7 @@ public sealed class Rng
     double _spareNormal;
     bool _hasSpare;
 
+    /// <summary>A generator whose every draw follows from <paramref name="seed"/> (the same numbers on every machine).</summary>
     public Rng(ulong seed)
     {
         // SplitMix64 expands the seed into a state that is never all zeros.
@@ -71,11 +72,13 @@ public sealed class Rng
         return r * Math.Cos(theta);
     }
 
+    /// <summary>Fills <paramref name="dst"/> with normal draws N(mean, std²).</summary>
     public void FillNormal(Span<float> dst, float mean = 0f, float std = 1f)
     {
         for (int i = 0; i < dst.Length; i++) dst[i] = (float)(mean + std * NextNormal());
     }
 
+    /// <summary>Fills <paramref name="dst"/> with uniform draws in [low, high).</summary>
     public void FillUniform(Span<float> dst, float low = 0f, float high = 1f)
     {
         float scale = high - low;

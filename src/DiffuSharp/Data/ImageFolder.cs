@@ -6,6 +6,7 @@ using DiffuSharp.Imaging;
 
 namespace DiffuSharp.Data;
 
+/// <summary>A folder of images as an <see cref="ImageDataset"/> to train on (<see cref="Load"/>).</summary>
 public static class ImageFolder
 {
     /// <summary>

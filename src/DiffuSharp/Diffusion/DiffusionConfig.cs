@@ -5,6 +5,9 @@
 // defaults of create_gaussian_diffusion, which differ for RescaleTimesteps and RescaleLearnedSigmas.
 namespace DiffuSharp.Diffusion;
 
+/// <summary>The diffusion half of a model's flags (what <see cref="DiffusionFactory.Create"/> builds); usually
+/// taken from a model with <c>config.ToDiffusionConfig()</c> and changed with <c>with { TimestepRespacing = "50" }</c>
+/// to sample in fewer steps.</summary>
 public sealed record DiffusionConfig(
     int DiffusionSteps = 1000,                 // T of the trained process
     string NoiseSchedule = "linear",           // "linear" | "cosine"
@@ -27,6 +30,8 @@ public sealed record DiffusionConfig(
     }
 }
 
+/// <summary>Builds the Gaussian diffusion (improved-diffusion's <c>create_gaussian_diffusion</c>) whose DDPM and DDIM
+/// loops, losses and likelihoods a model is trained and sampled with.</summary>
 public static class DiffusionFactory
 {
     /// <summary>

@@ -35,7 +35,7 @@ public sealed class SafeTensorsFile
     /// <summary>The "__metadata__" string map; empty if the file has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    /// <summary>Files larger than this are opened lazily by <see cref="Open"/>.</summary>
+    /// <summary>Files larger than this are opened lazily by <see cref="Open(string)"/>.</summary>
     public const long InMemoryLimit = 512L << 20;
 
     SafeTensorsFile(byte[] bytes, long fileLength, string sourceName, string? lazyPath)

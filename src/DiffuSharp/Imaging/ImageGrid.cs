@@ -6,6 +6,7 @@
 // image_datasets.py. The grid layout follows torchvision's make_grid: padding around and between tiles.
 namespace DiffuSharp.Imaging;
 
+/// <summary>Samples in [-1, 1] (N, C, H, W) to one tiled 8-bit image (<see cref="Make"/>), and back.</summary>
 public static class ImageGrid
 {
     /// <summary>

@@ -11,6 +11,12 @@ using DiffuSharp.NN;
 
 namespace DiffuSharp.Models;
 
+/// <summary>
+/// A model's flags, as model.json stores them: improved-diffusion's <c>model_and_diffusion_defaults()</c> (network and
+/// diffusion; each property is the flag of the same name, e.g. <see cref="NumChannels"/> is <c>num_channels</c>) plus
+/// <c>in_channels</c>, <c>channel_mult</c>, <c>num_classes</c> and DiffuSharp's objectives. Unset properties keep
+/// improved-diffusion's defaults. <see cref="Presets"/> holds ready-made ones.
+/// </summary>
 public sealed record ModelConfig
 {
     public int ImageSize { get; init; } = 64;

@@ -7,9 +7,16 @@ using DiffuSharp.NN;
 
 namespace DiffuSharp.Models;
 
+/// <summary>
+/// A model folder: <c>model.safetensors</c> (the UNet's weights under improved-diffusion's state-dict names) and
+/// <c>model.json</c> (its flags, <see cref="ModelConfig"/>). <c>var (config, unet) = ModelFolder.Load(dir);</c> gives
+/// the network ready to sample; <c>config.ToDiffusionConfig()</c> its diffusion, for <see cref="DiffusionFactory.Create"/>.
+/// </summary>
 public static class ModelFolder
 {
+    /// <summary>The weights file of a model folder.</summary>
     public const string WeightsFile = "model.safetensors";
+    /// <summary>The flags file of a model folder (<see cref="ModelConfig"/>).</summary>
     public const string ConfigFile = "model.json";
 
     /// <summary>The diffusion half of the flags, as create_gaussian_diffusion takes them.</summary>

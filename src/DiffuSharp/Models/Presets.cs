@@ -9,6 +9,7 @@ namespace DiffuSharp.Models;
 /// <summary>A named model and the batch size <c>bench train</c> times it with.</summary>
 public sealed record ModelPreset(string Name, ModelConfig Model, int BatchSize, string Summary);
 
+/// <summary>Ready-made models by name (<c>Presets.Get("tiny").Model</c>): the ones <c>diffusharp train --preset</c> takes.</summary>
 public static class Presets
 {
     /// <summary>Every preset, in the order the command line lists them.</summary>
@@ -40,6 +41,7 @@ public static class Presets
     /// <summary>The preset names, comma-separated (for messages).</summary>
     public static string Names => string.Join(", ", All.Select(p => p.Name));
 
+    /// <summary>The preset called <paramref name="name"/>; false when there is none.</summary>
     public static bool TryGet(string name, out ModelPreset preset)
     {
         preset = All.FirstOrDefault(p => p.Name == name)!;

@@ -6,8 +6,15 @@ using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN;
 
+/// <summary>
+/// improved-diffusion's UNetModel: ε (or x_0, v; and a variance when learned) from a noisy image x_t, its timesteps and,
+/// for a class-conditional model, class labels (<see cref="Forward(Tensor, Tensor, int[], Rng, IList{Tensor})"/>).
+/// Parameter names are the reference's state-dict names, so its checkpoints load unchanged. Load a trained one with
+/// <see cref="Models.ModelFolder.Load"/>.
+/// </summary>
 public sealed class UNetModel : Module
 {
+    /// <summary>The network's shape: channels, levels, attention, classes.</summary>
     public UNetConfig Config { get; }
     readonly Linear _timeEmbed0, _timeEmbed2;
     readonly Embedding? _labelEmb;
@@ -17,6 +24,7 @@ public sealed class UNetModel : Module
     readonly GroupNorm _outNorm;
     readonly Conv2d _outConv;
 
+    /// <summary>A freshly initialised network (improved-diffusion's initialisation, output layers zero), drawn from <paramref name="rng"/>.</summary>
     public UNetModel(UNetConfig config, Rng rng)
     {
         config.Validate();

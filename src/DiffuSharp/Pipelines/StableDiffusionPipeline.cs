@@ -81,10 +81,15 @@ public sealed record PipelineOutput(Tensor PromptEmbeds, Tensor NegativePromptEm
 /// and a scheduler.</summary>
 public sealed class StableDiffusionPipeline
 {
+    /// <summary>The prompt's tokenizer (CLIP BPE).</summary>
     public ClipTokenizer Tokenizer { get; }
+    /// <summary>The CLIP text encoder the UNet is conditioned on.</summary>
     public ClipTextModel TextEncoder { get; }
+    /// <summary>The denoising UNet (in latent space).</summary>
     public UNet2DConditionModel UNet { get; }
+    /// <summary>The VAE that maps images to latents and back.</summary>
     public AutoencoderKL Vae { get; }
+    /// <summary>The sampler: the folder's scheduler, or the one Load's sampler argument named.</summary>
     public Scheduler Scheduler { get; }
 
     /// <summary>Pixels per latent along each side: 2^(VAE levels − 1), 8 for Stable Diffusion.</summary>

@@ -6,6 +6,9 @@ using System.Text.Json.Nodes;
 
 namespace DiffuSharp.Training;
 
+/// <summary>The training loop's settings; each is the improved-diffusion flag of the same name (BatchSize is
+/// <c>batch_size</c>, EmaRate <c>ema_rate</c>, ...), plus <see cref="WarmupSteps"/>, <see cref="GradClip"/>, the step
+/// budget <see cref="TotalSteps"/>, and <see cref="OutputFolder"/>, where the log, checkpoints and model folder go.</summary>
 public sealed record TrainConfig(
     int BatchSize = 128,
     int Microbatch = -1,                     // −1: the whole batch in one forward/backward (improved-diffusion's default)

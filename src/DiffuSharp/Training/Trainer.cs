@@ -29,6 +29,12 @@ public sealed record StepStats(long Step, double Loss, double? Mse, double? Vb, 
 /// <summary>Everything but the tensors that a checkpoint needs to continue exactly.</summary>
 public sealed record TrainerState(long Step, IReadOnlyDictionary<string, RngState> Rngs, DataLoaderState Data, LossSecondMomentState? Sampler);
 
+/// <summary>
+/// Trains a UNet diffusion model as improved-diffusion's TrainLoop does (AdamW, EMA, microbatches, schedule sampler):
+/// <c>new Trainer(modelConfig, trainConfig, data).Run()</c> trains to <see cref="TrainConfig.TotalSteps"/>, logging to
+/// <c>OutputFolder/log.jsonl</c>, saving checkpoints that resume bit-exactly, and writes the model folder
+/// <c>OutputFolder/model</c> (EMA weights) at the end.
+/// </summary>
 public sealed partial class Trainer
 {
     readonly float[] _images;
@@ -37,8 +43,11 @@ public sealed partial class Trainer
     readonly DataLoader _data;
     readonly int _c, _h, _w;
 
+    /// <summary>The training settings.</summary>
     public TrainConfig Config { get; }
+    /// <summary>The model's flags (its model.json).</summary>
     public ModelConfig ModelConfig { get; }
+    /// <summary>The network being trained (its EMA copies are in <see cref="Emas"/>).</summary>
     public UNetModel Model { get; }
     public GaussianDiffusion Diffusion { get; }
     public ScheduleSampler Sampler { get; }

@@ -33,7 +33,7 @@ public sealed class CliErrorTests
     [InlineData("bench train --preset tiny --warmup -1", "--warmup must be at least 0")]
     [InlineData("bench train --preset tiny --sample-steps 0", "--sample-steps must be at least 1")]
     [InlineData("bench train --preset tiny --threads 0", "--threads must be at least 1")]
-    [InlineData("bench train --preset tiny --batch 0", "--batch must be at least 1")]
+    [InlineData("bench train --preset tiny --batch 0", "--batch-size must be at least 1")]
     [InlineData("bench train --preset tiny --stepz 3", "did you mean --steps")]
     public void Bad_input_is_one_error_line(string commandLine, string expected)
         => TrainSampleEndToEndTests.AssertOneLineError(commandLine.Split(' '), expected);

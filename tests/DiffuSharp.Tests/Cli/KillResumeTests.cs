@@ -39,7 +39,7 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
         int seen = 0;
         sent = false;
         while (signal is not null && seen < lines && c.Process.StandardOutput.ReadLine() is { } line)
-            if (line.StartsWith("{\"step\"", StringComparison.Ordinal)) seen++;
+            if (line.StartsWith("step ", StringComparison.Ordinal)) seen++;
         if (signal == "KILL" && !c.Process.HasExited) { c.Process.Kill(); sent = true; }
         if (signal is "INT" or "TERM" && !c.Process.HasExited)
         {

@@ -47,7 +47,7 @@ public sealed class NewCommandErrorTests : IDisposable
     [InlineData("interpolate --model MODEL --images IMAGE IMAGE --class 1", "not class-conditional")]
     [InlineData("invert --model MODEL --image IMAGE --out DIR/missing/inv.png", "does not exist")]
     [InlineData("eval --model MODEL --n 1", "--n must be 0 (skip) or at least 2")]
-    [InlineData("eval --model MODEL --batch 0", "--batch must be at least 1")]
+    [InlineData("eval --model MODEL --batch 0", "--batch-size must be at least 1")]
     [InlineData("train-classifier --epochs 0", "--epochs must be at least 1")]
     // missing, unreadable or non-PNG images
     [InlineData("invert --model MODEL --image DIR/none.png", "image not found")]

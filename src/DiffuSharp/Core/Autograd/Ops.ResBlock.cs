@@ -55,7 +55,7 @@ internal static unsafe partial class Ops
     /// group norms with the same groups and eps, both convolutions 3×3 with padding 1. x: (B, C, H, W); w1: (Cout, C,
     /// 3, 3); w2: (Cout, Cout, 3, 3); γ1, β1: (C); γ2, β2, b1, b2: (Cout); emb: (B, Cout); residual: (B, Cout, H, W).
     /// With x2 (B, C2, H, W) not null the input is cat(x, x2) along the channels, the concatenation not made (then C
-    /// counts both). Only where <see cref="ResBlockFuses"/>.</summary>
+    /// counts both). Only where <see cref="ResBlockFuses(Tensor, int)"/>.</summary>
     public static Tensor ResBlockNoGrad(Tensor x, Tensor? x2, int groups, float eps, Tensor gamma1, Tensor beta1, Tensor w1, Tensor b1,
         Tensor emb, Tensor gamma2, Tensor beta2, Tensor w2, Tensor b2, Tensor residual)
     {
