@@ -1,6 +1,6 @@
 // One Stable Diffusion command run end to end, for txt2img, img2img and inpaint alike: parse and check the options
 // (SdOptions), read the input images, load the pipeline and any ControlNets, run the library call with a progress bar
-// (ProgressReporter) and optional previews, then write the PNG (a grid for --n > 1) with sd-webui's "parameters" tEXt
+// (ProgressBar) and optional previews, then write the PNG (a grid for --n > 1) with sd-webui's "parameters" tEXt
 // chunk and the optional .npy, each atomically.
 using System.Diagnostics;
 using System.Globalization;
@@ -10,7 +10,6 @@ using DiffuSharp.IO;
 using DiffuSharp.NN.Diffusers;
 using DiffuSharp.Pipelines;
 using DiffuSharp.Schedulers;
-using Spectre.Console;
 
 namespace DiffuSharp.Cli.StableDiffusion;
 
@@ -54,12 +53,12 @@ public static class SdRunner
         var rng = new Rng(unchecked((ulong)o.Seed));
         var preview = o.Preview is null ? null : new SdPreview(o.Preview, o.PreviewEvery, o.PreviewMode == "vae", pipe, total, w, h);
         var clock = Stopwatch.StartNew();
-        var console = ProgressReporter.IsTerminal(stdout) ? AnsiConsole.Console : null;
-        var result = ProgressReporter.Run(command, total, stderr, console, progress =>
+        PipelineOutput result;
+        using (var progress = ProgressBar.Start(command, total))
         {
-            PipelineStepCallback step = (i, _, _) => progress.Report(i + 1);
+            PipelineStepCallback step = (i, _, _) => progress.Set(i + 1);
             PipelinePreviewCallback? show = preview is null ? null : preview.Show;
-            return mode switch
+            result = mode switch
             {
                 SdMode.Txt2Img => pipe.Txt2Img(new Txt2ImgRequest(o.Prompt, o.Negative, o.Guidance, o.Steps, w, h, o.N, latents, control), rng, step, preview: show),
                 SdMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(o.Prompt, image!, o.Strength, o.Negative, o.Guidance, o.Steps, o.N, Noise: latents, Control: control),
@@ -67,7 +66,7 @@ public static class SdRunner
                 _ => pipe.Inpaint(new InpaintRequest(o.Prompt, image!, mask!, o.Strength, o.Negative, o.Guidance, o.Steps, o.N, Control: control, Noise: latents),
                     rng, step, preview: show),
             };
-        });
+        }
         foreach (var warning in result.Warnings) stderr.WriteLine($"warning: {Program.Printable(warning)}");
 
         // the outputs

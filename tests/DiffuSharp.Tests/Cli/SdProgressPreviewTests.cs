@@ -2,6 +2,7 @@
 // output is not a terminal, a Spectre.Console bar on a console that is one; --preview writes the cheap latent→RGB map
 // (or a VAE decode) of the last step's predicted x0, which the test recomputes from the library's preview callback;
 // --vae-tiling gives the library's tiled decode.
+using DiffuSharp.Cli;
 using DiffuSharp.Cli.Progress;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;
@@ -20,54 +21,35 @@ public class SdProgressPreviewTests
     public void Redirected_output_gets_plain_progress_lines()
     {
         using var dir = new TempDir();
-        var (code, _, err) = Run("txt2img", "--model", TinySd, "--prompt", "a cat", "--steps", "4", "--sampler", "ddim", "--out", Path.Combine(dir.Path, "o.png"));
-        Assert.True(code == 0, err);
-        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.StartsWith("txt2img: step 1/4, ", lines[0]);
-        Assert.Matches(@"^txt2img: step 4/4, [0-9.]+ (it/s|s/it), \d+:\d\d in all$", lines[^1].TrimEnd('\r'));
+        var lines = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["txt2img", "--model", TinySd, "--prompt", "a cat", "--steps", "4", "--sampler", "ddim", "--out", Path.Combine(dir.Path, "o.png")],
+            new StringWriter(), stderr, new ProgressOutput(Lines: lines));
+        Assert.True(code == 0, stderr.ToString());
+        var shown = lines.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("txt2img: step 1/4 ", shown[0]);
+        Assert.Matches(@"^txt2img: step 4/4 [0-9.]+ it/s in \d+:\d\d$", shown[^1].TrimEnd('\r'));
         // no --negative: no negative prompt (diffusers' None, encoded as ""), none in the parameters
         Assert.Equal("a cat\nSteps: 4, Sampler: DDIM, CFG scale: 7.5, Seed: 0, Size: 64x64, Model: tiny_sd", Parameters(Path.Combine(dir.Path, "o.png")));
     }
 
     [Fact]
-    public void Plain_lines_come_at_most_once_an_interval_with_the_first_and_last_always()
+    public void A_terminal_gets_a_bar_with_the_steps()
     {
-        var log = new StringWriter();
-        int result = ProgressReporter.Run("sample", 50, log, null, p =>
-        {
-            for (int i = 1; i <= 50; i++) p.Report(i);
-            return p.Done;
-        }, plainInterval: TimeSpan.FromHours(1));
-        Assert.Equal(50, result);
-        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(2, lines.Length);
-        Assert.StartsWith("sample: step 1/50", lines[0]);
-        Assert.StartsWith("sample: step 50/50", lines[1]);
-        Assert.Equal("eval: step 5/20, 2.50 it/s, 0:06 left", ProgressReporter.PlainLine("eval", 5, 20, TimeSpan.FromSeconds(2)));
-        Assert.Equal("eval: step 1/20, 2.00 s/it, 0:38 left", ProgressReporter.PlainLine("eval", 1, 20, TimeSpan.FromSeconds(2)));
-        Assert.Equal("eval: step 0/20", ProgressReporter.PlainLine("eval", 0, 20, TimeSpan.Zero));
-    }
-
-    [Fact]
-    public void A_terminal_gets_a_bar_with_steps_and_speed()
-    {
+        using var dir = new TempDir();
         var screen = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Ansi = AnsiSupport.Yes, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.Yes,
             Out = new AnsiConsoleOutput(screen),
         });
-        var log = new StringWriter();
-        ProgressReporter.Run("txt2img", 3, log, console, p =>
-        {
-            for (int i = 1; i <= 3; i++) { Thread.Sleep(30); p.Report(i); }
-            return 0;
-        });
+        var stderr = new StringWriter();
+        int code = Program.Run(["txt2img", "--model", TinySd, "--prompt", "a cat", "--steps", "3", "--sampler", "ddim", "--out", Path.Combine(dir.Path, "o.png")],
+            new StringWriter(), stderr, new ProgressOutput(Console: console));
+        Assert.True(code == 0, stderr.ToString());
         string shown = screen.ToString();
-        Assert.Contains("txt2img", shown);
-        Assert.Contains("3/3", shown);
-        Assert.Contains("it/s", shown);
-        Assert.Equal("", log.ToString());                                          // no plain lines beside the bar
+        Assert.Contains("txt2img: step 3/3", shown);
+        Assert.DoesNotContain("step", stderr.ToString());                          // no plain lines beside the bar
     }
 
     [Theory, InlineData("cheap"), InlineData("vae")]
