@@ -127,6 +127,7 @@ public sealed record UNet2DConditionConfig
         if (ConvInKernel % 2 == 0) throw c.Error("conv_in_kernel", "must be odd");
         if (ConvOutKernel % 2 == 0) throw c.Error("conv_out_kernel", "must be odd");
         if (TimeEmbedDim % 2 != 0) throw c.Error("time_embedding_dim", "must be even");
+        if (NormNumGroups <= 0) throw c.Error("norm_num_groups", "must be positive");
         for (int i = 0; i < n; i++)
         {
             if (BlockOutChannels[i] % NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide block_out_channels[{i}] = {BlockOutChannels[i]}");
