@@ -32,7 +32,7 @@ public static class Txt2ImgCommand
         new("n", "images per prompt", "1", Value: "N"),
         new("latents", "initial latents x_T from FILE (.npy or .safetensors, float32 N×4×h×w)", Value: "FILE"),
         new("save-npy", "also write the images as .npy (float32 N×3×H×W in [-1, 1])", Value: "FILE"),
-        new("out", "output PNG", Value: "FILE"),
+        new("out", "output image: .png (with the generation parameters) or .jpg", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -50,7 +50,7 @@ public static class Txt2ImgCommand
         int steps = o.Has("steps") ? o.Int("steps", min: 1) : 50;
         int n = o.Has("n") ? o.Int("n", min: 1, max: 64) : 1;
         long seed = o.Has("seed") ? o.Long("seed") : 0;
-        if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new CliException($"txt2img: --out must be a .png file, got '{outPath}'");
+        if (!ImageFile.HasWritableExtension(outPath)) throw new CliException($"txt2img: --out must be a .png, .jpg or .jpeg file, got '{outPath}'");
         int? width = o.Has("width") ? o.Int("width", min: 8) : null, height = o.Has("height") ? o.Int("height", min: 8) : null;
         if ((width ?? 8) % 8 != 0 || (height ?? 8) % 8 != 0)
             throw new CliException($"txt2img: --width and --height must be multiples of 8, got {width?.ToString() ?? "default"}x{height?.ToString() ?? "default"}");
@@ -83,7 +83,7 @@ public static class Txt2ImgCommand
         var images = result.Image.Contiguous().ToArray();                           // (N, 3, H, W) in [0, 1]
         var signed = Array.ConvertAll(images, v => v * 2f - 1f);                    // [-1, 1], ImageGrid's and --save-npy's range
         string parameters = Parameters(prompt, negative, steps, SamplerDisplayName(pipe.Scheduler.Config), guidance, seed, w, h, ModelName(model));
-        Png.Write(outPath, ImageGrid.Make(signed, n, 3, h, w, padding: n == 1 ? 0 : 2), text: [("parameters", parameters)]);
+        ImageFile.Write(outPath, ImageGrid.Make(signed, n, 3, h, w, padding: n == 1 ? 0 : 2), text: [("parameters", parameters)]);   // PNG keeps the parameters
         if (o.String("save-npy") is { } npy) Npy.WriteFloat32(npy, [n, 3, h, w], signed);
         stdout.WriteLine($"wrote {outPath}: {n} image(s) {w}x{h}, {steps} steps of {SamplerDisplayName(pipe.Scheduler.Config)}, {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
