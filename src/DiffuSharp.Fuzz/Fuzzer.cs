@@ -30,7 +30,7 @@ public sealed record Finding(string Signature, string Type, string Message, byte
 
 /// <summary>Counts for one parser.</summary>
 public sealed record FuzzReport(string Target, int Inputs, int Parsed, int CleanErrors, int DecoderFaults, int Bugs,
-    double SlowestMs, double TotalSeconds, IReadOnlyList<Finding> Findings);
+    double SlowestMs, double TotalSeconds, IReadOnlyList<Finding> Findings, byte[]? SlowestInput = null);
 
 public static class Fuzzer
 {
@@ -44,6 +44,7 @@ public static class Fuzzer
         var rng = new Random(seed ^ StableHash(target.Name));
         int parsed = 0, clean = 0, decoderFaults = 0, bugs = 0;
         double slowest = 0;
+        byte[]? slowestInput = null;
         var findings = new Dictionary<string, Finding>();
         var total = Stopwatch.StartNew();
         for (int i = 0; i < inputs; i++)
@@ -52,7 +53,7 @@ public static class Fuzzer
             byte[] input = i < target.Seeds.Count ? target.Seeds[i] : target.Mutate(seedInput, rng);
             var sw = Stopwatch.StartNew();
             var (outcome, error) = RunOne(target, input, path);
-            slowest = Math.Max(slowest, sw.Elapsed.TotalMilliseconds);
+            if (sw.Elapsed.TotalMilliseconds > slowest) (slowest, slowestInput) = (sw.Elapsed.TotalMilliseconds, input);
             switch (outcome)
             {
                 case Outcome.Parsed: parsed++; break;
@@ -69,7 +70,7 @@ public static class Fuzzer
                     break;
             }
         }
-        return new FuzzReport(target.Name, inputs, parsed, clean, decoderFaults, bugs, slowest, total.Elapsed.TotalSeconds, [.. findings.Values]);
+        return new FuzzReport(target.Name, inputs, parsed, clean, decoderFaults, bugs, slowest, total.Elapsed.TotalSeconds, [.. findings.Values], slowestInput);
     }
 
     /// <summary>Feeds one input; the exception (null when it parsed) and its classification.</summary>

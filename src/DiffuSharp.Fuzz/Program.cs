@@ -39,6 +39,11 @@ public static class Program
             {
                 var r = Fuzzer.Run(t, n, seed, work);
                 reports.Add(r);
+                if (r.SlowestMs > 1000 && r.SlowestInput is { } slow)                  // kept for a look: a decoder's worst case
+                {
+                    Directory.CreateDirectory(findingsDir);
+                    File.WriteAllBytes(Path.Combine(findingsDir, $"slowest-{string.Concat(t.Name.Where(char.IsLetterOrDigit))}.bin"), slow);
+                }
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {r.Target} | {r.Inputs:N0} | {r.Parsed:N0} | {r.CleanErrors:N0} | {r.DecoderFaults:N0} | {r.Bugs:N0} | {r.SlowestMs:F1} | {r.TotalSeconds:F0} |"));
             }

@@ -22,7 +22,7 @@ public sealed record ImageFolderReport(string Folder, IReadOnlyList<(int Width, 
         string found = string.Join(", ", Groups.Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Count:N0} of {g.Width}×{g.Height} {ChannelName(g.Channels)}")));
         var what = new List<string>();
         if (Groups.Any(g => g.Width != ImageSize || g.Height != ImageSize))
-            what.Add($"scaled (short side to {ImageSize}) and centre-cropped");
+            what.Add($"short side scaled to {ImageSize}, centre-cropped");
         if (Channels == 1 && Groups.Any(g => g.Channels >= 3)) what.Add("colour to gray (BT.601 luma)");
         if (Channels == 3 && Groups.Any(g => g.Channels <= 2)) what.Add("gray to RGB");
         if (Groups.Any(g => g.Channels is 2 or 4)) what.Add("alpha composited over white");

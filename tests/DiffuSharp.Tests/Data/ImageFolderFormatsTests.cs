@@ -40,7 +40,7 @@ public sealed class ImageFolderFormatsTests
         Assert.Equal(["labels.csv", "notes.txt"], report.Skipped);
         var lines = report.Lines().ToArray();
         Assert.Equal(2, lines.Length);
-        Assert.Equal($"{dir.Path}: 6 images: 4 of 32×32 RGB, 1 of 28×28 gray, 1 of 48×32 RGBA → 28×28 gray (scaled (short side to 28) and centre-cropped; colour to gray (BT.601 luma); alpha composited over white)", lines[0]);
+        Assert.Equal($"{dir.Path}: 6 images: 4 of 32×32 RGB, 1 of 28×28 gray, 1 of 48×32 RGBA → 28×28 gray (short side scaled to 28, centre-cropped; colour to gray (BT.601 luma); alpha composited over white)", lines[0]);
         Assert.Equal("skipped 2 files that are not .png/.jpg/.jpeg/.bmp/.gif/.webp/.tif/.tiff: labels.csv, notes.txt", lines[1]);
     }
 
