@@ -1,6 +1,7 @@
 // diffusharp-fuzz: runs N mutated inputs through every parser (or --only NAME) and prints a table; every distinct
 // failure is minimised and written to --findings DIR (default fuzz-findings/) for a regression test.
 //   dotnet run --project src/DiffuSharp.Fuzz -c Release -- 100000 [--seed S] [--only NAME]
+//   ... -- --replay NAME FILE      feeds one saved input to one parser and prints what happened
 using System.Globalization;
 
 namespace DiffuSharp.Fuzz;
@@ -19,6 +20,7 @@ public static class Program
                 case "--only": only = args[++i]; break;
                 case "--findings": findingsDir = args[++i]; break;
                 case "--list": foreach (var t in Targets.All) Console.WriteLine(t.Name); return 0;
+                case "--replay": return Replay(Targets.Get(args[i + 1]), args[i + 2]);
                 default:
                     if (!int.TryParse(args[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out n) || n < 1)
                     {
@@ -63,6 +65,21 @@ public static class Program
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"\n{reports.Sum(r => r.Inputs):N0} inputs, {reports.Sum(r => r.Bugs):N0} anything else, seed {seed}"));
             return reports.Sum(r => r.Bugs) == 0 ? 0 : 1;
+        }
+        finally { Directory.Delete(work, recursive: true); }
+    }
+
+    static int Replay(FuzzTarget target, string file)
+    {
+        string work = Fuzzer.WorkFolder();
+        try
+        {
+            target.Setup?.Invoke(work);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var (outcome, error) = Fuzzer.RunOne(target, File.ReadAllBytes(file), Path.Combine(work, target.FileName));
+            Console.WriteLine($"{outcome} in {clock.Elapsed.TotalMilliseconds:F0} ms{(error is null ? "" : $": {error.GetType().Name}: {error.Message}")}");
+            if (outcome == Outcome.Bug) Console.WriteLine(error!.StackTrace);
+            return outcome == Outcome.Bug ? 1 : 0;
         }
         finally { Directory.Delete(work, recursive: true); }
     }

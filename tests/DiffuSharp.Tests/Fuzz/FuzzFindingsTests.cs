@@ -92,6 +92,18 @@ public sealed class FuzzFindingsTests : IDisposable
         Assert.Contains(key, e.Message);
     }
 
+    [Fact]
+    public void Unet2d_condition_config_with_two_billion_layers_per_block_names_the_key()
+    {
+        // was OutOfMemoryException "Array dimensions exceeded supported range" in ConfigJson.NestedPerBlock
+        var json = System.Text.Json.Nodes.JsonNode.Parse(DiffuSharp.Fuzz.Seeds.Resource("unet2d_condition.json"))!.AsObject();
+        json["layers_per_block"] = int.MaxValue;
+        string path = Write("config.json", json.ToJsonString());
+        var e = Assert.Throws<InvalidDataException>(() => DiffuSharp.NN.Diffusers.UNet2DConditionConfig.Load(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("layers_per_block", e.Message);
+    }
+
     [Theory]
     [InlineData("norm_num_groups")]
     [InlineData("attention_head_dim")]
