@@ -112,6 +112,12 @@ internal static class CliModel
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir)) throw new CliException($"{command}: cannot write {path}: folder {dir} does not exist");
+    }
+
+    /// <summary><see cref="CheckOutput"/> for --out, which writes an image: PNG or JPEG by its extension.</summary>
+    public static void CheckImageOutput(string command, string path)
+    {
+        CheckOutput(command, path);
         if (!ImageFile.HasWritableExtension(path))
             throw new CliException($"{command}: --out {path}: writes an image, so the name must end in .png, .jpg or .jpeg");
     }

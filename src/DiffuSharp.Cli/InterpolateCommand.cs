@@ -54,7 +54,7 @@ public static class InterpolateCommand
             if (!(l >= 0 && l <= 1)) throw new CliException($"{Name}: every --lambdas value must lie in [0, 1], got {l.ToString(CultureInfo.InvariantCulture)}");
         ulong seed = CliModel.Seed(Name, "seed", o.Required("seed"));
         string outPath = o.Required("out");
-        CliModel.CheckOutput(Name, outPath);
+        CliModel.CheckImageOutput(Name, outPath);
 
         var (config, unet) = ModelFolder.Load(o.Required("model"));
         int T = config.DiffusionSteps;

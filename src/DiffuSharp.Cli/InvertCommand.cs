@@ -30,7 +30,7 @@ public static class InvertCommand
         int steps = o.Int("steps");
         if (steps < 1) throw new CliException($"{Name}: --steps must be at least 1, got {steps}");
         string imagePath = o.Required("image"), outPath = o.Required("out");
-        CliModel.CheckOutput(Name, outPath);
+        CliModel.CheckImageOutput(Name, outPath);
         string? latentPath = o.String("save-latent");
         if (latentPath is not null) CliModel.CheckOutput(Name, latentPath);
 
