@@ -1,5 +1,7 @@
 // Valid inputs the mutators start from, made in code (small, varied: every dtype, colour type, bit depth, version
-// and layout the parsers accept) or, for the diffusers configs, the tiny pipeline's own files (Seeds/*.json).
+// and layout the parsers accept) or, for the diffusers configs, the tiny pipelines' own files (Seeds/*.json: copies of
+// tests/DiffuSharp.Tests/Fixtures/diffusers/pipelines/tiny_sd_multicontrolnet/{unet,vae,text_encoder,controlnet,
+// scheduler}/ configs and its model_index.json, and of Fixtures/diffusers_extra/{unet2d,unet2d_condition}_variants/config.json).
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Reflection;
