@@ -6,6 +6,12 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Fuzz;
 
+/// <summary>The fuzz runs keep both cores busy for most of a minute: run alone, so they do not starve the tests that
+/// time signals against a training child process (KillResumeTests, MpiTrainingTests).</summary>
+[CollectionDefinition(nameof(FuzzCollection), DisableParallelization = true)]
+public sealed class FuzzCollection;
+
+[Collection(nameof(FuzzCollection))]
 public sealed class FuzzTests : IDisposable
 {
     const int Inputs = 1000, Seed = 20261207;
