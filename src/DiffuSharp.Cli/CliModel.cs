@@ -12,17 +12,17 @@ namespace DiffuSharp.Cli;
 internal static class CliModel
 {
     /// <summary>
-    /// Reads a PNG as (C, S, S) in [-1, 1] for a model with C = in_channels and S = image_size: gray ↔ RGB converted,
+    /// Reads an image (PNG, JPEG, BMP, GIF, WebP or TIFF; ImageFile's pixel limit) as (C, S, S) in [-1, 1] for a model with C = in_channels and S = image_size: gray ↔ RGB converted,
     /// alpha composited over white, other sizes scaled (short side to S) and centre-cropped. resized tells whether
     /// the size changed.
     /// </summary>
     public static (float[] Pixels, bool Resized) ReadImage(string command, string path, ModelConfig config)
     {
         if (config.InChannels is not (1 or 3))
-            throw new CliException($"{command}: the model has in_channels {config.InChannels}; PNG images can feed only gray (1) or RGB (3) models");
-        if (Directory.Exists(path)) throw new CliException($"{command}: {path} is a folder, not a PNG image");
+            throw new CliException($"{command}: the model has in_channels {config.InChannels}; images can feed only gray (1) or RGB (3) models");
+        if (Directory.Exists(path)) throw new CliException($"{command}: {path} is a folder, not an image");
         if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
-        var image = Png.Read(path);
+        var image = ImageFile.Read(path);
         int c = config.InChannels, s = config.ImageSize;
         if (image.Width == s && image.Height == s) return (ImageGrid.ToFloat(image, c), false);
         var dst = new float[c * s * s];
@@ -110,5 +110,13 @@ internal static class CliModel
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir)) throw new CliException($"{command}: cannot write {path}: folder {dir} does not exist");
+    }
+
+    /// <summary><see cref="CheckOutput"/> for --out, which writes an image: PNG or JPEG by its extension.</summary>
+    public static void CheckImageOutput(string command, string path)
+    {
+        CheckOutput(command, path);
+        if (!ImageFile.HasWritableExtension(path))
+            throw new CliException($"{command}: --out {path}: writes an image, so the name must end in .png, .jpg or .jpeg");
     }
 }

@@ -18,7 +18,7 @@ public static class InterpolateCommand
     static readonly OptionSpec[] Options =
     [
         new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
-        new("images", "the two end images (PNG; converted to the model's channels and size)", Value: "A.png B.png"),
+        new("images", "the two end images (PNG, JPEG, BMP, GIF, WebP or TIFF; converted to the model's channels and size)", Value: "A.png B.png"),
         new("seeds", "instead of images: two seeds whose samples are the end points", Value: "S1 S2"),
         new("t", "trained timestep at which to mix, 0..diffusion_steps−1 (default: half of diffusion_steps)", Value: "T"),
         new("lambdas", "mixing weights of B, each in [0, 1]", "0,0.25,0.5,0.75,1", Value: "LIST"),
@@ -28,7 +28,7 @@ public static class InterpolateCommand
         new("mix", "lerp | slerp (default: lerp for --encode noise, slerp for ddim and seeds)", Value: "HOW"),
         new("class", "class label 0..k−1 or name (shirt, \"ankle boot\"; class-conditional models)", Value: "LABEL"),
         new("seed", "seed of the forward noise and the sampler's noise", "0", Value: "N"),
-        new("out", "PNG strip: A, one image per λ, B", "interpolation.png", Value: "FILE"),
+        new("out", "strip (.png or .jpg): A, one image per λ, B", "interpolation.png", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -55,7 +55,7 @@ public static class InterpolateCommand
             if (!(l >= 0 && l <= 1)) throw new CliException($"{Name}: every --lambdas value must lie in [0, 1], got {l.ToString(CultureInfo.InvariantCulture)}");
         ulong seed = CliModel.Seed(Name, "seed", o.Required("seed"));
         string outPath = o.Required("out");
-        CliModel.CheckOutput(Name, outPath);
+        CliModel.CheckImageOutput(Name, outPath);
 
         var (config, unet) = ModelFolder.Load(o.Required("model"));
         int T = config.DiffusionSteps;
@@ -126,7 +126,7 @@ public static class InterpolateCommand
         endA!.CopyTo(strip, 0);
         result.AsSpan(0, lambdas.Length * len).CopyTo(strip.AsSpan(len));
         endB!.CopyTo(strip, (lambdas.Length + 1) * len);
-        Png.Write(outPath, ImageGrid.Make(strip, lambdas.Length + 2, C, S, S, columns: lambdas.Length + 2));
+        ImageFile.Write(outPath, ImageGrid.Make(strip, lambdas.Length + 2, C, S, S, columns: lambdas.Length + 2));
         string how = ddim ? $"DDIM eta {eta.ToString(CultureInfo.InvariantCulture)}, {i + 1} of {diffusion.NumTimesteps} steps" : $"DDPM, {i + 1} steps";
         stdout.WriteLine($"mixed at t = {diffusion.TimestepMap[i]} ({mix}, {how}); wrote A | λ = {string.Join(", ", lambdas.Select(l => l.ToString(CultureInfo.InvariantCulture)))} | B to {outPath}");
         return 0;

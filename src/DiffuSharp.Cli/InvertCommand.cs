@@ -17,10 +17,10 @@ public static class InvertCommand
     static readonly OptionSpec[] Options =
     [
         new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
-        new("image", "PNG image (converted to the model's channels and size)", Value: "FILE"),
+        new("image", "image: PNG, JPEG, BMP, GIF, WebP or TIFF (converted to the model's channels and size)", Value: "FILE"),
         new("steps", "DDIM steps, evenly spaced over the trained T", "50", Value: "S"),
         new("class", "class label 0..k−1 or name (shirt, \"ankle boot\"; class-conditional models)", Value: "LABEL"),
-        new("out", "PNG strip: original | x_T / 2 | reconstruction", "inversion.png", Value: "FILE"),
+        new("out", "strip (.png or .jpg): original | x_T / 2 | reconstruction", "inversion.png", Value: "FILE"),
         new("save-latent", "also write x_T as .npy (float32 1×C×H×W; sample --noise reads it)", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -32,7 +32,7 @@ public static class InvertCommand
         int steps = o.Int("steps");
         if (steps < 1) throw new CliException($"{Name}: --steps must be at least 1, got {steps}");
         string imagePath = o.Required("image"), outPath = o.Required("out");
-        CliModel.CheckOutput(Name, outPath);
+        CliModel.CheckImageOutput(Name, outPath);
         string? latentPath = o.String("save-latent");
         if (latentPath is not null) CliModel.CheckOutput(Name, latentPath);
 
@@ -58,7 +58,7 @@ public static class InvertCommand
         var latent = xT.ToArray();
         for (int k = 0; k < len; k++) strip[len + k] = latent[k] * 0.5f;
         recon.CopyTo(strip, 2 * len);
-        Png.Write(outPath, ImageGrid.Make(strip, 3, C, S, S, columns: 3));
+        ImageFile.Write(outPath, ImageGrid.Make(strip, 3, C, S, S, columns: 3));
         if (latentPath is not null) Npy.WriteFloat32(latentPath, [1, C, S, S], latent);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"reconstruction error: MSE {mse:G4}, PSNR {psnr:F2} dB on [-1, 1] values (peak-to-peak 2); MSE {mse8:G4}, PSNR {psnr8:F2} dB on 8-bit pixels [0, 255]"));

@@ -13,18 +13,19 @@ internal static class SampleChecks
     /// <summary>Checks --out, --save-npy and --trajectory; throws CliException naming the flag.</summary>
     public static void Outputs(ParsedOptions o)
     {
-        Output(o, "out", ".png", "a PNG grid");
-        Output(o, "save-npy", ".npy", "a NumPy .npy array");
-        Output(o, "trajectory", ".png", "a PNG strip");
+        Output(o, "out", ImageFile.WritableExtensions, "an image grid (PNG or JPEG)");
+        Output(o, "save-npy", [".npy"], "a NumPy .npy array");
+        Output(o, "trajectory", ImageFile.WritableExtensions, "an image strip (PNG or JPEG)");
     }
 
-    static void Output(ParsedOptions o, string flag, string extension, string what)
+    static void Output(ParsedOptions o, string flag, IReadOnlyList<string> extensions, string what)
     {
         if (o.String(flag) is not { } path) return;
+        string names = extensions.Count == 1 ? extensions[0] : string.Join(", ", extensions.Take(extensions.Count - 1)) + " or " + extensions[^1];
         if (path.Length == 0) throw new CliException($"sample: --{flag} needs a file name");
-        if (Directory.Exists(path)) throw new CliException($"sample: --{flag} {path} is a folder; give a file name ending in {extension}");
-        if (!path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
-            throw new CliException($"sample: --{flag} {path}: writes {what}, so the name must end in {extension}");
+        if (Directory.Exists(path)) throw new CliException($"sample: --{flag} {path} is a folder; give a file name ending in {names}");
+        if (!extensions.Any(e => path.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
+            throw new CliException($"sample: --{flag} {path}: writes {what}, so the name must end in {names}");
         string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(folder)) throw new CliException($"sample: --{flag} {path}: folder {folder} does not exist");
         string probe = Path.Combine(folder, $".diffusharp-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");

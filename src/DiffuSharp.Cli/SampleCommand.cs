@@ -38,7 +38,7 @@ public static class SampleCommand
         new("seed", "seed of the noise", "0", Value: "N"),
         new("noise", "initial noise x_T from FILE (.npy or .safetensors, float32 N×C×H×W)", Value: "FILE"),
         new("save-npy", "also write the samples as .npy (float32 N×C×H×W in [-1, 1])", Value: "FILE"),
-        new("out", "PNG grid of the samples", "samples.png", Value: "FILE"),
+        new("out", "grid of the samples: .png or .jpg", "samples.png", Value: "FILE"),
         new("trajectory", "PNG strip of x_t over the steps for the first samples", Value: "FILE"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -134,9 +134,9 @@ public static class SampleCommand
         bar.Dispose();                                        // the bar's last state drawn before any line of ours
 
         string outPath = o.Required("out");
-        Png.Write(outPath, ImageGrid.Make(samples, n, C, H, W));
+        ImageFile.Write(outPath, ImageGrid.Make(samples, n, C, H, W));
         if (o.String("save-npy") is { } npy) Npy.WriteFloat32(npy, [n, C, H, W], samples);
-        if (trajectoryPath is not null) Png.Write(trajectoryPath, ImageGrid.Make(strip!, trajRows * trajCols, C, H, W, columns: trajCols));
+        if (trajectoryPath is not null) ImageFile.Write(trajectoryPath, ImageGrid.Make(strip!, trajRows * trajCols, C, H, W, columns: trajCols));
         stdout.WriteLine($"wrote {n} samples to {outPath}");
         return 0;
     }

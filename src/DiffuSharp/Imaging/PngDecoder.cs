@@ -41,9 +41,10 @@ internal static class PngDecoder
         };
     }
 
-    public static Image8 Decode(byte[] bytes, string src)
+    public static Image8 Decode(byte[] bytes, string src, long maxPixels)
     {
         var (header, idat) = ReadChunks(bytes, src);
+        ImageFile.CheckSize(src, "PNG", header.Width, header.Height, maxPixels);
         (int X, int Y, int Dx, int Dy)[] passes = header.Interlaced ? Adam7 : [(0, 0, 1, 1)];
 
         long inflatedSize = 0;

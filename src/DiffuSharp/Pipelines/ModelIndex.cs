@@ -79,6 +79,7 @@ public sealed class ModelIndex : IPipelineSource
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object");
+            IO.StrictJson.CheckText(root, path);
             string className = root.TryGetProperty("_class_name", out var cn) && cn.ValueKind == JsonValueKind.String ? cn.GetString()!
                 : throw new InvalidDataException($"{path}: _class_name (the pipeline class) is missing");
             string? version = root.TryGetProperty("_diffusers_version", out var dv) && dv.ValueKind == JsonValueKind.String ? dv.GetString() : null;

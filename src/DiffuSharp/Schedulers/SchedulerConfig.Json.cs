@@ -36,6 +36,7 @@ public sealed partial record SchedulerConfig
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source}: expected a JSON object");
+            IO.StrictJson.CheckText(root, source);
             if (className is null)
             {
                 if (!root.TryGetProperty("_class_name", out var cn) || cn.ValueKind != JsonValueKind.String)

@@ -63,16 +63,25 @@ public sealed class ClipTokenizer
         // transformers makes a pad token that is not already special an added token, split out of the text before the
         // BPE: with SD 2.x's "!" a "!!" in a prompt is two "!" (id 0), not the BPE token "!!</w>".
         var special = new Dictionary<string, int> { [StartToken] = BosId, [EndToken] = EosId, [padToken] = PadId };
-        _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
+        // Microsoft.ML.Tokenizers checks that the two files fit together (every merge's symbols in the vocabulary, one
+        // token per id) and says so with ArgumentException / InvalidOperationException: named here as the files' fault.
+        try
         {
-            Merges = merges,
-            SpecialTokens = special,
-            UnknownToken = EndToken,                         // CLIPTokenizer's unk_token
-            EndOfWordSuffix = "</w>",
-            ByteLevel = true,
-            Normalizer = new ClipNormalizer(),
-            PreTokenizer = new ClipPreTokenizer(special.Keys),
-        });
+            _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
+            {
+                Merges = merges,
+                SpecialTokens = special,
+                UnknownToken = EndToken,                     // CLIPTokenizer's unk_token
+                EndOfWordSuffix = "</w>",
+                ByteLevel = true,
+                Normalizer = new ClipNormalizer(),
+                PreTokenizer = new ClipPreTokenizer(special.Keys),
+            });
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{vocabPath} and {mergesPath} do not fit together: {e.Message}");
+        }
     }
 
     /// <summary>Reads a diffusers `tokenizer/` folder: vocab.json, merges.txt and, when present, tokenizer_config.json
@@ -92,6 +101,7 @@ public sealed class ClipTokenizer
             {
                 using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
                 var root = doc.RootElement;
+                IO.StrictJson.CheckText(root, configPath);
                 if (root.TryGetProperty("pad_token", out var p))
                     pad = p.ValueKind switch
                     {

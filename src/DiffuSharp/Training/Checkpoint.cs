@@ -109,6 +109,14 @@ public static class Checkpoint
         return trainer;
     }
 
+    /// <summary>Parses a checkpoint folder's trainer.json alone (config and state), as a resume does before it reads the weights.</summary>
+    internal static (TrainConfig Config, TrainerState State) ReadTrainerFile(string checkpointFolder)
+    {
+        var root = ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        return (config, StateFromJson(root, path));
+    }
+
     static float[] ReadNamed(SafeTensorsFile file, string name, int count)
     {
         if (!file.Contains(name)) throw new InvalidDataException($"{file.SourceName} lacks parameter '{name}'");

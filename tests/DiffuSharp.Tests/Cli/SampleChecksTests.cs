@@ -29,9 +29,9 @@ public sealed class SampleChecksTests
             string noModel = Path.Combine(dir, "no-such-model"), missing = Path.Combine(dir, "missing");
             Fails(["sample", "--model", noModel, "--out", Path.Combine(missing, "g.png")], "--out", $"folder {missing} does not exist");
             Fails(["sample", "--model", noModel, "--out", dir], "--out", "is a folder");
-            Fails(["sample", "--model", noModel, "--out", Path.Combine(dir, "g.jpg")], "--out", "must end in .png");
+            Fails(["sample", "--model", noModel, "--out", Path.Combine(dir, "g.gif")], "--out", "must end in .png, .jpg or .jpeg");
             Fails(["sample", "--model", noModel, "--save-npy", Path.Combine(dir, "s.png")], "--save-npy", "must end in .npy");
-            Fails(["sample", "--model", noModel, "--trajectory", Path.Combine(dir, "t.npy")], "--trajectory", "must end in .png");
+            Fails(["sample", "--model", noModel, "--trajectory", Path.Combine(dir, "t.npy")], "--trajectory", "must end in .png, .jpg or .jpeg");
 
             // --save-npy into a missing folder used to fail after the PNG was written: now nothing is written.
             string model = CliModelFixture.TinyModelFolder(dir), grid = Path.Combine(dir, "g.png");

@@ -82,9 +82,9 @@ public sealed class ImageFolderTests
     public void Missing_or_empty_folder()
     {
         using var dir = new TempDir();
-        File.WriteAllText(Path.Combine(dir.Path, "x.jpg"), "");
+        File.WriteAllText(Path.Combine(dir.Path, "x.txt"), "");
         var e = Assert.Throws<DatasetNotFoundException>(() => ImageFolder.Load(dir.Path, 8, 3));
-        Assert.Contains("1 JPEG files found", e.Message);
+        Assert.Contains("1 other files, e.g. x.txt", e.Message);
         Assert.Throws<DatasetNotFoundException>(() => ImageFolder.Load(Path.Combine(dir.Path, "nope"), 8, 3));
         Assert.Throws<ArgumentOutOfRangeException>(() => ImageFolder.Load(dir.Path, 8, 2));
     }

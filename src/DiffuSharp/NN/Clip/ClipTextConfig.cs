@@ -65,6 +65,7 @@ public sealed record ClipTextConfig(
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source}: expected a JSON object");
+            IO.StrictJson.CheckText(doc.RootElement, source);
             var c = new ClipTextConfig();
             foreach (var p in doc.RootElement.EnumerateObject())
             {

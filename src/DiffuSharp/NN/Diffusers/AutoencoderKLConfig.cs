@@ -50,6 +50,7 @@ public sealed record AutoencoderKLConfig
         c.MustBeNull("shift_factor", "a latent shift factor");
         c.RejectUnknownKeys("AutoencoderKL");
         if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
+        if (config.NormNumGroups <= 0) throw c.Error("norm_num_groups", "must be positive");
         foreach (int ch in blockOut)
             if (ch % config.NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide {ch} channels");
         return config;

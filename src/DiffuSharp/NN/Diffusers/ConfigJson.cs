@@ -30,6 +30,7 @@ internal sealed class ConfigJson
         try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true }); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})"); }
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source}: expected a JSON object");
+        IO.StrictJson.CheckText(doc.RootElement, source);
         return new ConfigJson(doc.RootElement.Clone(), source);
     }
 

@@ -83,6 +83,8 @@ public sealed record ControlNetConfig
         c.Informational("addition_embed_type_num_heads");
         c.RejectUnknownKeys("ControlNetModel");
         if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
+        if (config.NormNumGroups <= 0) throw c.Error("norm_num_groups", "must be positive");
+        ConfigChoices.Positive(c, c.Has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim", heads);
         for (int i = 0; i < n; i++)
         {
             if (blockOut[i] % config.NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide block_out_channels[{i}] = {blockOut[i]}");

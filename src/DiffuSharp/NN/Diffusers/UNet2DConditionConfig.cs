@@ -42,6 +42,9 @@ public sealed record UNet2DConditionConfig
     public int TimeEmbedDim => TimeEmbeddingDim ?? BlockOutChannels[0] * 4;
 
     /// <summary>Reads and validates a config.json (see the file header for what is an error).</summary>
+    /// <summary>Largest layers_per_block accepted (diffusers' models use 1 to 3).</summary>
+    public const int MaxLayersPerBlock = 1024;
+
     public static UNet2DConditionConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static UNet2DConditionConfig Read(ConfigJson c)
@@ -58,6 +61,8 @@ public sealed record UNet2DConditionConfig
             throw c.Error("num_attention_heads", "diffusers 0.27 refuses it for UNet2DConditionModel (the head count is attention_head_dim)");
         var layers = c.IntPerBlock("layers_per_block", n, 2);
         ConfigChoices.Positive(c, "layers_per_block", layers);
+        if (layers.Any(l => l > MaxLayersPerBlock))                        // per-layer lists are built from it below
+            throw c.Error("layers_per_block", $"at most {MaxLayersPerBlock} layers per block are supported");
         var heads = c.IntPerBlock("attention_head_dim", n, 8);
         ConfigChoices.Positive(c, "attention_head_dim", heads);
         var tl = c.NestedPerBlock("transformer_layers_per_block", n, layers) ?? layers.Select(l => Enumerable.Repeat(1, l).ToArray()).ToArray();
@@ -127,6 +132,7 @@ public sealed record UNet2DConditionConfig
         if (ConvInKernel % 2 == 0) throw c.Error("conv_in_kernel", "must be odd");
         if (ConvOutKernel % 2 == 0) throw c.Error("conv_out_kernel", "must be odd");
         if (TimeEmbedDim % 2 != 0) throw c.Error("time_embedding_dim", "must be even");
+        if (NormNumGroups <= 0) throw c.Error("norm_num_groups", "must be positive");
         for (int i = 0; i < n; i++)
         {
             if (BlockOutChannels[i] % NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide block_out_channels[{i}] = {BlockOutChannels[i]}");

@@ -72,6 +72,9 @@ public sealed record UNet2DConfig
         c.MustBeNull("class_embed_type", "a class embedding type");
         c.RejectUnknownKeys("UNet2DModel");
         if (config.LayersPerBlock <= 0) throw c.Error("layers_per_block", "must be positive");
+        if (config.NormNumGroups <= 0) throw c.Error("norm_num_groups", "must be positive");
+        if (config.AttentionHeadDim is <= 0) throw c.Error("attention_head_dim", "must be positive");
+        if (config.AttnNormNumGroups is <= 0) throw c.Error("attn_norm_num_groups", "must be positive");
         for (int i = 0; i < n; i++)
         {
             if (blockOut[i] % config.NormNumGroups != 0) throw c.Error("norm_num_groups", $"does not divide block_out_channels[{i}] = {blockOut[i]}");
