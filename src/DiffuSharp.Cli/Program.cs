@@ -19,6 +19,7 @@ public static class Program
         ("train-classifier", "train the Fashion-MNIST classifier that eval uses"),
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
         ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
+        ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -44,6 +45,7 @@ public static class Program
                 "invert" => InvertCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),
                 "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
+                "edges" => EdgesCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
