@@ -20,6 +20,7 @@ public static class Program
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
         ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
         ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
+        ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -46,6 +47,7 @@ public static class Program
                 "eval" => EvalCommand.Run(rest, stdout),
                 "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
                 "edges" => EdgesCommand.Run(rest, stdout),
+                "captions" => CaptionsCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
