@@ -21,6 +21,7 @@ public static class Program
         ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
         ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
         ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
+        ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -48,6 +49,7 @@ public static class Program
                 "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
                 "edges" => EdgesCommand.Run(rest, stdout),
                 "captions" => CaptionsCommand.Run(rest, stdout),
+                "train-vae" => TrainVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
