@@ -22,6 +22,7 @@ public static class Program
         ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
         ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
         ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
+        ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -50,6 +51,7 @@ public static class Program
                 "edges" => EdgesCommand.Run(rest, stdout),
                 "captions" => CaptionsCommand.Run(rest, stdout),
                 "train-vae" => TrainVaeCommand.Run(rest, stdout),
+                "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }
