@@ -35,7 +35,7 @@ public static class TrainVaeCommand
         new("warmup", "linear lr warm-up steps", "200", Value: "N"),
         new("lr_anneal_steps", "lr decays linearly to 0 over this many steps (0 = constant)", "0", Value: "N"),
         new("grad_clip", "max global gradient norm (0 = off; the loss is a per-image sum, so norms are in the thousands)", "0", Value: "G"),
-        new("ema_rate", "EMA rate of the weights vae/ is written from", "0.999", Value: "R"),
+        new("ema_rate", "EMA rate of the weights vae/ is written from (capped by (1 + step)/(10 + step), as diffusers' EMAModel)", "0.999", Value: "R"),
         new("loss", "reconstruction loss: l1 (Stable Diffusion's) or l2", "l1", Value: "L"),
         new("kl_weight", "weight of the KL term (Stable Diffusion: 1e-6)", "1e-6", Value: "W"),
         new("pad", "pixels of background added on each side (28 + 2·2 = 32)", "2", Value: "P"),

@@ -54,6 +54,20 @@ public sealed class VaeTrainerTests
     }
 
     [Fact]
+    public void Ema_warms_up_as_diffusers_ema_model()
+    {
+        var data = Blobs(8, 8, 6);
+        var t = new VaeTrainer(VaeGradientTests.Tiny, Config(3), new VaeObjective(Pad: 0), data);
+        var init = t.Flat.Values.ToArray();
+        t.Step();                                                     // first update: rate min(0.9, 1/10) = 0.1
+        var ema = t.Ema!.Shadow[0].ToArray();
+        for (int i = 0; i < ema.Length; i += 97)
+            Assert.Equal(0.1f * init[i] + 0.9f * t.Flat.Values[i], ema[i], 1e-6f);
+        Assert.Equal(0.9, t.EmaRateAt(1000));
+        Assert.Equal(2.0 / 11, t.EmaRateAt(1), 12);
+    }
+
+    [Fact]
     public void A_damaged_checkpoint_is_refused_by_name()
     {
         var data = Blobs(8, 8, 2);
