@@ -68,9 +68,13 @@ public static class TrainVaeCommand
         VaeTrainer trainer;
         if (resume)
         {
+            // The checkpoint fixes the model, objective and optimisation; only the step budget and the data folder may be given.
+            var fixedOnResume = Options.Select(s => s.Name).Except(["out", "resume", "steps", "data", "max_train", "help"]);
+            if (fixedOnResume.FirstOrDefault(n => args.Any(a => a == "--" + n || a.StartsWith("--" + n + "=", StringComparison.Ordinal))) is { } given)
+                throw new CliException($"{Name}: --{given} cannot change on --resume (the checkpoint's value is used); only --steps and --data may be given");
             string ckpt = Checkpoint.Locate(outFolder);
             var (saved, objective) = VaeCheckpoint.ReadSettings(ckpt);
-            long steps = o.Has("steps") && args.Any(a => a.StartsWith("--steps", StringComparison.Ordinal)) ? o.Long("steps") : saved.TotalSteps;
+            long steps = args.Any(a => a == "--steps" || a.StartsWith("--steps=", StringComparison.Ordinal)) ? o.Long("steps") : saved.TotalSteps;
             trainer = VaeCheckpoint.Load(ckpt, ImagePadding.Pad(train, objective.Pad), c => c with { TotalSteps = steps });
             stdout.WriteLine($"resumed {outFolder} at step {trainer.StepCount}");
         }

@@ -37,6 +37,7 @@ public static class VaeCheckpoint
                 new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
             var json = Checkpoint.StateToJson(state, trainer.Config);
             json["objective"] = trainer.Objective.ToJson();
+            json["train_images"] = trainer.TrainImages;
             string text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
             AtomicFile.Write(Path.Combine(tmp, StateFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
             CheckpointManifest.Write(tmp, VaeFolder.ConfigJson(trainer.VaeConfig), trainer.Config.ToJson());
@@ -60,6 +61,8 @@ public static class VaeCheckpoint
     {
         var (config, objective) = ReadSettings(checkpointFolder);
         var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max_train");
         if (adjust is not null) config = adjust(config);
         var vaeConfig = AutoencoderKLConfig.Load(Path.Combine(checkpointFolder, VaeFolder.ConfigFile));
         var trainer = new VaeTrainer(vaeConfig, config, objective, data);

@@ -65,6 +65,8 @@ public sealed class VaeTrainer
     /// <summary>The EMA of the first rate of Config.EmaRate, or null when it is empty.</summary>
     public Ema? Ema { get; }
     public long StepCount { get; private set; }
+    /// <summary>How many images the trainer draws from (a resumed run must get the same ones).</summary>
+    public int TrainImages { get; }
 
     /// <summary>data: the (already padded) images, (C, H, W) = (in_channels, sample_size, sample_size).</summary>
     public VaeTrainer(AutoencoderKLConfig vaeConfig, TrainConfig config, VaeObjective objective, ImageDataset data)
@@ -92,6 +94,7 @@ public sealed class VaeTrainer
         var rates = config.EmaRates();
         Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
         _data = new DataLoader(data, config.BatchSize, _dataRng);
+        TrainImages = data.Count;
         (_c, _h, _w) = (data.Channels, data.Height, data.Width);
         _images = new float[config.BatchSize * data.ImageLength];
     }

@@ -35,6 +35,8 @@ public sealed class TrainVaeCommandTests
         Assert.Equal(2, again.Code);
         Assert.Contains("already holds a run", again.Stderr);
 
+        TrainSampleEndToEndTests.AssertOneLineError(["train-vae", "--out", run, "--resume", "--lr", "0.1"], "--lr cannot change on --resume");
+        TrainSampleEndToEndTests.AssertOneLineError(["train-vae", "--out", run, "--resume", "--steps", "4"], "trained on 64 images, this data has 60000");
         (code, stdout, stderr) = TrainSampleEndToEndTests.Cli(["train-vae", "--out", run, "--resume", "--steps", "4", "--max_train", "64"]);
         Assert.True(code == 0, stderr);
         Assert.Contains("resumed", stdout);
