@@ -22,6 +22,10 @@ public static class Program
         ("bench", "benchmarks: 'bench ops' and 'bench train --preset NAME'"),
         ("verify-diffusers", "replay diffusers reference recordings and compare every tensor"),
         ("serve", "the web page and HTTP API (sd-webui compatible subset) at http://127.0.0.1:7860"),
+        ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
+        ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
+        ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
+        ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -58,6 +62,10 @@ public static class Program
                 "eval" => EvalCommand.Run(rest, stdout),
                 "verify-diffusers" => VerifyDiffusersCommand.Run(rest, stdout, stderr),
                 "serve" => ServeCommand.Run(rest, stdout, stderr),
+                "edges" => EdgesCommand.Run(rest, stdout),
+                "captions" => CaptionsCommand.Run(rest, stdout),
+                "train-vae" => TrainVaeCommand.Run(rest, stdout),
+                "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
         }

@@ -117,7 +117,7 @@ public static class Checkpoint
         return (config, StateFromJson(root, path));
     }
 
-    static float[] ReadNamed(SafeTensorsFile file, string name, int count)
+    internal static float[] ReadNamed(SafeTensorsFile file, string name, int count)
     {
         if (!file.Contains(name)) throw new InvalidDataException($"{file.SourceName} lacks parameter '{name}'");
         var data = file.ReadFloat32(name);
@@ -126,7 +126,7 @@ public static class Checkpoint
         return data;
     }
 
-    static JsonObject ReadState(string folder, out string path)
+    internal static JsonObject ReadState(string folder, out string path)
     {
         path = Path.Combine(folder, StateFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint state not found: {path}", path);
@@ -136,7 +136,7 @@ public static class Checkpoint
         return o;
     }
 
-    static JsonObject StateToJson(TrainerState s, TrainConfig config)
+    internal static JsonObject StateToJson(TrainerState s, TrainConfig config)
     {
         var rngs = new JsonObject();
         foreach (var (name, r) in s.Rngs) rngs[name] = RngToJson(r);
@@ -157,7 +157,7 @@ public static class Checkpoint
         return o;
     }
 
-    static TrainerState StateFromJson(JsonObject o, string path)
+    internal static TrainerState StateFromJson(JsonObject o, string path)
     {
         try
         {

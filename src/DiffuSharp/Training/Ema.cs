@@ -44,6 +44,14 @@ public sealed class Ema
         for (int i = 0; i < _source.Length; i++) Optim.EmaUpdate(_shadow[i].Data, _source[i].Data, rate, oneMinus);
     }
 
+    /// <summary>shadow ← r·shadow + (1 − r)·parameters with this update's rate r (e.g. a warm-up rate below <see cref="Rate"/>).</summary>
+    public void Update(double rate)
+    {
+        if (!(rate >= 0 && rate <= 1)) throw new ArgumentException($"Ema: rate must be in [0, 1], got {rate}");
+        float r = (float)rate, oneMinus = (float)(1 - rate);
+        for (int i = 0; i < _source.Length; i++) Optim.EmaUpdate(_shadow[i].Data, _source[i].Data, r, oneMinus);
+    }
+
     /// <summary>Copies the averaged values into destination (e.g. a model's parameters, for sampling).</summary>
     public void CopyTo(IReadOnlyList<Tensor> destination)
     {

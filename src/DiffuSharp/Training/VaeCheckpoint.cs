@@ -1,0 +1,88 @@
+// train-vae checkpoints: <out>/checkpoint/ holds
+//   config.json + diffusion_pytorch_model.safetensors   the live weights as a diffusers AutoencoderKL folder
+//   ema.safetensors                                     the EMA (same names), rate in the metadata
+//   optimizer.safetensors                               AdamW's m and v as flat tensors; its step in the metadata
+//   trainer.json                                        step, RNG states (data order, posterior noise), data position,
+//                                                       the training config and the VAE objective (Checkpoint's format)
+//   manifest.json                                       every file's size and SHA-256 (checked on load)
+// Written into a temporary folder and swapped in whole (RunFolder.Replace), as the diffusion checkpoints are.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.Data;
+using DiffuSharp.IO;
+using DiffuSharp.NN.Diffusers;
+
+namespace DiffuSharp.Training;
+
+public static class VaeCheckpoint
+{
+    const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+
+    public static string Save(VaeTrainer trainer, string outFolder)
+    {
+        trainer.CheckFinite();
+        string final = Path.Combine(outFolder, Checkpoint.FolderName);
+        RunFolder.Replace(final, tmp =>
+        {
+            var state = trainer.ExportState();
+            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            VaeFolder.Save(tmp, trainer.VaeConfig, trainer.ExportWeights(), meta);
+            if (trainer.Ema is { } ema)
+                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema),
+                    new Dictionary<string, string>(meta) { ["ema_rate"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
+            var opt = trainer.Optimizer.ExportState();
+            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
+                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+            var json = Checkpoint.StateToJson(state, trainer.Config);
+            json["objective"] = trainer.Objective.ToJson();
+            json["train_images"] = trainer.TrainImages;
+            string text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+            AtomicFile.Write(Path.Combine(tmp, StateFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+            CheckpointManifest.Write(tmp, VaeFolder.ConfigJson(trainer.VaeConfig), trainer.Config.ToJson());
+        });
+        return final;
+    }
+
+    /// <summary>The training config and objective stored in a checkpoint folder.</summary>
+    public static (TrainConfig Config, VaeObjective Objective) ReadSettings(string checkpointFolder)
+    {
+        CheckpointManifest.Verify(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        var objective = VaeObjective.FromJson(root["objective"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"objective\" (not a train-vae checkpoint)"), path);
+        return (config, objective);
+    }
+
+    /// <summary>Rebuilds a trainer from a checkpoint: config, weights, EMA, optimizer, RNGs and data position.
+    /// data: the padded images, as for the constructor.</summary>
+    public static VaeTrainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
+    {
+        var (config, objective) = ReadSettings(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max_train");
+        if (adjust is not null) config = adjust(config);
+        var vaeConfig = AutoencoderKLConfig.Load(Path.Combine(checkpointFolder, VaeFolder.ConfigFile));
+        var trainer = new VaeTrainer(vaeConfig, config, objective, data);
+        ComponentLoader.LoadInto(trainer.Model, SafeTensorsFile.Open(Path.Combine(checkpointFolder, VaeFolder.WeightsFile)));
+        trainer.Model.Train();
+        if (trainer.Ema is { } ema)
+        {
+            string file = Path.Combine(checkpointFolder, EmaFile);
+            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
+            var st = SafeTensorsFile.Open(file);
+            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
+        }
+        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        trainer.ImportState(Checkpoint.StateFromJson(root, path));
+        return trainer;
+    }
+}

@@ -1,0 +1,189 @@
+// AutoencoderKL training (latent diffusion's first stage), one Step() at a time: draw a batch, draw the posterior's
+// ε, VaeLoss (reconstruction + kl_weight·KL), back-propagate, clip the global gradient norm, set the lr (warm-up,
+// anneal: TrainConfig.LrAt), AdamW, EMA. The same pieces as the diffusion Trainer (DataLoader, AdamW over one flat
+// parameter buffer, Ema, GradClip, TensorScope per step); all randomness from two seeded Rngs (data order, posterior
+// noise) that VaeCheckpoint saves, so a run resumes bit-exactly. A non-finite loss or gradient stops the step before
+// anything changes (NonFiniteTrainingException), as in the diffusion Trainer.
+// The EMA's rate is capped by (1 + k)/(10 + k) at update k = 0, 1, … (diffusers' EMAModel): it starts as a copy of
+// the initial weights, and at a fixed 0.999 it would still be 78% initial weights after 250 steps.
+// ScalingFactor: as Stable Diffusion's 0.18215 was found, 1 / the standard deviation of the posterior samples of a
+// batch of training images (all elements), measured with the EMA weights.
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using DiffuSharp.Data;
+using DiffuSharp.NN;
+using DiffuSharp.NN.Diffusers;
+
+namespace DiffuSharp.Training;
+
+/// <summary>The VAE objective: reconstruction kind, KL weight (SD: 1e-6), and the padding added to every image.</summary>
+public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L1, double KlWeight = 1e-6, int Pad = 2)
+{
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Loss)) throw new ArgumentException($"loss must be l1 or l2, got {Loss}");
+        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new ArgumentException($"kl_weight must be a finite number ≥ 0, got {KlWeight}");
+        if (Pad < 0) throw new ArgumentException($"pad must be ≥ 0, got {Pad}");
+    }
+
+    public JsonObject ToJson() => new() { ["loss"] = Loss == ReconstructionLoss.L1 ? "l1" : "l2", ["kl_weight"] = KlWeight, ["pad"] = Pad };
+
+    public static VaeObjective FromJson(JsonObject o, string source)
+    {
+        try
+        {
+            var loss = o["loss"]!.GetValue<string>() switch
+            {
+                "l1" => ReconstructionLoss.L1, "l2" => ReconstructionLoss.L2,
+                var s => throw new FormatException($"loss \"{s}\""),
+            };
+            return new VaeObjective(loss, o["kl_weight"]!.GetValue<double>(), o["pad"]!.GetValue<int>());
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: malformed VAE objective ({e.Message})");
+        }
+    }
+}
+
+/// <summary>One VAE step: Loss = Rec + kl_weight·Kl (per image, batch mean).</summary>
+public sealed record VaeStepStats(long Step, double Loss, double Rec, double Kl, double Lr, double GradNorm, double Seconds);
+
+public sealed class VaeTrainer
+{
+    readonly Rng _dataRng, _noiseRng;
+    readonly DataLoader _data;
+    readonly float[] _images;
+    readonly int _c, _h, _w;
+
+    public AutoencoderKLConfig VaeConfig { get; }
+    public TrainConfig Config { get; }
+    public VaeObjective Objective { get; }
+    public AutoencoderKL Model { get; }
+    public FlatParameters Flat { get; }
+    public AdamW Optimizer { get; }
+    /// <summary>The EMA of the first rate of Config.EmaRate, or null when it is empty.</summary>
+    public Ema? Ema { get; }
+    public long StepCount { get; private set; }
+    /// <summary>How many images the trainer draws from (a resumed run must get the same ones).</summary>
+    public int TrainImages { get; }
+
+    /// <summary>data: the (already padded) images, (C, H, W) = (in_channels, sample_size, sample_size).</summary>
+    public VaeTrainer(AutoencoderKLConfig vaeConfig, TrainConfig config, VaeObjective objective, ImageDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(vaeConfig);
+        ArgumentNullException.ThrowIfNull(data);
+        config.Validate();
+        objective.Validate();
+        int f = 1 << (vaeConfig.BlockOutChannels.Length - 1);
+        if (data.Channels != vaeConfig.InChannels || data.Height != vaeConfig.SampleSize || data.Width != vaeConfig.SampleSize)
+            throw new ArgumentException($"data is ({data.Channels}, {data.Height}, {data.Width}) per image, the VAE expects ({vaeConfig.InChannels}, {vaeConfig.SampleSize}, {vaeConfig.SampleSize}) (in_channels, sample_size)");
+        if (data.Height % f != 0) throw new ArgumentException($"image size {data.Height} is not a multiple of the VAE's downsampling factor {f}");
+        if (config.BatchSize > data.Count) throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        (VaeConfig, Config, Objective) = (vaeConfig, config, objective);
+
+        var root = new Rng(config.Seed);                     // model init first: the weights depend only on the seed
+        Model = new AutoencoderKL(vaeConfig, root.Fork());
+        _dataRng = root.Fork();
+        _noiseRng = root.Fork();
+        Flat = Model.PackParameters();
+        Model.Train();
+        var flatParam = Tensor.Wrap(Flat.Values, Flat.Values.Length);
+        flatParam.Grad = Tensor.Wrap(Flat.Grads, Flat.Grads.Length);
+        Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
+        var rates = config.EmaRates();
+        Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
+        _data = new DataLoader(data, config.BatchSize, _dataRng);
+        TrainImages = data.Count;
+        (_c, _h, _w) = (data.Channels, data.Height, data.Width);
+        _images = new float[config.BatchSize * data.ImageLength];
+    }
+
+    /// <summary>Latent shape per image: (latent_channels, H/f, W/f).</summary>
+    public int[] LatentShape => [VaeConfig.LatentChannels, _h >> (VaeConfig.BlockOutChannels.Length - 1), _w >> (VaeConfig.BlockOutChannels.Length - 1)];
+
+    public VaeStepStats Step()
+    {
+        var clock = Stopwatch.StartNew();
+        using var scope = TensorScope.Begin();
+        int B = Config.BatchSize;
+        double lr = Config.LrAt(StepCount);
+        _data.Next(_images, []);
+        Model.ZeroGrad();
+        var x = Tensor.FromSpan(_images, B, _c, _h, _w);                           // (B, C, H, W)
+        var lat = LatentShape;
+        var noise = Tensor.RandN([B, lat[0], lat[1], lat[2]], _noiseRng);         // (B, latent, h, w)
+        var terms = VaeLoss.Compute(Model, x, noise, Objective.Loss, Objective.KlWeight);
+        double loss = terms.Loss.Item(), rec = terms.Rec.Item(), kl = terms.Kl.Item();
+        if (!double.IsFinite(loss))
+            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the loss is {Finite.Describe(loss)}; nothing was updated (lower --lr, or raise --grad_clip)");
+        terms.Loss.Backward();
+        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (!double.IsFinite(gradNorm))
+            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
+        Optimizer.Lr = lr;
+        Optimizer.Step();
+        Ema?.Update(EmaRateAt(StepCount));
+        Model.ZeroGrad();
+        StepCount++;
+        return new VaeStepStats(StepCount, loss, rec, kl, lr, gradNorm, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
+    public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
+
+    /// <summary>The live weights, or the EMA's, as (name, shape, values) in parameter order.</summary>
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
+    {
+        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
+        int at = 0;
+        foreach (var (name, p) in Model.NamedParameters())
+        {
+            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
+            at += p.Count;
+        }
+    }
+
+    /// <summary>RNG states and data position (weights, optimizer and EMA are saved separately).</summary>
+    public TrainerState ExportState() => new(StepCount,
+        new Dictionary<string, RngState> { ["data"] = _dataRng.GetState(), ["noise"] = _noiseRng.GetState() }, _data.GetState(), null);
+
+    public void ImportState(TrainerState state)
+    {
+        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
+        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
+        _data.SetState(state.Data);
+        _dataRng.SetState(Get("data"));
+        _noiseRng.SetState(Get("noise"));
+        StepCount = state.Step;
+    }
+
+    /// <summary>Throws when a weight, EMA value or optimizer moment is not finite (never save those).</summary>
+    public void CheckFinite()
+    {
+        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-vae: weight {i} is not finite; not saving");
+        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-vae: EMA value {j} is not finite; not saving");
+    }
+
+    /// <summary>1 / std of posterior samples (all elements) of <paramref name="images"/> (N, C, H, W), encoded in batches
+    /// with <paramref name="weights"/> loaded into a copy of the model (the EMA's, usually).</summary>
+    public static double ScalingFactor(AutoencoderKL vae, float[] images, int count, Rng rng, int batch = 64)
+    {
+        var c = vae.Config;
+        int len = images.Length / count, S = (int)Math.Sqrt(len / c.InChannels);
+        double sum = 0, sumSq = 0;
+        long n = 0;
+        using (Tensor.NoGrad())
+            for (int start = 0; start < count; start += batch)
+            {
+                using var scope = TensorScope.Begin();
+                int b = Math.Min(batch, count - start);
+                var x = Tensor.FromSpan(images.AsSpan(start * len, b * len), b, c.InChannels, S, S);
+                var z = vae.Encode(x).Sample(rng).ToArray();
+                foreach (float v in z) { sum += v; sumSq += (double)v * v; }
+                n += z.Length;
+            }
+        double mean = sum / n, var = sumSq / n - mean * mean;
+        return 1.0 / Math.Sqrt(var * n / (n - 1));              // torch.std: unbiased
+    }
+}
