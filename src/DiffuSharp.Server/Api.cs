@@ -54,9 +54,9 @@ public static class Api
             {
                 if (w < 8 || h < 8 || w > state.Options.Limits.MaxSide || h > state.Options.Limits.MaxSide)
                     throw new HttpError(400, $"width and height must be between 8 and {state.Options.Limits.MaxSide}, got {w}x{h}");
-                image = EdgeDetector.Cover(image.WithChannels(3), w, h);
+                image = ImageResize.Cover(image.WithChannels(3), w, h);
             }
-            var edges = EdgeDetector.Detect(image, r.Low, r.High);
+            var edges = Canny.Detect(image, new CannyOptions(Low: r.Low, High: r.High));
             return Results.Json(new EdgesResponse(Convert.ToBase64String(Png.Encode(edges))));
         }).Accepts<EdgesRequest>("application/json").Produces<EdgesResponse>();
     }
@@ -140,8 +140,9 @@ public sealed class EdgesRequest
     /// <summary>resize (cover + centre crop) to this size first, e.g. the control image's size</summary>
     [System.Text.Json.Serialization.JsonPropertyName("width")] public int? Width { get; set; }
     [System.Text.Json.Serialization.JsonPropertyName("height")] public int? Height { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("low")] public double Low { get; set; } = 0.1;
-    [System.Text.Json.Serialization.JsonPropertyName("high")] public double High { get; set; } = 0.2;
+    /// <summary>Canny's hysteresis thresholds on the gradient magnitude of the image in [0, 1] (<see cref="CannyOptions"/>)</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("low")] public double Low { get; set; } = new CannyOptions().Low;
+    [System.Text.Json.Serialization.JsonPropertyName("high")] public double High { get; set; } = new CannyOptions().High;
 }
 
 public sealed record EdgesResponse([property: System.Text.Json.Serialization.JsonPropertyName("image")] string Image);
