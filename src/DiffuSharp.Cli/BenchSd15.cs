@@ -15,8 +15,9 @@ public static class BenchSd15
     static readonly OptionSpec[] Options =
     [
         new("json", "print one JSON object per line", IsFlag: true),
-        new("only", "unet or vae (default: both, one after the other)", Value: "NAME"),
+        new("only", "unet or vae (default: both, one after the other); with --kernels, a prefix of the shapes to run", Value: "NAME"),
         new("repeats", "timed calls after the warm-up (the median is reported); 0 builds the models and counts parameters only", Default: "3"),
+        new("kernels", "instead: one-thread GFLOP/s of the largest operator shapes against the FMA ceiling", IsFlag: true),
         new("profile", "after the timing, one more call with the op profiler: where the time goes (table only)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
@@ -26,6 +27,7 @@ public static class BenchSd15
         var o = OptionParser.Parse("bench sd15", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("bench sd15", "Times Stable Diffusion 1.5-sized components on random weights.", Options)); return 0; }
         string? only = o.String("only");
+        if (o.Flag("kernels")) { BenchSd15Kernels.Run(stdout, o.Flag("json"), Math.Max(1, o.Int("repeats", min: 0, max: 100)), only); return 0; }
         if (only is not null and not ("unet" or "vae")) throw new CliException($"bench sd15: --only must be unet or vae, got '{only}'");
         int repeats = o.Int("repeats", min: 0, max: 100);
         bool json = o.Flag("json");
