@@ -16,7 +16,7 @@ ref="${SD15_REF:-$root/../shared/diffusers/sd15}"
 
 field() { python3 -c "import json,sys; d={}; [d.update({j['name']: j['value']}) for j in map(json.loads, sys.stdin) if j]; print(d.get('$1', 'nan'))"; }
 
-printf '%-6s %5s  %12s %12s %6s  %11s %11s  %9s %9s %6s  %s\n' component round ours_ms torch_ms ratio ours_cpu_ms torch_cpu_ms ours_MB torch_MB ratio load1
+printf '%-6s %5s  %12s %12s %6s  %11s %11s  %9s %9s %6s  %s\n' component round ours_ms torch_ms ratio ours_cpu_ms torch_cpu_ms ours_MiB torch_MiB ratio load1
 for ((r = 1; r <= rounds; r++)); do
   for c in ${comps//,/ }; do
     load="$(cut -d' ' -f1 /proc/loadavg)"
@@ -25,7 +25,7 @@ for ((r = 1; r <= rounds; r++)); do
       OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 nice -n 5 /usr/bin/python3 sd15_bench.py --child "$c" | grep '^RESULT ' | cut -c8-)"
     name=$([ "$c" = clip ] && echo text_encoder || ([ "$c" = vae ] && echo vae_decode || echo unet))
     oms="$(echo "$ours" | field "sd15_${name}_ms")"; ocpu="$(echo "$ours" | field "sd15_${name}_cpu_ms")"; omb="$(echo "$ours" | field sd15_peak_rss_mb)"
-    read -r tms tcpu tmb < <(echo "$torch" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['median_s']*1000, d['median_cpu_s']*1000, d['peak_rss_mib']*1.048576)")
+    read -r tms tcpu tmb < <(echo "$torch" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['median_s']*1000, d['median_cpu_s']*1000, d['peak_rss_mib'])")
     python3 -c "print('%-6s %5d  %12.1f %12.1f %6.2f  %11.0f %11.0f  %9.0f %9.0f %6.2f  %s' % ('$c', $r, $oms, $tms, $oms/$tms, $ocpu, $tcpu, $omb, $tmb, $omb/$tmb, '$load'))"
   done
 done
