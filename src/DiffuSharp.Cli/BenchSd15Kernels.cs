@@ -1,7 +1,8 @@
 // diffusharp bench sd15 --kernels: the engine's throughput on the largest operator shapes of a Stable Diffusion 1.5
 // UNet step (batch 2, 64×64 latents) and VAE decode (512×512), on one thread, in GFLOP/s per second of process CPU
 // time (the fastest of a few calls: CPU time rather than wall time, so that other work on a shared machine changes the
-// numbers little), beside the FMA ceiling of one core measured the same way (a loop of independent fused
+// numbers little; 3×3 convolutions both on the direct kernel and as Conv2d chooses, Winograd where it is preferred,
+// counted in the direct algorithm's FLOPs), beside the FMA ceiling of one core measured the same way (a loop of independent fused
 // multiply-adds on the widest vectors the machine accelerates). scripts/sd15_kernels_torch.py times the same shapes
 // on PyTorch.
 using System.Diagnostics;
@@ -28,6 +29,22 @@ public static class BenchSd15Kernels
             using (Tensor.NoGrad())
                 foreach (var c in Cases().Where(c => only is null || c.Name.StartsWith(only, StringComparison.Ordinal)))
                 {
+                    if (c.Name.StartsWith("conv", StringComparison.Ordinal))
+                    {
+                        double sa = double.MaxValue, sb = double.MaxValue;
+                        ConvWinogradNchw.Disabled = true; var ya = c.Call().ToArray();
+                        ConvWinogradNchw.Disabled = false; var yb = c.Call().ToArray();
+                        double err = 0, scale = 0;
+                        for (int i = 0; i < ya.Length; i++) { err = Math.Max(err, Math.Abs(ya[i] - yb[i])); scale = Math.Max(scale, Math.Abs(ya[i])); }
+                        for (int r = 0; r < repeats; r++)
+                        {
+                            ConvWinogradNchw.Disabled = true; sa = Math.Min(sa, MinCpuSeconds(1, c.Call));
+                            ConvWinogradNchw.Disabled = false; sb = Math.Min(sb, MinCpuSeconds(1, c.Call));
+                        }
+                        Write(stdout, json, c.Name + "_direct", c.Flops / sa / 1e9, "GFLOP/s", $"{sa * 1000:F1} ms/call  {100 * c.Flops / sa / 1e9 / peak:F0} % of peak");
+                        Write(stdout, json, c.Name, c.Flops / sb / 1e9, "GFLOP/s", $"{sb * 1000:F1} ms/call  as chosen (Winograd where preferred: direct-equivalent GFLOP/s), max |diff| {err / scale:E1} of the largest output");
+                        continue;
+                    }
                     double s = MinCpuSeconds(repeats, c.Call);
                     Write(stdout, json, c.Name, c.Flops / s / 1e9, "GFLOP/s", $"{s * 1000:F1} ms/call  {100 * c.Flops / s / 1e9 / peak:F0} % of peak");
                 }
