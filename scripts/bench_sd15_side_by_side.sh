@@ -6,6 +6,7 @@
 # 2 threads, ONEDNN_MAX_CPU_ISA unset). Both report the median wall time of 3 calls after a warm-up, and the CPU time.
 # Prints one row per component and round: wall, CPU, peak RSS of both, and DiffuSharp / PyTorch ratios.
 #   scripts/bench_sd15_side_by_side.sh [ROUNDS] [COMPONENTS]     e.g. scripts/bench_sd15_side_by_side.sh 2 clip,unet
+# SD15_REPEATS=N times N calls of ours after the warm-up (default 3, as PyTorch's side always does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${1:-1}"
@@ -20,7 +21,7 @@ printf '%-6s %5s  %12s %12s %6s  %11s %11s  %9s %9s %6s  %s\n' component round o
 for ((r = 1; r <= rounds; r++)); do
   for c in ${comps//,/ }; do
     load="$(cut -d' ' -f1 /proc/loadavg)"
-    ours="$(nice -n 5 "$root/diffusharp" bench sd15 --only "$c" --json)"
+    ours="$(nice -n 5 "$root/diffusharp" bench sd15 --only "$c" --repeats "${SD15_REPEATS:-3}" --json)"
     torch="$(cd "$ref" && . ./env.sh && env -u ONEDNN_MAX_CPU_ISA OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 \
       OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 nice -n 5 /usr/bin/python3 sd15_bench.py --child "$c" | grep '^RESULT ' | cut -c8-)"
     name=$([ "$c" = clip ] && echo text_encoder || ([ "$c" = vae ] && echo vae_decode || echo unet))
