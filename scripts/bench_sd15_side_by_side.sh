@@ -22,6 +22,7 @@ for ((r = 1; r <= rounds; r++)); do
   for c in ${comps//,/ }; do
     load="$(cut -d' ' -f1 /proc/loadavg)"
     ours="$(nice -n 5 "$root/diffusharp" bench sd15 --only "$c" --repeats "${SD15_REPEATS:-3}" --json)"
+    echo "$ours" | sed "s/^/# ours $c: /" >&2                      # kept even if PyTorch's side is stopped
     torch="$(cd "$ref" && . ./env.sh && env -u ONEDNN_MAX_CPU_ISA OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 \
       OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 nice -n 5 /usr/bin/python3 sd15_bench.py --child "$c" | grep '^RESULT ' | cut -c8-)"
     name=$([ "$c" = clip ] && echo text_encoder || ([ "$c" = vae ] && echo vae_decode || echo unet))
