@@ -19,7 +19,7 @@ public static class BenchCommand
     {
         if (args.Length == 0 || args[0] is "--help" or "-h")
         {
-            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       diffusharp bench sd15 [--json] [--only unet|vae] [--repeats N] [--profile]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
+            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       diffusharp bench sd15 [--json] [--only unet|vae|clip] [--repeats N] [--profile] [--kernels]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
             return 0;
         }
         return args[0] switch

@@ -29,6 +29,8 @@ public sealed partial class Tensor
     public Tensor Sigmoid() => Ops.Sigmoid(this);
     public Tensor Silu() => Ops.Silu(this);
     public Tensor Gelu() => Ops.Gelu(this);
+    /// <summary>GEGLU: the last axis (2F) split in halves h, gate → h · gelu(gate), (…, F), in one pass.</summary>
+    public Tensor Geglu() => Ops.Geglu(this);
     public Tensor Pow(double p) => Ops.Pow(this, (float)p);
     public Tensor Square() => Ops.Mul(this, this);
     public Tensor Clamp(double min, double max) => Ops.Clamp(this, (float)min, (float)max);

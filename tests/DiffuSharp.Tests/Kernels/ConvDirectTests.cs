@@ -57,6 +57,55 @@ public unsafe class ConvDirectTests
     }
 
     [Theory]
+    [InlineData(3, 20, 37, 5, 11)]   // bands of one 48-pixel tile: every band ends inside a row, some inside the padding
+    [InlineData(3, 9, 50, 3, 2)]     // two output channels: the narrow tiles
+    [InlineData(5, 12, 21, 4, 9)]
+    public void Bands_of_output_pixels_give_the_bits_of_the_whole_image(int k, int h, int w, int cin, int cout)
+    {
+        const int batch = 2;
+        var rng = new Rng(11);
+        var g = new ConvGeometry(cin, h, w, k, k, 1, k / 2);
+        var x = new float[batch * cin * h * w]; rng.FillNormal(x);
+        var wt = new float[cout * cin * k * k]; rng.FillNormal(wt);
+        var bias = new float[cout]; rng.FillNormal(bias);
+        var y0 = new float[batch * cout * h * w]; rng.FillNormal(y0);
+        var expect = new float[y0.Length];
+        Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
+        int old = ConvDirect.BandFloats;
+        bool oldNarrow = ConvDirect.ForceVector256;
+        try
+        {
+            foreach (bool narrow in new[] { false, true })
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    ConvDirect.ForceVector256 = narrow;
+                    ConvDirect.BandFloats = 1 << 30;
+                    var whole = Run(accumulate);
+                    ConvDirect.BandFloats = 1;
+                    Assert.Equal(48, ConvDirect.BandPixels(g));
+                    var banded = Run(accumulate);
+                    Assert.True(whole.AsSpan().SequenceEqual(banded), $"banded differs from whole (Vector256 {narrow}, accumulate {accumulate})");
+                    if (!accumulate) GradCheck.AssertClose(expect, banded, 1e-5, 1e-4, "y");
+                }
+        }
+        finally { ConvDirect.BandFloats = old; ConvDirect.ForceVector256 = oldNarrow; }
+
+        float[] Run(bool accumulate)
+        {
+            var y = (float[])y0.Clone();
+            var xp = new float[ConvDirect.PaddedFloats(g, batch)];
+            var wpk = new float[ConvDirect.PackedWeightFloats(cout, cin, k)];
+            fixed (float* px = x, pw = wt, pb = bias, py = y, pxp = xp, pk = wpk)
+            {
+                ConvDirect.Pad(px, batch, g, pxp);
+                ConvDirect.PackWeights(pw, cout, cin, k, flipTranspose: false, pk);
+                ConvDirect.Forward(pxp, batch, g, pk, cout, pb, py, accumulate);
+            }
+            return y;
+        }
+    }
+
+    [Theory]
     [InlineData(2, 1, 1, 1, 1)]
     [InlineData(2, 3, 13, 7, 7)]
     [InlineData(3, 5, 8, 17, 5)]

@@ -55,7 +55,7 @@ public class ElementwiseKernelTests
         CheckUnary<SigmoidOp>(n, 5e-7f);
         CheckUnary<SiluOp>(n, 5e-7f);
         CheckUnary<TanhOp>(n, 1e-6f);
-        CheckUnary<GeluOp>(n, 0f);
+        CheckUnary<GeluOp>(n, 4e-6f);      // float erf fit in the vector body (GeluKernelTests)
     }
 
     /// <summary>relTol 0: bit-exact; the fused gradient operators may round differently in the vector body (≤ 2 ulps).</summary>

@@ -12,6 +12,9 @@
 // With AVX-512 and a batch of at least 16, 3×3 same convolutions of small images take the kernels of
 // Kernels/ConvLanes.cs, which put the batch in the vector lanes, up to 32×32: the forward and dx through the Winograd
 // F(2×2, 3×3) kernel of Kernels/ConvWinograd.cs, dW directly; the forward of 3×3 stride-2 convolutions too.
+// With many channels (at least 128 in and out, images at least 16 wide: Stable Diffusion's UNet and VAE) the forward of
+// 3×3 same convolutions runs Winograd F(2×2, 3×3) through the GEMM (Kernels/ConvWinogradNchw.cs), 2.25× fewer
+// multiply-adds; their backward stays on the direct kernels.
 // 1×1 / stride 1 / no padding (and Conv1d) skips im2col: the image is its own column matrix, and its backward
 // reads dy and x in place (dx per image, dW as one GEMM summed over the images).
 // Saved for backward: the inputs, and, on the im2col path, the forward's column matrix when the whole batch's is at
@@ -129,6 +132,7 @@ internal static unsafe partial class Ops
         bool lanesForward = ConvLanes.PreferForward(g, cout, batch), lanesBackward = ConvLanes.PreferBackward(g, batch);
         bool direct = ConvDirect.IsSupported(g), directFwd = direct && ConvDirect.PreferForward(g);
         bool directDw = directFwd && ConvDirect.WeightGradSupported(g);
+        bool winograd = !lanesForward && directFwd && ConvWinogradNchw.Prefer(g, cout);    // forward only
         // one chunking for forward and backward (so a saved column matrix lines up)
         int chunk = ConvChunk(batch, (long)Math.Max(ckk, Math.Max(cin, cout)) * hw);
         long colFloats = (long)batch * ckk * hw;
@@ -150,6 +154,7 @@ internal static unsafe partial class Ops
                     }
                 }
                 else if (lanesForward) LanesConv(px, batch, g, pw, cout, pb, pr, py);
+                else if (winograd) ConvWinogradNchw.Forward(px, batch, g, pw, cout, pb, py);
                 else if (directFwd) DirectConv(px, batch, g, pw, cout, cin, flipTranspose: false, pb, py, accumulate: false);
                 else
                 {
@@ -182,7 +187,7 @@ internal static unsafe partial class Ops
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         if (residual is not null) inputs = [.. inputs, residual];
         if (OpProfiler.IsRunning)                                                   // per shape, for bench train --profile
-            name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (lanesForward ? " lanes" : directFwd ? " direct" : "") + (lanesBackward ? " bwd-lanes" : direct ? " dx-direct" : "");
+            name = $"{name} {g.Kh}x{g.Kw} {cin}->{cout} {g.H}x{g.W}" + (g.Stride > 1 ? $" s{g.Stride}" : "") + (lanesForward ? " lanes" : winograd ? " winograd" : directFwd ? " direct" : "") + (lanesBackward ? " bwd-lanes" : direct ? " dx-direct" : "");
         return Graph.Record(name, y, inputs, dy =>
         {
             // forward was y[b, o, q] = Σ_r W[o, r] · col_b[r, q] + bias[o], with col_b = im2col(x_b), so

@@ -272,9 +272,7 @@ internal readonly struct GeluGradOp : IBinaryOp
     }
     public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
     {
-        Span<float> a = stackalloc float[8], b = stackalloc float[8];
-        dy.CopyTo(a); x.CopyTo(b);
-        for (int i = 0; i < 8; i++) a[i] = Invoke(a[i], b[i]);
-        return Vector256.Create<float>(a);
+        var cdf = SpecialFunctions.GeluCdf(x, out var gauss);
+        return dy * Vector256.FusedMultiplyAdd(x * gauss, Vector256.Create(0.39894228040143268f), cdf);
     }
 }

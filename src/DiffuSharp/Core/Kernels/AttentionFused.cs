@@ -1,11 +1,13 @@
-// Scaled-dot-product attention one batch item at a time: S = Q·Kᵀ, P = softmax(scale·S), O = P·V for an item run
-// back to back on one thread, so its Lq×Lk scores stay in L2 between the two products and the softmax, and the
-// backward's five products and softmax backward likewise. Items go to threads one at a time through a shared
-// counter: a thread that starts late or shares its core with another process simply takes fewer, and the whole op
-// is one parallel loop rather than one per product. Each item's products are the same GEMMs the batched call would
-// run, so the bits do not depend on the thread count. Every operand, the output and the gradients included, may be
-// stored transposed with any row and item stride: improved-diffusion's (B·heads, 3·ch, T) qkv layout is read and its
-// gradient written in place, with the transposes folded into the GEMM flags.
+// Scaled-dot-product attention one block of query rows at a time: S = Q·Kᵀ, P = softmax(scale·S), O = P·V for a
+// block run back to back on one thread, so its rows of scores (at most BlockFloats) stay in cache between the two
+// products and the softmax; the backward runs one whole item at a time, its five products and softmax backward
+// likewise. Blocks (and backward items) go to threads one at a time through a shared counter: a thread that starts
+// late or shares its core with another process simply takes fewer, and the whole op is one parallel loop rather than
+// one per product. Each block's products are the same GEMMs the whole item's would run (a GEMM's bits do not depend on
+// how many rows share it), so the bits depend neither on the thread count nor on the blocking. Every operand, the
+// output and the gradients included, may be stored transposed with any row and item stride: improved-diffusion's
+// (B·heads, 3·ch, T) qkv layout is read and its gradient written in place, with the transposes folded into the GEMM
+// flags.
 using System.Buffers;
 
 namespace DiffuSharp.Kernels;
@@ -32,9 +34,21 @@ internal static unsafe class AttentionFused
     public static void Forward(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
         int batch, int lq, int lk, int d, int dv, float scale, bool causal = false)
     {
-        int next = 0;
-        var work = new ForwardWork(q, k, v, p, o, lq, lk, d, dv, scale, causal, batch, &next);
-        ParallelFor.RunRange(Math.Min(batch, Parallelism.MaxThreads), work);
+        int rows = BlockRows(lq, lk), blocks = (lq + rows - 1) / rows, next = 0;
+        var work = new ForwardWork(q, k, v, p, o, lq, lk, d, dv, scale, causal, rows, blocks, batch, &next);
+        ParallelFor.RunRange(Math.Min(batch * blocks, Parallelism.MaxThreads), work);
+    }
+
+    /// <summary>Floats of one block's scores (2 MB): a block of query rows runs its three steps (S = Q·Kᵀ, the softmax,
+    /// O = P·V) while its S is still in cache, where SD 1.5's 4096 × 4096 scores per head (64 MB) went to memory and
+    /// back three times (one thread, 16 heads of 4096 × 40: 54 GFLOP/s).</summary>
+    internal static int BlockFloats = 1 << 19;
+
+    /// <summary>Query rows per block: whole multiples of 32 within BlockFloats (at least 32), or all of them.</summary>
+    internal static int BlockRows(int lq, int lk)
+    {
+        int rows = Math.Max(32, BlockFloats / Math.Max(1, lk) / 32 * 32);
+        return rows >= lq ? Math.Max(1, lq) : rows;
     }
 
     /// <summary>Backward of <see cref="Forward"/> from dO (Lq, Dv) per item and the saved P: dV += Pᵀ·dO,
@@ -59,39 +73,57 @@ internal static unsafe class AttentionFused
     }
 
     readonly struct ForwardWork(AttentionOperand q, AttentionOperand k, AttentionOperand v, float* p, AttentionOperand o,
-        int lq, int lk, int d, int dv, float scale, bool causal, int count, int* next) : IRangeWorkItem
+        int lq, int lk, int d, int dv, float scale, bool causal, int rows, int blocks, int count, int* next) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
         {
             long sp = (long)lq * lk;
-            float[]? scratch = p == null ? ArrayPool<float>.Shared.Rent((int)Math.Max(1, sp)) : null;
+            // O's block is made transposed (Oᵀ = Vᵀ·Pᵀ, dv × rows) when dv is not a whole number of the kernels' 32
+            // columns (SD 1.5's heads of 40 and 80): dv then runs down the kernels' rows, which tile 8 at a time, where
+            // 40 columns padded to 64. The same dot products in the same order, so the same bits.
+            bool transposeO = dv % 32 != 0 && !o.Trans;
+            float[]? scratch = p == null ? ArrayPool<float>.Shared.Rent((int)Math.Max(1, (long)rows * lk)) : null;
+            float[]? ot = transposeO ? ArrayPool<float>.Shared.Rent(rows * dv) : null;
             try
             {
-                fixed (float* ps = scratch)
-                    for (int i; (i = Interlocked.Increment(ref *next) - 1) < count;)
+                fixed (float* ps = scratch, pt = ot)
+                    for (int t; (t = Interlocked.Increment(ref *next) - 1) < count * blocks;)
                     {
-                        float* s = p == null ? ps : p + i * sp;
-                        // S = Q·Kᵀ (Lq, Lk); P = softmax(scale·S) in place; O = P·V (Lq, Dv)
-                        Gemm.Sgemm(q.Trans, !k.Trans, lq, lk, d, q.Data + i * q.Stride, q.Ld, k.Data + i * k.Stride, k.Ld, 0f, s, lk);
-                        if (!causal) AttentionSoftmax.ForwardRows(s, 0, lq, lk, scale);
-                        else CausalSoftmax(s, lq, lk, scale);
-                        Product(o, i, false, v.Trans, lq, dv, lk, s, lk, v.Data + i * v.Stride, v.Ld, 0f);
+                        int i = t / blocks, r0 = t % blocks * rows, m = Math.Min(rows, lq - r0);
+                        float* s = p == null ? ps : p + i * sp + (long)r0 * lk;
+                        float* qi = q.Data + i * q.Stride + (q.Trans ? r0 : (long)r0 * q.Ld);
+                        float* vi = v.Data + i * v.Stride;
+                        // S = Q·Kᵀ (m, Lk); P = softmax(scale·S) in place; O = P·V (m, Dv)
+                        Gemm.Sgemm(q.Trans, !k.Trans, m, lk, d, qi, q.Ld, k.Data + i * k.Stride, k.Ld, 0f, s, lk);
+                        if (!causal) AttentionSoftmax.ForwardRows(s, 0, m, lk, scale);
+                        else CausalSoftmax(s, r0, m, lk, scale);
+                        float* oi = o.Data + i * o.Stride + (o.Trans ? r0 : (long)r0 * o.Ld);
+                        if (o.Trans) Gemm.Sgemm(!v.Trans, true, dv, m, lk, vi, v.Ld, s, lk, 0f, oi, o.Ld);
+                        else if (!transposeO) Gemm.Sgemm(false, v.Trans, m, dv, lk, s, lk, vi, v.Ld, 0f, oi, o.Ld);
+                        else
+                        {
+                            Gemm.Sgemm(!v.Trans, true, dv, m, lk, vi, v.Ld, s, lk, 0f, pt, m);     // Oᵀ (dv, m)
+                            for (int r = 0; r < m; r++)
+                                for (int c = 0; c < dv; c++) oi[(long)r * o.Ld + c] = pt[c * m + r];
+                        }
                     }
             }
             finally
             {
                 if (scratch is not null) ArrayPool<float>.Shared.Return(scratch);
+                if (ot is not null) ArrayPool<float>.Shared.Return(ot);
             }
         }
     }
 
-    /// <summary>Row r of s (Lq, Lk) ← softmax over its first min(r + 1, Lk) scaled entries, zeros after them.</summary>
-    static void CausalSoftmax(float* s, int lq, int lk, float scale)
+    /// <summary>Row r of s (m rows of queries r0 …, Lk) ← softmax over the first min(r0 + r + 1, Lk) scaled entries,
+    /// zeros after them.</summary>
+    static void CausalSoftmax(float* s, int r0, int m, int lk, float scale)
     {
-        for (int r = 0; r < lq; r++)
+        for (int r = 0; r < m; r++)
         {
             float* row = s + (long)r * lk;
-            int seen = Math.Min(r + 1, lk);
+            int seen = Math.Min(r0 + r + 1, lk);
             AttentionSoftmax.ForwardRows(row, 0, 1, seen, scale);
             new Span<float>(row + seen, lk - seen).Clear();
         }

@@ -11,7 +11,8 @@
 // Tile: 8 output channels × 3 Vector512s of consecutive pixels in 24 accumulators; per (input channel, tap) it
 // loads 3 input vectors and 8 broadcast weights for 24 FMAs (with Vector256 only: 8 × 1 vector, see Tiles256). Weights are packed as [output block][c][tap][8] so the
 // broadcasts read consecutive floats. Work items are (image, output block): each writes only its own outputs and
-// sums in a fixed order, so results do not depend on the thread count. The same kernel gives dx for backward,
+// sums in a fixed order, so results do not depend on the thread count. Large images are cut into bands of output
+// pixels whose input rows stay cached while every output block reads them (BandFloats). The same kernel gives dx for backward,
 // convolving dy with the flipped, transposed kernel (PackWeights with flipTranspose); WeightGrad gives dW for 3×3.
 using System.Buffers;
 
@@ -110,37 +111,59 @@ internal static unsafe class ConvDirect
         }
     }
 
-    /// <summary>y (count, outC, H, W) = (or +=, with accumulate) conv(xp, wpk) + bias: xp from <see cref="Pad"/> with
-    /// g's C input channels, wpk from <see cref="PackWeights"/>, bias (outC) or null.</summary>
-    public static void Forward(float* xp, int count, in ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate)
+    /// <summary>Floats of the input a band of output pixels should read at most (1 MB): the planes' rows under one
+    /// band, over all input channels, then stay in the L2/L3 caches while every block of 8 output channels reads them
+    /// in turn, where whole VAE-sized images (128 channels at 512×512: 135 MB) came from memory once per output block
+    /// and ran at 40% of the FMA ceiling. Tests shrink it to cut small images into many bands.</summary>
+    internal static int BandFloats = 1 << 18;
+
+    /// <summary>Flat output pixels per band: whole 48-pixel tiles, as many as keep the input rows they read (over all
+    /// channels, the k − 1 halo rows included) within BandFloats; at least one tile; all of them when that covers
+    /// the image.</summary>
+    internal static int BandPixels(in ConvGeometry g)
     {
-        int blocks = (outC + OutBlock - 1) / OutBlock;
-        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate);
-        ParallelFor.Run(count * blocks, work);
+        int n = Pixels(g), wp = Wp(g);
+        long rows = BandFloats / Math.Max(1L, (long)g.C * wp) - (g.Kh - 1);
+        long pixels = Math.Max(48, rows * wp / 48 * 48);
+        return pixels >= n ? n : (int)pixels;
     }
 
-    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate) : IWorkItem
+    /// <summary>y (count, outC, H, W) = (or +=, with accumulate) conv(xp, wpk) + bias: xp from <see cref="Pad"/> with
+    /// g's C input channels, wpk from <see cref="PackWeights"/>, bias (outC) or null. Work items are (image, band of
+    /// output pixels, block of 8 output channels), the blocks of a band next to each other; every output sums the
+    /// same terms in the same order whatever the band, so the bits do not depend on the banding.</summary>
+    public static void Forward(float* xp, int count, in ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate)
+    {
+        int blocks = (outC + OutBlock - 1) / OutBlock, band = BandPixels(g), bands = (Pixels(g) + band - 1) / band;
+        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate, band, bands);
+        ParallelFor.Run(count * bands * blocks, work);
+    }
+
+    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate, int band, int bands) : IWorkItem
     {
         public void Invoke(int index)
         {
-            int blocks = (outC + OutBlock - 1) / OutBlock, b = index / blocks, ob = index % blocks;
-            int n = Pixels(g), kk = g.Kh * g.Kw;
-            using var buf = new AlignedScratch((long)OutBlock * n);
-            float* acc = buf.Pointer;
+            int blocks = (outC + OutBlock - 1) / OutBlock, b = index / (blocks * bands), ob = index % blocks, bi = index / blocks % bands;
+            int n = Pixels(g), kk = g.Kh * g.Kw, q0 = bi * band, q1 = Math.Min(n, q0 + band), len = q1 - q0;
+            using var buf = new AlignedScratch((long)OutBlock * len);
+            float* acc = buf.Pointer - q0;                                 // acc[r·len + q] for q in [q0, q1)
             float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
             if (Use512 && outC <= NarrowOutputs)
-                for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * n, n);
-            else if (Use512) Tiles512(x, g, w, acc, n);
-            else Tiles256(x, g, w, acc, n);
+                for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * len, q0, q1);
+            else if (Use512) Tiles512(x, g, w, acc, len, q0, q1);
+            else Tiles256(x, g, w, acc, len, q0, q1);
             // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
-            int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock);
+            int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock), qEnd = Math.Min(q1, g.H * wp);
             for (int r = 0; r < rows; r++)
             {
                 int o = ob * OutBlock + r;
                 float bv = bias == null ? 0f : bias[o];
-                float* yo = y + ((long)b * outC + o) * g.H * g.W;
-                for (int oy = 0; oy < g.H; oy++)
-                    StoreRow(yo + oy * g.W, acc + (long)r * n + oy * wp, g.W, bv, accumulate);
+                float* yo = y + ((long)b * outC + o) * g.H * g.W, ar = acc + (long)r * len;
+                for (int oy = q0 / wp; oy * wp < qEnd; oy++)
+                {
+                    int c0 = Math.Max(q0 - oy * wp, 0), c1 = Math.Min(qEnd - oy * wp, g.W);
+                    if (c1 > c0) StoreRow(yo + oy * g.W + c0, ar + oy * wp + c0, c1 - c0, bv, accumulate);
+                }
             }
         }
     }
@@ -316,11 +339,11 @@ internal static unsafe class ConvDirect
     /// The same sums in the same order as Tiles512, so the same bits; with 1 output channel of 8 it does an eighth of
     /// the work (mnist-s, 32 → 1 at 28×28, batch 32: 1.2 ms as a block of 8).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Narrow512(float* x, in ConvGeometry g, float* w0, float* acc, int n)
+    static void Narrow512(float* x, in ConvGeometry g, float* w0, float* acc, int q0, int q1)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        int q = 0;
-        for (; q + 128 <= n; q += 128)
+        int q = q0;
+        for (; q + 128 <= q1; q += 128)
         {
             var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
             float* w = w0;
@@ -341,7 +364,7 @@ internal static unsafe class ConvDirect
             float* d = acc + q;
             a0.Store(d); a1.Store(d + 16); a2.Store(d + 32); a3.Store(d + 48); a4.Store(d + 64); a5.Store(d + 80); a6.Store(d + 96); a7.Store(d + 112);
         }
-        for (; q < n; q += 16)
+        for (; q < q1; q += 16)
         {
             var a = Vector512<float>.Zero;
             float* w = w0;
@@ -361,11 +384,11 @@ internal static unsafe class ConvDirect
     /// one broadcast: per (c, tap) 24 FMAs for 3 + 8 loads, where 8 × 2 vectors issued 16 FMAs for 2 + 8 loads and
     /// was bound by the front end and the load ports rather than the FMA units.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tiles512(float* x, in ConvGeometry g, float* w0, float* acc, int n)
+    static void Tiles512(float* x, in ConvGeometry g, float* w0, float* acc, int n, int q0, int q1)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        int q = 0;
-        for (; q + 48 <= n; q += 48)
+        int q = q0;
+        for (; q + 48 <= q1; q += 48)
         {
             var a00 = Vector512<float>.Zero; var a01 = a00; var a02 = a00; var a10 = a00; var a11 = a00; var a12 = a00;
             var a20 = a00; var a21 = a00; var a22 = a00; var a30 = a00; var a31 = a00; var a32 = a00;
@@ -398,15 +421,15 @@ internal static unsafe class ConvDirect
             a40.Store(d); a41.Store(d + 16); a42.Store(d + 32); d += n; a50.Store(d); a51.Store(d + 16); a52.Store(d + 32); d += n;
             a60.Store(d); a61.Store(d + 16); a62.Store(d + 32); d += n; a70.Store(d); a71.Store(d + 16); a72.Store(d + 32);
         }
-        if (q < n) Tail512(x, g, w0, acc, n, q);
+        if (q < q1) Tail512(x, g, w0, acc, n, q, q1);
     }
 
     /// <summary>Tiles512's last n − q pixels (32 or 16): one tile of 2 Vector512s, or of one.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void Tail512(float* x, in ConvGeometry g, float* w0, float* acc, int n, int q)
+    static void Tail512(float* x, in ConvGeometry g, float* w0, float* acc, int n, int q, int q1)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        if (n - q >= 32)
+        if (q1 - q >= 32)
         {
             var a00 = Vector512<float>.Zero; var a01 = a00; var a10 = a00; var a11 = a00; var a20 = a00; var a21 = a00; var a30 = a00; var a31 = a00;
             var a40 = a00; var a41 = a00; var a50 = a00; var a51 = a00; var a60 = a00; var a61 = a00; var a70 = a00; var a71 = a00;
@@ -437,7 +460,7 @@ internal static unsafe class ConvDirect
             a60.Store(d); a61.Store(d + 16); d += n; a70.Store(d); a71.Store(d + 16);
             q += 32;
         }
-        if (q < n)
+        if (q < q1)
         {
             var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
             float* w = w0;
@@ -467,10 +490,10 @@ internal static unsafe class ConvDirect
     /// <summary>The same with one Vector256 (8 pixels) per tile, for machines without AVX-512: AVX2 has 16 vector
     /// registers, so 8 accumulators + 1 input + 1 broadcast fit where the 16-accumulator tile would spill.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tiles256(float* x, in ConvGeometry g, float* w0, float* acc, int n)
+    static void Tiles256(float* x, in ConvGeometry g, float* w0, float* acc, int n, int q0, int q1)
     {
         int wp = Wp(g), plane = PlaneFloats(g), cin = g.C, k = g.Kh;
-        for (int q = 0; q < n; q += 8)
+        for (int q = q0; q < q1; q += 8)
         {
             var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
             float* w = w0;

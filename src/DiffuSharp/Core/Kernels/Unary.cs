@@ -108,17 +108,15 @@ internal readonly struct TanhOp : IUnaryOp
     }
 }
 
-/// <summary>x · Φ(x) = x/2 · (1 + erf(x/√2)), exact GELU as PyTorch's default.</summary>
+/// <summary>x · Φ(x) = x/2 · (1 + erf(x/√2)), exact GELU as PyTorch's default. The scalar form (the reference) runs
+/// erf in double; the vector form is the same Chebyshev fit in float (<see cref="SpecialFunctions.GeluCdf"/>), within
+/// 4e-6 relative of it (GeluKernelTests), where one element at a time through double cost 19 ns (SD 1.5's GEGLU at
+/// 8192 × 1280: 197 ms a call on one thread).</summary>
 internal readonly struct GeluOp : IUnaryOp
 {
     public static float Invoke(float x) => (float)(0.5 * x * (1.0 + SpecialFunctions.Erf(x * 0.70710678118654752)));
-    public static Vector256<float> Invoke(Vector256<float> x)
-    {
-        Span<float> t = stackalloc float[8];
-        x.CopyTo(t);
-        for (int i = 0; i < 8; i++) t[i] = Invoke(t[i]);
-        return Vector256.Create<float>(t);
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Invoke(Vector256<float> x) => x * SpecialFunctions.GeluCdf(x, out _);
 }
 
 internal static class SpecialFunctions
@@ -131,6 +129,33 @@ internal static class SpecialFunctions
         double erfc = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
             t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
         return x >= 0 ? 1.0 - erfc : erfc - 1.0;
+    }
+
+    /// <summary>Φ(x) = ½·erfc(−x/√2) on eight lanes in float arithmetic, with <see cref="Erf"/>'s fit: for z = |x|/√2,
+    /// erfc(z) = t·exp(−z² + P(t)), t = 1/(1 + z/2), so Φ(−|x|) = ½·erfc(z) keeps its relative accuracy far into the
+    /// tail (no 1 − erf cancellation) and Φ(|x|) = 1 − Φ(−|x|). z² is taken as x²·½ (one rounding). Also gives
+    /// e^(−x²/2) (for the density, the gradient's use). Exp by <see cref="ExpF"/>, so beyond x ≈ −13 the result is a
+    /// denormal-sized positive number instead of 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> GeluCdf(Vector256<float> x, out Vector256<float> gauss)
+    {
+        var half = Vector256.Create(0.5f);
+        var z = Vector256.Abs(x) * Vector256.Create(0.70710678118654752f);
+        var t = Vector256<float>.One / Vector256.FusedMultiplyAdd(z, half, Vector256<float>.One);
+        var p = Vector256.Create(0.17087277f);
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-0.82215223f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.48851587f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.13520398f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.27886807f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-0.18628806f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.09678418f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.37409196f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.00002368f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.26551223f));
+        var negHalfX2 = -(x * x * half);
+        gauss = ExpF.Exp(negHalfX2);
+        var lower = half * t * ExpF.Exp(negHalfX2 + p);                          // Φ(−|x|)
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), Vector256<float>.One - lower, lower);
     }
 }
 

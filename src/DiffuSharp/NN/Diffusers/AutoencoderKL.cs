@@ -140,9 +140,18 @@ public sealed class VaeDecoder : Module
     {
         var ctx = new ForwardContext(false, null);
         var h = _convIn.Forward(z);                                          // (B, C_last, h, w)
+        var made = h;
         h = _midBlock.Forward(h, null, null, ctx);
-        foreach (var block in _upBlocks) h = block.Forward(h, null, null, null, ctx);
+        BlockParts.Drop(made);                                               // each output freed once consumed (no grad)
+        foreach (var block in _upBlocks)
+        {
+            made = h;
+            h = block.Forward(h, null, null, null, ctx);
+            BlockParts.Drop(made);
+        }
         var last = h;
-        return BlockParts.Layer(() => _convOut.Forward(_convNormOut.ForwardSilu(last)));   // (B, Cout, H, W)
+        var y = BlockParts.Layer(() => _convOut.Forward(_convNormOut.ForwardSilu(last)));   // (B, Cout, H, W)
+        BlockParts.Drop(last);
+        return y;
     }
 }

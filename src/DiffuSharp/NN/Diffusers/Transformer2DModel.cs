@@ -102,7 +102,6 @@ public sealed class Geglu : Module
     /// <summary>x: (…, dim) → (…, inner)</summary>
     public Tensor Forward(Tensor x)
     {
-        var parts = _proj.Forward(x).Chunk(2, -1);                          // (…, inner) each
-        return parts[0] * parts[1].Gelu();
+        return _proj.Forward(x).Geglu();                                    // halves (…, inner) each, fused
     }
 }

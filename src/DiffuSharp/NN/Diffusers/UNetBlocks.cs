@@ -42,6 +42,14 @@ internal static class BlockParts
         _ => throw new InvalidOperationException($"unexpected attention module {attention.GetType().Name}"),
     });
 
+    /// <summary>Without gradients, hands the pooled storage of an activation this block made back at once, when the
+    /// next layer has consumed it and nothing else refers to it (a VAE decode at 512×512 otherwise holds every layer's
+    /// output until the call's scope ends). Any later use of it throws rather than read recycled memory.</summary>
+    public static void Drop(Tensor made)
+    {
+        if (!GradMode.IsEnabled) made.ReleaseScratch();
+    }
+
     /// <summary>Runs one layer; without gradients inside a TensorScope, in a scope of its own that keeps only the output.</summary>
     public static Tensor Layer(Func<Tensor> layer)
     {
@@ -136,11 +144,19 @@ public sealed class UNetUpBlock : Module
             }
             var (resnet, input) = (_resnets[i], h);
             h = BlockParts.Layer(() => resnet.Forward(skip is null ? input : Tensor.Concat([input, skip], 1), temb, ctx));   // (B, C + C_skip, H, W) in
-            if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i], h, context);
+            if (i > 0) BlockParts.Drop(input);                              // made here by the previous layer
+            if (_attentions.Count > 0)
+            {
+                var made = h;
+                h = BlockParts.Run(_attentions[i], h, context);
+                BlockParts.Drop(made);
+            }
         }
         if (_upsampler is null) return h;
         var last = h;
-        return BlockParts.Layer(() => _upsampler.Forward(last, upsampleSize));
+        var up = BlockParts.Layer(() => _upsampler.Forward(last, upsampleSize));
+        BlockParts.Drop(last);
+        return up;
     }
 }
 
@@ -167,9 +183,15 @@ public sealed class UNetMidBlock : Module
         h = BlockParts.Layer(() => _resnets[0].Forward(first, temb, ctx));
         for (int i = 1; i < _resnets.Count; i++)
         {
-            if (_attentions.Count > 0) h = BlockParts.Run(_attentions[i - 1], h, context);
+            if (_attentions.Count > 0)
+            {
+                var made = h;
+                h = BlockParts.Run(_attentions[i - 1], h, context);
+                BlockParts.Drop(made);
+            }
             var (resnet, input) = (_resnets[i], h);
             h = BlockParts.Layer(() => resnet.Forward(input, temb, ctx));
+            BlockParts.Drop(input);
         }
         return h;
     }
