@@ -10,6 +10,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Cli;
 
+[Collection(nameof(SerialCollection))]
 public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static string[] Args(string dir, string run, int steps) =>

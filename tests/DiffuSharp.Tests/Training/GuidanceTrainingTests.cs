@@ -7,6 +7,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Training;
 
+[Collection(nameof(SerialCollection))]
 public sealed class GuidanceTrainingTests
 {
     [Theory, InlineData(0.1, 1UL), InlineData(0.25, 2UL), InlineData(0.5, 3UL)]
