@@ -20,7 +20,11 @@ public sealed class KillResumeTests(Xunit.Abstractions.ITestOutputHelper output)
 
     static Child Start(IEnumerable<string> args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // through env --default-signal=INT: a test run started in the background by a shell without job control
+        // inherits SIGINT ignored, and the runtime keeps an ignored SIGINT ignored (as nohup wants)
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--default-signal=INT");
+        psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "DiffuSharp.Cli.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
