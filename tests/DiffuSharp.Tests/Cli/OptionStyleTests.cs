@@ -9,6 +9,7 @@ using static DiffuSharp.Tests.Cli.TrainSampleEndToEndTests;
 
 namespace DiffuSharp.Tests.Cli;
 
+[Collection(nameof(SerialCollection))]
 public sealed class OptionStyleTests : IDisposable
 {
     readonly string _dir = TrainingFixtures.TempFolder("options");
