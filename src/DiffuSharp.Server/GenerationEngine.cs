@@ -1,9 +1,9 @@
 // Runs a job on the engine, through the same library calls as the command line: pixel models through
 // ModelSchedulers + SchedulerSampling (any --sampler of `diffusharp sample`, classifier-free guidance for models with a
 // null label), pipelines through StableDiffusionPipeline (txt2img with an optional ControlNet, img2img, inpaint). The
-// preview after each step is the predicted x0 for pixel models (the scheduler's pred_original_sample, every step) and
-// the VAE decode of the current latents for pipelines (every step while the latents are at most 32×32, else every
-// 5th: a decode of SD's 64×64 latents costs about as much as a UNet step). One model stays loaded; asking for another
+// preview after each step is the predicted x0: for pixel models the scheduler's pred_original_sample (every step), for
+// pipelines the VAE decode of the step's predicted x0 latents (every step while the latents are at most 32×32, else
+// every 5th: a decode of SD's 64×64 latents costs about as much as a UNet step). One model stays loaded; asking for another
 // replaces it. Only the job runner's thread calls Run.
 using DiffuSharp.Diffusion;
 using DiffuSharp.Imaging;
@@ -106,22 +106,22 @@ public sealed class GenerationEngine
             void Callback(int i, double t, Tensor latents)
             {
                 ct.ThrowIfCancellationRequested();
-                byte[]? preview = null;
-                if (i % every == 0 || i + 1 >= total)
-                {
-                    var rgb = pipe.Decode(latents).ToArray();                  // (B, 3, H, W) in [0, 1]
-                    for (int k = 0; k < rgb.Length; k++) rgb[k] = rgb[k] * 2 - 1;
-                    preview = Png.Encode(ImageGrid.Make(rgb, B, 3, s.Height, s.Width));
-                }
-                job.Report(b, Math.Min(i + 1, total), total, preview);
+                job.Report(b, Math.Min(i + 1, total), total, null);
+            }
+            void Preview(int i, double t, Tensor x0)                             // the step's predicted x0 (scaled latents)
+            {
+                if (i % every != 0 && i + 1 < total) return;
+                var rgb = pipe.Decode(x0).ToArray();                               // (B, 3, H, W) in [0, 1]
+                for (int k = 0; k < rgb.Length; k++) rgb[k] = rgb[k] * 2 - 1;
+                job.Report(b, Math.Min(i + 1, total), total, Png.Encode(ImageGrid.Make(rgb, B, 3, s.Height, s.Width)));
             }
             PipelineOutput output = s.Mode switch
             {
                 GenerationMode.Txt2Img => pipe.Txt2Img(new Txt2ImgRequest(s.Prompt, s.NegativePrompt, s.CfgScale, s.Steps, s.Width, s.Height, B,
                     Noise(s, first, B, [1, pipe.UNet.Config.InChannels, h, w]),
-                    s.ControlImage is null ? null : [new ControlNetInput(nets[0], ControlTensor(s.ControlImage), s.ControlScale)]), rng, Callback, ct),
-                GenerationMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(s.Prompt, init!, s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct),
-                _ => pipe.Inpaint(new InpaintRequest(s.Prompt, init!, MaskTensor(s.Mask!), s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct),
+                    s.ControlImage is null ? null : [new ControlNetInput(nets[0], ControlTensor(s.ControlImage), s.ControlScale)]), rng, Callback, ct, Preview),
+                GenerationMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(s.Prompt, init!, s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
+                _ => pipe.Inpaint(new InpaintRequest(s.Prompt, init!, MaskTensor(s.Mask!), s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
             };
             ct.ThrowIfCancellationRequested();
             foreach (var warning in output.Warnings) if (!warnings.Contains(warning)) warnings.Add(warning);
