@@ -58,6 +58,15 @@ public static class NoiseSchedule
         _ => throw new ArgumentOutOfRangeException(nameof(schedule), $"unknown beta schedule {schedule}"),
     };
 
+    /// <summary>ᾱ_t = Π_{s≤t} (1 − β_s), the sequential product (numpy.cumprod's order).</summary>
+    public static double[] AlphasCumprod(ReadOnlySpan<double> betas)
+    {
+        var r = new double[betas.Length];
+        double acc = 1.0;
+        for (int i = 0; i < r.Length; i++) r[i] = acc *= 1.0 - betas[i];
+        return r;
+    }
+
     /// <summary>
     /// Betas that discretise a cumulative ᾱ(t), t ∈ [0, 1]: β_i = min(1 − ᾱ((i+1)/T) / ᾱ(i/T), maxBeta)
     /// (improved DDPM §3.2; maxBeta &lt; 1 avoids the singularity at t = 1).

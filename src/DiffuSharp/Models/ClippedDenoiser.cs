@@ -22,13 +22,7 @@ public static class ClippedDenoiser
         ArgumentNullException.ThrowIfNull(model);
         var diffusion = config.ToDiffusionConfig();
         var betas = NoiseSchedule.GetNamedBetaSchedule(diffusion.NoiseSchedule, diffusion.DiffusionSteps);
-        var logSigma = new double[betas.Length];
-        double alphaBar = 1;
-        for (int i = 0; i < betas.Length; i++)
-        {
-            alphaBar *= 1 - betas[i];
-            logSigma[i] = 0.5 * Math.Log((1 - alphaBar) / alphaBar);
-        }
+        var logSigma = Array.ConvertAll(NoiseSchedule.AlphasCumprod(betas), a => 0.5 * Math.Log((1 - a) / a));
         var kind = diffusion.PredictXStart ? Kind.X0 : diffusion.PredictV ? Kind.V : Kind.Epsilon;
         return (x, t) =>
         {

@@ -52,14 +52,9 @@ public static class ModelSchedulers
     internal static SchedulerConfig LimitSigma(SchedulerConfig c, double sigmaMax)
     {
         var betas = c.TrainedBetas ?? throw new ArgumentException("LimitSigma needs trained_betas", nameof(c));
-        double alphaBar = 1;
-        int n = 0;
-        for (; n < betas.Length; n++)
-        {
-            double next = alphaBar * (1 - betas[n]);
-            if ((1 - next) / next > sigmaMax * sigmaMax) break;
-            alphaBar = next;
-        }
+        var alphaBar = Diffusion.NoiseSchedule.AlphasCumprod(betas);
+        int n = Array.FindIndex(alphaBar, a => (1 - a) / a > sigmaMax * sigmaMax);
+        if (n < 0) n = betas.Length;
         return n == betas.Length ? c : c with { NumTrainTimesteps = Math.Max(n, 1), TrainedBetas = betas[..Math.Max(n, 1)] };
     }
 
