@@ -25,11 +25,14 @@ public sealed class ParsedOptions
     readonly Dictionary<string, string> _values;
     readonly HashSet<string> _flags;
     readonly string _command;
+    readonly HashSet<string> _given;
 
     internal ParsedOptions(string command, Dictionary<string, string> values, HashSet<string> flags)
-        => (_command, _values, _flags) = (command, values, flags);
+        => (_command, _values, _flags, _given) = (command, values, flags, [.. values.Keys, .. flags]);
 
     public bool Has(string name) => _values.ContainsKey(name) || _flags.Contains(name);
+    /// <summary>True when the command line gave the option (not merely its default).</summary>
+    public bool Given(string name) => _given.Contains(name);
     public bool Flag(string name) => _flags.Contains(name);
     public string? String(string name) => _values.GetValueOrDefault(name);
     public string Required(string name) => String(name) ?? throw new CliException($"{_command}: --{OptionParser.Display(name)} is required");
@@ -148,9 +151,10 @@ public static class OptionParser
             if (values.ContainsKey(name)) throw new CliException($"{command}: --{Display(name)} given twice");
             values[name] = value;
         }
+        var parsed = new ParsedOptions(command, values, flags);          // remembers what was given before the defaults
         foreach (var s in specs)
             if (!s.IsFlag && s.Default is not null && !values.ContainsKey(s.Name)) values[s.Name] = s.Default;
-        return new ParsedOptions(command, values, flags);
+        return parsed;
     }
 
     public static string Help(string command, string summary, IReadOnlyList<OptionSpec> specs)

@@ -25,6 +25,7 @@ public static class Program
         ("edges", "Canny edges or the filled silhouette of an image (a control image)"),
         ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
         ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
+        ("train-latent", "train a text-to-image UNet and text encoder in a VAE's latent space; writes a diffusers pipeline"),
         ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
 
@@ -65,6 +66,7 @@ public static class Program
                 "edges" => EdgesCommand.Run(rest, stdout),
                 "captions" => CaptionsCommand.Run(rest, stdout),
                 "train-vae" => TrainVaeCommand.Run(rest, stdout),
+                "train-latent" => TrainLatentCommand.Run(rest, stdout),
                 "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };

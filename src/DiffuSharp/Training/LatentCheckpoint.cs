@@ -1,0 +1,108 @@
+// train-latent checkpoints: <out>/checkpoint/ holds
+//   unet_config.json, text_encoder_config.json   the two models' configs (diffusers' and transformers' keys)
+//   scheduler_config.json                        the noise schedule and prediction type (a DDPMScheduler config)
+//   model.safetensors                            the live weights, "unet.…" and "text_encoder.…" names
+//   ema.safetensors                              the EMA (same names), rate in the metadata
+//   optimizer.safetensors                        AdamW's m and v as flat tensors; its step in the metadata
+//   trainer.json                                 step, RNG states, data position, training config and objective
+//   manifest.json                                every file's size and SHA-256 (checked on load)
+// Written into a temporary folder and swapped in whole (RunFolder.Replace), as the other trainers' checkpoints. The
+// latents, captions and tokenizer are the run folder's (LatentRun), not the checkpoint's.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.IO;
+using DiffuSharp.NN.Clip;
+using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Schedulers;
+using DiffuSharp.Text;
+
+namespace DiffuSharp.Training;
+
+public static class LatentCheckpoint
+{
+    const string UNetConfigFile = "unet_config.json", TextConfigFile = "text_encoder_config.json", SchedulerFile = "scheduler_config.json",
+        WeightsFile = "model.safetensors", EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+
+    public static string Save(LatentTrainer trainer, string outFolder)
+    {
+        trainer.CheckFinite();
+        string final = Path.Combine(outFolder, Checkpoint.FolderName);
+        RunFolder.Replace(final, tmp =>
+        {
+            var state = trainer.ExportState();
+            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            WriteJson(Path.Combine(tmp, UNetConfigFile), UNet2DConditionFolder.ConfigJson(trainer.UNetConfig));
+            WriteJson(Path.Combine(tmp, TextConfigFile), ClipTextFolder.ConfigJson(trainer.TextConfig));
+            trainer.NoiseScheduler.Save(Path.Combine(tmp, SchedulerFile));
+            SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile), trainer.ExportWeights(), meta);
+            if (trainer.Ema is { } ema)
+                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema),
+                    new Dictionary<string, string>(meta) { ["ema_rate"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
+            var opt = trainer.Optimizer.ExportState();
+            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
+                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+            var json = Checkpoint.StateToJson(state, trainer.Config);
+            json["objective"] = trainer.Objective.ToJson();
+            json["train_images"] = trainer.Data.Count;
+            WriteJson(Path.Combine(tmp, StateFile), json);
+            CheckpointManifest.Write(tmp, new JsonObject
+            {
+                ["unet"] = UNet2DConditionFolder.ConfigJson(trainer.UNetConfig),
+                ["text_encoder"] = ClipTextFolder.ConfigJson(trainer.TextConfig),
+            }, trainer.Config.ToJson());
+        });
+        return final;
+    }
+
+    /// <summary>The training config and objective stored in a checkpoint folder (the manifest checked first).</summary>
+    public static (TrainConfig Config, LatentObjective Objective) ReadSettings(string checkpointFolder)
+    {
+        CheckpointManifest.Verify(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        var objective = LatentObjective.FromJson(root["objective"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"objective\" (not a train-latent checkpoint)"), path);
+        return (config, objective);
+    }
+
+    /// <summary>Rebuilds a trainer from a checkpoint: configs, weights, EMA, optimizer, RNGs and data position.</summary>
+    public static LatentTrainer Load(string checkpointFolder, ClipTokenizer tokenizer, CaptionedLatents data, Func<TrainConfig, TrainConfig>? adjust = null)
+    {
+        var (config, objective) = ReadSettings(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max-train");
+        if (adjust is not null) config = adjust(config);
+        var unet = UNet2DConditionConfig.Load(Path.Combine(checkpointFolder, UNetConfigFile));
+        var text = ClipTextConfig.Load(Path.Combine(checkpointFolder, TextConfigFile));
+        var scheduler = SchedulerConfig.Load(Path.Combine(checkpointFolder, SchedulerFile));
+        var trainer = new LatentTrainer(unet, text, scheduler, config, objective, tokenizer, data);
+        var weights = SafeTensorsFile.Open(Path.Combine(checkpointFolder, WeightsFile));
+        trainer.Model.LoadStateDict(trainer.Model.NamedParameters().ToDictionary(p => p.Name, p => (p.Param.Shape.ToArray(), Checkpoint.ReadNamed(weights, p.Name, p.Param.Count))),
+            strict: true, source: Path.Combine(checkpointFolder, WeightsFile));
+        trainer.Model.Train();
+        if (trainer.Ema is { } ema)
+        {
+            string file = Path.Combine(checkpointFolder, EmaFile);
+            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
+            var st = SafeTensorsFile.Open(file);
+            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
+        }
+        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        trainer.ImportState(Checkpoint.StateFromJson(root, path));
+        return trainer;
+    }
+
+    static void WriteJson(string path, JsonNode node)
+    {
+        string text = node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+}

@@ -1,0 +1,283 @@
+// Text-to-image latent diffusion training (Rombach et al. 2022, seed 002's recipe): a UNet2DConditionModel denoises
+// VAE latents while cross-attending to a CLIP text encoder's last hidden state, and the text encoder is trained with
+// it (as the latent diffusion paper trained its transformer jointly on text-to-image). One Step(): draw a batch of
+// image indices; caption each image (FashionCaptions: label + measured attributes, a fresh draw per epoch, 10%
+// empty for classifier-free guidance); z = scaling_factor · (μ + σ·ε') from the cached VAE posterior; t uniform in
+// [0, T); x_t = √ᾱ_t z + √(1 − ᾱ_t) ε with ᾱ from the noise scheduler's config (diffusers' DDPMScheduler.add_noise);
+// the target is ε, v = √ᾱ ε − √(1 − ᾱ) z or z by prediction_type; MSE per sample, optionally min-SNR-γ weighted
+// (diffusers' train_text_to_image.py), batch mean; back-propagate through both models; clip; AdamW over one flat
+// buffer holding both; EMA with diffusers' warm-up cap. Every random draw comes from seeded Rngs that LatentCheckpoint
+// saves with the data position, so a run resumes bit-exactly.
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using DiffuSharp.Data;
+using DiffuSharp.Diffusion;
+using DiffuSharp.NN;
+using DiffuSharp.NN.Clip;
+using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Schedulers;
+using DiffuSharp.Text;
+
+namespace DiffuSharp.Training;
+
+/// <summary>The UNet and the text encoder trained together (parameter names "unet.…" and "text_encoder.…").</summary>
+public sealed class TextToImageModel : Module
+{
+    public UNet2DConditionModel UNet { get; }
+    public ClipTextModel TextEncoder { get; }
+
+    public TextToImageModel(UNet2DConditionConfig unet, ClipTextConfig textEncoder, Rng rng)
+    {
+        if (unet.CrossAttentionDim.Any(d => d != textEncoder.HiddenSize))
+            throw new ArgumentException($"the UNet's cross_attention_dim ({string.Join(", ", unet.CrossAttentionDim.Distinct())}) must equal the text encoder's hidden_size {textEncoder.HiddenSize}");
+        UNet = Register("unet", new UNet2DConditionModel(unet, rng));
+        TextEncoder = Register("text_encoder", new ClipTextModel(textEncoder, rng));
+    }
+
+    public const string UNetPrefix = "unet.", TextEncoderPrefix = "text_encoder.";
+}
+
+/// <summary>What the loss is: min-SNR-γ weighting (0 = off) and offset noise (0 = off). The prediction type and the
+/// noise schedule are the scheduler config's.</summary>
+public sealed record LatentObjective(double SnrGamma = 0, double NoiseOffset = 0)
+{
+    public void Validate()
+    {
+        if (!(SnrGamma >= 0) || double.IsInfinity(SnrGamma)) throw new ArgumentException($"snr_gamma must be a finite number ≥ 0, got {SnrGamma}");
+        if (!(NoiseOffset >= 0) || double.IsInfinity(NoiseOffset)) throw new ArgumentException($"noise_offset must be a finite number ≥ 0, got {NoiseOffset}");
+    }
+
+    public JsonObject ToJson() => new() { ["snr_gamma"] = SnrGamma, ["noise_offset"] = NoiseOffset };
+
+    public static LatentObjective FromJson(JsonObject o, string source)
+    {
+        try { return new LatentObjective(o["snr_gamma"]!.GetValue<double>(), o["noise_offset"]!.GetValue<double>()); }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: malformed latent objective ({e.Message})");
+        }
+    }
+}
+
+/// <summary>The training images as the latent trainer sees them: cached VAE posteriors, labels and measured attributes;
+/// with <paramref name="Captions"/> one fixed caption per image instead of a drawn one each epoch.</summary>
+public sealed record CaptionedLatents(LatentCache Latents, int[] Labels, IReadOnlyList<FashionAttributes> Attributes, IReadOnlyList<string>? Captions = null)
+{
+    public int Count => Latents.Count;
+}
+
+/// <summary>One step: the (weighted) loss, the unweighted MSE, lr, gradient norm before clipping, seconds.</summary>
+public sealed record LatentStepStats(long Step, double Loss, double Mse, double Lr, double GradNorm, double Seconds);
+
+public sealed class LatentTrainer
+{
+    readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng, _dropoutRng;
+    readonly DataLoader _data;
+    readonly float[] _indexBuffer;
+    readonly double[] _alphasCumprod;
+
+    public UNet2DConditionConfig UNetConfig { get; }
+    public ClipTextConfig TextConfig { get; }
+    /// <summary>The noise schedule and prediction type (a DDPMScheduler config, saved as the pipeline's scheduler).</summary>
+    public SchedulerConfig NoiseScheduler { get; }
+    public TrainConfig Config { get; }
+    public LatentObjective Objective { get; }
+    public ClipTokenizer Tokenizer { get; }
+    public CaptionedLatents Data { get; }
+    public TextToImageModel Model { get; }
+    public FlatParameters Flat { get; }
+    public AdamW Optimizer { get; }
+    public Ema? Ema { get; }
+    public long StepCount { get; private set; }
+
+    public LatentTrainer(UNet2DConditionConfig unet, ClipTextConfig text, SchedulerConfig noiseScheduler, TrainConfig config,
+        LatentObjective objective, ClipTokenizer tokenizer, CaptionedLatents data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        config.Validate();
+        objective.Validate();
+        var shape = data.Latents.LatentShape;
+        if (unet.InChannels != shape[0] || unet.OutChannels != shape[0])
+            throw new ArgumentException($"the latents have {shape[0]} channels, the UNet takes {unet.InChannels} and gives {unet.OutChannels} (in_channels, out_channels)");
+        int factor = 1 << (unet.BlockOutChannels.Length - 1);
+        if (shape[1] % factor != 0 || shape[2] % factor != 0)
+            throw new ArgumentException($"latents of {shape[1]}×{shape[2]} cannot be halved {unet.BlockOutChannels.Length - 1} times by the UNet's {unet.BlockOutChannels.Length} levels");
+        if (tokenizer.MaxLength > text.MaxPositionEmbeddings)
+            throw new ArgumentException($"the tokenizer pads to {tokenizer.MaxLength} tokens, the text encoder has {text.MaxPositionEmbeddings} positions (max_position_embeddings)");
+        if (data.Labels.Length != data.Count || data.Attributes.Count != data.Count)
+            throw new ArgumentException($"{data.Count} latents, {data.Labels.Length} labels and {data.Attributes.Count} attribute sets");
+        if (data.Captions is { } fixedCaptions && fixedCaptions.Count != data.Count)
+            throw new ArgumentException($"{data.Count} latents but {fixedCaptions.Count} captions");
+        if (config.BatchSize > data.Count) throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        (UNetConfig, TextConfig, NoiseScheduler, Config, Objective, Tokenizer, Data) = (unet, text, noiseScheduler, config, objective, tokenizer, data);
+
+        var root = new Rng(config.Seed);                    // model init first: the weights depend only on the seed
+        Model = new TextToImageModel(unet, text, root.Fork());
+        _dataRng = root.Fork();
+        _latentRng = root.Fork();
+        _timeRng = root.Fork();
+        _noiseRng = root.Fork();
+        _dropoutRng = root.Fork();
+        Flat = Model.PackParameters();
+        Model.Train();
+        var flatParam = Tensor.Wrap(Flat.Values, Flat.Values.Length);
+        flatParam.Grad = Tensor.Wrap(Flat.Grads, Flat.Grads.Length);
+        Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
+        var rates = config.EmaRates();
+        Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
+        // The loader shuffles image indices: each "image" is its own index, one float (exact below 2^24).
+        var indices = new float[data.Count];
+        for (int i = 0; i < indices.Length; i++) indices[i] = i;
+        _data = new DataLoader(new ImageDataset(indices, data.Count, 1, 1, 1), config.BatchSize, _dataRng);
+        _indexBuffer = new float[config.BatchSize];
+        _alphasCumprod = ScheduleMath.AlphasCumprod(ScheduleMath.Betas(noiseScheduler));
+    }
+
+    /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>
+    public int Epoch => _data.Epoch;
+
+    /// <summary>The token ids (B, L) of the captions of these images in this epoch (their fixed captions, if given).</summary>
+    public int[] TokenIds(ReadOnlySpan<int> images, int epoch, out string[] captions)
+    {
+        int L = Tokenizer.MaxLength;
+        var ids = new int[images.Length * L];
+        captions = new string[images.Length];
+        for (int b = 0; b < images.Length; b++)
+        {
+            int i = images[b];
+            captions[b] = Data.Captions?[i] ?? FashionCaptions.CaptionFor(i, Data.Labels[i], Data.Attributes[i], Config.Seed, epoch);
+            Tokenizer.Encode(captions[b]).InputIds.CopyTo(ids, b * L);
+        }
+        return ids;
+    }
+
+    public LatentStepStats Step()
+    {
+        var clock = Stopwatch.StartNew();
+        using var scope = TensorScope.Begin();
+        int B = Config.BatchSize;
+        double lr = Config.LrAt(StepCount);
+        _data.Next(_indexBuffer, []);
+        var images = new int[B];
+        for (int b = 0; b < B; b++) images[b] = (int)_indexBuffer[b];
+        var ids = TokenIds(images, _data.Epoch, out _);
+
+        var z = Data.Latents.Sample(images, _latentRng).ToArray();                  // (B, C, h, w), scaled
+        int len = z.Length / B;
+        var eps = Objective.NoiseOffset > 0
+            ? OffsetNoise.Draw([B, .. Data.Latents.LatentShape], Objective.NoiseOffset, _noiseRng).ToArray()
+            : Tensor.RandN([B, .. Data.Latents.LatentShape], _noiseRng).ToArray();
+        var t = new int[B];
+        for (int b = 0; b < B; b++) t[b] = _timeRng.NextInt(NoiseScheduler.NumTrainTimesteps);
+        var xt = new float[z.Length];
+        var target = new float[z.Length];
+        var prediction = NoiseScheduler.PredictionType;
+        for (int b = 0; b < B; b++)
+        {
+            float a = (float)Math.Sqrt(_alphasCumprod[t[b]]), s = (float)Math.Sqrt(1 - _alphasCumprod[t[b]]);
+            for (int k = b * len; k < (b + 1) * len; k++)
+            {
+                xt[k] = a * z[k] + s * eps[k];
+                target[k] = prediction switch
+                {
+                    PredictionType.VPrediction => a * eps[k] - s * z[k],
+                    PredictionType.Sample => z[k],
+                    _ => eps[k],
+                };
+            }
+        }
+        int[] shape = [B, .. Data.Latents.LatentShape];
+
+        Model.ZeroGrad();
+        var context = Model.TextEncoder.Forward(ids, B).LastHiddenState;              // (B, L, D)
+        var timesteps = Tensor.FromArray(t.Select(v => (float)v).ToArray(), B);
+        var output = Model.UNet.Forward(Tensor.FromArray(xt, shape), timesteps, context, rng: _dropoutRng);
+        var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(target, shape) - output).Square());   // (B)
+        var loss = (Objective.SnrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t), B) : mse).Mean();
+        double lossValue = loss.Item(), mseValue = mse.Mean().Item();
+        if (!double.IsFinite(lossValue))
+            throw new NonFiniteTrainingException(StepCount + 1, $"train-latent: step {StepCount + 1}: the loss is {Finite.Describe(lossValue)}; nothing was updated (lower --lr, or set --grad-clip)");
+        loss.Backward();
+        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (!double.IsFinite(gradNorm))
+            throw new NonFiniteTrainingException(StepCount + 1, $"train-latent: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
+        Optimizer.Lr = lr;
+        Optimizer.Step();
+        Ema?.Update(EmaRateAt(StepCount));
+        Model.ZeroGrad();
+        StepCount++;
+        return new LatentStepStats(StepCount, lossValue, mseValue, lr, gradNorm, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ)/(SNR_t + 1) for v, min(SNR_t, γ) for x_0 (Hang et al. 2023, as
+    /// diffusers' compute_snr weighting).</summary>
+    public float[] MinSnrWeights(int[] t)
+    {
+        var w = new float[t.Length];
+        for (int b = 0; b < t.Length; b++)
+        {
+            double a = _alphasCumprod[t[b]], snr = a / (1 - a), clipped = Math.Min(snr, Objective.SnrGamma);
+            w[b] = (float)(NoiseScheduler.PredictionType switch
+            {
+                PredictionType.VPrediction => clipped / (snr + 1),
+                PredictionType.Sample => clipped,
+                _ => clipped / snr,
+            });
+        }
+        return w;
+    }
+
+    /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
+    public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
+
+    /// <summary>The live weights, or the EMA's, as (name, shape, values) in parameter order (names with their prefix).</summary>
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
+    {
+        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
+        int at = 0;
+        foreach (var (name, p) in Model.NamedParameters())
+        {
+            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
+            at += p.Count;
+        }
+    }
+
+    /// <summary>The weights of one part ("unet." or "text_encoder."), prefix removed.</summary>
+    public static IEnumerable<(string Name, int[] Shape, float[] Data)> Part(IEnumerable<(string Name, int[] Shape, float[] Data)> weights, string prefix)
+        => weights.Where(w => w.Name.StartsWith(prefix, StringComparison.Ordinal)).Select(w => (w.Name[prefix.Length..], w.Shape, w.Data));
+
+    /// <summary>A copy of the UNet and text encoder holding the EMA weights (the live ones without EMA), in eval mode.</summary>
+    public TextToImageModel EmaModel()
+    {
+        var copy = new TextToImageModel(UNetConfig, TextConfig, new Rng(0));
+        copy.LoadStateDict(ExportWeights(Ema).ToDictionary(w => w.Name, w => (w.Shape, w.Data)), strict: true, source: "EMA");
+        copy.Eval();
+        return copy;
+    }
+
+    public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
+    {
+        ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(),
+        ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
+    }, _data.GetState(), null);
+
+    public void ImportState(TrainerState state)
+    {
+        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
+        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
+        _data.SetState(state.Data);
+        _dataRng.SetState(Get("data"));
+        _latentRng.SetState(Get("latent"));
+        _timeRng.SetState(Get("timesteps"));
+        _noiseRng.SetState(Get("noise"));
+        _dropoutRng.SetState(Get("dropout"));
+        StepCount = state.Step;
+    }
+
+    /// <summary>Throws when a weight or EMA value is not finite (never save those).</summary>
+    public void CheckFinite()
+    {
+        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-latent: weight {i} is not finite; not saving");
+        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-latent: EMA value {j} is not finite; not saving");
+    }
+}
