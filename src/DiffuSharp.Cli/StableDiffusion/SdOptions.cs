@@ -61,7 +61,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             new("preview", "write a preview of the predicted image to FILE (.png) while sampling", Value: "FILE"),
             new("preview-every", "steps between previews (the last step always)", "1", Value: "N"),
             new("preview-mode", "cheap (a fixed latent→RGB map, free) or vae (a VAE decode, costly)", "cheap", Value: "MODE"),
-            new("save-npy", "also write the images as .npy (float32 N×3×H×W in [-1, 1])", Value: "FILE"),
+            new("save-npy", "also write the images as .npy (float32 N×C×H×W in [-1, 1])", Value: "FILE"),
             new("out", "output PNG", Value: "FILE"),
             new("help", "show this help", IsFlag: true),
         ]);

@@ -70,11 +70,12 @@ public static class SdRunner
         foreach (var warning in result.Warnings) stderr.WriteLine($"warning: {Program.Printable(warning)}");
 
         // the outputs
-        var signed = Array.ConvertAll(result.Image.Contiguous().ToArray(), v => v * 2f - 1f);   // (N, 3, H, W) in [-1, 1]
+        var signed = Array.ConvertAll(result.Image.Contiguous().ToArray(), v => v * 2f - 1f);   // (N, C, H, W) in [-1, 1]
+        int channels = result.Image.Dim(1);                                                      // 3, or 1 for a gray VAE
         string sampler = SamplerDisplayName(pipe.Scheduler.Config);
         string parameters = Parameters(o, sampler, w, h);
-        ImageFile.Write(o.Out, ImageGrid.Make(signed, o.N, 3, h, w, padding: o.N == 1 ? 0 : 2), text: [("parameters", parameters)]);   // a PNG keeps the parameters
-        if (o.SaveNpy is { } npy) Npy.WriteFloat32(npy, [o.N, 3, h, w], signed);
+        ImageFile.Write(o.Out, ImageGrid.Make(signed, o.N, channels, h, w, padding: o.N == 1 ? 0 : 2), text: [("parameters", parameters)]);   // a PNG keeps the parameters
+        if (o.SaveNpy is { } npy) Npy.WriteFloat32(npy, [o.N, channels, h, w], signed);
         stdout.WriteLine($"wrote {o.Out}: {o.N} image(s) {w}x{h}, {o.Steps} steps of {sampler} ({total} model calls), {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
     }
