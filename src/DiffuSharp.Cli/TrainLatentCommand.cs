@@ -126,6 +126,9 @@ public static class TrainLatentCommand
             NumAttentionHeads: o.Int("text_heads", 1), MaxPositionEmbeddings: maxLength, ProjectionDim: width);
         try { text.Validate("--text-width/--text-heads"); } catch (InvalidDataException e) { throw new CliException($"{Name}: {e.Message}"); }
         var unet = UNetConfig(o, vae, width);
+        int latentSize = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1), levels = unet.BlockOutChannels.Length;
+        if (latentSize % (1 << (levels - 1)) != 0)
+            throw new CliException($"{Name}: {vaeFolder} gives {vae.Config.LatentChannels}×{latentSize}×{latentSize} latents, which a UNet of {levels} levels (--block-out-channels) cannot halve {levels - 1} times; use fewer levels or a VAE with larger latents");
 
         var prediction = o.Required("prediction_type") switch
         {
