@@ -43,6 +43,8 @@ public static class TrainVaeCommand
         new("layers_per_block", "resnets per encoder level (decoder: one more)", "1", Value: "N"),
         new("latent_channels", "latent channels", "4", Value: "C"),
         new("norm_num_groups", "GroupNorm groups", "32", Value: "G"),
+        new("init_from", "start from this VAE folder's weights and config (a fine-tune; the model flags are ignored)", Value: "DIR"),
+        new("freeze_encoder", "train only the decoder side: the latent space stays exactly the init's (with --init-from)", IsFlag: true),
         new("seed", "seed of the initialisation, data order and posterior noise", "0", Value: "S"),
         new("max_train", "use only the first N training images (0 = all)", "0", Value: "N"),
         new("log_interval", "steps per log line", "50", Value: "N"),
@@ -91,12 +93,19 @@ public static class TrainVaeCommand
                 "l1" => ReconstructionLoss.L1, "l2" => ReconstructionLoss.L2,
                 var s => throw new CliException($"{Name}: --loss must be l1 or l2, got '{s}'"),
             };
-            var objective = new VaeObjective(loss, o.Double("kl_weight", 0), o.Int("pad", 0, 64));
-            var vaeConfig = new AutoencoderKLConfig
+            bool freeze = o.Flag("freeze_encoder");
+            var objective = new VaeObjective(loss, o.Double("kl_weight", 0), o.Int("pad", 0, 64), freeze);
+            string? initFrom = o.String("init_from");
+            if (freeze && initFrom is null) throw new CliException($"{Name}: --freeze-encoder needs --init-from (a trained VAE whose encoder to keep)");
+            if (freeze && o.Double("weight_decay", 0) != 0) throw new CliException($"{Name}: --freeze-encoder needs --weight-decay 0 (decay would move the frozen encoder)");
+            AutoencoderKL? init = initFrom is null ? null : ComponentLoader.LoadAutoencoderKL(initFrom);
+            var vaeConfig = init?.Config ?? new AutoencoderKLConfig
             {
                 InChannels = 1, OutChannels = 1, BlockOutChannels = o.IntList("block_out_channels"), LayersPerBlock = o.Int("layers_per_block", 1),
                 LatentChannels = o.Int("latent_channels", 1), NormNumGroups = o.Int("norm_num_groups", 1), SampleSize = train.Height + 2 * objective.Pad,
             };
+            if (init is not null && (vaeConfig.InChannels != 1 || vaeConfig.SampleSize != train.Height + 2 * objective.Pad))
+                throw new CliException($"{Name}: {initFrom} takes {vaeConfig.InChannels}×{vaeConfig.SampleSize}×{vaeConfig.SampleSize} images (config.json), the data padded by --pad {objective.Pad} is 1×{train.Height + 2 * objective.Pad}×{train.Width + 2 * objective.Pad}");
             foreach (int ch in vaeConfig.BlockOutChannels)
                 if (ch < 1 || ch % vaeConfig.NormNumGroups != 0)
                     throw new CliException($"{Name}: --block_out_channels {ch} is not a positive multiple of --norm_num_groups {vaeConfig.NormNumGroups}");
@@ -110,7 +119,8 @@ public static class TrainVaeCommand
             try { config.Validate(); } catch (ArgumentException e) { throw new CliException($"{Name}: {e.Message}"); }
             Directory.CreateDirectory(outFolder);
             trainer = new VaeTrainer(vaeConfig, config, objective, ImagePadding.Pad(train, objective.Pad));
-            stdout.WriteLine($"AutoencoderKL {string.Join(",", vaeConfig.BlockOutChannels)} ({trainer.Model.ParameterCount():N0} parameters): " +
+            if (init is not null) trainer.InitFrom(init.StateDict(), initFrom!);
+            stdout.WriteLine($"AutoencoderKL {string.Join(",", vaeConfig.BlockOutChannels)} ({trainer.Model.ParameterCount():N0} parameters{(init is null ? "" : $", from {initFrom}")}{(freeze ? ", encoder frozen" : "")}): " +
                 $"{train.Height + 2 * objective.Pad}×{train.Width + 2 * objective.Pad} → {string.Join("×", trainer.LatentShape)} latents, {train.Count} training images");
         }
         return Loop(trainer, outFolder, train, o.Double("save_minutes", 0), stdout);

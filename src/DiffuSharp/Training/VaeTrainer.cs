@@ -16,8 +16,11 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Training;
 
-/// <summary>The VAE objective: reconstruction kind, KL weight (SD: 1e-6), and the padding added to every image.</summary>
-public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L1, double KlWeight = 1e-6, int Pad = 2)
+/// <summary>The VAE objective: reconstruction kind, KL weight (SD: 1e-6), and the padding added to every image. With
+/// <paramref name="FreezeEncoder"/> only the decoder side (post_quant_conv, decoder) learns: the encoder's gradients are
+/// zeroed before the optimizer step, so the latent space a diffusion model was trained on stays exactly as it was
+/// (Stable Diffusion's "ft-MSE" VAE was fine-tuned this way).</summary>
+public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L1, double KlWeight = 1e-6, int Pad = 2, bool FreezeEncoder = false)
 {
     public void Validate()
     {
@@ -26,7 +29,7 @@ public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L
         if (Pad < 0) throw new ArgumentException($"pad must be ≥ 0, got {Pad}");
     }
 
-    public JsonObject ToJson() => new() { ["loss"] = Loss == ReconstructionLoss.L1 ? "l1" : "l2", ["kl_weight"] = KlWeight, ["pad"] = Pad };
+    public JsonObject ToJson() => new() { ["loss"] = Loss == ReconstructionLoss.L1 ? "l1" : "l2", ["kl_weight"] = KlWeight, ["pad"] = Pad, ["freeze_encoder"] = FreezeEncoder };
 
     public static VaeObjective FromJson(JsonObject o, string source)
     {
@@ -37,7 +40,7 @@ public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L
                 "l1" => ReconstructionLoss.L1, "l2" => ReconstructionLoss.L2,
                 var s => throw new FormatException($"loss \"{s}\""),
             };
-            return new VaeObjective(loss, o["kl_weight"]!.GetValue<double>(), o["pad"]!.GetValue<int>());
+            return new VaeObjective(loss, o["kl_weight"]!.GetValue<double>(), o["pad"]!.GetValue<int>(), o["freeze_encoder"]?.GetValue<bool>() ?? false);
         }
         catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
         {
@@ -55,6 +58,7 @@ public sealed class VaeTrainer
     readonly DataLoader _data;
     readonly float[] _images;
     readonly int _c, _h, _w;
+    readonly (int Start, int Length)[] _frozen;                    // flat ranges whose gradients are zeroed
 
     public AutoencoderKLConfig VaeConfig { get; }
     public TrainConfig Config { get; }
@@ -97,6 +101,24 @@ public sealed class VaeTrainer
         TrainImages = data.Count;
         (_c, _h, _w) = (data.Channels, data.Height, data.Width);
         _images = new float[config.BatchSize * data.ImageLength];
+        var frozen = new List<(int, int)>();
+        int at = 0;
+        foreach (var (name, p) in Model.NamedParameters())
+        {
+            if (objective.FreezeEncoder && (name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal)))
+                frozen.Add((at, p.Count));
+            at += p.Count;
+        }
+        _frozen = [.. frozen];
+    }
+
+    /// <summary>Loads weights (e.g. a trained VAE folder's) into the model and resets the EMA to them: the start of a
+    /// fine-tune. Call before the first step.</summary>
+    public void InitFrom(IReadOnlyDictionary<string, (int[] Shape, float[] Data)> weights, string source)
+    {
+        if (StepCount != 0) throw new InvalidOperationException("InitFrom: the run has already taken steps");
+        Model.LoadStateDict(weights, strict: true, source: source);
+        Ema?.ImportState(new EmaState(Ema.Rate, [Flat.Values.ToArray()]));
     }
 
     /// <summary>Latent shape per image: (latent_channels, H/f, W/f).</summary>
@@ -118,6 +140,7 @@ public sealed class VaeTrainer
         if (!double.IsFinite(loss))
             throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the loss is {Finite.Describe(loss)}; nothing was updated (lower --lr, or raise --grad_clip)");
         terms.Loss.Backward();
+        foreach (var (start, length) in _frozen) Flat.Grads.AsSpan(start, length).Clear();
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
         if (!double.IsFinite(gradNorm))
             throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");

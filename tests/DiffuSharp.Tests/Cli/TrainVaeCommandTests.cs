@@ -58,6 +58,8 @@ public sealed class TrainVaeCommandTests
     [InlineData(new[] { "--pad", "1", "--block_out_channels", "8,8,8" }, "padded size 30 is not a multiple of the downsampling factor 4")]
     [InlineData(new[] { "--data", "/nonexistent/fm" }, "/nonexistent/fm")]
     [InlineData(new[] { "--resume", "--overwrite" }, "exclude each other")]
+    [InlineData(new[] { "--freeze-encoder" }, "--freeze-encoder needs --init-from")]
+    [InlineData(new[] { "--init-from", "/nonexistent/vae" }, "/nonexistent/vae")]
     public void Bad_flags_are_one_error_line(string[] extra, string expected)
     {
         using var dir = new TempDir();

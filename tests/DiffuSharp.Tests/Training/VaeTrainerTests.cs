@@ -54,6 +54,28 @@ public sealed class VaeTrainerTests
     }
 
     [Fact]
+    public void A_frozen_encoder_keeps_the_latent_space_while_the_decoder_learns()
+    {
+        var data = Blobs(16, 8, 4);
+        var init = new AutoencoderKL(VaeGradientTests.Tiny, new Rng(11));
+        var t = new VaeTrainer(VaeGradientTests.Tiny, Config(4), new VaeObjective(Pad: 0, FreezeEncoder: true), data);
+        t.InitFrom(init.StateDict(), "init");
+        Assert.Equal(init.StateDict()["encoder.conv_in.weight"].Data, t.Ema!.Shadow[0].ToArray().AsSpan(0, init.StateDict()["encoder.conv_in.weight"].Data.Length).ToArray());
+        for (int i = 0; i < 4; i++) t.Step();
+        var after = t.Model.StateDict();
+        foreach (var (name, (_, data0)) in init.StateDict())
+        {
+            bool encoderSide = name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
+            if (encoderSide) Assert.Equal(data0, after[name].Data);
+        }
+        Assert.NotEqual(init.StateDict()["decoder.conv_out.weight"].Data, after["decoder.conv_out.weight"].Data);
+        var json = t.Objective.ToJson();
+        Assert.True(VaeObjective.FromJson(json, "x").FreezeEncoder);
+        json.Remove("freeze_encoder");                                   // checkpoints written before the option: off
+        Assert.False(VaeObjective.FromJson(json, "x").FreezeEncoder);
+    }
+
+    [Fact]
     public void Ema_warms_up_as_diffusers_ema_model()
     {
         var data = Blobs(8, 8, 6);
