@@ -19,7 +19,7 @@ public static class BenchCommand
     {
         if (args.Length == 0 || args[0] is "--help" or "-h")
         {
-            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       diffusharp bench sd15 [--json] [--only unet|vae|clip] [--repeats N] [--profile] [--kernels]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
+            stdout.WriteLine("usage: diffusharp bench ops [--json] [--quick] [--only PREFIX]\n       diffusharp bench train --preset mnist-s|mnist-m|cifar-s [--json] [--steps N] [--warmup N] [--sample-steps N] [--threads N] [--profile] [--unpooled]\n       diffusharp bench latent [--json] [--batch N] [--steps N] [--threads N]\n       diffusharp bench sd15 [--json] [--only unet|vae|clip] [--repeats N] [--profile] [--kernels]\n       mpirun -n N diffusharp bench allreduce --preset NAME [--iters N] [--json]");
             return 0;
         }
         return args[0] switch
@@ -27,8 +27,9 @@ public static class BenchCommand
             "ops" => Ops(args[1..], stdout),
             "train" => BenchTrain.Run(args[1..], stdout),
             "sd15" => BenchSd15.Run(args[1..], stdout),
+            "latent" => BenchLatent.Run(args[1..], stdout),
             "allreduce" => BenchAllreduce.Run(args[1..], stdout),
-            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops', 'train', 'sd15' or 'allreduce')"),
+            _ => throw new CliException($"bench: unknown benchmark '{args[0]}' (expected 'ops', 'train', 'latent', 'sd15' or 'allreduce')"),
         };
     }
 

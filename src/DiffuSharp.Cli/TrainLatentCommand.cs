@@ -121,12 +121,9 @@ public static class TrainLatentCommand
         int maxLength = o.Int("max_length", 2, 77);
         string tokenizerDir = ToolPath(o.Required("tokenizer"));
         var tokenizer = new ClipTokenizer(Path.Combine(tokenizerDir, "vocab.json"), Path.Combine(tokenizerDir, "merges.txt"), maxLength: maxLength);
-        int width = o.Int("text_width", 1);
-        var text = new ClipTextConfig(HiddenSize: width, IntermediateSize: 4 * width, NumHiddenLayers: o.Int("text_layers", 1),
-            NumAttentionHeads: o.Int("text_heads", 1), MaxPositionEmbeddings: maxLength, ProjectionDim: width);
-        try { text.Validate("--text-width/--text-heads"); } catch (InvalidDataException e) { throw new CliException($"{Name}: {e.Message}"); }
-        var unet = UNetConfig(o, vae, width);
-        int latentSize = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1), levels = unet.BlockOutChannels.Length;
+        int latentSize = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1);
+        var (unet, text) = Models(o, vae.Config.LatentChannels, latentSize);
+        int levels = unet.BlockOutChannels.Length;
         if (latentSize % (1 << (levels - 1)) != 0)
             throw new CliException($"{Name}: {vaeFolder} gives {vae.Config.LatentChannels}×{latentSize}×{latentSize} latents, which a UNet of {levels} levels (--block-out-channels) cannot halve {levels - 1} times; use fewer levels or a VAE with larger latents");
 
@@ -171,7 +168,20 @@ public static class TrainLatentCommand
         return trainer;
     }
 
-    static UNet2DConditionConfig UNetConfig(ParsedOptions o, AutoencoderKL vae, int crossDim)
+    /// <summary>The UNet and text encoder of the default options (what `bench latent` times), for latents of this shape.</summary>
+    public static (UNet2DConditionConfig UNet, ClipTextConfig Text) DefaultModels(int latentChannels, int latentSize)
+        => Models(OptionParser.Parse(Name, [], Options), latentChannels, latentSize);
+
+    static (UNet2DConditionConfig UNet, ClipTextConfig Text) Models(ParsedOptions o, int latentChannels, int latentSize)
+    {
+        int width = o.Int("text_width", 1), maxLength = o.Int("max_length", 2, 77);
+        var text = new ClipTextConfig(HiddenSize: width, IntermediateSize: 4 * width, NumHiddenLayers: o.Int("text_layers", 1),
+            NumAttentionHeads: o.Int("text_heads", 1), MaxPositionEmbeddings: maxLength, ProjectionDim: width);
+        try { text.Validate("--text-width/--text-heads"); } catch (InvalidDataException e) { throw new CliException($"{Name}: {e.Message}"); }
+        return (UNetConfig(o, latentChannels, latentSize, width), text);
+    }
+
+    static UNet2DConditionConfig UNetConfig(ParsedOptions o, int latentChannels, int latent, int crossDim)
     {
         var channels = o.IntList("block_out_channels");
         int n = channels.Length;
@@ -192,10 +202,9 @@ public static class TrainLatentCommand
             if (channels[i] < 32 || channels[i] % 32 != 0) throw new CliException($"{Name}: --block-out-channels {channels[i]} is not a positive multiple of 32 (the GroupNorm groups)");
             if (heads[i] < 1 || channels[i] % heads[i] != 0) throw new CliException($"{Name}: {heads[i]} attention heads do not divide {channels[i]} channels");
         }
-        int latent = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1);
         return new UNet2DConditionConfig
         {
-            InChannels = vae.Config.LatentChannels, OutChannels = vae.Config.LatentChannels, SampleSize = latent,
+            InChannels = latentChannels, OutChannels = latentChannels, SampleSize = latent,
             BlockOutChannels = channels, DownBlockTypes = down, UpBlockTypes = up, MidBlockType = MidBlockType.UNetMidBlock2DCrossAttn,
             LayersPerBlock = Enumerable.Repeat(layers, n).ToArray(), NumHeads = heads,
             CrossAttentionDim = Enumerable.Repeat(crossDim, n).ToArray(), OnlyCrossAttention = new bool[n],
