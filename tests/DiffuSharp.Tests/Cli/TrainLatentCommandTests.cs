@@ -60,6 +60,17 @@ public sealed class TrainLatentCommandTests
         Assert.Contains("32x32", stdout);
         Assert.True(File.Exists(png));
 
+        // eval-t2i on the same pipeline: every measure present, shares in [0, 1]
+        (code, stdout, stderr) = TrainSampleEndToEndTests.Cli(["eval-t2i", "--model", Path.Combine(run, "pipeline"), "--n-per-class", "1", "--pairs", "3",
+            "--steps", "2", "--json"]);
+        Assert.True(code == 0, stderr);
+        var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .ToDictionary(r => r.GetProperty("name").GetString()!, r => r.GetProperty("value").GetDouble());
+        Assert.Equal(["class_accuracy", "fd", "fd_train_vs_test", "dark_below_light", "small_below_large"], rows.Keys);
+        foreach (var share in new[] { "class_accuracy", "dark_below_light", "small_below_large" }) Assert.InRange(rows[share], 0, 1);
+        Assert.True(rows["fd"] > 0);
+        TrainSampleEndToEndTests.AssertOneLineError(["eval-t2i", "--model", Path.Combine(run, "pipeline"), "--n-per-class", "0", "--pairs", "0"], "nothing to evaluate");
+
         var again = TrainSampleEndToEndTests.Cli(Tiny(vae, run, 3));
         Assert.Equal(2, again.Code);
         Assert.Contains("already holds a run", again.Stderr);
