@@ -85,6 +85,7 @@ public static class TrainCommand
 
     public static int Run(string[] args, TextWriter stdout)
     {
+        if (TrainDdpmCommand.Handles(args)) return TrainDdpmCommand.Run(args, stdout);   // diffusers' UNet2DModel
         var o = OptionParser.Parse("train", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("train", "Trains a UNet diffusion model (improved-diffusion flags).", Options)); return 0; }
         var world = Mpi.InitFromEnvironment(TimeSpan.FromSeconds(o.Double("mpi_timeout", min: 1)));
