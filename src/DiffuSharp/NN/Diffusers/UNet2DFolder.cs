@@ -2,6 +2,7 @@
 // UNet2DModel.__init__ (what its save_pretrained writes, keys sorted) and diffusion_pytorch_model.safetensors under
 // diffusers' parameter names, so that ComponentLoader.LoadUNet2D and diffusers' UNet2DModel.from_pretrained both
 // read it. Only what UNet2DConfig can hold is written (positional time embedding, conv down/upsampling).
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DiffuSharp.IO;
@@ -30,13 +31,13 @@ public static class UNet2DFolder
             ["down_block_types"] = Strings(c.DownBlockTypes.Select(t => t.ToString())),
             ["downsample_padding"] = c.DownsamplePadding,
             ["downsample_type"] = "conv",
-            ["dropout"] = (double)c.Dropout,
+            ["dropout"] = Decimal(c.Dropout),
             ["flip_sin_to_cos"] = c.FlipSinToCos,
             ["freq_shift"] = c.FreqShift,
             ["in_channels"] = c.InChannels,
             ["layers_per_block"] = c.LayersPerBlock,
             ["mid_block_scale_factor"] = c.MidBlockScaleFactor,
-            ["norm_eps"] = (double)c.NormEps,
+            ["norm_eps"] = Decimal(c.NormEps),
             ["norm_num_groups"] = c.NormNumGroups,
             ["num_class_embeds"] = c.NumClassEmbeds,
             ["num_train_timesteps"] = c.NumTrainTimesteps,
@@ -48,6 +49,10 @@ public static class UNet2DFolder
             ["upsample_type"] = "conv",
         };
     }
+
+    /// <summary>A float32 setting as the double of its shortest decimal form (1e-5f as 1e-05, not 9.99999974737875e-06),
+    /// as diffusers holds it (a Python float).</summary>
+    static double Decimal(float v) => double.Parse(v.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
     /// <summary>The config.json text (indent 2, a final newline, as diffusers writes it).</summary>
     public static string ConfigText(UNet2DConfig c) => ConfigJson(c).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
