@@ -98,6 +98,8 @@ public static class TrainDdpmCommand
                 throw new CliException($"{Name}: --{OptionParser.Display(given)} cannot change on --resume (the checkpoint's value is used); only --steps, --data, --max-images and the intervals may be given");
             string ckpt = Checkpoint.Locate(outFolder);
             var (unet, saved, _) = DdpmCheckpoint.ReadSettings(ckpt);
+            // the images of the run: its data source cut to its image count, unless --data / --max-images say otherwise
+            if (!Given(args, "max_images")) maxImages = DdpmCheckpoint.TrainImages(ckpt) ?? 0;
             var data = LoadData(Given(args, "data") ? o.Required("data") : saved.DataSource, unet, maxImages, stdout);
             trainer = DdpmCheckpoint.Load(ckpt, data, c => Intervals(o, args, c) with { TotalSteps = Given(args, "steps") ? o.Long("steps") : c.TotalSteps, OutputFolder = outFolder });
             if (trainer.StepCount >= trainer.Config.TotalSteps)

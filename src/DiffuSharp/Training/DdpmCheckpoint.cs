@@ -59,6 +59,10 @@ public static class DdpmCheckpoint
         return (unet, config, objective);
     }
 
+    /// <summary>How many images the checkpoint's run trained on (null for a checkpoint that does not say).</summary>
+    public static int? TrainImages(string checkpointFolder)
+        => Checkpoint.ReadState(checkpointFolder, out _)["train_images"] is JsonValue v && v.TryGetValue(out int n) ? n : null;
+
     /// <summary>Rebuilds a trainer from a checkpoint: configs, weights, EMA, optimizer, RNGs and data position.</summary>
     public static DdpmTrainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
     {
