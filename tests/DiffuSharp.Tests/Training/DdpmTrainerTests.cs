@@ -15,6 +15,7 @@ using Xunit;
 
 namespace DiffuSharp.Tests.Training;
 
+[Collection(nameof(SerialCollection))]
 public sealed class DdpmTrainerTests
 {
     static string FixtureFolder => Path.Combine(TestPaths.Fixtures, "ddpm_pipeline");
