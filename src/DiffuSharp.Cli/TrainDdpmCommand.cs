@@ -119,6 +119,7 @@ public static class TrainDdpmCommand
             bool existing = RunFolder.HoldsRun(outFolder);
             if (existing && !o.Flag("overwrite")) throw new CliException($"{Name}: {outFolder} already holds a training run; continue it with --resume or replace it with --overwrite");
             var data = LoadData(config.DataSource, unet, maxImages, stdout);
+            if (unet.SampleSize is null) unet = unet with { SampleSize = data.Height };   // written to config.json: samplers need it
             if (o.Has("class_cond") && o.Bool("class_cond"))
             {
                 if (data.Labels is null) throw new CliException($"{Name}: --class-cond true needs labelled data; {config.DataSource} has no labels");
