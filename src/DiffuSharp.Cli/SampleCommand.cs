@@ -45,6 +45,7 @@ public static class SampleCommand
 
     public static int Run(string[] args, TextWriter stdout)
     {
+        if (SampleDdpmCommand.Handles(args)) return SampleDdpmCommand.Run(args, stdout);   // a diffusers DDPMPipeline folder
         var o = OptionParser.Parse("sample", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("sample", "Samples images from a model folder.", Options) + Environment.NewLine + SamplerTable()); return 0; }
         SampleChecks.Outputs(o);
@@ -222,7 +223,7 @@ public static class SampleCommand
         return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k), n).ToArray();
     }
 
-    static (int[] Shape, float[] Data) ReadNoise(string path)
+    internal static (int[] Shape, float[] Data) ReadNoise(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"noise file not found: {path}", path);
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return Npy.ReadFloat32(path);

@@ -75,6 +75,8 @@ public static class TrainCommand
         new("snr_gamma", "min-SNR-γ loss weighting, e.g. 5 (0 = off)", Value: "G"),
         new("noise_offset", "offset noise: ε + offset·N(0,1) per image and channel, e.g. 0.1 (0 = off)", Value: "O"),
         new("init_from", "start from this model folder's network and weights (fine-tuning); a new null label row starts as the mean of the class rows", Value: "DIR"),
+        new("unet_config", "train diffusers' UNet2DModel from this config.json instead, as diffusers' train_unconditional.py (its options: train --unet-preset ddpm-tiny --help)", Value: "FILE"),
+        new("unet_preset", "train a diffusers UNet2DModel preset instead: " + string.Join(" | ", DiffuSharp.NN.Diffusers.UNet2DPresets.Names), Value: "NAME"),
         new("mpi_timeout", "under mpirun: seconds one collective may wait for the other ranks before the job is ended", "600", Value: "SECONDS"),
         new("help", "show this help", IsFlag: true),
     ];
@@ -85,6 +87,7 @@ public static class TrainCommand
 
     public static int Run(string[] args, TextWriter stdout)
     {
+        if (TrainDdpmCommand.Handles(args)) return TrainDdpmCommand.Run(args, stdout);   // diffusers' UNet2DModel
         var o = OptionParser.Parse("train", args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help("train", "Trains a UNet diffusion model (improved-diffusion flags).", Options)); return 0; }
         var world = Mpi.InitFromEnvironment(TimeSpan.FromSeconds(o.Double("mpi_timeout", min: 1)));

@@ -58,7 +58,7 @@ public sealed record UNet2DConfig
             Dropout = (float)c.Double("dropout", 0),
             ActFn = ConfigChoices.Act(c, "act_fn"),
             AttentionHeadDim = c.IsNull("attention_head_dim") ? null : c.Int("attention_head_dim", 8),
-            NormNumGroups = c.IntOrNull("norm_num_groups") ?? throw c.Error("norm_num_groups", "null is not supported (the blocks need groups)"),
+            NormNumGroups = c.IsNull("norm_num_groups") ? throw c.Error("norm_num_groups", "null is not supported (the blocks need groups)") : c.Int("norm_num_groups", 32),
             AttnNormNumGroups = c.IntOrNull("attn_norm_num_groups"),
             NormEps = (float)c.Double("norm_eps", 1e-5),
             ResnetTimeScaleShift = ConfigChoices.Shift(c, "resnet_time_scale_shift"),

@@ -1,0 +1,94 @@
+// UNet2DModel (DDPM) training checkpoints: <out>/checkpoint/ holds
+//   config.json + diffusion_pytorch_model.safetensors   the live weights as a diffusers UNet2DModel folder
+//   ema.safetensors                                     the EMA (same names), max decay in the metadata
+//   optimizer.safetensors                               AdamW's m and v as flat tensors; its step in the metadata
+//   scheduler_config.json                               the training noise schedule (DDPMScheduler)
+//   trainer.json                                        step, RNG states (data order, timesteps, noise, dropout), data
+//                                                       position, the training config and the DDPM objective
+//   manifest.json                                       every file's size and SHA-256 (checked on load)
+// Written into a temporary folder and swapped in whole (RunFolder.Replace), as the other trainers' checkpoints are.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.Data;
+using DiffuSharp.IO;
+using DiffuSharp.NN.Diffusers;
+
+namespace DiffuSharp.Training;
+
+public static class DdpmCheckpoint
+{
+    const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+    public const string SchedulerFile = "scheduler_config.json";
+
+    public static string Save(DdpmTrainer trainer, string outFolder)
+    {
+        trainer.CheckFinite();
+        string final = Path.Combine(outFolder, Checkpoint.FolderName);
+        RunFolder.Replace(final, tmp =>
+        {
+            var state = trainer.ExportState();
+            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            UNet2DFolder.Save(tmp, trainer.UNetConfig, trainer.ExportWeights(), meta);
+            trainer.Objective.Scheduler.Save(Path.Combine(tmp, SchedulerFile));
+            if (trainer.Ema is { } ema)
+                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema),
+                    new Dictionary<string, string>(meta) { ["ema_max_decay"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
+            var opt = trainer.Optimizer.ExportState();
+            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
+                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+            var json = Checkpoint.StateToJson(state, trainer.Config);
+            json["objective"] = trainer.Objective.ToJson();
+            json["train_images"] = trainer.TrainImages;
+            string text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+            AtomicFile.Write(Path.Combine(tmp, StateFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+            CheckpointManifest.Write(tmp, UNet2DFolder.ConfigJson(trainer.UNetConfig), trainer.Config.ToJson());
+        });
+        return final;
+    }
+
+    /// <summary>The UNet config, training config and objective stored in a checkpoint folder.</summary>
+    public static (UNet2DConfig UNet, TrainConfig Config, DdpmObjective Objective) ReadSettings(string checkpointFolder)
+    {
+        CheckpointManifest.Verify(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        var objective = DdpmObjective.FromJson(root["objective"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"objective\" (not a UNet2DModel checkpoint)"), path);
+        var unet = UNet2DConfig.Load(Path.Combine(checkpointFolder, UNet2DFolder.ConfigFile));
+        return (unet, config, objective);
+    }
+
+    /// <summary>How many images the checkpoint's run trained on (null for a checkpoint that does not say).</summary>
+    public static int? TrainImages(string checkpointFolder)
+        => Checkpoint.ReadState(checkpointFolder, out _)["train_images"] is JsonValue v && v.TryGetValue(out int n) ? n : null;
+
+    /// <summary>Rebuilds a trainer from a checkpoint: configs, weights, EMA, optimizer, RNGs and data position.</summary>
+    public static DdpmTrainer Load(string checkpointFolder, ImageDataset data, Func<TrainConfig, TrainConfig>? adjust = null)
+    {
+        var (unetConfig, config, objective) = ReadSettings(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max_images");
+        if (adjust is not null) config = adjust(config);
+        var trainer = new DdpmTrainer(unetConfig, config, objective, data);
+        ComponentLoader.LoadInto(trainer.Model, SafeTensorsFile.Open(Path.Combine(checkpointFolder, UNet2DFolder.WeightsFile)));
+        trainer.Model.Train();
+        if (trainer.Ema is { } ema)
+        {
+            string file = Path.Combine(checkpointFolder, EmaFile);
+            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
+            var st = SafeTensorsFile.Open(file);
+            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
+        }
+        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        trainer.ImportState(Checkpoint.StateFromJson(root, path));
+        return trainer;
+    }
+}
