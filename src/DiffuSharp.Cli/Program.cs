@@ -26,6 +26,7 @@ public static class Program
         ("captions", "captions of Fashion-MNIST images from labels and measured attributes"),
         ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
         ("train-latent", "train a text-to-image UNet and text encoder in a VAE's latent space; writes a diffusers pipeline"),
+        ("convert", "copy a diffusers/transformers folder with its weights stored as float16 or bfloat16"),
         ("eval-t2i", "class accuracy, Fréchet distance and word-following of a Fashion-MNIST text-to-image pipeline"),
         ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
@@ -69,6 +70,7 @@ public static class Program
                 "train-vae" => TrainVaeCommand.Run(rest, stdout),
                 "train-latent" => TrainLatentCommand.Run(rest, stdout),
                 "eval-t2i" => EvalT2iCommand.Run(rest, stdout),
+                "convert" => ConvertCommand.Run(rest, stdout),
                 "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
