@@ -98,7 +98,8 @@ public sealed class GenerationEngine
         int every = h * w <= 32 * 32 ? 1 : 5;
         string sampler = DisplayName(s.Sampler!);
         var warnings = new List<string>();
-        Tensor? init = s.InitImage is null ? null : Tensor.FromArray(ImageGrid.ToFloat(s.InitImage, 3), 1, 3, s.Height, s.Width);
+        int c = pipe.Vae.Config.OutChannels;                                   // 3, or 1 for a gray VAE
+        Tensor? init = s.InitImage is null ? null : Tensor.FromArray(ImageGrid.ToFloat(s.InitImage, c), 1, c, s.Height, s.Width);
         for (int batch = 0; batch < s.NIter; batch++)
         {
             int B = s.BatchSize, first = batch * B, b = batch;
@@ -111,9 +112,9 @@ public sealed class GenerationEngine
             void Preview(int i, double t, Tensor x0)                             // the step's predicted x0 (scaled latents)
             {
                 if (i % every != 0 && i + 1 < total) return;
-                var rgb = pipe.Decode(x0).ToArray();                               // (B, 3, H, W) in [0, 1]
+                var rgb = pipe.Decode(x0).ToArray();                               // (B, C, H, W) in [0, 1]
                 for (int k = 0; k < rgb.Length; k++) rgb[k] = rgb[k] * 2 - 1;
-                job.Report(b, Math.Min(i + 1, total), total, Png.Encode(ImageGrid.Make(rgb, B, 3, s.Height, s.Width)));
+                job.Report(b, Math.Min(i + 1, total), total, Png.Encode(ImageGrid.Make(rgb, B, c, s.Height, s.Width)));
             }
             PipelineOutput output = s.Mode switch
             {
@@ -127,14 +128,14 @@ public sealed class GenerationEngine
             foreach (var warning in output.Warnings) if (!warnings.Contains(warning)) warnings.Add(warning);
             var rgbOut = output.Image.Contiguous().ToArray();
             for (int k = 0; k < rgbOut.Length; k++) rgbOut[k] = rgbOut[k] * 2 - 1;
-            int len = 3 * s.Height * s.Width;
+            int len = c * s.Height * s.Width;
             for (int j = 0; j < B; j++)
             {
                 long seed = s.Seed + first + j;
                 string extra = s.Mode == GenerationMode.Txt2Img ? (s.ControlImage is null ? "" : $"ControlNet scale: {s.ControlScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
                     : $"Denoising strength: {s.DenoisingStrength.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
                 string p = GenerationParameters.Format(s.Prompt, s.NegativePrompt, s.Steps, sampler, s.CfgScale, seed, s.Width, s.Height, job.Model.Name, extra);
-                images.Add(Image(job, first + j, rgbOut.AsSpan(j * len, len), 3, s.Height, s.Width, p, seed));
+                images.Add(Image(job, first + j, rgbOut.AsSpan(j * len, len), c, s.Height, s.Width, p, seed));
             }
         }
         return new JobResult([.. images], null, warnings, null);

@@ -88,6 +88,6 @@ public sealed class ModelCatalog
         int side = unet.SampleSize * (1 << (vae.BlockOutChannels.Length - 1));
         var scheduler = Schedulers.SchedulerConfig.Load(index.ConfigPath("scheduler"));
         string sampler = Schedulers.SchedulerFactory.Samplers.FirstOrDefault(s => s.ClassName == scheduler.ClassName)?.DisplayName ?? scheduler.ClassName;
-        return new ModelEntry(name, ModelKind.Pipeline, dir, side, side, 3, [], true, index.ControlNets.Count, sampler, scheduler.NumTrainTimesteps);
+        return new ModelEntry(name, ModelKind.Pipeline, dir, side, side, vae.OutChannels, [], true, index.ControlNets.Count, sampler, scheduler.NumTrainTimesteps);
     }
 }

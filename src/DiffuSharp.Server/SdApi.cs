@@ -110,7 +110,7 @@ public static class SdApi
             }
         }
         var spec = new GenerationSpec(model.Name, mode, r.Prompt ?? "", r.NegativePrompt ?? "", sampler, r.Steps, r.CfgScale, r.Seed,
-            mode == GenerationMode.Txt2Img ? r.Width : 0, mode == GenerationMode.Txt2Img ? r.Height : 0, r.BatchSize, r.NIter,
+            mode == GenerationMode.Txt2Img ? r.Width ?? 0 : 0, mode == GenerationMode.Txt2Img ? r.Height ?? 0 : 0, r.BatchSize, r.NIter,
             r.DenoisingStrength ?? 0.75, init, mask);
         var job = state.Submit(spec, model);
         JobResult result;

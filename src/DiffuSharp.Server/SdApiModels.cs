@@ -24,8 +24,10 @@ public class SdTxt2ImgRequest
     [JsonPropertyName("n_iter")] public int NIter { get; set; } = 1;
     [JsonPropertyName("steps")] public int Steps { get; set; } = 50;
     [JsonPropertyName("cfg_scale")] public double CfgScale { get; set; } = 7.0;
-    [JsonPropertyName("width")] public int Width { get; set; } = 512;
-    [JsonPropertyName("height")] public int Height { get; set; } = 512;
+    /// <summary>Absent: the model's own size (512 for Stable Diffusion 1.x, sd-webui's default; 32 for a Fashion-MNIST pipeline).</summary>
+    [JsonPropertyName("width")] public int? Width { get; set; }
+    /// <summary>Absent: the model's own size, as <see cref="Width"/>.</summary>
+    [JsonPropertyName("height")] public int? Height { get; set; }
     [JsonPropertyName("restore_faces")] public bool? RestoreFaces { get; set; }
     [JsonPropertyName("tiling")] public bool? Tiling { get; set; }
     [JsonPropertyName("do_not_save_samples")] public bool DoNotSaveSamples { get; set; }

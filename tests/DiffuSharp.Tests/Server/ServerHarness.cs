@@ -30,7 +30,8 @@ public sealed class ServerHarness : IAsyncDisposable
         State = app.Services.GetRequiredService<ServerState>();
     }
 
-    public static async Task<ServerHarness> StartAsync(bool loopback = false, ServerLimits? limits = null)
+    /// <param name="addModels">writes more model folders into the models folder before the server starts</param>
+    public static async Task<ServerHarness> StartAsync(bool loopback = false, ServerLimits? limits = null, Action<string>? addModels = null)
     {
         string root = Path.Combine(Path.GetTempPath(), "diffusharp-serve-" + Guid.NewGuid().ToString("N")[..8]);
         string models = Path.Combine(root, "models");
@@ -39,6 +40,7 @@ public sealed class ServerHarness : IAsyncDisposable
         foreach (var name in new[] { "tiny_sd", "tiny_sd_controlnet" })
             Directory.CreateSymbolicLink(Path.Combine(models, name), Path.Combine(TestPaths.Diffusers, "pipelines", name));
         Directory.CreateDirectory(Path.Combine(models, "not-a-model"));
+        addModels?.Invoke(models);
         MakeRun(Path.Combine(root, "runs", "tiny-run"));
         var options = new ServerOptions { ModelsDir = models, RunsDir = Path.Combine(root, "runs"), Port = 0, Limits = limits ?? new ServerLimits() };
         var app = ServerApp.Build(options, b => { if (!loopback) b.WebHost.UseTestServer(); });
