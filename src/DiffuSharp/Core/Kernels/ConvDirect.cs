@@ -33,11 +33,11 @@ internal static unsafe class ConvDirect
     /// pass (forward 11 against 12-24 ms, dx 8-11 against 13-17 ms). dx stays direct at 7×7 (1.5-2.2 against 2.0-2.6 ms).</summary>
     public static bool PreferForward(in ConvGeometry g) => g.W >= 14;
 
-    /// <summary>Benchmarks and tests set this to time or check the im2col path on the same shapes.</summary>
-    internal static bool Disabled;
+    /// <summary>Benchmarks and tests turn this on (KernelSwitches) to time or check the im2col path on the same shapes.</summary>
+    internal static bool Disabled => KernelSwitches.Current.DirectDisabled;
 
-    /// <summary>Tests set this to run the Vector256 kernel on an AVX-512 machine.</summary>
-    internal static bool ForceVector256;
+    /// <summary>Tests turn this on (KernelSwitches) to run the Vector256 kernel on an AVX-512 machine.</summary>
+    internal static bool ForceVector256 => KernelSwitches.Current.DirectVector256;
 
     static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
 
@@ -115,7 +115,7 @@ internal static unsafe class ConvDirect
     /// band, over all input channels, then stay in the L2/L3 caches while every block of 8 output channels reads them
     /// in turn, where whole VAE-sized images (128 channels at 512×512: 135 MB) came from memory once per output block
     /// and ran at 40% of the FMA ceiling. Tests shrink it to cut small images into many bands.</summary>
-    internal static int BandFloats = 1 << 18;
+    internal static int BandFloats => KernelSwitches.Current.DirectBandFloats;
 
     /// <summary>Flat output pixels per band: whole 48-pixel tiles, as many as keep the input rows they read (over all
     /// channels, the k − 1 halo rows included) within BandFloats; at least one tile; all of them when that covers
@@ -332,7 +332,7 @@ internal static unsafe class ConvDirect
 
     /// <summary>Up to this many output channels (a UNet's last convolution: 1 or 3), each runs on its own through
     /// <see cref="Narrow512"/> instead of as a block of 8 mostly zero ones.</summary>
-    internal static int NarrowOutputs = 4;
+    internal static int NarrowOutputs => KernelSwitches.Current.DirectNarrowOutputs;
 
     /// <summary>acc[q] = Σ_c Σ_taps w[(c·k·k + tap)·8] · x[c, q + tap offset] for one output channel (w points at its
     /// lane of the packed block): 8 Vector512s of pixels per tile, per (c, tap) 8 loads and one broadcast for 8 FMAs.

@@ -26,15 +26,15 @@ internal static unsafe class ConvLanes
 {
     const int OutBlock = 8, Lane = 16;
 
-    /// <summary>Tests set this to turn the lane path off (and compare it with the others).</summary>
-    internal static bool Disabled;
+    /// <summary>Tests turn this on (KernelSwitches) to turn the lane path off (and compare it with the others).</summary>
+    internal static bool Disabled => KernelSwitches.Current.LanesDisabled;
 
-    /// <summary>Tests set this to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
-    internal static bool Forced;
+    /// <summary>Tests turn this on (KernelSwitches) to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
+    internal static bool Forced => KernelSwitches.Current.LanesForced;
 
-    /// <summary>Tests set this (on their own thread) to run the lane kernels on a CPU without AVX-512, where .NET
+    /// <summary>Tests turn this on (KernelSwitches) to run the lane kernels on a CPU without AVX-512, where .NET
     /// computes each Vector512 as two 256-bit halves: the same bits, slower, so production never takes it there.</summary>
-    [ThreadStatic] internal static bool EmulatedForTests;
+    internal static bool EmulatedForTests => KernelSwitches.Current.LanesEmulated512;
 
     static bool Has512 => Vector512.IsHardwareAccelerated || EmulatedForTests;
 
@@ -72,7 +72,7 @@ internal static unsafe class ConvLanes
     /// <summary>Bytes a group's padded lane tensor may take: a group is laid out, convolved and laid back before the next.
     /// Only a bound on the scratch memory of large batches: at batch 32 whole batches measured faster than groups of 16
     /// even where those fit L2 (28×28, 32 channels: 7.0 against 7.5 ms forward+backward).</summary>
-    internal static int GroupBytes = 16 << 20;
+    internal static int GroupBytes => KernelSwitches.Current.LanesGroupBytes;
 
     /// <summary>Images per group: the whole batch when its padded lane tensor of the larger channel count fits
     /// GroupBytes (16 MB), else the most whole Vector512s of images that do (at least 16).
@@ -97,8 +97,8 @@ internal static unsafe class ConvLanes
     // ToLanes may apply a group norm + SiLU on the way (LaneNorm): every value then goes through the same vector
     // arithmetic, whichever of these paths carries it.
 
-    /// <summary>Tests set this to run the one-float-at-a-time reference of the layout changes.</summary>
-    internal static bool ScalarTransposes;
+    /// <summary>Tests turn this on (KernelSwitches) to run the one-float-at-a-time reference of the layout changes.</summary>
+    internal static bool ScalarTransposes => KernelSwitches.Current.LanesScalarTransposes;
 
     static bool Blocked => Avx.IsSupported && !ScalarTransposes;
 
