@@ -62,7 +62,7 @@ internal static class CliModel
         if (config.ClassCount is null)
             throw new CliException($"{command}: --guidance needs a class-conditional model; {modelDir} is unconditional (class_cond false)");
         if (config.NullLabel is null)
-            throw new CliException($"{command}: --guidance needs a model trained with a null label (train --class_dropout_prob); {modelDir} has none (model.json: null_class is not true)");
+            throw new CliException($"{command}: --guidance needs a model trained with a null label (train --class-dropout-prob); {modelDir} has none (model.json: null_class is not true)");
         return w;
     }
 

@@ -29,7 +29,7 @@ public static class EvalCommand
         new("steps", "sampling steps", "50", Value: "S"),
         new("sampler", "ddim (improved-diffusion's loop) or any sampler of 'diffusharp sample --help' (dpm++2m, euler_a, unipc, heun, ...)", "ddim", Value: "NAME"),
         new("karras", "Karras sigmas for a diffusers sampler", IsFlag: true),
-        new("guidance", "classifier-free guidance scale W of the samples (models trained with --class_dropout_prob; the NLL stays unguided)", Value: "W"),
+        new("guidance", "classifier-free guidance scale W of the samples (models trained with --class-dropout-prob; the NLL stays unguided)", Value: "W"),
         new("batch", "images per forward pass", "64", Value: "B"),
         new("classifier", "classifier folder (diffusharp train-classifier); default: the repository's models/classifier", "models/classifier", Value: "DIR"),
         new("data", "folder with the Fashion-MNIST IDX files", FashionMnist.DefaultFolder, Value: "DIR"),

@@ -29,7 +29,7 @@ public static class SampleCommand
         new("batch", "samples per forward pass", "16", Value: "B"),
         new("steps", "sampling steps, evenly spaced over the trained T; overrides --respacing and model.json (no step flag: model.json's timestep_respacing, or 50 steps when it has none, as for the shipped model)", Value: "S"),
         new("respacing", "improved-diffusion timestep respacing: \"ddimN\" (stride T/N), \"N\", or section counts \"10,15,20\"", Value: "STR"),
-        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class_dropout_prob)", Value: "W"),
+        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class-dropout-prob)", Value: "W"),
         new("sampler", "ddim | ddpm (improved-diffusion's own loops) | a diffusers scheduler: pndm lms euler euler_a heun kdpm2 kdpm2_a dpm++2m dpm++2m_sde dpm++3m dpm_single deis unipc (also sd-webui names, e.g. \"DPM++ 2M Karras\"); the list below shows their timesteps", "ddim", Value: "NAME"),
         new("karras", "Karras sigmas (σ-based and DPM-Solver/DEIS/UniPC schedulers)", IsFlag: true),
         new("spacing", "timestep spacing of a diffusers scheduler: linspace | leading | trailing (default: the class's own)", Value: "S"),
