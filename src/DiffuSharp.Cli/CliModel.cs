@@ -34,8 +34,8 @@ internal static class CliModel
     public static DiffusionModel WithLabel(UNetModel model, int? label)
         => label is int k ? (x, t) => model.Forward(x, t, Enumerable.Repeat(k, x.Dim(0)).ToArray()) : (x, t) => model.Forward(x, t);
 
-    /// <summary>--class for a model: required for a class-conditional model, refused for another.</summary>
-    public static int? Label(string command, ParsedOptions o, ModelConfig config)
+    /// <summary>--class for the model in <paramref name="modelDir"/>: required for a class-conditional model, refused for another.</summary>
+    public static int? Label(string command, ParsedOptions o, ModelConfig config, string modelDir)
     {
         string? spec = o.String("class");
         if (config.ClassCount is not int k)
@@ -44,7 +44,7 @@ internal static class CliModel
             return null;
         }
         if (spec is null) throw new CliException($"{command}: the model is class-conditional: pass --class 0..{k - 1} (or a class name)");
-        return ClassLabels.Parse(command, spec, k);
+        return ClassLabels.Parse(command, spec, k, ClassLabels.Names(modelDir, config));
     }
 
     /// <summary>Refuses a --sampler name the scheduler factory does not know (before any model is loaded).</summary>

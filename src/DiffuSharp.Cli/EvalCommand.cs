@@ -5,7 +5,8 @@
 //      images, both through the shipped classifier; the Fréchet distance of their 128-d penultimate features. The
 //      same distance between --n training images and those test images is printed beside it as the floor that
 //      real data reaches at this N. --n 0 skips (b) and (c).
-//  (c) For a class-conditional model: the classifier's accuracy on the samples against the labels asked for.
+//  (c) For a class-conditional model: the classifier's accuracy on the samples against the labels asked for (when the
+//      model's classes are Fashion-MNIST's: its folder names none, or names those ten in their order).
 // Output: a table, or with --json one {"name", "value", "unit"} object per line (as `bench ops --json`).
 using System.Diagnostics;
 using System.Globalization;
@@ -116,7 +117,9 @@ public static class EvalCommand
                 var (_, trainFeatures) = classifier.Predict(train.Images.AsSpan(0, n * len), n, batch);
                 rows.Add(("fd_train_vs_test", FrechetDistance.Compute(trainFeatures, n, testFeatures, n, d), "", $"{n} training images: the floor at this N"));
             }
-            if (labels is not null && k == classifier.Config.NumClasses)
+            // the classifier knows Fashion-MNIST's classes: the accuracy only of a model whose labels are those
+            var names = ClassNames.For(modelDir, config);
+            if (labels is not null && k == classifier.Config.NumClasses && (names is null || ClassNames.AreFashionMnist(names)))
                 rows.Add(("class_accuracy", preds.Zip(labels).Count(p => p.First == p.Second) / (double)n, "", "classifier on the samples vs the labels asked for"));
             rows.Add(("sample_seconds", sampleSecs, "s", ""));
         }

@@ -86,7 +86,7 @@ public static class SampleCommand
             if (args.Contains("--n") && shape[0] != n) throw new CliException($"sample: --n {n} but --noise holds {shape[0]} samples");
             n = shape[0];
         }
-        int[]? classes = Classes(o, config, n);
+        int[]? classes = Classes(o, config, modelDir, n);
 
         var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = respacing });
         int steps = scheduler?.Timesteps.Count ?? diffusion.NumTimesteps;
@@ -209,7 +209,7 @@ public static class SampleCommand
         return string.Join(Environment.NewLine, lines);
     }
 
-    static int[]? Classes(ParsedOptions o, ModelConfig config, int n)
+    static int[]? Classes(ParsedOptions o, ModelConfig config, string modelDir, int n)
     {
         string? spec = o.String("class");
         if (config.ClassCount is not int k)
@@ -218,7 +218,7 @@ public static class SampleCommand
             return null;
         }
         if (spec is null or "balanced") return Enumerable.Range(0, n).Select(i => i % k).ToArray();
-        return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k), n).ToArray();
+        return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k, ClassLabels.Names(modelDir, config)), n).ToArray();
     }
 
     static (int[] Shape, float[] Data) ReadNoise(string path)

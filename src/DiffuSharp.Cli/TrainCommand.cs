@@ -360,12 +360,14 @@ public static class TrainCommand
         };
         if (maxImages > 0 && maxImages < data.Count)
             data = new ImageDataset(data.Images.AsSpan(0, maxImages * data.ImageLength).ToArray(), maxImages, data.Channels, data.Height, data.Width,
-                data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses);
+                data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses).WithClassNames(data.ClassNames);
         return data;
 
         static ImageDataset LoadFolder(string folder, ModelConfig model, TextWriter? log)
         {
-            var data = ImageFolder.Load(folder, model.ImageSize, model.InChannels, out var report);
+            // a class-conditional model: one subfolder per class, whose names the model folder keeps
+            var data = model.ClassCond ? ImageFolder.LoadClasses(folder, model.ImageSize, model.InChannels, out var report)
+                : ImageFolder.Load(folder, model.ImageSize, model.InChannels, out report);
             foreach (var line in report.Lines()) log?.WriteLine(line);
             return data;
         }

@@ -10,7 +10,8 @@ public enum ModelKind { Pixel, Pipeline }
 
 /// <summary>One model as the page and the API list it.</summary>
 /// <param name="Name">the folder's name</param>
-/// <param name="ClassNames">class-conditional pixel models: one name per label (class_names.txt, else "0".."k−1")</param>
+/// <param name="ClassNames">class-conditional pixel models: one name per label (Models/ClassNames.cs: class_names.txt, else
+/// Fashion-MNIST's for 10 classes, else "0".."k−1")</param>
 /// <param name="Guidance">pixel models: trained with a null label, so cfg_scale applies</param>
 /// <param name="ControlNets">pipelines: the ControlNet components of model_index.json</param>
 /// <param name="TrainSteps">the trained process's T: no run takes more steps</param>
@@ -20,7 +21,7 @@ public sealed record ModelEntry(string Name, ModelKind Kind, string Folder, int 
 public sealed class ModelCatalog
 {
     /// <summary>Optional file in a pixel model's folder: one class name per line, label order.</summary>
-    public const string ClassNamesFile = "class_names.txt";
+    public const string ClassNamesFile = ClassNames.FileName;
 
     readonly Dictionary<string, ModelEntry> _byName;
     public IReadOnlyList<ModelEntry> Models { get; }
@@ -69,13 +70,8 @@ public sealed class ModelCatalog
         var config = ModelFolder.LoadConfig(dir);
         string[] classes = [];
         if (config.ClassCount is int k)
-        {
-            string file = Path.Combine(dir, ClassNamesFile);
-            classes = File.Exists(file)
-                ? File.ReadAllLines(file).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
-                : Enumerable.Range(0, k).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-            if (classes.Length != k) throw new InvalidDataException($"{file} names {classes.Length} classes, the model has {k}");
-        }
+            classes = ClassNames.For(dir, config)?.ToArray()
+                ?? Enumerable.Range(0, k).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         return new ModelEntry(name, ModelKind.Pixel, dir, config.ImageSize, config.ImageSize, config.InChannels, classes,
             config.NullLabel is not null, 0, "DDIM", config.DiffusionSteps);
     }
