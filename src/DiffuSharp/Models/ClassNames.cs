@@ -30,9 +30,12 @@ public static class ClassNames
 
     /// <summary>The model's names: its folder's class_names.txt, else Fashion-MNIST's for a 10-class model, else
     /// null (also for a model without classes).</summary>
-    public static IReadOnlyList<string>? For(string folder, ModelConfig config)
+    public static IReadOnlyList<string>? For(string folder, ModelConfig config) => For(folder, config.ClassCount);
+
+    /// <summary>The same for a model of <paramref name="classCount"/> classes (null: not class-conditional).</summary>
+    public static IReadOnlyList<string>? For(string folder, int? classCount)
     {
-        if (config.ClassCount is not int k) return null;
+        if (classCount is not int k) return null;
         return Load(folder, k) ?? (k == FashionMnist.ClassNames.Count ? FashionMnist.ClassNames : null);
     }
 
