@@ -75,7 +75,7 @@ public sealed class ClassNamesTests
             var data = ImageFolder.LoadClasses(root, 8, 1, out var report);
             Assert.Equal(["cat", "dog"], data.ClassNames);
             Assert.Equal(2, data.NumClasses);
-            Assert.Equal([0, 0, 0, 1, 1, 1], data.Labels);
+            Assert.Equal([0, 0, 0, 1, 1, 1], data.Labels!);
             var unlabelled = ImageFolder.Load(root, 8, 1);                                    // the same images, same order
             Assert.Equal(unlabelled.Images, data.Images);
             Assert.Equal(["notes.txt"], report.Skipped);
