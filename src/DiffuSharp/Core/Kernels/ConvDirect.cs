@@ -134,23 +134,25 @@ internal static unsafe class ConvDirect
     /// same terms in the same order whatever the band, so the bits do not depend on the banding.</summary>
     public static void Forward(float* xp, int count, in ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate)
     {
-        int blocks = (outC + OutBlock - 1) / OutBlock, band = BandPixels(g), bands = (Pixels(g) + band - 1) / band;
-        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate, band, bands);
+        int blocks = (outC + OutBlock - 1) / OutBlock, band = BandPixels(g), n = Pixels(g), bands = (n + band - 1) / band;
+        bool use512 = Use512;                                              // the switches read once per call
+        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate, band, bands, n, use512, use512 && outC <= NarrowOutputs);
         ParallelFor.Run(count * bands * blocks, work);
     }
 
-    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate, int band, int bands) : IWorkItem
+    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate, int band, int bands,
+        int n, bool use512, bool narrow) : IWorkItem
     {
         public void Invoke(int index)
         {
             int blocks = (outC + OutBlock - 1) / OutBlock, b = index / (blocks * bands), ob = index % blocks, bi = index / blocks % bands;
-            int n = Pixels(g), kk = g.Kh * g.Kw, q0 = bi * band, q1 = Math.Min(n, q0 + band), len = q1 - q0;
+            int kk = g.Kh * g.Kw, q0 = bi * band, q1 = Math.Min(n, q0 + band), len = q1 - q0;
             using var buf = new AlignedScratch((long)OutBlock * len);
             float* acc = buf.Pointer - q0;                                 // acc[r·len + q] for q in [q0, q1)
             float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
-            if (Use512 && outC <= NarrowOutputs)
+            if (narrow)
                 for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * len, q0, q1);
-            else if (Use512) Tiles512(x, g, w, acc, len, q0, q1);
+            else if (use512) Tiles512(x, g, w, acc, len, q0, q1);
             else Tiles256(x, g, w, acc, len, q0, q1);
             // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
             int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock), qEnd = Math.Min(q1, g.H * wp);

@@ -100,6 +100,7 @@ internal static unsafe class ConvLanes
     /// <summary>Tests turn this on (KernelSwitches) to run the one-float-at-a-time reference of the layout changes.</summary>
     internal static bool ScalarTransposes => KernelSwitches.Current.LanesScalarTransposes;
 
+    /// <summary>Read once per call (the work items get it): the switch is looked up on the calling thread.</summary>
     static bool Blocked => Avx.IsSupported && !ScalarTransposes;
 
     /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x] with Hp = H + 2·pad, Wp = W + 2·pad; zero on the
@@ -167,14 +168,14 @@ internal static unsafe class ConvLanes
                 for (int p = 0; p < hw; p++)
                     for (int j = 0; j < copies; j++)
                         pos[p * copies + j] = (p / w * scale + j / scale + pad) * wp + p % w * scale + j % scale + pad;
-                var work = new ToLanesWork<TMap>(x, batch, h, w, scale, pad, hp, wp, lanes, pos, map, xl);
+                var work = new ToLanesWork<TMap>(x, batch, h, w, scale, pad, hp, wp, lanes, pos, map, xl, Blocked);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
+    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl, bool blocked)
         : IWorkItem where TMap : struct, ILaneMap
     {
         public void Invoke(int c)
@@ -184,7 +185,7 @@ internal static unsafe class ConvLanes
             ClearPadding(dst);
             float* src = x.Plane(c, hw, out long imageStride);                      // image 0, channel c
             int b = 0;
-            if (Blocked)
+            if (blocked)
                 for (; b + 8 <= batch; b += 8)
                 {
                     float* s = src + b * imageStride;
@@ -267,11 +268,11 @@ internal static unsafe class ConvLanes
     /// y[b, c, p] = r[b, c, p] + (yl[c·HW + p][b] + bias[c]), the bits of adding r to the plain result.</summary>
     public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate)
     {
-        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, residual, y, accumulate);
+        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, residual, y, accumulate, Blocked);
         ParallelFor.Run(channels, work);
     }
 
-    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate) : IWorkItem
+    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate, bool blocked) : IWorkItem
     {
         public void Invoke(int c)
         {
@@ -280,7 +281,7 @@ internal static unsafe class ConvLanes
             long imageStride = (long)channels * hw;
             float* dst = y + (long)c * hw;                                          // image 0, channel c
             int b = 0;
-            if (Blocked)
+            if (blocked)
             {
                 var bias8 = Vector256.Create(bv);
                 for (; b + 8 <= batch; b += 8)
