@@ -3,7 +3,7 @@
 // rank waits for another inside it. Prints rank 0's median, min and mean, the bus bandwidth that implies
 // (2(N−1)/N · bytes / time, the ring all-reduce's traffic per rank), and what the ring all-reduce cost model
 //   t(N) = 2(N−1)/N · S / BW + 2(N−1) · α        (Patarasuk & Yuan 2009; Thakur, Rabenseifner & Gropp 2005)
-// gives for 8 and 64 ranks over 10 and 100 Gbit/s links, α the per-message latency given by --latency_us.
+// gives for 8 and 64 ranks over 10 and 100 Gbit/s links, α the per-message latency given by --latency-us.
 using System.Diagnostics;
 using System.Globalization;
 using DiffuSharp.Distributed;

@@ -32,14 +32,16 @@ public static class BenchSd15Kernels
                     if (c.Name.StartsWith("conv", StringComparison.Ordinal))
                     {
                         double sa = double.MaxValue, sb = double.MaxValue;
-                        ConvWinogradNchw.Disabled = true; var ya = c.Call().ToArray();
-                        ConvWinogradNchw.Disabled = false; var yb = c.Call().ToArray();
+                        var direct = KernelSwitches.Current with { WinogradNchwDisabled = true };
+                        float[] ya;
+                        using (KernelSwitches.Use(direct)) ya = c.Call().ToArray();
+                        var yb = c.Call().ToArray();
                         double err = 0, scale = 0;
                         for (int i = 0; i < ya.Length; i++) { err = Math.Max(err, Math.Abs(ya[i] - yb[i])); scale = Math.Max(scale, Math.Abs(ya[i])); }
                         for (int r = 0; r < repeats; r++)
                         {
-                            ConvWinogradNchw.Disabled = true; sa = Math.Min(sa, MinCpuSeconds(1, c.Call));
-                            ConvWinogradNchw.Disabled = false; sb = Math.Min(sb, MinCpuSeconds(1, c.Call));
+                            using (KernelSwitches.Use(direct)) sa = Math.Min(sa, MinCpuSeconds(1, c.Call));
+                            sb = Math.Min(sb, MinCpuSeconds(1, c.Call));
                         }
                         Write(stdout, json, c.Name + "_direct", c.Flops / sa / 1e9, "GFLOP/s", $"{sa * 1000:F1} ms/call  {100 * c.Flops / sa / 1e9 / peak:F0} % of peak");
                         Write(stdout, json, c.Name, c.Flops / sb / 1e9, "GFLOP/s", $"{sb * 1000:F1} ms/call  as chosen (Winograd where preferred: direct-equivalent GFLOP/s), max |diff| {err / scale:E1} of the largest output");

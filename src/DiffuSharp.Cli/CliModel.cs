@@ -34,8 +34,8 @@ internal static class CliModel
     public static DiffusionModel WithLabel(UNetModel model, int? label)
         => label is int k ? (x, t) => model.Forward(x, t, Enumerable.Repeat(k, x.Dim(0)).ToArray()) : (x, t) => model.Forward(x, t);
 
-    /// <summary>--class for a model: required for a class-conditional model, refused for another.</summary>
-    public static int? Label(string command, ParsedOptions o, ModelConfig config)
+    /// <summary>--class for the model in <paramref name="modelDir"/>: required for a class-conditional model, refused for another.</summary>
+    public static int? Label(string command, ParsedOptions o, ModelConfig config, string modelDir)
     {
         string? spec = o.String("class");
         if (config.ClassCount is not int k)
@@ -44,7 +44,7 @@ internal static class CliModel
             return null;
         }
         if (spec is null) throw new CliException($"{command}: the model is class-conditional: pass --class 0..{k - 1} (or a class name)");
-        return ClassLabels.Parse(command, spec, k);
+        return ClassLabels.Parse(command, spec, k, ClassLabels.Names(modelDir, config));
     }
 
     /// <summary>Refuses a --sampler name the scheduler factory does not know (before any model is loaded).</summary>
@@ -62,7 +62,7 @@ internal static class CliModel
         if (config.ClassCount is null)
             throw new CliException($"{command}: --guidance needs a class-conditional model; {modelDir} is unconditional (class_cond false)");
         if (config.NullLabel is null)
-            throw new CliException($"{command}: --guidance needs a model trained with a null label (train --class_dropout_prob); {modelDir} has none (model.json: null_class is not true)");
+            throw new CliException($"{command}: --guidance needs a model trained with a null label (train --class-dropout-prob); {modelDir} has none (model.json: null_class is not true)");
         return w;
     }
 

@@ -5,7 +5,8 @@
 //      images, both through the shipped classifier; the Fréchet distance of their 128-d penultimate features. The
 //      same distance between --n training images and those test images is printed beside it as the floor that
 //      real data reaches at this N. --n 0 skips (b) and (c).
-//  (c) For a class-conditional model: the classifier's accuracy on the samples against the labels asked for.
+//  (c) For a class-conditional model: the classifier's accuracy on the samples against the labels asked for (when the
+//      model's classes are Fashion-MNIST's: its folder names none, or names those ten in their order).
 // Output: a table, or with --json one {"name", "value", "unit"} object per line (as `bench ops --json`).
 using System.Diagnostics;
 using System.Globalization;
@@ -23,13 +24,13 @@ public static class EvalCommand
 
     static readonly OptionSpec[] Options =
     [
-        new("model", "model folder (model.safetensors + model.json)", Value: "DIR"),
+        new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist, or with --guidance models/fashion-mnist-cfg (the same model fine-tuned with a null label)", Value: "DIR"),
         new("n", "samples (and test images) for the Fréchet distance; 0 skips it", "1000", Value: "N"),
         new("nll-n", "test images for the NLL in bits/dim (T model calls per batch); 0 skips it", "16", Value: "N"),
         new("steps", "sampling steps", "50", Value: "S"),
         new("sampler", "ddim (improved-diffusion's loop) or any sampler of 'diffusharp sample --help' (dpm++2m, euler_a, unipc, heun, ...)", "ddim", Value: "NAME"),
         new("karras", "Karras sigmas for a diffusers sampler", IsFlag: true),
-        new("guidance", "classifier-free guidance scale W of the samples (models trained with --class_dropout_prob; the NLL stays unguided)", Value: "W"),
+        new("guidance", "classifier-free guidance scale W of the samples (models trained with --class-dropout-prob; without --model, models/fashion-mnist-cfg; the NLL stays unguided)", Value: "W"),
         new("batch", "images per forward pass", "64", Value: "B"),
         new("classifier", "classifier folder (diffusharp train-classifier); default: the repository's models/classifier", "models/classifier", Value: "DIR"),
         new("data", "folder with the Fashion-MNIST IDX files", FashionMnist.DefaultFolder, Value: "DIR"),
@@ -53,8 +54,9 @@ public static class EvalCommand
         if (sampler == "ddpm") throw new CliException($"{Name}: --sampler ddpm is not offered here (ancestral sampling over every step); use ddim or a diffusers sampler");
         if (sampler == "ddim" && o.Flag("karras")) throw new CliException($"{Name}: --karras applies to the diffusers schedulers, not --sampler ddim");
         if (sampler != "ddim") CliModel.CheckSamplerName(Name, sampler);
-        var (config, unet) = ModelFolder.Load(o.Required("model"));
-        double? guidance = CliModel.Guidance(Name, o, config, o.Required("model"));
+        string modelDir = ShippedModels.FolderFor(Name, o);
+        var (config, unet) = ModelFolder.Load(modelDir);
+        double? guidance = CliModel.Guidance(Name, o, config, modelDir);
         FashionClassifier? classifier = null;
         if (n > 0)
         {
@@ -115,7 +117,9 @@ public static class EvalCommand
                 var (_, trainFeatures) = classifier.Predict(train.Images.AsSpan(0, n * len), n, batch);
                 rows.Add(("fd_train_vs_test", FrechetDistance.Compute(trainFeatures, n, testFeatures, n, d), "", $"{n} training images: the floor at this N"));
             }
-            if (labels is not null && k == classifier.Config.NumClasses)
+            // the classifier knows Fashion-MNIST's classes: the accuracy only of a model whose labels are those
+            var names = ClassNames.For(modelDir, config);
+            if (labels is not null && k == classifier.Config.NumClasses && (names is null || ClassNames.AreFashionMnist(names)))
                 rows.Add(("class_accuracy", preds.Zip(labels).Count(p => p.First == p.Second) / (double)n, "", "classifier on the samples vs the labels asked for"));
             rows.Add(("sample_seconds", sampleSecs, "s", ""));
         }

@@ -61,7 +61,7 @@ public static class InterpolateCommand
         int T = config.DiffusionSteps;
         int t = o.Has("t") ? o.Int("t") : T / 2;
         if (t < 0 || t >= T) throw new CliException($"{Name}: --t must be in 0..{T - 1} (the model's diffusion_steps is {T}), got {t}");
-        int? label = CliModel.Label(Name, o, config);
+        int? label = CliModel.Label(Name, o, config, o.Required("model"));
         var diffusion = CliModel.Diffusion(Name, config, steps);
         var labelled = CliModel.WithLabel(unet, label);
         ProgressBar? bar = null;                                    // started once the images are read (their message printed)

@@ -37,7 +37,7 @@ public static class InvertCommand
         if (latentPath is not null) CliModel.CheckOutput(Name, latentPath);
 
         var (config, unet) = ModelFolder.Load(o.Required("model"));
-        int? label = CliModel.Label(Name, o, config);
+        int? label = CliModel.Label(Name, o, config, o.Required("model"));
         var diffusion = CliModel.Diffusion(Name, config, steps);
         var (pixels, resized) = CliModel.ReadImage(Name, imagePath, config);
         if (resized) stdout.WriteLine($"image scaled and centre-cropped to {config.ImageSize}×{config.ImageSize}");

@@ -20,16 +20,16 @@ namespace DiffuSharp.Cli;
 public static class SampleCommand
 {
     /// <summary>The shipped model sample draws from when no --model is given (models/fashion-mnist).</summary>
-    public const string ShippedModel = "fashion-mnist";
+    public const string ShippedModel = ShippedModels.Default;
 
     static readonly OptionSpec[] Options =
     [
-        new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist", Value: "DIR"),
+        new("model", "model folder (model.safetensors + model.json); default: the repository's models/fashion-mnist, or with --guidance models/fashion-mnist-cfg (the same model fine-tuned with a null label)", Value: "DIR"),
         new("n", "number of samples", "16", Value: "N"),
         new("batch", "samples per forward pass", "16", Value: "B"),
         new("steps", "sampling steps, evenly spaced over the trained T; overrides --respacing and model.json (no step flag: model.json's timestep_respacing, or 50 steps when it has none, as for the shipped model)", Value: "S"),
         new("respacing", "improved-diffusion timestep respacing: \"ddimN\" (stride T/N), \"N\", or section counts \"10,15,20\"", Value: "STR"),
-        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class_dropout_prob)", Value: "W"),
+        new("guidance", "classifier-free guidance scale W: ε_u + W·(ε_c − ε_u); 1 = none, 0 = unconditional (models trained with --class-dropout-prob; without --model, models/fashion-mnist-cfg)", Value: "W"),
         new("sampler", "ddim | ddpm (improved-diffusion's own loops) | a diffusers scheduler: pndm lms euler euler_a heun kdpm2 kdpm2_a dpm++2m dpm++2m_sde dpm++3m dpm_single deis unipc (also sd-webui names, e.g. \"DPM++ 2M Karras\"); the list below shows their timesteps", "ddim", Value: "NAME"),
         new("karras", "Karras sigmas (σ-based and DPM-Solver/DEIS/UniPC schedulers)", IsFlag: true),
         new("spacing", "timestep spacing of a diffusers scheduler: linspace | leading | trailing (default: the class's own)", Value: "S"),
@@ -60,8 +60,7 @@ public static class SampleCommand
         ulong seed = ulong.TryParse(o.Required("seed"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sd)
             ? sd : throw new CliException($"sample: --seed expects a non-negative integer, got '{o.Required("seed")}'");
 
-        string modelDir = o.String("model") ?? ShippedModels.Find(ShippedModel, "model.safetensors")
-            ?? throw new CliException($"sample: no --model given, and this repository has no models/{ShippedModel}; pass --model DIR");
+        string modelDir = ShippedModels.FolderFor("sample", o);
         var (config, model) = ModelFolder.Load(modelDir);
         string respacing = ResolveRespacing(o, config, modelDir);
         Scheduler? scheduler = null;
@@ -88,7 +87,7 @@ public static class SampleCommand
             if (args.Contains("--n") && shape[0] != n) throw new CliException($"sample: --n {n} but --noise holds {shape[0]} samples");
             n = shape[0];
         }
-        int[]? classes = Classes(o, config, n);
+        int[]? classes = Classes(o, config, modelDir, n);
 
         var diffusion = DiffusionFactory.Create(config.ToDiffusionConfig() with { TimestepRespacing = respacing });
         int steps = scheduler?.Timesteps.Count ?? diffusion.NumTimesteps;
@@ -211,7 +210,7 @@ public static class SampleCommand
         return string.Join(Environment.NewLine, lines);
     }
 
-    static int[]? Classes(ParsedOptions o, ModelConfig config, int n)
+    static int[]? Classes(ParsedOptions o, ModelConfig config, string modelDir, int n)
     {
         string? spec = o.String("class");
         if (config.ClassCount is not int k)
@@ -220,7 +219,7 @@ public static class SampleCommand
             return null;
         }
         if (spec is null or "balanced") return Enumerable.Range(0, n).Select(i => i % k).ToArray();
-        return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k), n).ToArray();
+        return Enumerable.Repeat(ClassLabels.Parse("sample", spec, k, ClassLabels.Names(modelDir, config)), n).ToArray();
     }
 
     internal static (int[] Shape, float[] Data) ReadNoise(string path)

@@ -1,10 +1,28 @@
 // The model folders that ship in the repository's models/ (the Fashion-MNIST classifier that eval uses, the
-// class-conditional Fashion-MNIST UNet that sample uses by default), found from the program's own location: its
-// binaries live below the repository, whether built by ./diffusharp or by dotnet test.
+// class-conditional Fashion-MNIST UNet that sample and eval use by default, and its fine-tune with a null label that
+// they use for --guidance), found from the program's own location: its binaries live below the repository, whether
+// built by ./diffusharp or by dotnet test.
 namespace DiffuSharp.Cli;
 
 public static class ShippedModels
 {
+    /// <summary>The model sample and eval draw from when no --model is given (models/fashion-mnist).</summary>
+    public const string Default = "fashion-mnist";
+
+    /// <summary>The default model fine-tuned with a null label (models/fashion-mnist-cfg): sample's and eval's model
+    /// for --guidance without --model, since the default one has no null label to guide with.</summary>
+    public const string Guided = "fashion-mnist-cfg";
+
+    /// <summary>--model, else the shipped model for the options given: <see cref="Guided"/> with --guidance, else
+    /// <see cref="Default"/>.</summary>
+    public static string FolderFor(string command, ParsedOptions o)
+    {
+        if (o.String("model") is { } dir) return dir;
+        string name = o.Has("guidance") ? Guided : Default;
+        return Find(name, "model.safetensors")
+            ?? throw new CliException($"{command}: no --model given, and this repository has no models/{name}; pass --model DIR");
+    }
+
     /// <summary>models/NAME of the repository this program was built in, if it holds FILE; else null.</summary>
     public static string? Find(string name, string file)
     {

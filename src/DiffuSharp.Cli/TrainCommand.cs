@@ -125,7 +125,7 @@ public static class TrainCommand
             if (root) RunFolder.Tidy(outFolder);
             foreach (var flag in ModelFlags.Concat(ObjectiveFlags).Append("preset").Append("init_from"))
                 if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
-                    throw new CliException($"train: --{flag} cannot change a model on --resume (the checkpoint's model.json is used)");
+                    throw new CliException($"train: --{OptionParser.Display(flag)} cannot change a model on --resume (the checkpoint's model.json is used)");
             // Rank 0 reads the checkpoint; the other ranks get its configs and, below, its state by broadcast.
             string? folder = root ? Checkpoint.Locate(outFolder) : null;
             var saved = folder is null ? null : Checkpoint.ReadConfig(folder);
@@ -146,7 +146,7 @@ public static class TrainCommand
             trainer.SyncFromRoot();
             foreach (var (flag, value) in TrainingFlags)
                 if (Given(args, flag) && value(ConfigFromOptions(o, outFolder)) is var asked && asked != value(trainer.Config))
-                    throw new CliException($"train: --{flag} {asked} differs from the checkpoint's {value(trainer.Config)}; --resume keeps the checkpoint's training settings (only --steps, --data and the intervals may change)");
+                    throw new CliException($"train: --{OptionParser.Display(flag)} {asked} differs from the checkpoint's {value(trainer.Config)}; --resume keeps the checkpoint's training settings (only --steps, --data and the intervals may change)");
             // A complete run whose model/ is missing or stale (killed between the last checkpoint and model/): rank 0
             // looks, and tells the others.
             bool restoreModel = root && trainer.StepCount >= trainer.Config.TotalSteps && !RunFolder.ModelIsCurrent(outFolder, trainer.StepCount);
@@ -167,7 +167,7 @@ public static class TrainCommand
             if (initFrom is not null)
                 foreach (var flag in ModelFlags.Append("preset"))
                     if (args.Any(a => a == "--" + flag || a.StartsWith("--" + flag + "=", StringComparison.Ordinal)))
-                        throw new CliException($"train: --{flag} cannot change the network of --init_from {initFrom} (its model.json is used)");
+                        throw new CliException($"train: --{OptionParser.Display(flag)} cannot change the network of --init-from {initFrom} (its model.json is used)");
             // --init_from: rank 0 reads the folder (its model.json here, its weights below) and the others get it.
             var model = initFrom is null ? ModelFromOptions(o) : root ? WithObjectives(o, ModelFolder.LoadConfig(initFrom)) : null;
             if (initFrom is not null && world is not null) model = ModelConfig.FromJson(Share(world, model?.ToJson()), "model.json from rank 0");
@@ -219,7 +219,7 @@ public static class TrainCommand
         }
         catch (NonFiniteTrainingException e)
         {
-            throw new NonFiniteTrainingException(e.Step, $"train: {e.Message}; lower --lr, set --grad_clip, or pass --skip_nonfinite to skip such steps");
+            throw new NonFiniteTrainingException(e.Step, $"train: {e.Message}; lower --lr, set --grad-clip, or pass --skip-nonfinite to skip such steps");
         }
         finally { Console.CancelKeyPress -= onCancel; }
     }
@@ -337,7 +337,7 @@ public static class TrainCommand
         if (o.Has("class_dropout_prob"))
         {
             double p = o.Double("class_dropout_prob", min: 0, max: 0.999);
-            if (p > 0 && !m.ClassCond) throw new CliException("train: --class_dropout_prob needs a class-conditional model (class_cond true)");
+            if (p > 0 && !m.ClassCond) throw new CliException("train: --class-dropout-prob needs a class-conditional model (--class-cond true)");
             m = m with { ClassDropoutProb = p, NullClass = m.NullClass || p > 0 };
         }
         if (o.Has("predict_v")) m = m with { PredictV = o.Bool("predict_v") };
@@ -363,12 +363,14 @@ public static class TrainCommand
         };
         if (maxImages > 0 && maxImages < data.Count)
             data = new ImageDataset(data.Images.AsSpan(0, maxImages * data.ImageLength).ToArray(), maxImages, data.Channels, data.Height, data.Width,
-                data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses);
+                data.Labels?.AsSpan(0, maxImages).ToArray(), data.NumClasses).WithClassNames(data.ClassNames);
         return data;
 
         static ImageDataset LoadFolder(string folder, ModelConfig model, TextWriter? log)
         {
-            var data = ImageFolder.Load(folder, model.ImageSize, model.InChannels, out var report);
+            // a class-conditional model: one subfolder per class, whose names the model folder keeps
+            var data = model.ClassCond ? ImageFolder.LoadClasses(folder, model.ImageSize, model.InChannels, out var report)
+                : ImageFolder.Load(folder, model.ImageSize, model.InChannels, out report);
             foreach (var line in report.Lines()) log?.WriteLine(line);
             return data;
         }

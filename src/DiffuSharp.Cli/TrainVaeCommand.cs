@@ -1,8 +1,8 @@
 // diffusharp train-vae: trains an AutoencoderKL on Fashion-MNIST (padded to 32×32 by default: a ×4 VAE then gives
 // 4×8×8 latents that a UNet can halve twice) and writes <out>/vae/, a diffusers AutoencoderKL folder with the EMA
 // weights and scaling_factor = 1 / std of the latents of 1,024 training images. Checkpoints (<out>/checkpoint/)
-// every --save_interval steps and --save_minutes, and on Ctrl-C / SIGTERM; --resume continues bit-exactly.
-// <out>/log.jsonl has one line per --log_interval steps; <out>/samples/step_N.png shows test images over their
+// every --save-interval steps and --save-minutes, and on Ctrl-C / SIGTERM; --resume continues bit-exactly.
+// <out>/log.jsonl has one line per --log-interval steps; <out>/samples/step_N.png shows test images over their
 // reconstructions.
 using System.Diagnostics;
 using System.Globalization;
@@ -73,7 +73,7 @@ public static class TrainVaeCommand
             // The checkpoint fixes the model, objective and optimisation; only the step budget and the data folder may be given.
             var fixedOnResume = Options.Select(s => s.Name).Except(["out", "resume", "steps", "data", "max_train", "help"]);
             if (fixedOnResume.FirstOrDefault(n => args.Any(a => a == "--" + n || a.StartsWith("--" + n + "=", StringComparison.Ordinal))) is { } given)
-                throw new CliException($"{Name}: --{given} cannot change on --resume (the checkpoint's value is used); only --steps and --data may be given");
+                throw new CliException($"{Name}: --{OptionParser.Display(given)} cannot change on --resume (the checkpoint's value is used); only --steps and --data may be given");
             string ckpt = Checkpoint.Locate(outFolder);
             var (saved, objective) = VaeCheckpoint.ReadSettings(ckpt);
             long steps = args.Any(a => a == "--steps" || a.StartsWith("--steps=", StringComparison.Ordinal)) ? o.Long("steps") : saved.TotalSteps;
@@ -108,7 +108,7 @@ public static class TrainVaeCommand
                 throw new CliException($"{Name}: {initFrom} takes {vaeConfig.InChannels}×{vaeConfig.SampleSize}×{vaeConfig.SampleSize} images (config.json), the data padded by --pad {objective.Pad} is 1×{train.Height + 2 * objective.Pad}×{train.Width + 2 * objective.Pad}");
             foreach (int ch in vaeConfig.BlockOutChannels)
                 if (ch < 1 || ch % vaeConfig.NormNumGroups != 0)
-                    throw new CliException($"{Name}: --block_out_channels {ch} is not a positive multiple of --norm_num_groups {vaeConfig.NormNumGroups}");
+                    throw new CliException($"{Name}: --block-out-channels {ch} is not a positive multiple of --norm-num-groups {vaeConfig.NormNumGroups}");
             int f = 1 << (vaeConfig.BlockOutChannels.Length - 1);
             if (vaeConfig.SampleSize % f != 0)
                 throw new CliException($"{Name}: padded size {vaeConfig.SampleSize} is not a multiple of the downsampling factor {f} ({vaeConfig.BlockOutChannels.Length} levels); change --pad");

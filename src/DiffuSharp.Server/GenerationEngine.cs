@@ -1,6 +1,7 @@
 // Runs a job on the engine, through the same library calls as the command line: pixel models through
 // ModelSchedulers + SchedulerSampling (any --sampler of `diffusharp sample`, classifier-free guidance for models with a
-// null label), pipelines through StableDiffusionPipeline (txt2img with an optional ControlNet, img2img, inpaint). The
+// null label; a diffusers DDPMPipeline folder's UNet2DModel with any scheduler made from its folder's scheduler config,
+// as diffusers' DDPMPipeline with a swapped scheduler), pipelines through StableDiffusionPipeline (txt2img with an optional ControlNet, img2img, inpaint). The
 // preview after each step is the predicted x0: for pixel models the scheduler's pred_original_sample (every step), for
 // pipelines the VAE decode of the step's predicted x0 latents (every step while the latents are at most 32×32, else
 // every 5th: a decode of SD's 64×64 latents costs about as much as a UNet step). One model stays loaded; asking for another
@@ -18,7 +19,7 @@ namespace DiffuSharp.Server;
 public sealed class GenerationEngine
 {
     string? _loadedName;
-    (ModelConfig Config, UNetModel Net)? _pixel;
+    PixelNet? _pixel;
     (StableDiffusionPipeline Pipe, SchedulerConfig Folder, ControlNetModel[] Nets)? _pipeline;
 
     /// <summary>Runs <paramref name="job"/>; finished images are appended to <paramref name="images"/> as they come,
@@ -30,9 +31,9 @@ public sealed class GenerationEngine
     {
         var s = job.Spec;
         var ct = job.Cancellation;
-        var (config, unet) = LoadPixel(job.Model);
-        if (s.Steps > config.DiffusionSteps) throw new ArgumentException($"steps {s.Steps} is more than {job.Model.Name}'s diffusion_steps {config.DiffusionSteps}");
-        int C = config.InChannels, H = config.ImageSize, W = config.ImageSize, len = C * H * W;
+        var net = LoadPixel(job.Model);
+        if (s.Steps > job.Model.TrainSteps) throw new ArgumentException($"steps {s.Steps} is more than {job.Model.Name}'s diffusion_steps {job.Model.TrainSteps}");
+        int C = job.Model.Channels, H = job.Model.Height, W = job.Model.Width, len = C * H * W;
         int? label = GenerationSpec.ClassLabel(job.Model, s.Prompt);
         var warnings = new List<string>();
         bool guided = job.Model.Guidance && s.CfgScale != 1;
@@ -47,15 +48,15 @@ public sealed class GenerationEngine
             int[]? labels = job.Model.ClassNames.Count == 0 ? null
                 : Enumerable.Range(first, B).Select(i => label ?? i % job.Model.ClassNames.Count).ToArray();
             DiffusionModel fn = guided
-                ? ClassifierFreeGuidance.Create((x, t, c) => unet.Forward(x, t, c), labels!, config.NullLabel!.Value, cfg)
-                : (x, t) => unet.Forward(x, t, labels);
-            var scheduler = ModelSchedulers.Create(config, s.Sampler!);
+                ? ClassifierFreeGuidance.Create((x, t, c) => net.Forward(x, t, c), labels!, net.NullLabel!.Value, cfg)
+                : (x, t) => net.Forward(x, t, labels);
+            var scheduler = net.Scheduler(s.Sampler!);
             scheduler.SetTimesteps(s.Steps);
             int steps = scheduler.Timesteps.Count;
             var frames = s.Trajectory && batch == 0 ? new List<(float[] Xt, float[] X0)>() : null;
             int[] keep = Enumerable.Range(0, Math.Min(10, steps)).Select(c => (int)Math.Round((steps - 1) * c / Math.Max(1.0, Math.Min(10, steps) - 1))).ToArray();
             float[]? last = null;
-            foreach (var st in SchedulerSampling.SampleProgressive(scheduler, fn, noise, s.Steps, new Rng(StepSeed(s.Seed + first)), ModelSchedulers.TimestepScale(config)))
+            foreach (var st in SchedulerSampling.SampleProgressive(scheduler, fn, noise, s.Steps, new Rng(StepSeed(s.Seed + first)), net.TimestepScale))
             {
                 ct.ThrowIfCancellationRequested();
                 var x0 = (st.PredOriginalSample ?? st.Sample).ToArray();
@@ -186,16 +187,37 @@ public sealed class GenerationEngine
         return match?.DisplayName ?? sampler;
     }
 
-    (ModelConfig, UNetModel) LoadPixel(ModelEntry m)
+    /// <summary>A loaded pixel model as a run uses it: the network (x, t, labels) → its output, the scheduler a sampler
+    /// name gives for it, the null label (classifier-free guidance) and the factor from scheduler to model timesteps.</summary>
+    sealed record PixelNet(Func<Tensor, Tensor, int[]?, Tensor> Forward, Func<string, Scheduler> Scheduler, int? NullLabel, double TimestepScale);
+
+    PixelNet LoadPixel(ModelEntry m)
     {
         if (_loadedName != m.Name || _pixel is null)
         {
             Unload();
-            var (config, net) = ModelFolder.Load(m.Folder);
-            _pixel = (config, net);
+            _pixel = m.DiffusersUNet ? LoadDiffusersPixel(m.Folder) : LoadModelFolder(m.Folder);
             _loadedName = m.Name;
         }
-        return _pixel.Value;
+        return _pixel;
+    }
+
+    static PixelNet LoadModelFolder(string folder)
+    {
+        var (config, unet) = ModelFolder.Load(folder);
+        return new PixelNet((x, t, c) => unet.Forward(x, t, c), sampler => ModelSchedulers.Create(config, sampler), config.NullLabel,
+            ModelSchedulers.TimestepScale(config));
+    }
+
+    /// <summary>A DDPMPipeline folder: its UNet2DModel, and schedulers configured from its scheduler config (the
+    /// training schedule, prediction type and clipping), as diffusers' from_config on the folder's scheduler.</summary>
+    static PixelNet LoadDiffusersPixel(string folder)
+    {
+        var index = ModelIndex.Load(folder);
+        var unet = ComponentLoader.LoadUNet2D(index.Components["unet"].Folder);
+        unet.Eval();
+        var schedule = SchedulerConfig.Load(index.ConfigPath("scheduler"));
+        return new PixelNet((x, t, c) => unet.Forward(x, t, c), sampler => SchedulerFactory.Create(SchedulerFactory.ConfigFor(sampler, schedule)), null, 1.0);
     }
 
     (StableDiffusionPipeline, SchedulerConfig, ControlNetModel[]) LoadPipeline(ModelEntry m)

@@ -14,11 +14,14 @@ public static class FashionMnist
         ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
     /// <summary>
-    /// The train (60,000) or test (10,000) split as (N, 1, 28, 28) in [-1, 1] with labels 0..9.
-    /// Throws <see cref="DatasetNotFoundException"/> with the install command when the files are missing.
+    /// The train (60,000) or test (10,000) split as (N, 1, 28, 28) in [-1, 1] with labels 0..9 and their
+    /// <see cref="ClassNames"/>. Throws <see cref="DatasetNotFoundException"/> with the install command when the files are missing.
     /// </summary>
     public static ImageDataset Load(string folder = DefaultFolder, bool train = true)
-        => Idx.LoadSplit(folder, train, "Fashion-MNIST", InstallHint);
+    {
+        var data = Idx.LoadSplit(folder, train, "Fashion-MNIST", InstallHint);
+        return data.NumClasses == ClassNames.Count ? data.WithClassNames(ClassNames) : data;
+    }
 }
 
 public static class Mnist

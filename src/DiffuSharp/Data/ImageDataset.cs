@@ -41,6 +41,17 @@ public sealed class ImageDataset
     /// <summary>Number of classes; 0 when unlabelled.</summary>
     public int NumClasses { get; }
 
+    /// <summary>Label index → name when the source names its classes (Fashion-MNIST, a folder's class subfolders), else null.</summary>
+    public IReadOnlyList<string>? ClassNames { get; private init; }
+
+    /// <summary>The same images and labels with <paramref name="names"/> (one per class, or null for none).</summary>
+    public ImageDataset WithClassNames(IReadOnlyList<string>? names)
+    {
+        if (names is not null && names.Count != NumClasses)
+            throw new ArgumentException($"ImageDataset has {NumClasses} classes but {names.Count} class names");
+        return new ImageDataset(Images, Count, Channels, Height, Width, Labels, NumClasses) { ClassNames = names };
+    }
+
     /// <summary>Floats per image, C·H·W.</summary>
     public int ImageLength => Channels * Height * Width;
 

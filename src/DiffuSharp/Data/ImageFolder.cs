@@ -92,4 +92,29 @@ public static class ImageFolder
             imageSize, channels, skipped);
         return new ImageDataset(images, files.Length, channels, imageSize, imageSize);
     }
+
+    /// <summary>
+    /// Loads a folder of class subfolders (folder/NAME/…, ImageNet's layout) as a labelled dataset: every image under
+    /// the i-th subfolder (in ordinal order of the names) has label i, and the subfolders' names are the
+    /// <see cref="ImageDataset.ClassNames"/>. An image directly in <paramref name="folder"/>, or a subfolder without
+    /// images, is an InvalidDataException naming it; otherwise as <see cref="Load(string, int, int, out ImageFolderReport, bool, long?)"/>.
+    /// </summary>
+    public static ImageDataset LoadClasses(string folder, int imageSize, int channels, out ImageFolderReport report, long? maxPixels = null)
+    {
+        if (!Directory.Exists(folder))
+            throw new DatasetNotFoundException($"image folder {folder} does not exist; pass --data folder:PATH with one subfolder of images per class");
+        var all = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(folder, f)).Where(ImageFile.HasReadableExtension).Order(StringComparer.Ordinal).ToArray();
+        if (all.FirstOrDefault(f => !f.Contains(Path.DirectorySeparatorChar)) is { } loose)
+            throw new InvalidDataException($"{folder}: image {loose} is not in a class subfolder; a class-conditional model trains on {folder}/CLASS/… (one subfolder per class)");
+        string[] names = Directory.EnumerateDirectories(folder).Select(d => Path.GetFileName(d)!).Order(StringComparer.Ordinal).ToArray();
+        var classOf = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i, StringComparer.Ordinal);
+        var labels = all.Select(f => classOf[f[..f.IndexOf(Path.DirectorySeparatorChar)]]).ToArray();
+        var used = labels.ToHashSet();
+        if (names.FirstOrDefault(n => !used.Contains(classOf[n])) is { } empty)
+            throw new InvalidDataException($"{folder}: class subfolder {empty} holds no images");
+        var data = Load(folder, imageSize, channels, out report, recursive: true, maxPixels);
+        // Load reads the same files in the same (ordinal, relative-path) order, so labels[i] is image i's class
+        return new ImageDataset(data.Images, data.Count, data.Channels, data.Height, data.Width, labels, names.Length).WithClassNames(names);
+    }
 }

@@ -244,7 +244,7 @@ public sealed unsafe class Mpi
             var waited = Stopwatch.GetElapsedTime(Volatile.Read(ref _inFlightSince));
             if (waited < CollectiveTimeout || !ReferenceEquals(name, Volatile.Read(ref _inFlight))) continue;
             Console.Error.WriteLine($"error: rank {Rank} of {Size}: {name} has waited {waited.TotalSeconds:F0} s for the other ranks " +
-                $"(a rank is gone or stuck; the limit is --mpi_timeout {CollectiveTimeout.TotalSeconds:F0}); ending the job");
+                $"(a rank is gone or stuck; the limit is --mpi-timeout {CollectiveTimeout.TotalSeconds:F0}); ending the job");
             Console.Error.Flush();
             Dl.Exit(3);
         }

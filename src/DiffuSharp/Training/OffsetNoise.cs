@@ -1,5 +1,5 @@
 // Offset noise (N. Lin, "Diffusion with Offset Noise", crosslabs.org 2023; diffusers' train_text_to_image.py
-// --noise_offset): ε = z + offset · z' with z ~ N(0, I) per pixel and z' ~ N(0, 1) per (sample, channel), so the
+// --noise-offset): ε = z + offset · z' with z ~ N(0, I) per pixel and z' ~ N(0, 1) per (sample, channel), so the
 // model also learns to change an image's mean brightness, which plain per-pixel noise almost never perturbs.
 // The same ε is both diffused into x_t and the regression target, as in diffusers.
 namespace DiffuSharp.Training;

@@ -1,6 +1,6 @@
 // Data-parallel training over MPI, as improved-diffusion's TrainLoop does under mpiexec (dist_util.sync_params,
 // DistributedDataParallel's gradient all-reduce, LossAwareSampler.update_with_local_losses' all-gather, rank 0
-// saving). With N ranks and --batch_size B, one step trains on a global batch of N·B images:
+// saving). With N ranks and --batch-size B, one step trains on a global batch of N·B images:
 //   1. every rank draws the same global batch (the data Rng is the same everywhere) and trains on its shard
 //      [rank·B, (rank+1)·B); for the other ranks' shards it only advances the label (class dropout), timestep,
 //      noise (offset noise included) and dropout Rngs by what they draw, so every stream stays in step across ranks;

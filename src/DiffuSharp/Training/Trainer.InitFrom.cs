@@ -1,4 +1,4 @@
-// Fine-tuning from a model folder (train --init_from): the trainer's fresh weights are replaced by a folder's before
+// Fine-tuning from a model folder (train --init-from): the trainer's fresh weights are replaced by a folder's before
 // the first step, and every EMA restarts from them (improved-diffusion's TrainLoop copies the resumed weights into
 // its EMA params the same way), so the average never mixes in the random initialisation.
 // A model gaining a null label (classifier-free guidance) has one label_emb row more than the folder: the class rows

@@ -103,8 +103,8 @@ public sealed partial class Trainer
         AtomicFile.Write(path, st => st.Write(new UTF8Encoding(false).GetBytes(string.Concat(keep.Select(l => l + "\n")))));
     }
 
-    /// <summary>Writes the first EMA's weights (live weights when there is no EMA) as a SPEC.md model folder, replacing
-    /// the folder whole (see <see cref="RunFolder.Replace"/>); refuses non-finite weights.</summary>
+    /// <summary>Writes the first EMA's weights (live weights when there is no EMA) as a SPEC.md model folder, with the
+    /// data's class names (class_names.txt) when it has them, replacing the folder whole (see <see cref="RunFolder.Replace"/>); refuses non-finite weights.</summary>
     public void SaveModelFolder(string folder)
     {
         var ema = Emas.Count > 0 ? Emas[0] : null;
@@ -114,7 +114,11 @@ public sealed partial class Trainer
             ["weights"] = ema is null ? "live" : $"ema {ema.Rate.ToString("R", CultureInfo.InvariantCulture)}",
         };
         if (ema is null) CheckFinite(Flat.Values, "weights"); else CheckFinite(ema.Shadow[0].ToArray(), "EMA");
-        RunFolder.Replace(folder, tmp => ModelFolder.Save(tmp, ModelConfig, ExportWeights(ema), meta));
+        RunFolder.Replace(folder, tmp =>
+        {
+            ModelFolder.Save(tmp, ModelConfig, ExportWeights(ema), meta);
+            if (ClassNames is not null) Models.ClassNames.Save(tmp, ClassNames);
+        });
     }
 
     /// <summary>Also save a checkpoint whenever this much wall time passed since the last one (zero: off), so a hard

@@ -58,6 +58,10 @@ public sealed partial class Trainer
     /// <summary>Steps completed so far.</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>The names of the model's classes when the data names them (written to the model folder's
+    /// class_names.txt), else null.</summary>
+    public IReadOnlyList<string>? ClassNames { get; }
+
     /// <summary>A fresh model (initialised from Seed) and optimizer over data, whose images must match the model's shape.</summary>
     /// <param name="world">The MPI job to train in (batch_size images per rank, see Trainer.Distributed.cs), or null for one process.</param>
     public Trainer(ModelConfig modelConfig, TrainConfig config, ImageDataset data, Mpi? world = null)
@@ -76,6 +80,12 @@ public sealed partial class Trainer
             throw new ArgumentException("class_cond needs a labelled dataset, and this one has no labels");
         if (modelConfig.ClassCond && data.NumClasses > (modelConfig.ClassCount ?? 0))
             throw new ArgumentException($"the dataset has {data.NumClasses} classes, the model's num_classes is {modelConfig.ClassCount}");
+        if (modelConfig.ClassCond && data.ClassNames is { } names)
+        {
+            if (names.Count != modelConfig.ClassCount)
+                throw new ArgumentException($"the dataset has {names.Count} named classes ({string.Join(", ", names.Take(10))}{(names.Count > 10 ? ", …" : "")}), the model's num_classes is {modelConfig.ClassCount}: give num_classes {names.Count}");
+            ClassNames = names;
+        }
 
         // One root seed, forked in a fixed order: the model init first, so weights depend only on the seed.
         var root = new Rng(config.Seed);

@@ -62,7 +62,7 @@ public static class VaeCheckpoint
         var (config, objective) = ReadSettings(checkpointFolder);
         var root = Checkpoint.ReadState(checkpointFolder, out string path);
         if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
-            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max_train");
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max-train");
         if (adjust is not null) config = adjust(config);
         var vaeConfig = AutoencoderKLConfig.Load(Path.Combine(checkpointFolder, VaeFolder.ConfigFile));
         var trainer = new VaeTrainer(vaeConfig, config, objective, data);

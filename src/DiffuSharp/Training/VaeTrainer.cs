@@ -138,7 +138,7 @@ public sealed class VaeTrainer
         var terms = VaeLoss.Compute(Model, x, noise, Objective.Loss, Objective.KlWeight);
         double loss = terms.Loss.Item(), rec = terms.Rec.Item(), kl = terms.Kl.Item();
         if (!double.IsFinite(loss))
-            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the loss is {Finite.Describe(loss)}; nothing was updated (lower --lr, or raise --grad_clip)");
+            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the loss is {Finite.Describe(loss)}; nothing was updated (lower --lr, or raise --grad-clip)");
         terms.Loss.Backward();
         foreach (var (start, length) in _frozen) Flat.Grads.AsSpan(start, length).Clear();
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);

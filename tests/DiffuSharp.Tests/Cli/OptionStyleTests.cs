@@ -67,8 +67,8 @@ public sealed class OptionStyleTests : IDisposable
         string run = Path.Combine(_dir, "run");
         Assert.Equal(0, Call(["train", "--steps", "1", .. TrainSafetyTests.Tiny(_dir, run)]).Code);
         // TrainCommand looks for model flags in its raw args: the parser's rewrite makes --num-channels visible there
-        AssertOneLineError(["train", "--resume", "--steps", "2", "--num-channels", "64", "--out", run], "--num_channels cannot change a model on --resume");
-        AssertOneLineError(["train", "--resume", "--steps", "2", "--batch-size", "2", "--out", run], "--batch_size");
+        AssertOneLineError(["train", "--resume", "--steps", "2", "--num-channels", "64", "--out", run], "--num-channels cannot change a model on --resume");
+        AssertOneLineError(["train", "--resume", "--steps", "2", "--batch-size", "2", "--out", run], "--batch-size");
     }
 
     [Fact]

@@ -65,7 +65,7 @@ public sealed class SampleGuidanceTests
         {
             string cc = CliModelFixture.TinyModelFolder(dir, classCond: true), un = CliModelFixture.TinyModelFolder(dir);
             string png = Path.Combine(dir, "x.png");
-            AssertOneLineError(["sample", "--model", cc, "--guidance", "3", "--out", png], "--guidance needs a model trained with a null label (train --class_dropout_prob)");
+            AssertOneLineError(["sample", "--model", cc, "--guidance", "3", "--out", png], "--guidance needs a model trained with a null label (train --class-dropout-prob)");
             AssertOneLineError(["sample", "--model", un, "--guidance", "3", "--out", png], "--guidance needs a class-conditional model");
             AssertOneLineError(["sample", "--model", NullLabelFolder(dir), "--guidance", "-1", "--out", png], "--guidance must be at least 0");
             AssertOneLineError(["eval", "--model", cc, "--guidance", "3", "--n", "0", "--nll-n", "0"], "eval: --guidance needs a model trained with a null label");
@@ -80,8 +80,8 @@ public sealed class SampleGuidanceTests
         try
         {
             string cc = CliModelFixture.TinyModelFolder(dir, classCond: true);
-            AssertOneLineError(["train", "--preset", "tiny", "--class_dropout_prob", "0.1", "--out", dir], "--class_dropout_prob needs a class-conditional model");
-            AssertOneLineError(["train", "--init_from", cc, "--num_channels", "64", "--out", dir], "--num_channels cannot change the network of --init_from");
+            AssertOneLineError(["train", "--preset", "tiny", "--class_dropout_prob", "0.1", "--out", dir], "--class-dropout-prob needs a class-conditional model");
+            AssertOneLineError(["train", "--init_from", cc, "--num_channels", "64", "--out", dir], "--num-channels cannot change the network of --init-from");
             AssertOneLineError(["train", "--preset", "tiny", "--predict_v", "true", "--predict_xstart", "true", "--out", dir], "predict_v and predict_xstart are exclusive");
             AssertOneLineError(["train", "--init_from", Path.Combine(dir, "nope"), "--out", dir], "model folder not found");
         }

@@ -53,7 +53,7 @@ public sealed class TrainSafetyTests
             string run = Path.Combine(dir, "run");
             Assert.Equal(0, Run(["train", "--steps", "1", .. Tiny(dir, run)]).Code);
             TrainSampleEndToEndTests.AssertOneLineError(["train", "--resume", "--steps", "2", "--lr", "5e-3", "--out", run], "--lr 0.005 differs from the checkpoint's 0.001");
-            TrainSampleEndToEndTests.AssertOneLineError(["train", "--resume", "--steps", "2", "--batch_size", "2", "--out", run], "--batch_size");
+            TrainSampleEndToEndTests.AssertOneLineError(["train", "--resume", "--steps", "2", "--batch_size", "2", "--out", run], "--batch-size");
             Assert.Equal(0, Run(["train", "--resume", "--steps", "2", "--lr", "1e-3", "--out", run]).Code);   // the same value is fine
         }
         finally { Directory.Delete(dir, recursive: true); }
@@ -98,7 +98,7 @@ public sealed class TrainSafetyTests
             var m = System.Text.RegularExpressions.Regex.Match(line, @"^error: train: step (\d+): the (loss|gradient norm) is (NaN|\+inf|-inf)");
             Assert.True(m.Success, line);
             long step = long.Parse(m.Groups[1].Value);
-            Assert.Contains("--skip_nonfinite", line);
+            Assert.Contains("--skip-nonfinite", line);
             Assert.Contains($"\"step\": {step - 1},", File.ReadAllText(Path.Combine(run, "checkpoint", "trainer.json")));
             Assert.False(Directory.Exists(Path.Combine(run, "model")));
 

@@ -54,7 +54,7 @@ public sealed class TrainVaeCommandTests
 
     [Theory]
     [InlineData(new[] { "--loss", "l3" }, "--loss must be l1 or l2")]
-    [InlineData(new[] { "--block_out_channels", "8,10" }, "--block_out_channels 10 is not a positive multiple of --norm_num_groups 4")]
+    [InlineData(new[] { "--block_out_channels", "8,10" }, "--block-out-channels 10 is not a positive multiple of --norm-num-groups 4")]
     [InlineData(new[] { "--pad", "1", "--block_out_channels", "8,8,8" }, "padded size 30 is not a multiple of the downsampling factor 4")]
     [InlineData(new[] { "--data", "/nonexistent/fm" }, "/nonexistent/fm")]
     [InlineData(new[] { "--resume", "--overwrite" }, "exclude each other")]

@@ -13,9 +13,8 @@ public class AttentionBlockTests
 {
     static float[] Run(Func<Tensor> f, int blockFloats)
     {
-        int old = AttentionFused.BlockFloats;
-        try { AttentionFused.BlockFloats = blockFloats; return f().ToArray(); }
-        finally { AttentionFused.BlockFloats = old; }
+        using (KernelSwitches.With(s => s with { AttentionBlockFloats = blockFloats }))
+            return f().ToArray();
     }
 
     [Theory]
@@ -56,9 +55,8 @@ public class AttentionBlockTests
 
     static int RowsAt(int blockFloats, int lq, int lk)
     {
-        int old = AttentionFused.BlockFloats;
-        try { AttentionFused.BlockFloats = blockFloats; return AttentionFused.BlockRows(lq, lk); }
-        finally { AttentionFused.BlockFloats = old; }
+        using (KernelSwitches.With(s => s with { AttentionBlockFloats = blockFloats }))
+            return AttentionFused.BlockRows(lq, lk);
     }
 
     static double[] Reference(float[] q, float[] k, float[] v, int b, int lq, int lk, int d, int dv, float scale, bool causal)

@@ -309,20 +309,14 @@ public class ConvDeterminismTests
 
     static float[][] With(int threads, int chunkFloats, int k, int pad, int stride, int saveColFloats = 1 << 22)
     {
-        int oldThreads = Parallelism.MaxThreads, oldChunk = Ops.ConvChunkFloats, oldSave = Ops.ConvSaveColFloats;
+        int oldThreads = Parallelism.MaxThreads;
+        using var switches = KernelSwitches.With(s => s with { ConvChunkFloats = chunkFloats, ConvSaveColFloats = saveColFloats });
         try
         {
             Parallelism.MaxThreads = threads;
-            Ops.ConvChunkFloats = chunkFloats;
-            Ops.ConvSaveColFloats = saveColFloats;
             return Run(k, pad, stride);
         }
-        finally
-        {
-            Parallelism.MaxThreads = oldThreads;
-            Ops.ConvChunkFloats = oldChunk;
-            Ops.ConvSaveColFloats = oldSave;
-        }
+        finally { Parallelism.MaxThreads = oldThreads; }
     }
 
     [Theory]

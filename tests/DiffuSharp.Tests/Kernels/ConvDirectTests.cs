@@ -22,15 +22,8 @@ public unsafe class ConvDirectTests
     public void Direct_conv_and_its_transpose_match_the_reference(int k, int h, int w, int cin, int cout)
     {
         foreach (bool narrow in new[] { false, true })
-        {
-            bool old = ConvDirect.ForceVector256;
-            try
-            {
-                ConvDirect.ForceVector256 = narrow;
+            using (KernelSwitches.With(s => s with { DirectVector256 = narrow }))
                 Check(k, h, w, cin, cout);
-            }
-            finally { ConvDirect.ForceVector256 = old; }
-        }
     }
 
     [Theory]
@@ -44,16 +37,12 @@ public unsafe class ConvDirectTests
         var x = Tensor.RandN([3, cin, h, w], rng);
         var wt = Tensor.RandN([cout, cin, k, k], rng);
         var b = Tensor.RandN([cout], rng);
-        int old = ConvDirect.NarrowOutputs;
-        try
-        {
-            ConvDirect.NarrowOutputs = 4;
-            var narrow = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
-            ConvDirect.NarrowOutputs = 0;
-            var block = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
-            Assert.True(narrow.AsSpan().SequenceEqual(block), "one output channel at a time differs from the block of 8");
-        }
-        finally { ConvDirect.NarrowOutputs = old; }
+        float[] narrow, block;
+        using (KernelSwitches.With(s => s with { DirectNarrowOutputs = 4 }))
+            narrow = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
+        using (KernelSwitches.With(s => s with { DirectNarrowOutputs = 0 }))
+            block = Tensor.Conv2d(x, wt, b, 1, k / 2).ToArray();
+        Assert.True(narrow.AsSpan().SequenceEqual(block), "one output channel at a time differs from the block of 8");
     }
 
     [Theory]
@@ -71,24 +60,20 @@ public unsafe class ConvDirectTests
         var y0 = new float[batch * cout * h * w]; rng.FillNormal(y0);
         var expect = new float[y0.Length];
         Im2Col.Conv2dReference(x, wt, bias, batch, cout, g, expect);
-        int old = ConvDirect.BandFloats;
-        bool oldNarrow = ConvDirect.ForceVector256;
-        try
-        {
-            foreach (bool narrow in new[] { false, true })
-                foreach (bool accumulate in new[] { false, true })
+        foreach (bool narrow in new[] { false, true })
+            foreach (bool accumulate in new[] { false, true })
+            {
+                float[] whole, banded;
+                using (KernelSwitches.With(s => s with { DirectVector256 = narrow, DirectBandFloats = 1 << 30 }))
+                    whole = Run(accumulate);
+                using (KernelSwitches.With(s => s with { DirectVector256 = narrow, DirectBandFloats = 1 }))
                 {
-                    ConvDirect.ForceVector256 = narrow;
-                    ConvDirect.BandFloats = 1 << 30;
-                    var whole = Run(accumulate);
-                    ConvDirect.BandFloats = 1;
                     Assert.Equal(48, ConvDirect.BandPixels(g));
-                    var banded = Run(accumulate);
-                    Assert.True(whole.AsSpan().SequenceEqual(banded), $"banded differs from whole (Vector256 {narrow}, accumulate {accumulate})");
-                    if (!accumulate) GradCheck.AssertClose(expect, banded, 1e-5, 1e-4, "y");
+                    banded = Run(accumulate);
                 }
-        }
-        finally { ConvDirect.BandFloats = old; ConvDirect.ForceVector256 = oldNarrow; }
+                Assert.True(whole.AsSpan().SequenceEqual(banded), $"banded differs from whole (Vector256 {narrow}, accumulate {accumulate})");
+                if (!accumulate) GradCheck.AssertClose(expect, banded, 1e-5, 1e-4, "y");
+            }
 
         float[] Run(bool accumulate)
         {

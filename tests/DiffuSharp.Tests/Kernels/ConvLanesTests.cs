@@ -31,10 +31,8 @@ public unsafe class ConvLanesTests
         var yl = new float[channels * hw * lanes]; rng.FillNormal(yl);
         (float[] Xl, float[] Y, float[] YAcc) Run(bool scalar)
         {
-            bool old = ConvLanes.ScalarTransposes;
-            try
+            using (KernelSwitches.With(s => s with { LanesScalarTransposes = scalar }))
             {
-                ConvLanes.ScalarTransposes = scalar;
                 var xl = new float[ConvLanes.Floats(channels, h, w, 1, lanes)];
                 xl.AsSpan().Fill(float.NaN);
                 var y = new float[x.Length];
@@ -47,7 +45,6 @@ public unsafe class ConvLanesTests
                 }
                 return (xl, y, yAcc);
             }
-            finally { ConvLanes.ScalarTransposes = old; }
         }
         var blocked = Run(false);
         var scalar = Run(true);
@@ -156,14 +153,11 @@ public unsafe class ConvLanesTests
         string[] names = ["y", "dx", "dW", "db"];
         for (int i = 0; i < 4; i++) GradCheck.AssertClose(other[i], lanesPath[i], 1e-5, 1e-4, names[i]);
 
-        bool old = ConvLanes.Forced;
-        try
+        using (KernelSwitches.With(s => s with { LanesForced = true }))
         {
-            ConvLanes.Forced = true;
             var rng = new Rng(19);
             GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 2, 1), [GradCheck.Randn(rng, 16, 3, 6, 5), GradCheck.Randn(rng, 4, 3, 3, 3), GradCheck.Randn(rng, 4)], rng);
         }
-        finally { ConvLanes.Forced = old; }
     }
 
     [Theory, MemberData(nameof(Cases))]
@@ -194,14 +188,13 @@ public unsafe class ConvLanesTests
     internal static float[][] RunConv(bool lanes, int threads, int batch, int cin, int cout, int h, int w, int groupBytes = 16 << 20,
         bool winograd = true, int stride = 1)
     {
-        bool oldForced = ConvLanes.Forced, oldDisabled = ConvLanes.Disabled, oldWinograd = ConvWinograd.Disabled;
-        int oldThreads = Parallelism.MaxThreads, oldGroup = ConvLanes.GroupBytes;
+        int oldThreads = Parallelism.MaxThreads;
+        using var switches = KernelSwitches.With(s => s with
+        {
+            LanesGroupBytes = groupBytes, LanesForced = lanes, LanesDisabled = !lanes, WinogradDisabled = !winograd,
+        });
         try
         {
-            ConvLanes.GroupBytes = groupBytes;
-            ConvLanes.Forced = lanes;
-            ConvLanes.Disabled = !lanes;
-            ConvWinograd.Disabled = !winograd;
             Parallelism.MaxThreads = threads;
             var rng = new Rng(13);
             var x = GradCheck.Randn(rng, batch, cin, h, w).RequireGrad();
@@ -212,14 +205,7 @@ public unsafe class ConvLanesTests
             (y * up).Sum().Backward();
             return [y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray(), b.Grad!.ToArray()];
         }
-        finally
-        {
-            ConvLanes.Forced = oldForced;
-            ConvLanes.Disabled = oldDisabled;
-            ConvWinograd.Disabled = oldWinograd;
-            ConvLanes.GroupBytes = oldGroup;
-            Parallelism.MaxThreads = oldThreads;
-        }
+        finally { Parallelism.MaxThreads = oldThreads; }
     }
 
     [Theory]
@@ -271,10 +257,8 @@ public unsafe class ConvLanesTests
     public void Conv2d_on_the_lane_path_writes_a_fresh_input_gradient_and_adds_to_an_existing_one()
     {
         if (!ConvLanes.IsSupported(new ConvGeometry(3, 7, 7, 3, 3, 1, 1))) return;
-        bool old = ConvLanes.Forced;
-        try
+        using (KernelSwitches.With(s => s with { LanesForced = true }))
         {
-            ConvLanes.Forced = true;
             var rng = new Rng(16);
             var x = GradCheck.Randn(rng, 18, 3, 7, 7).RequireGrad();
             var wt = GradCheck.Randn(rng, 4, 3, 3, 3).RequireGrad();
@@ -290,24 +274,20 @@ public unsafe class ConvLanesTests
             (Tensor.Conv2d(h, wt, null, 1, 1) * up).Sum().Backward();
             for (int i = 0; i < once.Length; i++) Assert.Equal(2 * once[i], x.Grad!.Data[i], 1e-4f * (1 + Math.Abs(2 * once[i])));
         }
-        finally { ConvLanes.Forced = old; }
     }
 
     [Fact]
     public void Conv2d_on_the_lane_path_matches_finite_differences()
     {
         if (!ConvLanes.IsSupported(new ConvGeometry(3, 5, 4, 3, 3, 1, 1))) return;
-        bool old = ConvLanes.Forced;
-        try
+        using (KernelSwitches.With(s => s with { LanesForced = true }))
         {
-            ConvLanes.Forced = true;
             var rng = new Rng(14);
             var x = GradCheck.Randn(rng, 17, 3, 5, 4);
             var wt = GradCheck.Randn(rng, 2, 3, 3, 3);
             var b = GradCheck.Randn(rng, 2);
             GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 1, 1), [x, wt, b], rng);
         }
-        finally { ConvLanes.Forced = old; }
     }
 
     [Theory]
@@ -322,11 +302,9 @@ public unsafe class ConvLanesTests
         var x = Tensor.RandN([batch, c, h, w], rng);
         var wt = Tensor.RandN([cout, c, 3, 3], rng);
         var b = Tensor.RandN([cout], rng);
-        bool oldForced = ConvLanes.Forced, oldWinograd = ConvWinograd.Disabled, oldScalar = ConvLanes.ScalarTransposes;
-        try
+        // the lanes forced, and on two-halves Vector512 where the CPU has no AVX-512
+        using (KernelSwitches.With(s => s with { LanesForced = true, WinogradDisabled = noWinograd, LanesScalarTransposes = scalar, LanesEmulated512 = true }))
         {
-            ConvLanes.Forced = true; ConvWinograd.Disabled = noWinograd; ConvLanes.ScalarTransposes = scalar;
-            ConvLanes.EmulatedForTests = true;              // two-halves Vector512 where the CPU has no AVX-512
             using (Tensor.NoGrad())
             {
                 Assert.True(Ops.UpsampleConvFuses(x, cout));
@@ -337,6 +315,5 @@ public unsafe class ConvLanesTests
             Assert.False(Ops.UpsampleConvFuses(x, cout));                    // gradients on: the two ops run
             Assert.Throws<InvalidOperationException>(() => Ops.UpsampleConv2dNoGrad(x, wt, b));
         }
-        finally { ConvLanes.Forced = oldForced; ConvWinograd.Disabled = oldWinograd; ConvLanes.ScalarTransposes = oldScalar; ConvLanes.EmulatedForTests = false; }
     }
 }

@@ -33,15 +33,16 @@ public unsafe class ConvWinogradNchwTests
         var g = new ConvGeometry(cin, h, wd, 3, 3, 1, 1);
         var expect = new float[batch * cout * h * wd];
         Im2Col.Conv2dReference(x, w, b, batch, cout, g, expect);
-        int oldChunk = ConvWinogradNchw.ChunkFloats, oldThreads = Parallelism.MaxThreads;
+        int oldThreads = Parallelism.MaxThreads;
         try
         {
-            ConvWinogradNchw.ChunkFloats = 1 << 30;
-            var whole = Forward(x, w, b, batch, cin, cout, h, wd);
+            float[] whole, rows;
+            using (KernelSwitches.With(s => s with { WinogradNchwChunkFloats = 1 << 30 }))
+                whole = Forward(x, w, b, batch, cin, cout, h, wd);
             GradCheck.AssertClose(expect, whole, 1e-5, 1e-5, "y");
-            ConvWinogradNchw.ChunkFloats = 1;                       // one tile row per chunk
+            using var oneRow = KernelSwitches.With(s => s with { WinogradNchwChunkFloats = 1 });   // one tile row per chunk
             Assert.Equal(1, ConvWinogradNchw.ChunkRows(g, cout, batch * h / 2));
-            var rows = Forward(x, w, b, batch, cin, cout, h, wd);
+            rows = Forward(x, w, b, batch, cin, cout, h, wd);
             Assert.True(whole.AsSpan().SequenceEqual(rows), "one tile row per chunk differs from one chunk");
             Parallelism.MaxThreads = 1;
             var one = Forward(x, w, b, batch, cin, cout, h, wd);
@@ -50,7 +51,7 @@ public unsafe class ConvWinogradNchwTests
             Im2Col.Conv2dReference(x, w, default, batch, cout, g, expect);
             GradCheck.AssertClose(expect, noBias, 1e-5, 1e-5, "y without bias");
         }
-        finally { ConvWinogradNchw.ChunkFloats = oldChunk; Parallelism.MaxThreads = oldThreads; }
+        finally { Parallelism.MaxThreads = oldThreads; }
     }
 
     [Fact]
@@ -66,9 +67,8 @@ public unsafe class ConvWinogradNchwTests
         using (Tensor.NoGrad())
         {
             wino = Tensor.Conv2d(x, w, b, 1, 1).ToArray();
-            ConvWinogradNchw.Disabled = true;
-            try { direct = Tensor.Conv2d(x, w, b, 1, 1).ToArray(); }
-            finally { ConvWinogradNchw.Disabled = false; }
+            using (KernelSwitches.With(s => s with { WinogradNchwDisabled = true }))
+                direct = Tensor.Conv2d(x, w, b, 1, 1).ToArray();
         }
         Assert.False(wino.AsSpan().SequenceEqual(direct), "expected the Winograd path to round differently from the direct one");
         GradCheck.AssertClose(direct, wino, 1e-4, 1e-5, "winograd vs direct");

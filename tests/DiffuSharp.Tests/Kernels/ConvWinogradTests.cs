@@ -127,16 +127,13 @@ public unsafe class ConvWinogradTests
     public void Conv2d_with_winograd_matches_finite_differences()
     {
         if (!ConvWinograd.IsSupported(new ConvGeometry(8, 3, 5, 3, 3, 1, 1))) return;
-        bool old = ConvLanes.Forced;
-        try
+        using (KernelSwitches.With(s => s with { LanesForced = true }))
         {
-            ConvLanes.Forced = true;
             var rng = new Rng(24);
             var x = GradCheck.Randn(rng, 16, 8, 3, 5);                  // 8 channels in and out: where Winograd pays
             var wt = GradCheck.Randn(rng, 8, 8, 3, 3);
             var b = GradCheck.Randn(rng, 8);
             GradCheck.Check(t => Tensor.Conv2d(t[0], t[1], t[2], 1, 1), [x, wt, b], rng);
         }
-        finally { ConvLanes.Forced = old; }
     }
 }

@@ -138,12 +138,8 @@ public unsafe class GemmTests
                 Gemm.Run(kernel, tiny, 1, transA, transB, t.M, t.N, t.K, a, lda, 0, b, ldb, 0, t.Beta, c, ldc, 0)));
             float[] one = Run(1), two = Run(2);
             Assert.True(one.AsSpan().SequenceEqual(two), $"{kernel} {t}: results differ between 1 and 2 threads");
-            try
-            {
-                Gemm.PackBackwards = true;                  // packing stores that spill past a row block show up here
+            using (KernelSwitches.With(s => s with { GemmPackBackwards = true }))   // packing stores that spill past a row block show up here
                 Assert.True(one.AsSpan().SequenceEqual(Run(2)), $"{kernel} {t}: row blocks packed last to first differ");
-            }
-            finally { Gemm.PackBackwards = false; }
         }
     }
 
@@ -167,12 +163,8 @@ public unsafe class GemmTests
             {
                 long helped = Gemm.HelpedBlocks;
                 float[] two;
-                try
-                {
-                    Gemm.SlowFirstChunkMs = 1 + attempt;
+                using (KernelSwitches.With(s => s with { GemmSlowFirstChunkMs = 1 + attempt }))
                     two = Run(2);
-                }
-                finally { Gemm.SlowFirstChunkMs = 0; }
                 tookBlocks = Gemm.HelpedBlocks > helped;
                 Assert.True(one.AsSpan().SequenceEqual(two), $"{kernel} {t}: helped product differs from one thread");
             }

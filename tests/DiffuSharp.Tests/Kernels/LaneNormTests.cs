@@ -30,10 +30,8 @@ public unsafe class LaneNormTests
         var mean = new float[2 * batch * groups];
         var rstd = new float[batch * groups];
         var table = new float[LaneNorm.TableFloats(channels, lanes)];
-        bool old = ConvLanes.ScalarTransposes;
-        try
+        using (KernelSwitches.With(s => s with { LanesScalarTransposes = scalar }))
         {
-            ConvLanes.ScalarTransposes = scalar;
             fixed (float* pref = reference, pe = expected, pa = actual, px = x.ToArray(), pm = mean, pr = rstd, pt = table,
                    pg = gamma.ToArray(), pb = beta.ToArray())
             {
@@ -43,7 +41,6 @@ public unsafe class LaneNormTests
                 ConvLanes.ToLanes(px, batch, channels, h, w, 1, hp, wp, lanes, pt, pa);
             }
         }
-        finally { ConvLanes.ScalarTransposes = old; }
         for (int i = 0; i < expected.Length; i++)
             Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"xl[{i}]: {actual[i]:G9}, expected {expected[i]:G9}");
     }

@@ -10,27 +10,20 @@ using Xunit;
 namespace DiffuSharp.Tests.NN;
 
 [Collection("Parallelism")]
-public class ResBlockFusionTests : IDisposable
+public class ResBlockFusionTests
 {
-    // xunit runs a test's constructor, body and Dispose on one thread: on a CPU without AVX-512 the lane kernels run
-    // with .NET's two-halves Vector512 (same bits, slower), so the fused path is tested on every machine.
-    readonly bool _emulated = ConvLanes.EmulatedForTests;
-    public ResBlockFusionTests() => ConvLanes.EmulatedForTests = true;
-    public void Dispose() => ConvLanes.EmulatedForTests = _emulated;
+    /// <summary>Every test runs in this scope: on a CPU without AVX-512 the lane kernels run with .NET's two-halves
+    /// Vector512 (same bits, slower), so the fused path is tested on every machine.</summary>
+    static KernelSwitches.Scope Emulated512() => KernelSwitches.With(s => s with { LanesEmulated512 = true });
 
     static float[] Run(ResBlock block, int cout, Tensor x, Tensor emb, bool fused, out bool tookFusedPath)
     {
-        bool old = Ops.ResBlockFusionDisabled;
-        try
+        using (KernelSwitches.With(s => s with { ResBlockFusionDisabled = !fused }))
+        using (Tensor.NoGrad())
         {
-            Ops.ResBlockFusionDisabled = !fused;
-            using (Tensor.NoGrad())
-            {
-                tookFusedPath = Ops.ResBlockFuses(x, cout);
-                return block.Forward(x, emb, new ForwardContext(Training: false, Rng: null)).ToArray();
-            }
+            tookFusedPath = Ops.ResBlockFuses(x, cout);
+            return block.Forward(x, emb, new ForwardContext(Training: false, Rng: null)).ToArray();
         }
-        finally { Ops.ResBlockFusionDisabled = old; }
     }
 
     [Theory]
@@ -43,17 +36,15 @@ public class ResBlockFusionTests : IDisposable
     [InlineData(48, 32, 32, 6, 6, false, 0)]       // 16 images per thread, each through the whole block
     public void Fused_forward_equals_the_single_ops(int batch, int cin, int cout, int h, int w, bool noWinograd, int groupBytes)
     {
+        using var emulated = Emulated512();
         var rng = new Rng(12);
         var block = new ResBlock(cin, 40, dropout: 0.1f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
         foreach (var (_, p) in block.NamedParameters())                   // out_layers' conv starts at zero: give it weights
             (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
         var x = Tensor.RandN([batch, cin, h, w], rng) + 0.3f;
         var emb = Tensor.RandN([batch, 40], rng);
-        bool oldWinograd = ConvWinograd.Disabled; int oldGroup = ConvLanes.GroupBytes;
-        try
+        using (KernelSwitches.With(s => s with { WinogradDisabled = noWinograd, LanesGroupBytes = groupBytes > 0 ? groupBytes : s.LanesGroupBytes }))
         {
-            ConvWinograd.Disabled = noWinograd;
-            if (groupBytes > 0) ConvLanes.GroupBytes = groupBytes;
             var single = Run(block, cout, x, emb, fused: false, out bool singleFused);
             var fused = Run(block, cout, x, emb, fused: true, out bool tookFused);
             Assert.False(singleFused);
@@ -69,7 +60,6 @@ public class ResBlockFusionTests : IDisposable
             // forms); the convolution after it adds Cout·9 such terms. Float rounding of the block is ~1e-7 of its scale.
             Assert.True(maxDiff <= 2e-6 * maxRef, $"max |fused − single| = {maxDiff:G3} at scale {maxRef:G3}");
         }
-        finally { ConvWinograd.Disabled = oldWinograd; ConvLanes.GroupBytes = oldGroup; }
     }
 
     [Theory]
@@ -77,6 +67,7 @@ public class ResBlockFusionTests : IDisposable
     [InlineData(32, 32, 32, 28, 28)]  // every step on every thread
     public void Fused_forward_gives_the_same_bits_on_1_and_2_threads(int batch, int cin, int cout, int h, int w)
     {
+        using var emulated = Emulated512();
         var rng = new Rng(30);
         var block = new ResBlock(cin, 16, dropout: 0f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
         foreach (var (_, p) in block.NamedParameters()) (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
@@ -102,6 +93,7 @@ public class ResBlockFusionTests : IDisposable
     [InlineData(40, 32, 32, 32, 9, 9)]     // 16 images per thread, spare lanes in the last group
     public void Fused_forward_of_two_parts_equals_the_single_ops_on_their_concatenation(int batch, int ca, int cb, int cout, int h, int w)
     {
+        using var emulated = Emulated512();
         var rng = new Rng(31);
         var block = new ResBlock(ca + cb, 24, dropout: 0.1f, cout, useScaleShiftNorm: false, useConvSkip: false, rng);
         foreach (var (_, p) in block.NamedParameters()) (Tensor.RandN(p.Shape, rng) * 0.2f).Data.CopyTo(p.Data);
@@ -110,19 +102,13 @@ public class ResBlockFusionTests : IDisposable
         var emb = Tensor.RandN([batch, 24], rng);
         var ctx = new ForwardContext(Training: false, Rng: null);
         float[] single, pair;
-        bool old = Ops.ResBlockFusionDisabled;
-        try
+        using (Tensor.NoGrad())
         {
-            using (Tensor.NoGrad())
-            {
-                Ops.ResBlockFusionDisabled = true;
+            using (KernelSwitches.With(s => s with { ResBlockFusionDisabled = true }))
                 single = block.Forward(Tensor.Concat([a, b], 1), emb, ctx).ToArray();
-                Ops.ResBlockFusionDisabled = false;
-                Assert.True(Ops.ResBlockFuses(batch, ca + cb, h, w, cout), "the fused path was not taken");
-                pair = block.Forward(a, b, emb, ctx).ToArray();
-            }
+            Assert.True(Ops.ResBlockFuses(batch, ca + cb, h, w, cout), "the fused path was not taken");
+            pair = block.Forward(a, b, emb, ctx).ToArray();
         }
-        finally { Ops.ResBlockFusionDisabled = old; }
         double maxDiff = 0, maxRef = 0;
         for (int i = 0; i < single.Length; i++)
         {
@@ -154,6 +140,7 @@ public class ResBlockFusionTests : IDisposable
     [Fact]
     public void Not_fused_with_gradients_with_dropout_in_training_or_with_a_small_batch()
     {
+        using var emulated = Emulated512();
         var x = Tensor.Zeros(16, 32, 7, 7);
         Assert.False(Ops.ResBlockFuses(x, 32));                            // gradients recorded
         using (Tensor.NoGrad())

@@ -84,13 +84,11 @@ public class UNetParityTests
         using (Tensor.NoGrad())
         {
             // the lane kernels with .NET's two-halves Vector512 where the CPU has no AVX-512: the same bits, slower
-            DiffuSharp.Kernels.ConvLanes.EmulatedForTests = true;
-            try
+            using (DiffuSharp.Kernels.KernelSwitches.With(s => s with { LanesEmulated512 = true }))
             {
                 Assert.True(DiffuSharp.Autograd.Ops.ResBlockFuses(Tensor.Zeros(16, 32, 28, 28), 32), "the ResBlocks do not run fused at batch 16");
                 output = model.Forward(x, t).ToArray();
             }
-            finally { DiffuSharp.Kernels.ConvLanes.EmulatedForTests = false; }
         }
         var expected = io.ReadFloat32("out");
         for (int copy = 0; copy < 4; copy++)

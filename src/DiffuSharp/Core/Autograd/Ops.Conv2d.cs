@@ -29,10 +29,10 @@ namespace DiffuSharp.Autograd;
 internal static unsafe partial class Ops
 {
     /// <summary>Floats of one chunk's column matrix (8 MB): big enough for long GEMMs, small enough to stay cached.</summary>
-    internal static int ConvChunkFloats = 1 << 21;
+    internal static int ConvChunkFloats => KernelSwitches.Current.ConvChunkFloats;
 
     /// <summary>Largest whole-batch column matrix (floats) the forward keeps for backward instead of recomputing it.</summary>
-    internal static int ConvSaveColFloats = 1 << 22;
+    internal static int ConvSaveColFloats => KernelSwitches.Current.ConvSaveColFloats;
 
     /// <summary>y = conv2d(x, W) + b. x: (B, Cin, H, W), weight: (Cout, Cin, kh, kw), bias: (Cout) or null
     /// → (B, Cout, Ho, Wo), Ho = (H + 2·padding − kh)/stride + 1.</summary>

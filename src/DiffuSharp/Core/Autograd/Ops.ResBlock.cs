@@ -13,8 +13,8 @@ namespace DiffuSharp.Autograd;
 
 internal static unsafe partial class Ops
 {
-    /// <summary>Tests set this to run every ResBlock through the single ops.</summary>
-    internal static bool ResBlockFusionDisabled;
+    /// <summary>Tests turn this on (KernelSwitches) to run every ResBlock through the single ops.</summary>
+    internal static bool ResBlockFusionDisabled => KernelSwitches.Current.ResBlockFusionDisabled;
 
     /// <summary>Whether <see cref="ResBlockNoGrad"/> takes input x (B, C, H, W) to cout channels: no gradient recorded
     /// and both convolutions preferring the lane layout.</summary>

@@ -42,7 +42,7 @@ internal static unsafe class AttentionFused
     /// <summary>Floats of one block's scores (2 MB): a block of query rows runs its three steps (S = Q·Kᵀ, the softmax,
     /// O = P·V) while its S is still in cache, where SD 1.5's 4096 × 4096 scores per head (64 MB) went to memory and
     /// back three times (one thread, 16 heads of 4096 × 40: 54 GFLOP/s).</summary>
-    internal static int BlockFloats = 1 << 19;
+    internal static int BlockFloats => KernelSwitches.Current.AttentionBlockFloats;
 
     /// <summary>Query rows per block: whole multiples of 32 within BlockFloats (at least 32), or all of them.</summary>
     internal static int BlockRows(int lq, int lk)

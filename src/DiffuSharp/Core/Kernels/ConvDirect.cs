@@ -33,11 +33,11 @@ internal static unsafe class ConvDirect
     /// pass (forward 11 against 12-24 ms, dx 8-11 against 13-17 ms). dx stays direct at 7×7 (1.5-2.2 against 2.0-2.6 ms).</summary>
     public static bool PreferForward(in ConvGeometry g) => g.W >= 14;
 
-    /// <summary>Benchmarks and tests set this to time or check the im2col path on the same shapes.</summary>
-    internal static bool Disabled;
+    /// <summary>Benchmarks and tests turn this on (KernelSwitches) to time or check the im2col path on the same shapes.</summary>
+    internal static bool Disabled => KernelSwitches.Current.DirectDisabled;
 
-    /// <summary>Tests set this to run the Vector256 kernel on an AVX-512 machine.</summary>
-    internal static bool ForceVector256;
+    /// <summary>Tests turn this on (KernelSwitches) to run the Vector256 kernel on an AVX-512 machine.</summary>
+    internal static bool ForceVector256 => KernelSwitches.Current.DirectVector256;
 
     static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
 
@@ -115,7 +115,7 @@ internal static unsafe class ConvDirect
     /// band, over all input channels, then stay in the L2/L3 caches while every block of 8 output channels reads them
     /// in turn, where whole VAE-sized images (128 channels at 512×512: 135 MB) came from memory once per output block
     /// and ran at 40% of the FMA ceiling. Tests shrink it to cut small images into many bands.</summary>
-    internal static int BandFloats = 1 << 18;
+    internal static int BandFloats => KernelSwitches.Current.DirectBandFloats;
 
     /// <summary>Flat output pixels per band: whole 48-pixel tiles, as many as keep the input rows they read (over all
     /// channels, the k − 1 halo rows included) within BandFloats; at least one tile; all of them when that covers
@@ -134,23 +134,25 @@ internal static unsafe class ConvDirect
     /// same terms in the same order whatever the band, so the bits do not depend on the banding.</summary>
     public static void Forward(float* xp, int count, in ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate)
     {
-        int blocks = (outC + OutBlock - 1) / OutBlock, band = BandPixels(g), bands = (Pixels(g) + band - 1) / band;
-        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate, band, bands);
+        int blocks = (outC + OutBlock - 1) / OutBlock, band = BandPixels(g), n = Pixels(g), bands = (n + band - 1) / band;
+        bool use512 = Use512;                                              // the switches read once per call
+        var work = new ForwardWork(xp, g, wpk, outC, bias, y, accumulate, band, bands, n, use512, use512 && outC <= NarrowOutputs);
         ParallelFor.Run(count * bands * blocks, work);
     }
 
-    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate, int band, int bands) : IWorkItem
+    readonly struct ForwardWork(float* xp, ConvGeometry g, float* wpk, int outC, float* bias, float* y, bool accumulate, int band, int bands,
+        int n, bool use512, bool narrow) : IWorkItem
     {
         public void Invoke(int index)
         {
             int blocks = (outC + OutBlock - 1) / OutBlock, b = index / (blocks * bands), ob = index % blocks, bi = index / blocks % bands;
-            int n = Pixels(g), kk = g.Kh * g.Kw, q0 = bi * band, q1 = Math.Min(n, q0 + band), len = q1 - q0;
+            int kk = g.Kh * g.Kw, q0 = bi * band, q1 = Math.Min(n, q0 + band), len = q1 - q0;
             using var buf = new AlignedScratch((long)OutBlock * len);
             float* acc = buf.Pointer - q0;                                 // acc[r·len + q] for q in [q0, q1)
             float* x = xp + (long)b * g.C * PlaneFloats(g), w = wpk + (long)ob * g.C * kk * OutBlock;
-            if (Use512 && outC <= NarrowOutputs)
+            if (narrow)
                 for (int r = 0; r < outC; r++) Narrow512(x, g, w + r, acc + (long)r * len, q0, q1);
-            else if (Use512) Tiles512(x, g, w, acc, len, q0, q1);
+            else if (use512) Tiles512(x, g, w, acc, len, q0, q1);
             else Tiles256(x, g, w, acc, len, q0, q1);
             // keep the W real columns of every row: acc[r, oy·Wp + ox] → y[b, ob·8 + r, oy, ox] (+ bias)
             int wp = Wp(g), rows = Math.Min(OutBlock, outC - ob * OutBlock), qEnd = Math.Min(q1, g.H * wp);
@@ -332,7 +334,7 @@ internal static unsafe class ConvDirect
 
     /// <summary>Up to this many output channels (a UNet's last convolution: 1 or 3), each runs on its own through
     /// <see cref="Narrow512"/> instead of as a block of 8 mostly zero ones.</summary>
-    internal static int NarrowOutputs = 4;
+    internal static int NarrowOutputs => KernelSwitches.Current.DirectNarrowOutputs;
 
     /// <summary>acc[q] = Σ_c Σ_taps w[(c·k·k + tap)·8] · x[c, q + tap offset] for one output channel (w points at its
     /// lane of the packed block): 8 Vector512s of pixels per tile, per (c, tap) 8 loads and one broadcast for 8 FMAs.

@@ -26,15 +26,15 @@ internal static unsafe class ConvLanes
 {
     const int OutBlock = 8, Lane = 16;
 
-    /// <summary>Tests set this to turn the lane path off (and compare it with the others).</summary>
-    internal static bool Disabled;
+    /// <summary>Tests turn this on (KernelSwitches) to turn the lane path off (and compare it with the others).</summary>
+    internal static bool Disabled => KernelSwitches.Current.LanesDisabled;
 
-    /// <summary>Tests set this to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
-    internal static bool Forced;
+    /// <summary>Tests turn this on (KernelSwitches) to take the lane path for every supported shape and batch, not only where it is preferred.</summary>
+    internal static bool Forced => KernelSwitches.Current.LanesForced;
 
-    /// <summary>Tests set this (on their own thread) to run the lane kernels on a CPU without AVX-512, where .NET
+    /// <summary>Tests turn this on (KernelSwitches) to run the lane kernels on a CPU without AVX-512, where .NET
     /// computes each Vector512 as two 256-bit halves: the same bits, slower, so production never takes it there.</summary>
-    [ThreadStatic] internal static bool EmulatedForTests;
+    internal static bool EmulatedForTests => KernelSwitches.Current.LanesEmulated512;
 
     static bool Has512 => Vector512.IsHardwareAccelerated || EmulatedForTests;
 
@@ -72,7 +72,7 @@ internal static unsafe class ConvLanes
     /// <summary>Bytes a group's padded lane tensor may take: a group is laid out, convolved and laid back before the next.
     /// Only a bound on the scratch memory of large batches: at batch 32 whole batches measured faster than groups of 16
     /// even where those fit L2 (28×28, 32 channels: 7.0 against 7.5 ms forward+backward).</summary>
-    internal static int GroupBytes = 16 << 20;
+    internal static int GroupBytes => KernelSwitches.Current.LanesGroupBytes;
 
     /// <summary>Images per group: the whole batch when its padded lane tensor of the larger channel count fits
     /// GroupBytes (16 MB), else the most whole Vector512s of images that do (at least 16).
@@ -97,9 +97,10 @@ internal static unsafe class ConvLanes
     // ToLanes may apply a group norm + SiLU on the way (LaneNorm): every value then goes through the same vector
     // arithmetic, whichever of these paths carries it.
 
-    /// <summary>Tests set this to run the one-float-at-a-time reference of the layout changes.</summary>
-    internal static bool ScalarTransposes;
+    /// <summary>Tests turn this on (KernelSwitches) to run the one-float-at-a-time reference of the layout changes.</summary>
+    internal static bool ScalarTransposes => KernelSwitches.Current.LanesScalarTransposes;
 
+    /// <summary>Read once per call (the work items get it): the switch is looked up on the calling thread.</summary>
     static bool Blocked => Avx.IsSupported && !ScalarTransposes;
 
     /// <summary>xl[(c·Hp + y + pad)·Wp + x + pad][b] = x[b, c, y, x] with Hp = H + 2·pad, Wp = W + 2·pad; zero on the
@@ -167,14 +168,14 @@ internal static unsafe class ConvLanes
                 for (int p = 0; p < hw; p++)
                     for (int j = 0; j < copies; j++)
                         pos[p * copies + j] = (p / w * scale + j / scale + pad) * wp + p % w * scale + j % scale + pad;
-                var work = new ToLanesWork<TMap>(x, batch, h, w, scale, pad, hp, wp, lanes, pos, map, xl);
+                var work = new ToLanesWork<TMap>(x, batch, h, w, scale, pad, hp, wp, lanes, pos, map, xl, Blocked);
                 ParallelFor.Run(channels, work);
             }
         }
         finally { ArrayPool<int>.Shared.Return(posBuf); }
     }
 
-    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl)
+    readonly struct ToLanesWork<TMap>(ChannelPair x, int batch, int h, int w, int scale, int pad, int hp, int wp, int lanes, int* pos, TMap map, float* xl, bool blocked)
         : IWorkItem where TMap : struct, ILaneMap
     {
         public void Invoke(int c)
@@ -184,7 +185,7 @@ internal static unsafe class ConvLanes
             ClearPadding(dst);
             float* src = x.Plane(c, hw, out long imageStride);                      // image 0, channel c
             int b = 0;
-            if (Blocked)
+            if (blocked)
                 for (; b + 8 <= batch; b += 8)
                 {
                     float* s = src + b * imageStride;
@@ -267,11 +268,11 @@ internal static unsafe class ConvLanes
     /// y[b, c, p] = r[b, c, p] + (yl[c·HW + p][b] + bias[c]), the bits of adding r to the plain result.</summary>
     public static void FromLanes(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate)
     {
-        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, residual, y, accumulate);
+        var work = new FromLanesWork(yl, batch, channels, hw, lanes, bias, residual, y, accumulate, Blocked);
         ParallelFor.Run(channels, work);
     }
 
-    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate) : IWorkItem
+    readonly struct FromLanesWork(float* yl, int batch, int channels, int hw, int lanes, float* bias, float* residual, float* y, bool accumulate, bool blocked) : IWorkItem
     {
         public void Invoke(int c)
         {
@@ -280,7 +281,7 @@ internal static unsafe class ConvLanes
             long imageStride = (long)channels * hw;
             float* dst = y + (long)c * hw;                                          // image 0, channel c
             int b = 0;
-            if (Blocked)
+            if (blocked)
             {
                 var bias8 = Vector256.Create(bv);
                 for (; b + 8 <= batch; b += 8)

@@ -31,8 +31,8 @@ internal static unsafe class ConvWinograd
 {
     const int OutBlock = 8, Lane = 16, Positions = 16;
 
-    /// <summary>Tests set this to turn the Winograd path off (and compare it with the direct lane kernel).</summary>
-    internal static bool Disabled;
+    /// <summary>Tests turn this on (KernelSwitches) to turn the Winograd path off (and compare it with the direct lane kernel).</summary>
+    internal static bool Disabled => KernelSwitches.Current.WinogradDisabled;
 
     /// <summary>A 3×3 stride-1 padding-1 convolution where the lane kernels run (AVX-512).</summary>
     public static bool IsSupported(in ConvGeometry g) => !Disabled && ConvLanes.IsSupported(g);

@@ -21,11 +21,11 @@ internal static unsafe class ConvWinogradNchw
 {
     const int Positions = 16;
 
-    /// <summary>Tests and benchmarks set this to compare with the direct kernel on the same shapes.</summary>
-    internal static bool Disabled;
+    /// <summary>Tests and benchmarks turn this on (KernelSwitches) to compare with the direct kernel on the same shapes.</summary>
+    internal static bool Disabled => KernelSwitches.Current.WinogradNchwDisabled;
 
     /// <summary>Floats of one chunk's V and M together (16 MB).</summary>
-    internal static int ChunkFloats = 1 << 22;
+    internal static int ChunkFloats => KernelSwitches.Current.WinogradNchwChunkFloats;
 
     /// <summary>Where this forward runs: 3×3 stride 1 padding 1, even height and width of at least 16, and at least
     /// MinChannels input and output channels (below that the GEMMs are too thin to beat the direct kernel), with SIMD.</summary>
@@ -33,7 +33,7 @@ internal static unsafe class ConvWinogradNchw
         !Disabled && g.Kh == 3 && g.Kw == 3 && g.Stride == 1 && g.Pad == 1 && g.H % 2 == 0 && g.W % 2 == 0 && g.W >= 16 && g.H >= 2
         && Math.Min(g.C, cout) >= MinChannels && Vector256.IsHardwareAccelerated;
 
-    internal static int MinChannels = 128;
+    internal static int MinChannels => KernelSwitches.Current.WinogradNchwMinChannels;
 
     /// <summary>Tile rows per chunk: as many whole rows of W/2 tiles as keep 16·(Cin + Cout)·tiles within ChunkFloats,
     /// at least one.</summary>

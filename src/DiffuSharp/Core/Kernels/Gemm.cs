@@ -409,11 +409,11 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Tests and benchmarks: threads that run out of chunks do not help the others.</summary>
-    internal static bool HelpDisabled;
+    internal static bool HelpDisabled => KernelSwitches.Current.GemmHelpDisabled;
 
     /// <summary>Tests: the owner of the first column chunk sleeps this long before each M block it takes (a thread
     /// on a shared core), so that the others help it.</summary>
-    internal static int SlowFirstChunkMs;
+    internal static int SlowFirstChunkMs => KernelSwitches.Current.GemmSlowFirstChunkMs;
 
     /// <summary>M blocks computed by helping threads since the start of the process (tests read it).</summary>
     internal static long HelpedBlocks;
@@ -435,7 +435,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Tests: pack a shared A's row blocks last to first (no row block may rely on the next one being packed after it).</summary>
-    internal static bool PackBackwards;
+    internal static bool PackBackwards => KernelSwitches.Current.GemmPackBackwards;
 
     /// <summary>The row blocks of a shared packed A, one at a time, to whichever thread asks next (a thread slowed by
     /// a shared core packs fewer).</summary>

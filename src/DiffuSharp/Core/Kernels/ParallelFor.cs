@@ -134,6 +134,9 @@ static class WorkerPool
 {
     internal abstract class Job
     {
+        /// <summary>The switches of the thread that issued the job: the workers run it with them.</summary>
+        public KernelSwitches Switches = KernelSwitches.Default;
+
         /// <summary>Claims and runs ranges until none is left.</summary>
         public abstract void RunChunks();
 
@@ -168,6 +171,7 @@ static class WorkerPool
     {
         EnsureWorkers(helpers);
         _failure = null;
+        job.Switches = KernelSwitches.Current;
         var workers = _workers;
         for (int w = 0; w < helpers; w++)
         {
@@ -203,7 +207,9 @@ static class WorkerPool
             {
                 var worker = new Worker();
                 grown[w] = worker;
-                new Thread(() => Loop(worker)) { IsBackground = true, Name = $"DiffuSharp worker {w + 1}" }.Start();
+                // UnsafeStart: a worker keeps no ExecutionContext of the thread that happened to start it (a
+                // KernelSwitches scope among it); it runs each job with the switches of the job's caller
+                new Thread(() => Loop(worker)) { IsBackground = true, Name = $"DiffuSharp worker {w + 1}" }.UnsafeStart();
             }
             _workers = grown;
         }
@@ -217,8 +223,10 @@ static class WorkerPool
             WaitForOffer(me);
             if (Interlocked.CompareExchange(ref me.State, Running, Offered) != Offered) continue;   // withdrawn
             var job = me.Job!;
+            var previous = KernelSwitches.EnterJob(job.Switches);
             try { job.RunChunks(); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); job.Abandon(); }
+            finally { KernelSwitches.LeaveJob(previous); }
             me.Job = null;
             Volatile.Write(ref me.State, Idle);
         }
