@@ -83,7 +83,7 @@ public static class SampleDdpmCommand
             if (shape.Length != 5 || shape[0] < scheduler.Timesteps.Count || shape[1] != n || shape[2] != C || shape[3] != S || shape[4] != S)
                 throw new CliException($"{Name}: --step-noise {stepPath} has shape ({string.Join(", ", shape)}); {steps} steps of {samplerName} need ({scheduler.Timesteps.Count}, {n}, {C}, {S}, {S})");
         }
-        int[]? labels = Labels(o, c.NumClassEmbeds, n);
+        int[]? labels = Labels(o, c.NumClassEmbeds, n, folder);
 
         var rng = new Rng(seed);
         var samples = new float[n * len];
@@ -110,7 +110,7 @@ public static class SampleDdpmCommand
         return Tensor.FromArray(all.AsSpan(at, b * len).ToArray(), b, c, s, s);
     }
 
-    static int[]? Labels(ParsedOptions o, int? classes, int n)
+    static int[]? Labels(ParsedOptions o, int? classes, int n, string folder)
     {
         string? spec = o.String("class");
         if (classes is not int k)
@@ -119,6 +119,6 @@ public static class SampleDdpmCommand
             return null;
         }
         if (spec is null or "balanced") return Enumerable.Range(0, n).Select(i => i % k).ToArray();
-        return Enumerable.Repeat(ClassLabels.Parse(Name, spec, k), n).ToArray();
+        return Enumerable.Repeat(ClassLabels.Parse(Name, spec, k, Models.ClassNames.For(folder, k)), n).ToArray();
     }
 }
