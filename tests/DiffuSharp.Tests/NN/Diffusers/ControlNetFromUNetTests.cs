@@ -82,7 +82,7 @@ public sealed class ControlNetFromUNetTests
         using var _ = Tensor.NoGrad();
         var a = net.Forward(x, t, ctx, cond);
         var b = loaded.Forward(x, t, ctx, cond);
-        Assert.True(a.MidBlockResSample.ToArray().Any(v => v != 0));
+        Assert.Contains(a.MidBlockResSample.ToArray(), v => v != 0);
         Assert.Equal(a.MidBlockResSample.ToArray(), b.MidBlockResSample.ToArray());
         for (int i = 0; i < a.DownBlockResSamples.Count; i++) Assert.Equal(a.DownBlockResSamples[i].ToArray(), b.DownBlockResSamples[i].ToArray());
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "config.json")));
