@@ -148,9 +148,9 @@ public sealed class ControlNetTrainerTests
     [Fact]
     public void Control_images_are_the_edges_or_silhouette_of_the_padded_image_on_three_channels()
     {
-        // a 10×10 white square (with a 2×2 black hole) on black, 28×28, padded by 2 to 32×32
+        // a 10×10 gray square (0.2 in [−1, 1], 0.6 in [0, 1]; with a 2×2 black hole) on black, 28×28, padded by 2 to 32×32
         var img = Enumerable.Repeat(-1f, 28 * 28).ToArray();
-        for (int y = 9; y < 19; y++) for (int x = 9; x < 19; x++) img[y * 28 + x] = 1f;
+        for (int y = 9; y < 19; y++) for (int x = 9; x < 19; x++) img[y * 28 + x] = 0.2f;
         for (int y = 13; y < 15; y++) for (int x = 13; x < 15; x++) img[y * 28 + x] = -1f;
         var data = new ImageDataset(img, 1, 1, 28, 28, [0], 10);
         var sil = ControlImages.Compute(data, 2, ControlCondition.Silhouette);
