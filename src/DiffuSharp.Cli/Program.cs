@@ -27,6 +27,7 @@ public static class Program
         ("train-vae", "train an AutoencoderKL on Fashion-MNIST; writes a diffusers vae/ folder"),
         ("train-latent", "train a text-to-image UNet and text encoder in a VAE's latent space; writes a diffusers pipeline"),
         ("train-controlnet", "train a ControlNet (edges or silhouette) for a text-to-image pipeline; writes a diffusers ControlNetModel"),
+        ("eval-controlnet", "edge F1 and silhouette IoU of a pipeline's outputs against their control images, with and without ControlNets"),
         ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
 
@@ -69,6 +70,7 @@ public static class Program
                 "train-vae" => TrainVaeCommand.Run(rest, stdout),
                 "train-latent" => TrainLatentCommand.Run(rest, stdout),
                 "train-controlnet" => TrainControlNetCommand.Run(rest, stdout),
+                "eval-controlnet" => EvalControlNetCommand.Run(rest, stdout),
                 "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };
