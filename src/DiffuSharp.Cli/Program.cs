@@ -28,6 +28,8 @@ public static class Program
         ("train-latent", "train a text-to-image UNet and text encoder in a VAE's latent space; writes a diffusers pipeline"),
         ("convert", "copy a diffusers/transformers folder with its weights stored as float16 or bfloat16"),
         ("eval-t2i", "class accuracy, Fréchet distance and word-following of a Fashion-MNIST text-to-image pipeline"),
+        ("train-controlnet", "train a ControlNet (edges or silhouette) for a text-to-image pipeline; writes a diffusers ControlNetModel"),
+        ("eval-controlnet", "edge F1 and silhouette IoU of a pipeline's outputs against their control images, with and without ControlNets"),
         ("eval-vae", "PSNR and Fréchet distance of a VAE's reconstructions of test images"),
     ];
 
@@ -71,6 +73,8 @@ public static class Program
                 "train-latent" => TrainLatentCommand.Run(rest, stdout),
                 "eval-t2i" => EvalT2iCommand.Run(rest, stdout),
                 "convert" => ConvertCommand.Run(rest, stdout),
+                "train-controlnet" => TrainControlNetCommand.Run(rest, stdout),
+                "eval-controlnet" => EvalControlNetCommand.Run(rest, stdout),
                 "eval-vae" => EvalVaeCommand.Run(rest, stdout),
                 _ => throw new CliException($"unknown command '{args[0]}'; commands: {string.Join(", ", Commands.Select(c => c.Name))}"),
             };

@@ -27,7 +27,7 @@ public sealed class CompletionScriptTests
     {
         if (OperatingSystem.IsWindows()) return;
         Assert.Equal("sample", Complete("diffusharp", "sa"));
-        Assert.Equal("train train-classifier train-latent train-vae txt2img", Complete("diffusharp", "t"));
+        Assert.Equal("train train-classifier train-controlnet train-latent train-vae txt2img", Complete("diffusharp", "t"));
         Assert.Equal("--sampler --save-npy", Complete("diffusharp", "sample", "--sa"));
         Assert.Equal("--batch-size", Complete("diffusharp", "train", "--batch"));
         Assert.Equal("--num-channels --num-classes --num-heads --num-heads-upsample --num-res-blocks", Complete("diffusharp", "train", "--num"));

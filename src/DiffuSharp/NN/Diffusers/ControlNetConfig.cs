@@ -32,6 +32,53 @@ public sealed record ControlNetConfig
 
     public int TimeEmbedDim => BlockOutChannels[0] * 4;
 
+    /// <summary>The config diffusers' ControlNetModel.from_unet builds from a UNet2DConditionModel's: its encoder half's
+    /// keys copied, the conditioning channels and embedding widths given (len − 1 stride-2 convs halve the control
+    /// image, so with a VAE of factor 2^k it needs k + 1 entries). What a ControlNetModel cannot mirror (per-block layer
+    /// counts or cross-attention widths, per-layer transformer depths, extra time-embedding options, no mid block) is
+    /// an ArgumentException naming the key.</summary>
+    public static ControlNetConfig FromUNet(UNet2DConditionConfig u, int conditioningChannels = 3, int[]? conditioningEmbeddingOutChannels = null)
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        int[] embOut = conditioningEmbeddingOutChannels ?? [16, 32, 96, 256];
+        if (embOut.Length == 0 || embOut.Any(c => c <= 0)) throw new ArgumentException("conditioning_embedding_out_channels needs at least one positive entry");
+        if (conditioningChannels <= 0) throw new ArgumentException($"conditioning_channels must be positive, got {conditioningChannels}");
+        static ArgumentException Refuse(string key, string why) => new($"ControlNetModel.from_unet: the UNet's {key} {why}");
+        if (u.LayersPerBlock.Distinct().Count() != 1) throw Refuse("layers_per_block", "differs between blocks; a ControlNetModel takes one count");
+        if (u.CrossAttentionDim.Distinct().Count() != 1) throw Refuse("cross_attention_dim", "differs between blocks; a ControlNetModel takes one width");
+        if (u.TransformerLayersPerBlock.Any(t => t.Distinct().Count() > 1)) throw Refuse("transformer_layers_per_block", "differs between the layers of a block");
+        if (u.MidBlockType == MidBlockType.None) throw Refuse("mid_block_type", "is null; a ControlNetModel needs a mid block");
+        if (u.ConvInKernel != 3) throw Refuse("conv_in_kernel", $"is {u.ConvInKernel}; a ControlNetModel's conv_in is 3×3");
+        if (u.TimeEmbeddingDim is int d && d != u.BlockOutChannels[0] * 4) throw Refuse("time_embedding_dim", $"is {d}; a ControlNetModel's is 4 × block_out_channels[0]");
+        if (u.TimestepPostAct is not null) throw Refuse("timestep_post_act", "is set; a ControlNetModel has none");
+        if (u.TimeEmbeddingActFn is not null) throw Refuse("time_embedding_act_fn", "is set; a ControlNetModel has none");
+        return new ControlNetConfig
+        {
+            InChannels = u.InChannels,
+            ConditioningChannels = conditioningChannels,
+            FlipSinToCos = u.FlipSinToCos,
+            FreqShift = u.FreqShift,
+            DownBlockTypes = [.. u.DownBlockTypes],
+            MidBlockType = u.MidBlockType,
+            OnlyCrossAttention = [.. u.OnlyCrossAttention],
+            BlockOutChannels = [.. u.BlockOutChannels],
+            LayersPerBlock = u.LayersPerBlock[0],
+            DownsamplePadding = u.DownsamplePadding,
+            MidBlockScaleFactor = u.MidBlockScaleFactor,
+            ActFn = u.ActFn,
+            NormNumGroups = u.NormNumGroups,
+            NormEps = u.NormEps,
+            CrossAttentionDim = u.CrossAttentionDim[0],
+            TransformerLayersPerBlock = u.TransformerLayersPerBlock.Select(t => t.Length == 0 ? 1 : t[0]).ToArray(),
+            NumHeads = [.. u.NumHeads],
+            UseLinearProjection = u.UseLinearProjection,
+            UpcastAttention = u.UpcastAttention,
+            ResnetTimeScaleShift = u.ResnetTimeScaleShift,
+            NumClassEmbeds = u.NumClassEmbeds,
+            ConditioningEmbeddingOutChannels = [.. embOut],
+        };
+    }
+
     public static ControlNetConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static ControlNetConfig Read(ConfigJson c)

@@ -53,7 +53,7 @@ public sealed class ControlNetConditioningEmbedding : Module
     }
 }
 
-public sealed class ControlNetModel : Module
+public sealed partial class ControlNetModel : Module
 {
     public ControlNetConfig Config { get; }
     readonly TimestepEmbedding _timeEmbedding;

@@ -1,0 +1,113 @@
+// train-controlnet checkpoints: <out>/checkpoint/ holds
+//   controlnet_config.json    the ControlNet's config (diffusers' keys)
+//   scheduler_config.json     the noise schedule and prediction type it trains with (the pipeline's scheduler config)
+//   model.safetensors         the ControlNet's live weights (diffusers' names)
+//   ema.safetensors           the EMA (same names), rate in the metadata
+//   optimizer.safetensors     AdamW's m and v as flat tensors; its step in the metadata
+//   trainer.json              step, RNG states, data position, training config, objective, condition
+//   manifest.json             every file's size and SHA-256 (checked on load)
+// Written into a temporary folder and swapped in whole (RunFolder.Replace). The frozen UNet and text encoder, the
+// latents and the control images are the run folder's, not the checkpoint's.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffuSharp.IO;
+using DiffuSharp.NN.Clip;
+using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Schedulers;
+using DiffuSharp.Text;
+
+namespace DiffuSharp.Training;
+
+public static class ControlNetCheckpoint
+{
+    const string NetConfigFile = "controlnet_config.json", SchedulerFile = "scheduler_config.json",
+        WeightsFile = "model.safetensors", EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors";
+
+    public static string Save(ControlNetTrainer trainer, string outFolder)
+    {
+        trainer.CheckFinite();
+        string final = Path.Combine(outFolder, Checkpoint.FolderName);
+        RunFolder.Replace(final, tmp =>
+        {
+            var state = trainer.ExportState();
+            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            WriteJson(Path.Combine(tmp, NetConfigFile), ControlNetFolder.ConfigJson(trainer.Net.Config));
+            trainer.NoiseScheduler.Save(Path.Combine(tmp, SchedulerFile));
+            SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile), trainer.ExportWeights(), meta);
+            if (trainer.Ema is { } ema)
+                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema),
+                    new Dictionary<string, string>(meta) { ["ema_rate"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
+            var opt = trainer.Optimizer.ExportState();
+            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
+                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+            var json = Checkpoint.StateToJson(state, trainer.Config);
+            json["objective"] = trainer.Objective.ToJson();
+            json["condition"] = ControlImages.Name(trainer.Condition);
+            json["train_images"] = trainer.Data.Count;
+            WriteJson(Path.Combine(tmp, "trainer.json"), json);
+            CheckpointManifest.Write(tmp, new JsonObject { ["controlnet"] = ControlNetFolder.ConfigJson(trainer.Net.Config) }, trainer.Config.ToJson());
+        });
+        return final;
+    }
+
+    /// <summary>The training config, objective and condition stored in a checkpoint folder (the manifest checked first).</summary>
+    public static (TrainConfig Config, LatentObjective Objective, ControlCondition Condition) ReadSettings(string checkpointFolder)
+    {
+        CheckpointManifest.Verify(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
+        var objective = LatentObjective.FromJson(root["objective"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"objective\""), path);
+        string condition = root["condition"] is JsonValue cv && cv.TryGetValue(out string? s) ? s
+            : throw new InvalidDataException($"{path}: missing \"condition\" (not a train-controlnet checkpoint)");
+        try { return (config, objective, ControlImages.Parse(condition)); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}"); }
+    }
+
+    /// <summary>Rebuilds a trainer from a checkpoint: the ControlNet, EMA, optimizer, RNGs and data position, over the
+    /// given frozen UNet and text encoder (the run's) and data.</summary>
+    public static ControlNetTrainer Load(string checkpointFolder, UNet2DConditionModel unet, ClipTextModel textEncoder, ClipTokenizer tokenizer,
+        CaptionedLatents data, ControlImages control, Func<TrainConfig, TrainConfig>? adjust = null)
+    {
+        var (config, objective, condition) = ReadSettings(checkpointFolder);
+        var root = Checkpoint.ReadState(checkpointFolder, out string path);
+        if (condition != control.Condition)
+            throw new ArgumentException($"the checkpoint trains the {ControlImages.Name(condition)} condition, these control images are {ControlImages.Name(control.Condition)}");
+        if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max-train");
+        if (adjust is not null) config = adjust(config);
+        var netConfig = ControlNetConfig.Load(Path.Combine(checkpointFolder, NetConfigFile));
+        var scheduler = SchedulerConfig.Load(Path.Combine(checkpointFolder, SchedulerFile));
+        var trainer = new ControlNetTrainer(unet, textEncoder, scheduler, config, objective, tokenizer, data, control, netConfig.ConditioningEmbeddingOutChannels);
+        string fromUNet = JsonSerializer.Serialize(ControlNetFolder.ConfigJson(trainer.Net.Config)), saved = JsonSerializer.Serialize(ControlNetFolder.ConfigJson(netConfig));
+        if (fromUNet != saved)
+            throw new InvalidDataException($"{Path.Combine(checkpointFolder, NetConfigFile)}: the ControlNet does not match the run's UNet (was pipeline/unet replaced?)");
+        var weights = SafeTensorsFile.Open(Path.Combine(checkpointFolder, WeightsFile));
+        trainer.Net.LoadStateDict(trainer.Net.NamedParameters().ToDictionary(p => p.Name, p => (p.Param.Shape.ToArray(), Checkpoint.ReadNamed(weights, p.Name, p.Param.Count))),
+            strict: true, source: Path.Combine(checkpointFolder, WeightsFile));
+        trainer.Net.Train();
+        if (trainer.Ema is { } ema)
+        {
+            string file = Path.Combine(checkpointFolder, EmaFile);
+            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
+            var st = SafeTensorsFile.Open(file);
+            ema.ImportState(new EmaState(ema.Rate, [trainer.Net.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
+        }
+        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        trainer.ImportState(Checkpoint.StateFromJson(root, path));
+        return trainer;
+    }
+
+    static void WriteJson(string path, JsonNode node)
+    {
+        string text = node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+}

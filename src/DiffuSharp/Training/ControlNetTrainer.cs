@@ -1,0 +1,249 @@
+// ControlNet training (Zhang et al. 2023; diffusers' examples/controlnet/train_controlnet.py): a trained text-to-image
+// UNet and its text encoder stay frozen, and a ControlNet initialised from the UNet's encoder half (ControlNetModel.
+// FromUNet: zero convolutions) learns to steer it with a control image. One Step(): draw a batch of image indices;
+// caption each image as LatentTrainer does (FashionCaptions, drawn afresh per epoch, 10% empty); encode the captions
+// with the frozen text encoder (no graph); z = scaling_factor · (μ + σ·ε') from the cached posterior; t uniform in
+// [0, T); x_t = √ᾱ_t z + √(1 − ᾱ_t) ε with ᾱ from the pipeline's scheduler config; the ControlNet sees (x_t, t, text,
+// control image of those images) and its residuals go into the frozen UNet; the target is ε, v or z by the
+// scheduler's prediction_type; MSE per sample (optionally min-SNR-γ weighted), batch mean; back-propagate: the UNet's
+// and text encoder's weights do not require gradients, so only the ControlNet's are computed; clip; AdamW; EMA with
+// diffusers' warm-up cap. Every random draw comes from seeded Rngs that ControlNetCheckpoint saves with the data
+// position, so a run resumes bit-exactly.
+using System.Diagnostics;
+using DiffuSharp.Data;
+using DiffuSharp.Diffusion;
+using DiffuSharp.NN;
+using DiffuSharp.NN.Clip;
+using DiffuSharp.NN.Diffusers;
+using DiffuSharp.Schedulers;
+using DiffuSharp.Text;
+
+namespace DiffuSharp.Training;
+
+public sealed class ControlNetTrainer
+{
+    public const string Name = "train-controlnet";
+
+    readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng;
+    readonly DataLoader _data;
+    readonly float[] _indexBuffer;
+    readonly double[] _alphasCumprod;
+
+    /// <summary>The frozen UNet (eval mode, no gradients).</summary>
+    public UNet2DConditionModel UNet { get; }
+    /// <summary>The frozen text encoder (eval mode, no gradients).</summary>
+    public ClipTextModel TextEncoder { get; }
+    /// <summary>The ControlNet being trained.</summary>
+    public ControlNetModel Net { get; }
+    /// <summary>The noise schedule and prediction type (the pipeline's scheduler config).</summary>
+    public SchedulerConfig NoiseScheduler { get; }
+    public TrainConfig Config { get; }
+    public LatentObjective Objective { get; }
+    public ClipTokenizer Tokenizer { get; }
+    public CaptionedLatents Data { get; }
+    public ControlImages Control { get; }
+    public FlatParameters Flat { get; }
+    public AdamW Optimizer { get; }
+    public Ema? Ema { get; }
+    public long StepCount { get; private set; }
+
+    /// <param name="conditioningEmbeddingOutChannels">the control image embedding's widths: len − 1 halvings take the
+    /// control images to the latents' size</param>
+    public ControlNetTrainer(UNet2DConditionModel unet, ClipTextModel textEncoder, SchedulerConfig noiseScheduler, TrainConfig config,
+        LatentObjective objective, ClipTokenizer tokenizer, CaptionedLatents data, ControlImages control, int[] conditioningEmbeddingOutChannels)
+    {
+        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(textEncoder);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(control);
+        config.Validate();
+        objective.Validate();
+        var shape = data.Latents.LatentShape;
+        var u = unet.Config;
+        if (u.InChannels != shape[0]) throw new ArgumentException($"the latents have {shape[0]} channels, the UNet takes {u.InChannels} (in_channels)");
+        if (u.CrossAttentionDim.Any(d => d != textEncoder.Config.HiddenSize))
+            throw new ArgumentException($"the UNet's cross_attention_dim ({string.Join(", ", u.CrossAttentionDim.Distinct())}) differs from the text encoder's hidden_size {textEncoder.Config.HiddenSize}");
+        if (tokenizer.MaxLength > textEncoder.Config.MaxPositionEmbeddings)
+            throw new ArgumentException($"the tokenizer pads to {tokenizer.MaxLength} tokens, the text encoder has {textEncoder.Config.MaxPositionEmbeddings} positions (max_position_embeddings)");
+        if (data.Labels.Length != data.Count || data.Attributes.Count != data.Count)
+            throw new ArgumentException($"{data.Count} latents, {data.Labels.Length} labels and {data.Attributes.Count} attribute sets");
+        if (control.Count != data.Count) throw new ArgumentException($"{data.Count} latents but {control.Count} control images");
+        if (shape[1] != shape[2]) throw new ArgumentException($"latents of {shape[1]}×{shape[2]}: square latents are needed");
+        int halvings = conditioningEmbeddingOutChannels.Length - 1;
+        if (halvings < 0 || control.Size != shape[1] << halvings)
+            throw new ArgumentException($"control images of {control.Size}×{control.Size} must embed to the {shape[1]}×{shape[2]} latents, but conditioning_embedding_out_channels " +
+                $"({string.Join(", ", conditioningEmbeddingOutChannels)}) halves them {Math.Max(halvings, 0)} times: give {(int)Math.Round(Math.Log2((double)control.Size / shape[1])) + 1} entries");
+        if (config.BatchSize > data.Count) throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        (UNet, TextEncoder, NoiseScheduler, Config, Objective, Tokenizer, Data, Control) = (unet, textEncoder, noiseScheduler, config, objective, tokenizer, data, control);
+
+        foreach (var (_, p) in unet.NamedParameters()) p.RequireGrad(false);
+        foreach (var (_, p) in textEncoder.NamedParameters()) p.RequireGrad(false);
+        unet.Eval();
+        textEncoder.Eval();
+
+        var root = new Rng(config.Seed);                    // model init first: the weights depend only on the seed and the UNet
+        Net = ControlNetModel.FromUNet(unet, ControlImages.Channels, conditioningEmbeddingOutChannels, root.Fork());
+        _dataRng = root.Fork();
+        _latentRng = root.Fork();
+        _timeRng = root.Fork();
+        _noiseRng = root.Fork();
+        Flat = Net.PackParameters();
+        Net.Train();
+        var flatParam = Tensor.Wrap(Flat.Values, Flat.Values.Length);
+        flatParam.Grad = Tensor.Wrap(Flat.Grads, Flat.Grads.Length);
+        Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
+        var rates = config.EmaRates();
+        Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
+        var indices = new float[data.Count];
+        for (int i = 0; i < indices.Length; i++) indices[i] = i;
+        _data = new DataLoader(new ImageDataset(indices, data.Count, 1, 1, 1), config.BatchSize, _dataRng);
+        _indexBuffer = new float[config.BatchSize];
+        _alphasCumprod = ScheduleMath.AlphasCumprod(ScheduleMath.Betas(noiseScheduler));
+    }
+
+    public ControlCondition Condition => Control.Condition;
+
+    /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>
+    public int Epoch => _data.Epoch;
+
+    /// <summary>The token ids (B, L) of the captions of these images in this epoch (their fixed captions, if given).</summary>
+    public int[] TokenIds(ReadOnlySpan<int> images, int epoch, out string[] captions)
+    {
+        int L = Tokenizer.MaxLength;
+        var ids = new int[images.Length * L];
+        captions = new string[images.Length];
+        for (int b = 0; b < images.Length; b++)
+        {
+            int i = images[b];
+            captions[b] = Data.Captions?[i] ?? FashionCaptions.CaptionFor(i, Data.Labels[i], Data.Attributes[i], Config.Seed, epoch);
+            Tokenizer.Encode(captions[b]).InputIds.CopyTo(ids, b * L);
+        }
+        return ids;
+    }
+
+    public LatentStepStats Step()
+    {
+        var clock = Stopwatch.StartNew();
+        using var scope = TensorScope.Begin();
+        int B = Config.BatchSize;
+        double lr = Config.LrAt(StepCount);
+        _data.Next(_indexBuffer, []);
+        var images = new int[B];
+        for (int b = 0; b < B; b++) images[b] = (int)_indexBuffer[b];
+        var ids = TokenIds(images, _data.Epoch, out _);
+
+        var z = Data.Latents.Sample(images, _latentRng).ToArray();                  // (B, C, h, w), scaled
+        int len = z.Length / B;
+        var eps = Objective.NoiseOffset > 0
+            ? OffsetNoise.Draw([B, .. Data.Latents.LatentShape], Objective.NoiseOffset, _noiseRng).ToArray()
+            : Tensor.RandN([B, .. Data.Latents.LatentShape], _noiseRng).ToArray();
+        var t = new int[B];
+        for (int b = 0; b < B; b++) t[b] = _timeRng.NextInt(NoiseScheduler.NumTrainTimesteps);
+        var xt = new float[z.Length];
+        var target = new float[z.Length];
+        var prediction = NoiseScheduler.PredictionType;
+        for (int b = 0; b < B; b++)
+        {
+            float a = (float)Math.Sqrt(_alphasCumprod[t[b]]), s = (float)Math.Sqrt(1 - _alphasCumprod[t[b]]);
+            for (int k = b * len; k < (b + 1) * len; k++)
+            {
+                xt[k] = a * z[k] + s * eps[k];
+                target[k] = prediction switch
+                {
+                    PredictionType.VPrediction => a * eps[k] - s * z[k],
+                    PredictionType.Sample => z[k],
+                    _ => eps[k],
+                };
+            }
+        }
+        int[] shape = [B, .. Data.Latents.LatentShape];
+
+        Net.ZeroGrad();
+        Tensor context;
+        using (Tensor.NoGrad()) context = TextEncoder.Forward(ids, B).LastHiddenState;   // (B, L, D), a constant
+        var timesteps = Tensor.FromArray(t.Select(v => (float)v).ToArray(), B);
+        var sample = Tensor.FromArray(xt, shape);
+        var residuals = Net.Forward(sample, timesteps, context, Control.Batch(images));
+        var output = UNet.Forward(sample, timesteps, context, null, residuals.DownBlockResSamples, residuals.MidBlockResSample);
+        var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(target, shape) - output).Square());   // (B)
+        var loss = (Objective.SnrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t), B) : mse).Mean();
+        double lossValue = loss.Item(), mseValue = mse.Mean().Item();
+        if (!double.IsFinite(lossValue))
+            throw new NonFiniteTrainingException(StepCount + 1, $"{Name}: step {StepCount + 1}: the loss is {Finite.Describe(lossValue)}; nothing was updated (lower --lr, or set --grad-clip)");
+        loss.Backward();
+        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
+        if (!double.IsFinite(gradNorm))
+            throw new NonFiniteTrainingException(StepCount + 1, $"{Name}: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
+        Optimizer.Lr = lr;
+        Optimizer.Step();
+        Ema?.Update(EmaRateAt(StepCount));
+        Net.ZeroGrad();
+        StepCount++;
+        return new LatentStepStats(StepCount, lossValue, mseValue, lr, gradNorm, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ)/(SNR_t + 1) for v, min(SNR_t, γ) for x_0 (as LatentTrainer).</summary>
+    public float[] MinSnrWeights(int[] t)
+    {
+        var w = new float[t.Length];
+        for (int b = 0; b < t.Length; b++)
+        {
+            double a = _alphasCumprod[t[b]], snr = a / (1 - a), clipped = Math.Min(snr, Objective.SnrGamma);
+            w[b] = (float)(NoiseScheduler.PredictionType switch
+            {
+                PredictionType.VPrediction => clipped / (snr + 1),
+                PredictionType.Sample => clipped,
+                _ => clipped / snr,
+            });
+        }
+        return w;
+    }
+
+    /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
+    public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
+
+    /// <summary>The ControlNet's live weights, or the EMA's, as (name, shape, values) in parameter order (diffusers' names).</summary>
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
+    {
+        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
+        int at = 0;
+        foreach (var (name, p) in Net.NamedParameters())
+        {
+            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
+            at += p.Count;
+        }
+    }
+
+    /// <summary>A copy of the ControlNet holding the EMA weights (the live ones without EMA), in eval mode.</summary>
+    public ControlNetModel EmaNet()
+    {
+        var copy = new ControlNetModel(Net.Config, new Rng(0));
+        copy.LoadStateDict(ExportWeights(Ema).ToDictionary(w => w.Name, w => (w.Shape, w.Data)), strict: true, source: "EMA");
+        copy.Eval();
+        return copy;
+    }
+
+    public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
+    {
+        ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(), ["noise"] = _noiseRng.GetState(),
+    }, _data.GetState(), null);
+
+    public void ImportState(TrainerState state)
+    {
+        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
+        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
+        _data.SetState(state.Data);
+        _dataRng.SetState(Get("data"));
+        _latentRng.SetState(Get("latent"));
+        _timeRng.SetState(Get("timesteps"));
+        _noiseRng.SetState(Get("noise"));
+        StepCount = state.Step;
+    }
+
+    /// <summary>Throws when a weight or EMA value is not finite (never save those).</summary>
+    public void CheckFinite()
+    {
+        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"{Name}: weight {i} is not finite; not saving");
+        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"{Name}: EMA value {j} is not finite; not saving");
+    }
+}
