@@ -15,6 +15,8 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Checkpoints of the VAE trainer: the live weights as a diffusers AutoencoderKL folder, the EMA, AdamW's
+/// moments, trainer.json and a manifest, written as a set and swapped in whole.</summary>
 public static class VaeCheckpoint
 {
     const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
