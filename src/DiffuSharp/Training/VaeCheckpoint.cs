@@ -21,6 +21,9 @@ public static class VaeCheckpoint
 {
     const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
 
+    /// <summary>Writes the trainer's checkpoint into <paramref name="outFolder"/>/checkpoint, replacing the previous
+    /// one atomically, and returns the checkpoint folder's path; refuses non-finite weights, EMA values or optimizer
+    /// moments.</summary>
     public static string Save(VaeTrainer trainer, string outFolder)
     {
         trainer.CheckFinite();

@@ -10,7 +10,7 @@ using DiffuSharp.IO;
 namespace DiffuSharp.NN.Diffusers;
 
 /// <summary>Writes a UNet2DModel as a diffusers component folder (config.json with 0.27.2's keys and
-/// diffusion_pytorch_model.safetensors under diffusers' names) that <see cref="ComponentLoader.LoadUNet2D"/> and
+/// diffusion_pytorch_model.safetensors under diffusers' names) that <see cref="ComponentLoader.LoadUNet2D(string)"/> and
 /// diffusers' from_pretrained both load.</summary>
 public static class UNet2DFolder
 {
