@@ -6,8 +6,8 @@ namespace DiffuSharp;
 /// normalisation and the "(2, 3, 4)" text of shape errors.</summary>
 public static class ShapeUtil
 {
-    /// <summary>The number of elements of <paramref name="shape"/> (1 for a scalar); throws <see
-    /// cref="ArgumentException"/> for a negative dimension or more than int.MaxValue elements.</summary>
+    /// <summary>The number of elements of <paramref name="shape"/> (1 for a scalar); throws
+    /// <see cref="ArgumentException"/> for a negative dimension or more than int.MaxValue elements.</summary>
     public static int Count(ReadOnlySpan<int> shape)
     {
         long n = 1;

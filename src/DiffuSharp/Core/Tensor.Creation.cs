@@ -3,8 +3,8 @@ namespace DiffuSharp;
 
 public sealed partial class Tensor
 {
-    /// <summary>A new zero-filled float32 tensor of <paramref name="shape"/> (pooled storage inside a <see
-    /// cref="TensorScope"/>).</summary>
+    /// <summary>A new zero-filled float32 tensor of <paramref name="shape"/> (pooled storage inside a
+    /// <see cref="TensorScope"/>).</summary>
     public static Tensor Zeros(params int[] shape) => new((int[])shape.Clone());
 
     /// <summary>A new tensor of <paramref name="shape"/> filled with 1.</summary>
@@ -58,8 +58,8 @@ public sealed partial class Tensor
     /// <summary>A rank-0 tensor holding <paramref name="value"/>; it broadcasts against any shape.</summary>
     public static Tensor Scalar(float value) => OverArray([value], 0, [], []);
 
-    /// <summary>Independent normal draws N(<paramref name="mean"/>, <paramref name="std"/>²) of <paramref
-    /// name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.randn with an explicit
+    /// <summary>Independent normal draws N(<paramref name="mean"/>, <paramref name="std"/>²) of
+    /// <paramref name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.randn with an explicit
     /// generator).</summary>
     public static Tensor RandN(int[] shape, Rng rng, float mean = 0f, float std = 1f)
     {
@@ -68,8 +68,8 @@ public sealed partial class Tensor
         return t;
     }
 
-    /// <summary>Independent uniform draws in [<paramref name="low"/>, <paramref name="high"/>) of <paramref
-    /// name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.rand).</summary>
+    /// <summary>Independent uniform draws in [<paramref name="low"/>, <paramref name="high"/>) of
+    /// <paramref name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.rand).</summary>
     public static Tensor Rand(int[] shape, Rng rng, float low = 0f, float high = 1f)
     {
         var t = Uninitialized((int[])shape.Clone());

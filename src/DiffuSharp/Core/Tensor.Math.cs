@@ -101,8 +101,8 @@ public sealed partial class Tensor
     /// operand is shared by every batch entry of the other; otherwise the batch axes must be equal (no
     /// broadcasting).</summary>
     public Tensor MatMul(Tensor b) => Ops.MatMul(this, b);
-    /// <summary>y = x·Wᵀ + b as F.linear: <paramref name="x"/> (…, in), <paramref name="weight"/> (out, in), <paramref
-    /// name="bias"/> (out) or null; returns (…, out).</summary>
+    /// <summary>y = x·Wᵀ + b as F.linear: <paramref name="x"/> (…, in), <paramref name="weight"/> (out, in),
+    /// <paramref name="bias"/> (out) or null; returns (…, out).</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => Ops.Linear(x, weight, bias);
 
     /// <summary>This tensor if it is already contiguous (row-major with no gaps), else a contiguous copy that keeps the
@@ -117,8 +117,8 @@ public sealed partial class Tensor
     /// <summary>A view with <paramref name="axis0"/> and <paramref name="axis1"/> swapped (torch.transpose); no
     /// copy.</summary>
     public Tensor Transpose(int axis0, int axis1) => Ops.Transpose(this, axis0, axis1);
-    /// <summary>A view of <paramref name="length"/> entries along <paramref name="axis"/> starting at <paramref
-    /// name="start"/> (x.narrow(axis, start, length)); throws when the range leaves the axis.</summary>
+    /// <summary>A view of <paramref name="length"/> entries along <paramref name="axis"/> starting at
+    /// <paramref name="start"/> (x.narrow(axis, start, length)); throws when the range leaves the axis.</summary>
     public Tensor Slice(int axis, int start, int length) => Ops.Slice(this, axis, start, length);
     /// <summary>A view broadcast to <paramref name="shape"/> (size-1 axes repeated with stride 0, new leading axes
     /// added), as torch.expand; the backward sums over the repeats.</summary>

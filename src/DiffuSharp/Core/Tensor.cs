@@ -6,8 +6,8 @@ using DiffuSharp.Autograd;
 namespace DiffuSharp;
 
 /// <summary>An N-dimensional float32 tensor: storage, shape and strides (views share storage) and the autograd fields
-/// (Grad, RequiresGrad). Operations record a graph for <see cref="Backward"/> while <see
-/// cref="GradMode.IsEnabled"/>.</summary>
+/// (Grad, RequiresGrad). Operations record a graph for <see cref="Backward"/> while
+/// <see cref="GradMode.IsEnabled"/>.</summary>
 public sealed partial class Tensor
 {
     float[] _storage;

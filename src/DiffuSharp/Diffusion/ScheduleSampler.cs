@@ -119,8 +119,8 @@ public sealed class LossSecondMomentResampler : ScheduleSampler
     /// <summary>True once every timestep has <see cref="HistoryPerTerm"/> losses.</summary>
     public bool WarmedUp => Array.TrueForAll(_counts, c => c == HistoryPerTerm);
 
-    /// <summary>Before every timestep has a full history: all ones. After: √(mean L_t²) normalised and mixed with <see
-    /// cref="UniformProb"/> of uniform probability.</summary>
+    /// <summary>Before every timestep has a full history: all ones. After: √(mean L_t²) normalised and mixed with
+    /// <see cref="UniformProb"/> of uniform probability.</summary>
     public override double[] Weights()
     {
         int T = NumTimesteps, H = HistoryPerTerm;

@@ -27,8 +27,8 @@ public sealed record ClassifierTrainConfig(
 /// <summary>One epoch's numbers: mean training loss and accuracy, test accuracy (NaN without a test set).</summary>
 public sealed record ClassifierEpoch(int Epoch, double TrainLoss, double TrainAccuracy, double TestAccuracy, double Seconds);
 
-/// <summary>Trains <see cref="FashionClassifier"/> with DiffuSharp's own AdamW on a labelled <see
-/// cref="ImageDataset"/>, reporting test accuracy after every epoch; every random choice follows from one
+/// <summary>Trains <see cref="FashionClassifier"/> with DiffuSharp's own AdamW on a labelled
+/// <see cref="ImageDataset"/>, reporting test accuracy after every epoch; every random choice follows from one
 /// seed.</summary>
 public static class ClassifierTraining
 {

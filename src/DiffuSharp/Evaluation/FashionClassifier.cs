@@ -52,8 +52,8 @@ public sealed class FashionClassifier : Module
     /// <summary>The architecture this classifier was built with.</summary>
     public ClassifierConfig Config { get; }
 
-    /// <summary>A classifier of <paramref name="config"/>'s architecture with fresh weights drawn from <paramref
-    /// name="rng"/>; throws when the config is invalid.</summary>
+    /// <summary>A classifier of <paramref name="config"/>'s architecture with fresh weights drawn from
+    /// <paramref name="rng"/>; throws when the config is invalid.</summary>
     public FashionClassifier(ClassifierConfig config, Rng rng)
     {
         config.Validate();

@@ -120,8 +120,8 @@ public sealed record ModelConfig
     /// when class_cond is off.</summary>
     public int? ClassCount => ClassCond ? NumClasses ?? 1000 : null;
 
-    /// <summary>The UNet architecture these flags describe (improved-diffusion's create_model); throws <see
-    /// cref="ArgumentException"/> when an attention resolution does not divide image_size or channel_mult cannot be
+    /// <summary>The UNet architecture these flags describe (improved-diffusion's create_model); throws
+    /// <see cref="ArgumentException"/> when an attention resolution does not divide image_size or channel_mult cannot be
     /// parsed.</summary>
     public UNetConfig ToUNetConfig()
     {
@@ -153,8 +153,8 @@ public sealed record ModelConfig
         catch (Exception e) when (e is FormatException or OverflowException) { throw new ArgumentException($"{key}: expected integers separated by commas, got \"{s}\""); }
     }
 
-    /// <summary>Reads a model.json; throws <see cref="FileNotFoundException"/> when it is missing and <see
-    /// cref="InvalidDataException"/> naming the file and key for invalid JSON, unknown keys, wrong types or impossible
+    /// <summary>Reads a model.json; throws <see cref="FileNotFoundException"/> when it is missing and
+    /// <see cref="InvalidDataException"/> naming the file and key for invalid JSON, unknown keys, wrong types or impossible
     /// values.</summary>
     public static ModelConfig Load(string path)
     {
@@ -165,8 +165,8 @@ public sealed record ModelConfig
         return FromJson(obj, path);
     }
 
-    /// <summary>The flags of a parsed model.json object; missing keys take improved-diffusion's defaults. Throws <see
-    /// cref="InvalidDataException"/> starting with <paramref name="source"/> for unknown keys, wrong types or
+    /// <summary>The flags of a parsed model.json object; missing keys take improved-diffusion's defaults. Throws
+    /// <see cref="InvalidDataException"/> starting with <paramref name="source"/> for unknown keys, wrong types or
     /// impossible values.</summary>
     public static ModelConfig FromJson(JsonObject obj, string source)
     {

@@ -19,8 +19,8 @@ public sealed class Conv2d : Module, IEmbedLayer
     /// <summary>The zero padding on every side, in pixels.</summary>
     public int Padding { get; }
 
-    /// <summary>A square <paramref name="kernelSize"/> convolution with weights (and bias, unless <paramref
-    /// name="bias"/> is false) drawn from <paramref name="rng"/> as PyTorch does.</summary>
+    /// <summary>A square <paramref name="kernelSize"/> convolution with weights (and bias, unless
+    /// <paramref name="bias"/> is false) drawn from <paramref name="rng"/> as PyTorch does.</summary>
     public Conv2d(int inChannels, int outChannels, int kernelSize, Rng rng, int stride = 1, int padding = 0, bool bias = true)
     {
         (InChannels, OutChannels, Stride, Padding) = (inChannels, outChannels, stride, padding);

@@ -49,8 +49,8 @@ public abstract class Module
     /// <summary>The total number of parameter elements.</summary>
     public long ParameterCount() => NamedParameters().Sum(p => (long)p.Param.Count);
 
-    /// <summary>Sets training mode (dropout active) on this module and every child; false is <see
-    /// cref="Eval"/>.</summary>
+    /// <summary>Sets training mode (dropout active) on this module and every child; false is
+    /// <see cref="Eval"/>.</summary>
     public void Train(bool on = true)
     {
         Training = on;

@@ -42,7 +42,7 @@ public sealed class DdimScheduler : Scheduler
     }
 
     /// <summary>One DDIM update (eq. 12): predict x0 (clipped or thresholded as configured), then x_{t'} = √ᾱ_{t'}·x0 +
-    /// √(1 − ᾱ_{t'} − σ²)·ε + σ·z with σ = η·σ_t(η); draws from <paramref name="noise"/> only when η > 0.</summary>
+    /// √(1 − ᾱ_{t'} − σ²)·ε + σ·z with σ = σ_t(η) of eq. (16); draws from <paramref name="noise"/> only when η > 0.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

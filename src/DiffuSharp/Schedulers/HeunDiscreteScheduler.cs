@@ -13,12 +13,12 @@ public sealed class HeunDiscreteScheduler : SigmaScheduler
     Tensor? _prevDerivative, _firstSample;
     double _dt;
 
-    /// <summary>A Heun scheduler for <paramref name="config"/>, with the full training schedule set until <see
-    /// cref="Scheduler.SetTimesteps"/> is called.</summary>
+    /// <summary>A Heun scheduler for <paramref name="config"/>, with the full training schedule set until
+    /// <see cref="Scheduler.SetTimesteps"/> is called.</summary>
     public HeunDiscreteScheduler(SchedulerConfig config) : base(config) => SetTimesteps(config.NumTrainTimesteps);
 
-    /// <summary>2: each step calls the model twice, so every timestep after the first appears twice in <see
-    /// cref="Scheduler.Timesteps"/>.</summary>
+    /// <summary>2: each step calls the model twice, so every timestep after the first appears twice in
+    /// <see cref="Scheduler.Timesteps"/>.</summary>
     public override int Order => 2;
 
     bool InFirstOrder => _firstSample is null;

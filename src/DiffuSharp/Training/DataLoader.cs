@@ -30,8 +30,8 @@ public sealed class DataLoader
     RngState _epochStart;
     int _batchesInEpoch, _epochOffset;
 
-    /// <summary>Batches of <paramref name="batchSize"/> from <paramref name="data"/>, shuffled by <paramref
-    /// name="rng"/> (which the loader then owns), optionally flipped left-right with probability ½.</summary>
+    /// <summary>Batches of <paramref name="batchSize"/> from <paramref name="data"/>, shuffled by
+    /// <paramref name="rng"/> (its draws continue the generator's stream), optionally flipped left-right with probability ½.</summary>
     public DataLoader(ImageDataset data, int batchSize, Rng rng, bool randomFlip = false)
     {
         _data = data ?? throw new ArgumentNullException(nameof(data));

@@ -99,8 +99,8 @@ public sealed record DdpmObjective
         ["ema_inv_gamma"] = EmaInvGamma, ["ema_power"] = EmaPower, ["random_flip"] = RandomFlip,
     };
 
-    /// <summary>The objective from trainer.json; throws <see cref="InvalidDataException"/> starting with <paramref
-    /// name="source"/> when a key is missing or has the wrong type.</summary>
+    /// <summary>The objective from trainer.json; throws <see cref="InvalidDataException"/> starting with
+    /// <paramref name="source"/> when a key is missing or has the wrong type.</summary>
     public static DdpmObjective FromJson(JsonObject o, string source)
     {
         try

@@ -81,8 +81,8 @@ public sealed record TrainConfig(
         ["out"] = OutputFolder, ["data"] = DataSource,
     };
 
-    /// <summary>The settings from trainer.json, missing keys taking the defaults; throws <see
-    /// cref="InvalidDataException"/> starting with <paramref name="source"/> for a value of the wrong type or out of
+    /// <summary>The settings from trainer.json, missing keys taking the defaults; throws
+    /// <see cref="InvalidDataException"/> starting with <paramref name="source"/> for a value of the wrong type or out of
     /// range.</summary>
     public static TrainConfig FromJson(JsonObject o, string source)
     {

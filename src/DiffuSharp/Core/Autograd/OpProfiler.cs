@@ -6,8 +6,8 @@ using System.Diagnostics;
 
 namespace DiffuSharp.Autograd;
 
-/// <summary>Per-op wall time of forward and backward passes (<c>diffusharp bench train --profile</c>): off unless <see
-/// cref="Start"/> was called, and one thread (the one running the model) at a time.</summary>
+/// <summary>Per-op wall time of forward and backward passes (<c>diffusharp bench train --profile</c>): off unless
+/// <see cref="Start"/> was called, and one thread (the one running the model) at a time.</summary>
 public static class OpProfiler
 {
     sealed class Entry { public long ForwardTicks, BackwardTicks; public int ForwardCalls, BackwardCalls; }

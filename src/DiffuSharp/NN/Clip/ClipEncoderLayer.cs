@@ -38,8 +38,8 @@ public sealed class ClipMlp : Module
     readonly Linear _fc1, _fc2;
     readonly ClipActivation _act;
 
-    /// <summary>CLIP's MLP, <paramref name="hidden"/> → <paramref name="intermediate"/> → hidden with <paramref
-    /// name="act"/> between; weights drawn from <paramref name="rng"/>, or zero when it is null.</summary>
+    /// <summary>CLIP's MLP, <paramref name="hidden"/> → <paramref name="intermediate"/> → hidden with
+    /// <paramref name="act"/> between; weights drawn from <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipMlp(int hidden, int intermediate, ClipActivation act, Rng? rng)
     {
         _act = act;

@@ -141,8 +141,8 @@ public sealed class ClipTextEmbeddings : Module
     readonly Embedding _token, _position;
     readonly int _vocab, _maxPositions;
 
-    /// <summary>Token and position embeddings of <paramref name="config"/>'s sizes; drawn N(0, 1) from <paramref
-    /// name="rng"/>, or zero when it is null.</summary>
+    /// <summary>Token and position embeddings of <paramref name="config"/>'s sizes; drawn N(0, 1) from
+    /// <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipTextEmbeddings(ClipTextConfig config, Rng? rng)
     {
         (_vocab, _maxPositions) = (config.VocabSize, config.MaxPositionEmbeddings);

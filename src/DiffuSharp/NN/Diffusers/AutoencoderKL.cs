@@ -92,8 +92,8 @@ public sealed class VaeEncoder : Module
     readonly UNetMidBlock _midBlock;
     readonly GroupNorm _convNormOut;
 
-    /// <summary>diffusers' Encoder of <paramref name="c"/>'s architecture with weights drawn from <paramref
-    /// name="rng"/>.</summary>
+    /// <summary>diffusers' Encoder of <paramref name="c"/>'s architecture with weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public VaeEncoder(AutoencoderKLConfig c, Rng rng)
     {
         int[] ch = c.BlockOutChannels;
@@ -131,8 +131,8 @@ public sealed class VaeDecoder : Module
     readonly List<UNetUpBlock> _upBlocks = [];
     readonly GroupNorm _convNormOut;
 
-    /// <summary>diffusers' Decoder of <paramref name="c"/>'s architecture with weights drawn from <paramref
-    /// name="rng"/>.</summary>
+    /// <summary>diffusers' Decoder of <paramref name="c"/>'s architecture with weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public VaeDecoder(AutoencoderKLConfig c, Rng rng)
     {
         int[] ch = c.BlockOutChannels;

@@ -26,8 +26,8 @@ public sealed class ResnetBlock2D : Module
     readonly ResnetSettings _s;
     readonly int _outChannels;
 
-    /// <summary>A block from <paramref name="inChannels"/> to <paramref name="outChannels"/>; <paramref
-    /// name="tembChannels"/> is the time embedding's width, or null for a block without one (the VAE's). Weights drawn
+    /// <summary>A block from <paramref name="inChannels"/> to <paramref name="outChannels"/>;
+    /// <paramref name="tembChannels"/> is the time embedding's width, or null for a block without one (the VAE's). Weights drawn
     /// from <paramref name="rng"/>.</summary>
     public ResnetBlock2D(int inChannels, int outChannels, int? tembChannels, ResnetSettings settings, Rng rng)
     {

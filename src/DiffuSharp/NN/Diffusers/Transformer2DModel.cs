@@ -16,8 +16,8 @@ public sealed class Transformer2DModel : Module
     readonly int _inner;
 
     /// <summary>A transformer over <paramref name="inChannels"/> channels with <paramref name="heads"/> heads of
-    /// <paramref name="headDim"/>, <paramref name="layers"/> blocks, cross-attention to states of width <paramref
-    /// name="crossAttentionDim"/> (null: self-attention only) and GroupNorm of <paramref name="normGroups"/> groups;
+    /// <paramref name="headDim"/>, <paramref name="layers"/> blocks, cross-attention to states of width
+    /// <paramref name="crossAttentionDim"/> (null: self-attention only) and GroupNorm of <paramref name="normGroups"/> groups;
     /// weights drawn from <paramref name="rng"/>.</summary>
     public Transformer2DModel(int heads, int headDim, int inChannels, int layers, int? crossAttentionDim, int normGroups,
         bool useLinearProjection, bool onlyCrossAttention, Rng rng)
@@ -60,8 +60,8 @@ public sealed class BasicTransformerBlock : Module
     readonly FeedForward _ff;
     readonly bool _onlyCrossAttention;
 
-    /// <summary>A block of width <paramref name="dim"/> with <paramref name="heads"/> heads of <paramref
-    /// name="headDim"/>; cross-attention to states of width <paramref name="crossAttentionDim"/> when it is set, and
+    /// <summary>A block of width <paramref name="dim"/> with <paramref name="heads"/> heads of
+    /// <paramref name="headDim"/>; cross-attention to states of width <paramref name="crossAttentionDim"/> when it is set, and
     /// with <paramref name="onlyCrossAttention"/> the first attention attends to those states too. Weights drawn from
     /// <paramref name="rng"/>.</summary>
     public BasicTransformerBlock(int dim, int heads, int headDim, int? crossAttentionDim, bool onlyCrossAttention, Rng rng)
