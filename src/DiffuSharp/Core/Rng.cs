@@ -29,6 +29,7 @@ public sealed class Rng
         return r ^ (r >> 31);
     }
 
+    /// <summary>The next 64 uniformly distributed bits of the xoshiro256** stream.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong NextUInt64()
     {
@@ -88,6 +89,8 @@ public sealed class Rng
     /// <summary>The whole state, for checkpoints.</summary>
     public RngState GetState() => new(_s0, _s1, _s2, _s3, _hasSpare, _spareNormal);
 
+    /// <summary>Restores a state taken by <see cref="GetState"/>, so the draws continue exactly where they were; throws
+    /// <see cref="ArgumentException"/> for the invalid all-zero state.</summary>
     public void SetState(RngState s)
     {
         if ((s.S0 | s.S1 | s.S2 | s.S3) == 0) throw new ArgumentException("RNG state of all zeros is invalid.", nameof(s));
@@ -98,4 +101,12 @@ public sealed class Rng
     public Rng Fork() => new(NextUInt64());
 }
 
+/// <summary>The whole state of an <see cref="Rng"/>: the four xoshiro256** words and the cached second Box–Muller
+/// normal.</summary>
+/// <param name="S0">xoshiro256** state word 0</param>
+/// <param name="S1">state word 1</param>
+/// <param name="S2">state word 2</param>
+/// <param name="S3">state word 3 (the four words are never all zero)</param>
+/// <param name="HasSpare">whether a second normal from the last Box–Muller pair is waiting</param>
+/// <param name="Spare">that cached normal (meaningless when HasSpare is false)</param>
 public readonly record struct RngState(ulong S0, ulong S1, ulong S2, ulong S3, bool HasSpare, double Spare);

@@ -2,8 +2,12 @@
 // normalisation, and the text used in every shape error message.
 namespace DiffuSharp;
 
+/// <summary>Shape arithmetic shared by the tensor and its ops: element counts, row-major strides, broadcasting, axis
+/// normalisation and the "(2, 3, 4)" text of shape errors.</summary>
 public static class ShapeUtil
 {
+    /// <summary>The number of elements of <paramref name="shape"/> (1 for a scalar); throws
+    /// <see cref="ArgumentException"/> for a negative dimension or more than int.MaxValue elements.</summary>
     public static int Count(ReadOnlySpan<int> shape)
     {
         long n = 1;
@@ -16,6 +20,8 @@ public static class ShapeUtil
         return (int)n;
     }
 
+    /// <summary>Row-major (C-order) strides in elements for <paramref name="shape"/>: the last axis has stride
+    /// 1.</summary>
     public static int[] ContiguousStrides(ReadOnlySpan<int> shape)
     {
         var strides = new int[shape.Length];
@@ -28,8 +34,10 @@ public static class ShapeUtil
         return strides;
     }
 
+    /// <summary>The shape as "(d0, d1, …)", the form every shape error message uses.</summary>
     public static string Format(ReadOnlySpan<int> shape) => "(" + string.Join(", ", shape.ToArray()) + ")";
 
+    /// <summary>True when both shapes have the same rank and the same sizes.</summary>
     public static bool Equal(ReadOnlySpan<int> a, ReadOnlySpan<int> b) => a.SequenceEqual(b);
 
     /// <summary>numpy broadcasting: align from the right; each pair of sizes must match or one must be 1.</summary>

@@ -3,10 +3,14 @@ namespace DiffuSharp;
 
 public sealed partial class Tensor
 {
+    /// <summary>A new zero-filled float32 tensor of <paramref name="shape"/> (pooled storage inside a
+    /// <see cref="TensorScope"/>).</summary>
     public static Tensor Zeros(params int[] shape) => new((int[])shape.Clone());
 
+    /// <summary>A new tensor of <paramref name="shape"/> filled with 1.</summary>
     public static Tensor Ones(params int[] shape) => Full(shape, 1f);
 
+    /// <summary>A new tensor of <paramref name="shape"/> with every element set to <paramref name="value"/>.</summary>
     public static Tensor Full(int[] shape, float value)
     {
         var t = Uninitialized((int[])shape.Clone());
@@ -51,8 +55,12 @@ public sealed partial class Tensor
         return OverArray(data, 0, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape));
     }
 
+    /// <summary>A rank-0 tensor holding <paramref name="value"/>; it broadcasts against any shape.</summary>
     public static Tensor Scalar(float value) => OverArray([value], 0, [], []);
 
+    /// <summary>Independent normal draws N(<paramref name="mean"/>, <paramref name="std"/>²) of
+    /// <paramref name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.randn with an explicit
+    /// generator).</summary>
     public static Tensor RandN(int[] shape, Rng rng, float mean = 0f, float std = 1f)
     {
         var t = Uninitialized((int[])shape.Clone());
@@ -60,6 +68,8 @@ public sealed partial class Tensor
         return t;
     }
 
+    /// <summary>Independent uniform draws in [<paramref name="low"/>, <paramref name="high"/>) of
+    /// <paramref name="shape"/>, taken from <paramref name="rng"/> in row-major order (torch.rand).</summary>
     public static Tensor Rand(int[] shape, Rng rng, float low = 0f, float high = 1f)
     {
         var t = Uninitialized((int[])shape.Clone());
@@ -67,7 +77,10 @@ public sealed partial class Tensor
         return t;
     }
 
+    /// <summary>A zero-filled tensor of <paramref name="t"/>'s shape (torch.zeros_like); no autograd history.</summary>
     public static Tensor ZerosLike(Tensor t) => new(t.Shape);
+    /// <summary>Standard normal draws of <paramref name="t"/>'s shape from <paramref name="rng"/>
+    /// (torch.randn_like).</summary>
     public static Tensor RandNLike(Tensor t, Rng rng) => RandN(t.Shape, rng);
 
     /// <summary>A contiguous copy with no autograd history (pooled storage inside a <see cref="TensorScope"/>).</summary>

@@ -5,6 +5,9 @@ using DiffuSharp.Autograd;
 
 namespace DiffuSharp;
 
+/// <summary>An N-dimensional float32 tensor: storage, shape and strides (views share storage) and the autograd fields
+/// (Grad, RequiresGrad). Operations record a graph for <see cref="Backward"/> while
+/// <see cref="GradMode.IsEnabled"/>.</summary>
 public sealed partial class Tensor
 {
     float[] _storage;
@@ -79,14 +82,24 @@ public sealed partial class Tensor
     /// <summary>A view: <paramref name="source"/>'s storage (and its lease) seen with another offset, shape and strides.</summary>
     internal static Tensor ViewOf(Tensor source, int offset, int[] shape, int[] strides) => new(source.Storage, source.Lease, offset, shape, strides);
 
+    /// <summary>The sizes of the axes (a copy), e.g. (B, C, H, W); empty for a scalar.</summary>
     public int[] Shape => (int[])_shape.Clone();
     internal ReadOnlySpan<int> ShapeSpan => _shape;
     internal ReadOnlySpan<int> StridesSpan => _strides;
+    /// <summary>Element strides of each axis in the storage (a copy); row-major for a contiguous tensor, 0 on a
+    /// broadcast axis.</summary>
     public int[] Strides => (int[])_strides.Clone();
+    /// <summary>The number of axes (0 for a scalar).</summary>
     public int Rank => _shape.Length;
+    /// <summary>The number of elements, the product of <see cref="Shape"/>.</summary>
     public int Count { get; }
+    /// <summary>True when the elements lie in row-major order with no gaps, so <see cref="Reshape"/> and the kernels
+    /// need no copy.</summary>
     public bool IsContiguous { get; }
+    /// <summary>The size of <paramref name="axis"/>; negative axes count from the end (-1 is the last).</summary>
     public int Dim(int axis) => _shape[ShapeUtil.Axis(axis, Rank, "Dim")];
+    /// <summary>True for a tensor that no recorded op produced (created, loaded, or made under NoGrad), such as a
+    /// parameter.</summary>
     public bool IsLeaf => GradFn is null;
 
     bool ComputeContiguous()
@@ -208,6 +221,8 @@ public sealed partial class Tensor
         return Grad!.Data;
     }
 
+    /// <summary>"Tensor(shape)" followed by the values (G6, invariant culture) when there are at most 16, or a note
+    /// when the storage was released.</summary>
     public override string ToString()
     {
         var sb = new StringBuilder($"Tensor{ShapeUtil.Format(_shape)}");

@@ -157,6 +157,7 @@ public sealed class TensorScope : IDisposable
             t_current = null;
             _active = true;
         }
+        /// <summary>Restores the scope that was current when the suspension began.</summary>
         public void Dispose() { if (_active) t_current = _saved; }
     }
 }

@@ -20,8 +20,10 @@ public sealed class SplitMix64 : IIndexRng
 {
     ulong _state;
 
+    /// <summary>A generator whose sequence follows from <paramref name="seed"/> (any value, zero included).</summary>
     public SplitMix64(ulong seed) => _state = seed;
 
+    /// <summary>The next 64 SplitMix64 output bits.</summary>
     public ulong NextUInt64()
     {
         ulong z = _state += 0x9E3779B97F4A7C15UL;
@@ -30,6 +32,8 @@ public sealed class SplitMix64 : IIndexRng
         return z ^ (z >> 31);
     }
 
+    /// <summary>A uniform integer in [0, <paramref name="maxExclusive"/>) without modulo bias (Lemire's method); throws
+    /// when maxExclusive is not positive.</summary>
     public int NextInt(int maxExclusive)
     {
         if (maxExclusive <= 0) throw new ArgumentOutOfRangeException(nameof(maxExclusive), $"must be positive, got {maxExclusive}");
@@ -49,6 +53,9 @@ public sealed class SplitMix64 : IIndexRng
     }
 }
 
+/// <summary>Shuffled minibatches of an <see cref="ImageDataset"/>, as improved-diffusion's load_data (drop_last): each
+/// epoch a fresh permutation cut into whole batches, leftovers skipped, with an optional random horizontal flip per
+/// image. A seeded <see cref="IIndexRng"/> reproduces the batches exactly.</summary>
 public sealed class Batches
 {
     readonly ImageDataset _data;
@@ -69,7 +76,9 @@ public sealed class Batches
         Epoch = -1;
     }
 
+    /// <summary>Images per batch, 1..N.</summary>
     public int BatchSize { get; }
+    /// <summary>Whether each drawn image is mirrored left-right with probability ½.</summary>
     public bool RandomFlip { get; }
 
     /// <summary>Whole batches per epoch, ⌊N / BatchSize⌋.</summary>

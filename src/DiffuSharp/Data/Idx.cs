@@ -8,6 +8,8 @@ using DiffuSharp.Imaging;
 
 namespace DiffuSharp.Data;
 
+/// <summary>IDX files (the MNIST / Fashion-MNIST format), plain or gzip: unsigned-byte images (N, rows, cols) and
+/// labels, pixels mapped to x / 127.5 − 1 as improved-diffusion does.</summary>
 public static class Idx
 {
     const int ImagesMagic = 0x00000803, LabelsMagic = 0x00000801;

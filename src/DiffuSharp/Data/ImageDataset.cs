@@ -2,6 +2,8 @@
 // labels. Loaders (Idx, FashionMnist, Mnist, MnistJson, ImageFolder) produce it; Batches draws minibatches from it.
 namespace DiffuSharp.Data;
 
+/// <summary>An in-memory image dataset: N float32 images (C, H, W) in [-1, 1], concatenated, with optional class
+/// labels. The loaders produce it; <see cref="Batches"/> draws minibatches from it.</summary>
 public sealed class ImageDataset
 {
     /// <param name="images">(N, C, H, W) floats in [-1, 1].</param>
@@ -27,9 +29,13 @@ public sealed class ImageDataset
         (Images, Count, Channels, Height, Width, Labels, NumClasses) = (images, count, channels, height, width, labels, numClasses);
     }
 
+    /// <summary>N, the number of images.</summary>
     public int Count { get; }
+    /// <summary>C, channels per image (1 for gray, 3 for RGB).</summary>
     public int Channels { get; }
+    /// <summary>H, the image height in pixels.</summary>
     public int Height { get; }
+    /// <summary>W, the image width in pixels.</summary>
     public int Width { get; }
 
     /// <summary>(N, C, H, W) in [-1, 1].</summary>
@@ -62,6 +68,7 @@ public sealed class ImageDataset
         return Images.AsSpan(index * ImageLength, ImageLength);
     }
 
+    /// <summary>"N images (C, H, W)" and the class count when labelled.</summary>
     public override string ToString()
         => $"{Count} images ({Channels}, {Height}, {Width}){(Labels is null ? "" : $", {NumClasses} classes")}";
 }

@@ -38,7 +38,7 @@ public sealed record ImageFolderReport(string Folder, IReadOnlyList<(int Width, 
     static string ChannelName(int c) => c switch { 1 => "gray", 2 => "gray+alpha", 3 => "RGB", _ => "RGBA" };
 }
 
-/// <summary>A folder of images as an <see cref="ImageDataset"/> to train on (<see cref="Load"/>).</summary>
+/// <summary>A folder of images as an <see cref="ImageDataset"/> to train on (<see cref="Load(string, int, int, bool)"/>).</summary>
 public static class ImageFolder
 {
     /// <inheritdoc cref="Load(string, int, int, out ImageFolderReport, bool, long?)"/>

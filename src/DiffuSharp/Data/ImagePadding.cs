@@ -2,6 +2,8 @@
 // background), so that a ×4 autoencoder gives 8×8 latents a UNet can halve twice.
 namespace DiffuSharp.Data;
 
+/// <summary>Constant-border padding of whole datasets (e.g. Fashion-MNIST's 28×28 to 32×32 with −1, its black
+/// background) and the matching crop.</summary>
 public static class ImagePadding
 {
     /// <summary>The dataset with <paramref name="pad"/> pixels of <paramref name="value"/> on every side; labels kept.</summary>

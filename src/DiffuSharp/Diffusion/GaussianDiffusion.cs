@@ -12,6 +12,9 @@
 // variances from tables are returned as (B, 1, 1, 1) rather than expanded to x's shape (they broadcast the same).
 namespace DiffuSharp.Diffusion;
 
+/// <summary>improved-diffusion's GaussianDiffusion: the float64 tables of a beta schedule, the forward process q(x_t |
+/// x_0), the posterior q(x_{t−1} | x_t, x_0), the model's reverse step p(x_{t−1} | x_t), sampling (DDPM, DDIM),
+/// training losses and likelihoods. Tables are indexed by timestep 0..T−1.</summary>
 public partial class GaussianDiffusion
 {
     // Tables over timestep indices 0..T−1, float64 (iDDPM: "Use float64 for accuracy").
@@ -21,8 +24,14 @@ public partial class GaussianDiffusion
     readonly double[] _posteriorVariance, _posteriorLogVarianceClipped, _posteriorMeanCoef1, _posteriorMeanCoef2;
     readonly double[] _logBetas, _fixedLargeVariance, _fixedLargeLogVariance, _recipPosteriorMeanCoef1, _posteriorMeanCoefRatio;
 
+    /// <summary>What the model predicts: ε, x_0 or the posterior mean x_{t−1} (improved-diffusion's
+    /// model_mean_type).</summary>
     public ModelMeanType ModelMeanType { get; }
+    /// <summary>How the reverse variance is chosen: learned, fixed small (β̃_t), fixed large (β_t) or learned range
+    /// (improved-diffusion's model_var_type).</summary>
     public ModelVarType ModelVarType { get; }
+    /// <summary>The training objective: MSE, rescaled MSE, or the variational bound KL (rescaled or not)
+    /// (loss_type).</summary>
     public LossType LossType { get; }
 
     /// <summary>Pass t·1000/T to the model instead of t, so that timesteps always look like DDPM's 0..1000.</summary>
@@ -31,18 +40,32 @@ public partial class GaussianDiffusion
     /// <summary>T, the number of steps of this process.</summary>
     public int NumTimesteps { get; }
 
+    /// <summary>β_t for every timestep index, float64.</summary>
     public IReadOnlyList<double> Betas => _betas;
+    /// <summary>ᾱ_t = ∏_{s≤t} (1 − β_s).</summary>
     public IReadOnlyList<double> AlphasCumprod => _alphasCumprod;
+    /// <summary>ᾱ_{t−1}, with 1 at t = 0.</summary>
     public IReadOnlyList<double> AlphasCumprodPrev => _alphasCumprodPrev;
+    /// <summary>ᾱ_{t+1}, with 0 at t = T − 1.</summary>
     public IReadOnlyList<double> AlphasCumprodNext => _alphasCumprodNext;
+    /// <summary>√ᾱ_t, the signal scale of q(x_t | x_0).</summary>
     public IReadOnlyList<double> SqrtAlphasCumprod => _sqrtAlphasCumprod;
+    /// <summary>√(1 − ᾱ_t), the noise scale of q(x_t | x_0).</summary>
     public IReadOnlyList<double> SqrtOneMinusAlphasCumprod => _sqrtOneMinusAlphasCumprod;
+    /// <summary>log(1 − ᾱ_t).</summary>
     public IReadOnlyList<double> LogOneMinusAlphasCumprod => _logOneMinusAlphasCumprod;
+    /// <summary>√(1/ᾱ_t), used to recover x_0 from ε.</summary>
     public IReadOnlyList<double> SqrtRecipAlphasCumprod => _sqrtRecipAlphasCumprod;
+    /// <summary>√(1/ᾱ_t − 1), used to recover x_0 from ε.</summary>
     public IReadOnlyList<double> SqrtRecipm1AlphasCumprod => _sqrtRecipm1AlphasCumprod;
+    /// <summary>Posterior variance β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) of q(x_{t−1} | x_t, x_0); 0 at t = 0.</summary>
     public IReadOnlyList<double> PosteriorVariance => _posteriorVariance;
+    /// <summary>log β̃_t with the t = 0 entry replaced by the t = 1 one (β̃_0 is 0), as improved-diffusion's
+    /// posterior_log_variance_clipped.</summary>
     public IReadOnlyList<double> PosteriorLogVarianceClipped => _posteriorLogVarianceClipped;
+    /// <summary>Coefficient of x_0 in the posterior mean: β_t √ᾱ_{t−1} / (1 − ᾱ_t).</summary>
     public IReadOnlyList<double> PosteriorMeanCoef1 => _posteriorMeanCoef1;
+    /// <summary>Coefficient of x_t in the posterior mean: (1 − ᾱ_{t−1}) √(1 − β_t) / (1 − ᾱ_t).</summary>
     public IReadOnlyList<double> PosteriorMeanCoef2 => _posteriorMeanCoef2;
 
     /// <param name="betas">β for each timestep index 0..T−1, each in (0, 1].</param>

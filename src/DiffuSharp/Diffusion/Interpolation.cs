@@ -16,6 +16,8 @@ public enum InterpolationSampler
     Ddim,
 }
 
+/// <summary>Interpolation between two images through the diffusion latent space (DDPM §4.3): both are diffused to step
+/// t with the same noise, mixed, and denoised back with DDPM or DDIM steps.</summary>
 public static class Interpolation
 {
     /// <summary>
@@ -93,6 +95,8 @@ public static class Interpolation
     }
 }
 
+/// <summary>Sampling runs that yield their intermediate x_t and predicted x̂_0 step by step (DDPM's
+/// p_sample_loop_trajectory), for progressive-generation figures.</summary>
 public static class Trajectory
 {
     /// <summary>

@@ -9,6 +9,9 @@
 // cancellation in the lower tail (see ApproxStandardNormalCdf).
 namespace DiffuSharp.Diffusion;
 
+/// <summary>Likelihood terms of the variational bound (improved-diffusion's losses.py): Gaussian KL, the discretised
+/// Gaussian log-likelihood of 8-bit images, and the per-sample mean over all other axes. All differentiable,
+/// float32.</summary>
 public static class DiffusionLosses
 {
     static readonly Tensor ZeroScalar = Tensor.Scalar(0f);

@@ -9,10 +9,15 @@ namespace DiffuSharp.Diffusion;
 /// <summary>Named beta schedules. Append-only: a checkpoint names its schedule, so values must never change.</summary>
 public enum BetaSchedule
 {
+    /// <summary>DDPM's linear schedule from 1e-4 to 0.02, scaled by 1000/T so any T gives a similar process.</summary>
     Linear,
+    /// <summary>iDDPM's cosine schedule (Nichol &amp; Dhariwal 2021, eq. 17): ᾱ_t follows cos², each β capped at
+    /// 0.999.</summary>
     Cosine,
 }
 
+/// <summary>Beta schedules β_1..β_T of the forward process in float64, as improved-diffusion's get_named_beta_schedule
+/// and betas_for_alpha_bar.</summary>
 public static class NoiseSchedule
 {
     /// <summary>The betas of a named schedule for <paramref name="numTimesteps"/> steps, float64.</summary>

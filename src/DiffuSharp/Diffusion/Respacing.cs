@@ -9,6 +9,8 @@ using System.Globalization;
 
 namespace DiffuSharp.Diffusion;
 
+/// <summary>Timestep respacing (iDDPM §4, improved-diffusion's respace.py): keep a subset of a trained process's
+/// timesteps and sample with the shorter process they define, e.g. 50 or 250 steps of a T = 1000 model.</summary>
 public static class Respacing
 {
     /// <summary>

@@ -10,8 +10,10 @@ namespace DiffuSharp.Diffusion;
 /// <summary>A distribution over timesteps 0..T−1 for training, sampled with importance weights 1/(T·p_t).</summary>
 public abstract class ScheduleSampler
 {
+    /// <summary>T, the number of timesteps the sampler draws from (0..T−1).</summary>
     public int NumTimesteps { get; }
 
+    /// <summary>A sampler over <paramref name="numTimesteps"/> timesteps; throws when it is below 1.</summary>
     protected ScheduleSampler(int numTimesteps)
     {
         if (numTimesteps < 1) throw new ArgumentOutOfRangeException(nameof(numTimesteps), $"need at least one timestep, got {numTimesteps}");
@@ -74,6 +76,7 @@ public abstract class ScheduleSampler
 /// <summary>Every timestep equally likely; all weights 1.</summary>
 public sealed class UniformSampler(int numTimesteps) : ScheduleSampler(numTimesteps)
 {
+    /// <summary>All ones: every timestep equally likely.</summary>
     public override double[] Weights()
     {
         var w = new double[NumTimesteps];
@@ -94,9 +97,15 @@ public sealed class LossSecondMomentResampler : ScheduleSampler
     readonly double[] _history;      // (T, H) row-major, oldest first
     readonly int[] _counts;          // losses recorded per timestep, at most H
 
+    /// <summary>How many recent losses per timestep the second moment is estimated from (improved-diffusion:
+    /// 10).</summary>
     public int HistoryPerTerm { get; }
+    /// <summary>The share of probability spread uniformly over all timesteps so none reaches 0 (improved-diffusion:
+    /// 0.001).</summary>
     public double UniformProb { get; }
 
+    /// <summary>A loss-aware sampler over <paramref name="numTimesteps"/> timesteps; throws when historyPerTerm is
+    /// below 1 or uniformProb lies outside [0, 1].</summary>
     public LossSecondMomentResampler(int numTimesteps, int historyPerTerm = 10, double uniformProb = 0.001) : base(numTimesteps)
     {
         if (historyPerTerm < 1) throw new ArgumentOutOfRangeException(nameof(historyPerTerm), $"history per term must be positive, got {historyPerTerm}");
@@ -110,6 +119,8 @@ public sealed class LossSecondMomentResampler : ScheduleSampler
     /// <summary>True once every timestep has <see cref="HistoryPerTerm"/> losses.</summary>
     public bool WarmedUp => Array.TrueForAll(_counts, c => c == HistoryPerTerm);
 
+    /// <summary>Before every timestep has a full history: all ones. After: √(mean L_t²) normalised and mixed with
+    /// <see cref="UniformProb"/> of uniform probability.</summary>
     public override double[] Weights()
     {
         int T = NumTimesteps, H = HistoryPerTerm;
@@ -156,8 +167,11 @@ public sealed class LossSecondMomentResampler : ScheduleSampler
         }
     }
 
+    /// <summary>A copy of the loss history and counts, for checkpoints.</summary>
     public LossSecondMomentState GetState() => new((double[])_history.Clone(), (int[])_counts.Clone());
 
+    /// <summary>Restores a state from <see cref="GetState"/>; throws when it was saved for another T or history
+    /// length.</summary>
     public void SetState(LossSecondMomentState state)
     {
         if (state.History.Length != _history.Length || state.Counts.Length != _counts.Length)

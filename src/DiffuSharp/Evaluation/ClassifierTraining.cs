@@ -7,6 +7,15 @@ using DiffuSharp.Training;
 
 namespace DiffuSharp.Evaluation;
 
+/// <summary>How <see cref="ClassifierTraining.Train"/> trains the classifier (AdamW, cross-entropy, linear
+/// learning-rate decay to 0).</summary>
+/// <param name="Epochs">passes over the training set</param>
+/// <param name="BatchSize">images per step, 1..N</param>
+/// <param name="Lr">the peak learning rate, decayed linearly to 0 over the run</param>
+/// <param name="WeightDecay">AdamW's decoupled weight decay</param>
+/// <param name="RandomFlip">mirror each image left-right with probability ½ (garments are nearly symmetric, so this is
+/// free data)</param>
+/// <param name="Seed">seeds initialisation, batch order and flips</param>
 public sealed record ClassifierTrainConfig(
     int Epochs = 6,
     int BatchSize = 64,
@@ -18,6 +27,9 @@ public sealed record ClassifierTrainConfig(
 /// <summary>One epoch's numbers: mean training loss and accuracy, test accuracy (NaN without a test set).</summary>
 public sealed record ClassifierEpoch(int Epoch, double TrainLoss, double TrainAccuracy, double TestAccuracy, double Seconds);
 
+/// <summary>Trains <see cref="FashionClassifier"/> with DiffuSharp's own AdamW on a labelled
+/// <see cref="ImageDataset"/>, reporting test accuracy after every epoch; every random choice follows from one
+/// seed.</summary>
 public static class ClassifierTraining
 {
     /// <summary>A fresh classifier trained on train; test (optional) is scored after each epoch.</summary>

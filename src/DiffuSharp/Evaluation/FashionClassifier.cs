@@ -25,6 +25,8 @@ public sealed record ClassifierConfig(
     /// <summary>Side of conv3's output: ⌈(size/4)/2⌉ (stride 2, padding 1).</summary>
     public int FinalSide => (ImageSize / 4 + 1) / 2;
 
+    /// <summary>Throws <see cref="ArgumentException"/> unless ImageSize is a positive multiple of 4, every channel
+    /// count is positive and NumClasses is at least 2.</summary>
     public void Validate()
     {
         if (ImageSize < 4 || ImageSize % 4 != 0) throw new ArgumentException($"classifier image_size must be a positive multiple of 4, got {ImageSize}");
@@ -39,14 +41,19 @@ public sealed record ClassifierConfig(
 /// </summary>
 public sealed class FashionClassifier : Module
 {
+    /// <summary>The weights' file name in a classifier folder (float32 safetensors).</summary>
     public const string WeightsFile = "classifier.safetensors";
+    /// <summary>The architecture and training record's file name in a classifier folder (JSON).</summary>
     public const string ConfigFile = "classifier.json";
 
     readonly Conv2d _conv1, _conv2, _conv3;
     readonly Linear _fc1, _fc2;
 
+    /// <summary>The architecture this classifier was built with.</summary>
     public ClassifierConfig Config { get; }
 
+    /// <summary>A classifier of <paramref name="config"/>'s architecture with fresh weights drawn from
+    /// <paramref name="rng"/>; throws when the config is invalid.</summary>
     public FashionClassifier(ClassifierConfig config, Rng rng)
     {
         config.Validate();

@@ -35,6 +35,9 @@ public sealed record FeatureStatistics(double[] Mean, double[] Covariance, int D
     }
 }
 
+/// <summary>The Fréchet distance between Gaussians fitted to two feature sets, |μ₁ − μ₂|² + Tr(Σ₁ + Σ₂ −
+/// 2(Σ₁Σ₂)^{1/2}), as FID computes it (here on <see cref="FashionClassifier"/> features), in double
+/// precision.</summary>
 public static class FrechetDistance
 {
     /// <summary>FD between two feature sets (N₁ × D and N₂ × D, row-major).</summary>

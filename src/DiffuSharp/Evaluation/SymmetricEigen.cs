@@ -4,6 +4,8 @@
 // to the largest eigenvalue, which is what a Fréchet distance over 128 features needs. Double precision throughout.
 namespace DiffuSharp.Evaluation;
 
+/// <summary>Eigen-decomposition of real symmetric matrices by the cyclic Jacobi method (Golub &amp; Van Loan §8.5), in
+/// double precision.</summary>
 public static class SymmetricEigen
 {
     /// <summary>

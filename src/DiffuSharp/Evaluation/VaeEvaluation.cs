@@ -7,8 +7,15 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Evaluation;
 
+/// <summary>PSNR of reconstructions against the originals, on images in [0, 1] (peak 1).</summary>
+/// <param name="PooledDb">10·log10(1 / MSE) of all pixels of all images together, in dB</param>
+/// <param name="MeanPerImageDb">the mean of each image's own PSNR, in dB</param>
+/// <param name="Mse">the pooled mean squared error on the [0, 1] scale</param>
+/// <param name="Count">how many images were compared</param>
 public sealed record PsnrResult(double PooledDb, double MeanPerImageDb, double Mse, int Count);
 
+/// <summary>How well an autoencoder reproduces images: reconstructions from the posterior mode, clamped to [-1, 1] and
+/// cropped to the dataset's size, and their PSNR.</summary>
 public static class VaeEvaluation
 {
     /// <summary>Reconstructions of the first <paramref name="count"/> images of <paramref name="data"/> (unpadded, in [-1, 1]),

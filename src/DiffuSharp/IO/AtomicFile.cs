@@ -6,6 +6,9 @@ using System.Security.Cryptography;
 
 namespace DiffuSharp.IO;
 
+/// <summary>Crash-safe file replacement: the new contents go to a temporary file beside the target, are flushed to disk
+/// and renamed over it, so a reader (or a crash) sees the old file or the whole new one, never a partial
+/// write.</summary>
 public static class AtomicFile
 {
     /// <summary>

@@ -12,6 +12,8 @@ public interface ITensorSource
     /// <summary>Every tensor name the source offers.</summary>
     IReadOnlyList<string> Names { get; }
 
+    /// <summary>True when the source holds a tensor named <paramref name="name"/> (exact, case-sensitive
+    /// match).</summary>
     bool Contains(string name);
 
     /// <summary>The shape the tensor has when read (after any reshape the source applies).</summary>
@@ -24,14 +26,21 @@ public interface ITensorSource
 /// <summary>The tensors of one safetensors file under their stored names.</summary>
 public sealed class SafeTensorsSource(SafeTensorsFile file) : ITensorSource
 {
+    /// <summary>The opened, validated file.</summary>
     public SafeTensorsFile File { get; } = file;
+    /// <summary>The file's path (or the name given when it was opened from bytes), used in error messages.</summary>
     public string SourceName => File.SourceName;
+    /// <summary>The tensor names stored in the file's header.</summary>
     public IReadOnlyList<string> Names => File.Names;
+    /// <summary>True when the file's header has a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => File.Contains(name);
 
+    /// <summary>The stored shape of tensor <paramref name="name"/>; throws <see cref="InvalidDataException"/> when a
+    /// dimension exceeds int.MaxValue.</summary>
     public int[] Shape(string name)
         => File.Info(name).Shape.Select(d => d <= int.MaxValue ? (int)d : throw new InvalidDataException($"{SourceName}: '{name}' has a dimension of {d}")).ToArray();
 
+    /// <summary>The tensor's values converted to float32, row-major, whatever its stored dtype.</summary>
     public float[] ReadFloat32(string name) => File.ReadFloat32(name);
 
     /// <summary>Opens a safetensors file; a pickle checkpoint (.ckpt, .pt, .pth, .bin) is refused with a message saying to

@@ -10,6 +10,8 @@ using System.Text;
 
 namespace DiffuSharp.IO;
 
+/// <summary>NumPy .npy files of float arrays: reads format versions 1–3 with '&lt;f4' or '&lt;f8' data in C order, and
+/// writes the bytes numpy itself writes. A file must hold exactly one array (trailing bytes are refused).</summary>
 public static class Npy
 {
     const int MaxHeaderBytes = 1 << 20;                    // numpy itself refuses headers over 10,000 bytes by default

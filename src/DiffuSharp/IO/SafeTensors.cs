@@ -102,6 +102,7 @@ public sealed class SafeTensorsFile
         return new SafeTensorsFile(bytes, bytes.Length, sourceName, null);
     }
 
+    /// <summary>True when the header lists a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _infos.ContainsKey(name);
 
     /// <summary>The header entry of a tensor (a copy: mutating its Shape does not affect the file).</summary>

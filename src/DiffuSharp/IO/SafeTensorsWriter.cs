@@ -10,6 +10,9 @@ using System.Text.Json;
 
 namespace DiffuSharp.IO;
 
+/// <summary>Writes safetensors files (the inverse of <see cref="SafeTensorsFile"/>): a compact JSON header with
+/// "__metadata__" first, padded to a multiple of 8 bytes, and the tensors ordered by name, written
+/// atomically.</summary>
 public static class SafeTensorsWriter
 {
     /// <summary>Writes F32 tensors. Shape product must equal Data.Length (a scalar has shape []).</summary>

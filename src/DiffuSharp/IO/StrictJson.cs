@@ -7,6 +7,9 @@ using System.Text.Json.Nodes;
 
 namespace DiffuSharp.IO;
 
+/// <summary>Parses JSON files a user may have edited (model.json, trainer.json, manifest.json) so that every defect
+/// (invalid JSON, a duplicate key, a lone UTF-16 surrogate) is an <see cref="InvalidDataException"/> naming the file,
+/// raised up front.</summary>
 public static class StrictJson
 {
     static readonly JsonDocumentOptions Options = new() { AllowDuplicateProperties = false, MaxDepth = 64 };

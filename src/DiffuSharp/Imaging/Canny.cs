@@ -23,6 +23,8 @@ public sealed record CannyOptions(double Sigma = 1.0, double Low = 0.2, double H
     }
 }
 
+/// <summary>The Canny edge detector with scikit-image's feature.canny conventions (blur, Sobel gradients, non-maximum
+/// suppression, hysteresis), in double precision; makes ControlNet edge maps.</summary>
 public static class Canny
 {
     /// <summary>Edges of a gray image. gray: (height, width) row-major in [0, 1]; returns one bool per pixel, true on an edge.</summary>

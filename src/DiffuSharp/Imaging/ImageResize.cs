@@ -3,6 +3,8 @@
 // centre-cropped, as sd-webui's "Crop and Resize".
 namespace DiffuSharp.Imaging;
 
+/// <summary>Resizing 8-bit images to fill a target size: bilinear scaling until the image covers it, then a centre crop
+/// (sd-webui's "Crop and Resize").</summary>
 public static class ImageResize
 {
     /// <summary>The image scaled (bilinear) to cover <paramref name="width"/>×<paramref name="height"/> and centre-cropped.</summary>

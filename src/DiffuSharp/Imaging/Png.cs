@@ -10,10 +10,15 @@ namespace DiffuSharp.Imaging;
 /// <summary>PNG row filters (specification §7.3). The encoder picks one per row unless told which.</summary>
 public enum PngFilter : byte
 {
+    /// <summary>Each byte as it is.</summary>
     None = 0,
+    /// <summary>The difference from the byte one pixel to the left.</summary>
     Sub = 1,
+    /// <summary>The difference from the byte one row above.</summary>
     Up = 2,
+    /// <summary>The difference from the floor of the mean of the left and upper bytes.</summary>
     Average = 3,
+    /// <summary>The difference from the Paeth predictor of the left, upper and upper-left bytes.</summary>
     Paeth = 4,
 }
 

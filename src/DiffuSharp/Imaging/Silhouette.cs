@@ -5,6 +5,8 @@
 // handle loop, the dark space between a sandal's straps) is the silhouette.
 namespace DiffuSharp.Imaging;
 
+/// <summary>A garment's filled silhouette: pixels brighter (or, inverted, darker) than a threshold, plus every gap they
+/// enclose (scipy's binary_fill_holes with 4-connected background).</summary>
 public static class Silhouette
 {
     /// <summary>The filled object mask. gray: (height, width) row-major in [0, 1]; object pixels are brighter than

@@ -11,6 +11,9 @@ using DiffuSharp.Diffusion;
 
 namespace DiffuSharp.Models;
 
+/// <summary>improved-diffusion's clip_denoised for any scheduler: wraps a model so its prediction (ε, x0 or v) is the
+/// one consistent with x0 clamped to [−1, 1], for schedulers that cannot clip x0 themselves (Euler, Heun, LMS, PNDM,
+/// KDPM2).</summary>
 public static class ClippedDenoiser
 {
     /// <summary><paramref name="model"/> with its prediction made consistent with x0 clamped to [−1, 1]. Its timestep

@@ -19,32 +19,75 @@ namespace DiffuSharp.Models;
 /// </summary>
 public sealed record ModelConfig
 {
+    /// <summary>image_size: the side of the square images in pixels (default 64).</summary>
     public int ImageSize { get; init; } = 64;
+    /// <summary>num_channels: the UNet's base channel count, multiplied per level by channel_mult (default
+    /// 128).</summary>
     public int NumChannels { get; init; } = 128;
+    /// <summary>num_res_blocks: residual blocks per resolution level (default 2).</summary>
     public int NumResBlocks { get; init; } = 2;
+    /// <summary>num_heads: attention heads in the down and middle blocks (default 4).</summary>
     public int NumHeads { get; init; } = 4;
+    /// <summary>num_heads_upsample: attention heads in the up blocks; -1 (default) means num_heads.</summary>
     public int NumHeadsUpsample { get; init; } = -1;
+    /// <summary>attention_resolutions: comma-separated pixel resolutions that get self-attention blocks (default
+    /// "16,8"); each must divide image_size.</summary>
     public string AttentionResolutions { get; init; } = "16,8";   // pixel resolutions, e.g. "16,8"
+    /// <summary>dropout: the dropout probability inside residual blocks, in [0, 1) (default 0).</summary>
     public double Dropout { get; init; }
+    /// <summary>learn_sigma: the model also outputs its variance (2C channels), interpolated as iDDPM's learned
+    /// range.</summary>
     public bool LearnSigma { get; init; }
+    /// <summary>sigma_small: with a fixed variance, use β̃_t (fixed small) instead of β_t (fixed large).</summary>
     public bool SigmaSmall { get; init; }
+    /// <summary>class_cond: the model takes class labels (label_emb).</summary>
     public bool ClassCond { get; init; }
+    /// <summary>diffusion_steps: T, the number of training timesteps (default 1000).</summary>
     public int DiffusionSteps { get; init; } = 1000;
+    /// <summary>noise_schedule: the β schedule, "linear" (default) or "cosine".</summary>
     public string NoiseSchedule { get; init; } = "linear";
+    /// <summary>timestep_respacing: the sampling subset of the timesteps ("" = all, "ddimN", or section counts such as
+    /// "10,15,20").</summary>
     public string TimestepRespacing { get; init; } = "";
+    /// <summary>use_kl: train on the variational bound (rescaled KL) instead of the MSE.</summary>
     public bool UseKl { get; init; }
+    /// <summary>predict_xstart: the model predicts x_0 instead of ε.</summary>
     public bool PredictXStart { get; init; }
+    /// <summary>rescale_timesteps: pass t·1000/T to the model so timesteps always span DDPM's 0..1000 (default
+    /// true).</summary>
     public bool RescaleTimesteps { get; init; } = true;
+    /// <summary>rescale_learned_sigmas: with learn_sigma and the MSE loss, weight the VB term by T/1000 (iDDPM's hybrid
+    /// loss; default true).</summary>
     public bool RescaleLearnedSigmas { get; init; } = true;
+    /// <summary>use_checkpoint: gradient checkpointing; accepted for compatibility and has no effect in
+    /// DiffuSharp.</summary>
     public bool UseCheckpoint { get; init; }                       // gradient checkpointing: accepted, has no effect here
+    /// <summary>use_scale_shift_norm: the timestep embedding scales and shifts the group norm (FiLM) instead of being
+    /// added (default true).</summary>
     public bool UseScaleShiftNorm { get; init; } = true;
+    /// <summary>in_channels: channels of the images (3 for RGB, 1 for gray); the output has as many (twice with
+    /// learn_sigma).</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>channel_mult: comma-separated per-level multipliers of num_channels; null picks improved-diffusion's
+    /// choice for the image size.</summary>
     public string? ChannelMult { get; init; }                      // null: improved-diffusion's choice for the image size
+    /// <summary>num_classes: the class count of a class-conditional model; null means 1000 (improved-diffusion's
+    /// NUM_CLASSES).</summary>
     public int? NumClasses { get; init; }                          // null: 1000 (improved-diffusion's NUM_CLASSES) when class_cond
+    /// <summary>null_class: label_emb has an extra last row for "no class" (label = num_classes), for classifier-free
+    /// guidance; needs class_cond.</summary>
     public bool NullClass { get; init; }                           // label_emb has a last row for "no class" (label = num_classes)
+    /// <summary>class_dropout_prob: the probability in [0, 1) that training replaces a label by the null label; needs
+    /// null_class.</summary>
     public double ClassDropoutProb { get; init; }                  // training replaces a label by the null label with this probability
+    /// <summary>predict_v: the model predicts v = √ᾱ·ε − √(1 − ᾱ)·x_0 (Salimans &amp; Ho 2022); exclusive with
+    /// predict_xstart.</summary>
     public bool PredictV { get; init; }                            // model predicts v = √ᾱ ε − √(1−ᾱ) x_0 (Salimans & Ho 2022)
+    /// <summary>snr_gamma: min-SNR-γ loss weighting (Hang et al. 2023), typically 5; 0 (default) turns it
+    /// off.</summary>
     public double SnrGamma { get; init; }                          // min-SNR-γ loss weighting (Hang et al. 2023); 0 = off
+    /// <summary>noise_offset: training noise gets offset·N(0, 1) added per (sample, channel), constant over the image;
+    /// 0 (default) turns it off.</summary>
     public double NoiseOffset { get; init; }                       // training noise + offset·N(0, 1) per (B, C, 1, 1); 0 = off
 
     static readonly string[] Keys =
@@ -73,8 +116,13 @@ public sealed record ModelConfig
         };
     }
 
+    /// <summary>The number of label_emb classes (num_classes, or 1000 when unset) for a class-conditional model; null
+    /// when class_cond is off.</summary>
     public int? ClassCount => ClassCond ? NumClasses ?? 1000 : null;
 
+    /// <summary>The UNet architecture these flags describe (improved-diffusion's create_model); throws
+    /// <see cref="ArgumentException"/> when an attention resolution does not divide image_size or channel_mult cannot be
+    /// parsed.</summary>
     public UNetConfig ToUNetConfig()
     {
         var res = ParseInts(AttentionResolutions, "attention_resolutions");
@@ -105,6 +153,9 @@ public sealed record ModelConfig
         catch (Exception e) when (e is FormatException or OverflowException) { throw new ArgumentException($"{key}: expected integers separated by commas, got \"{s}\""); }
     }
 
+    /// <summary>Reads a model.json; throws <see cref="FileNotFoundException"/> when it is missing and
+    /// <see cref="InvalidDataException"/> naming the file and key for invalid JSON, unknown keys, wrong types or impossible
+    /// values.</summary>
     public static ModelConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model config not found: {path}", path);
@@ -114,6 +165,9 @@ public sealed record ModelConfig
         return FromJson(obj, path);
     }
 
+    /// <summary>The flags of a parsed model.json object; missing keys take improved-diffusion's defaults. Throws
+    /// <see cref="InvalidDataException"/> starting with <paramref name="source"/> for unknown keys, wrong types or
+    /// impossible values.</summary>
     public static ModelConfig FromJson(JsonObject obj, string source)
     {
         foreach (var (key, _) in obj)
@@ -172,6 +226,8 @@ public sealed record ModelConfig
         if (!(NoiseOffset >= 0) || double.IsInfinity(NoiseOffset)) throw new ArgumentException($"noise_offset must be a non-negative number (0 = off), got {NoiseOffset}");
     }
 
+    /// <summary>The flags as a model.json object: every improved-diffusion key, and DiffuSharp's own keys only when
+    /// they differ from their defaults.</summary>
     public JsonObject ToJson()
     {
         var o = BaseJson();
@@ -195,6 +251,7 @@ public sealed record ModelConfig
         ["channel_mult"] = string.Join(",", ChannelMultiplier()), ["num_classes"] = ClassCount,
     };
 
+    /// <summary><see cref="ToJson"/> as indented JSON text.</summary>
     public string ToJsonString() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
     static int Int(JsonObject o, string key, int def) => o[key] switch

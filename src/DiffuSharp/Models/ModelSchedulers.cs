@@ -18,6 +18,9 @@ using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Models;
 
+/// <summary>diffusers' schedulers on an improved-diffusion model folder: the scheduler config of the model's own
+/// forward process, with x0 clipped to [−1, 1] either by the scheduler (DDPM, DDIM, DPM-Solver, DEIS, UniPC) or by
+/// <see cref="ClippedDenoiser"/> (the others).</summary>
 public static class ModelSchedulers
 {
     /// <summary>The model's process as a scheduler config (<see cref="ImprovedDiffusionSchedule.ConfigFor"/>):

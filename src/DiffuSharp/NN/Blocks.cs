@@ -8,6 +8,9 @@ using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN;
 
+/// <summary>improved-diffusion's ResBlock: GroupNorm → SiLU → 3×3 conv, the timestep embedding added (or applied as
+/// scale and shift), GroupNorm → SiLU → dropout → zero-initialised 3×3 conv, plus a skip connection (identity, or a
+/// conv where the channel count changes).</summary>
 public sealed class ResBlock : Module, IEmbedLayer
 {
     readonly GroupNorm _inNorm, _outNorm;
@@ -18,6 +21,10 @@ public sealed class ResBlock : Module, IEmbedLayer
     readonly float _dropout;
     readonly int _outChannels;
 
+    /// <summary>A block from <paramref name="channels"/> to <paramref name="outChannels"/> channels taking an embedding
+    /// of <paramref name="embChannels"/>; <paramref name="useScaleShiftNorm"/> applies the embedding as out_norm(h)·(1
+    /// + scale) + shift, <paramref name="useConvSkip"/> makes a changed channel count's skip a 3×3 conv instead of 1×1.
+    /// Weights are drawn from <paramref name="rng"/>.</summary>
     public ResBlock(int channels, int embChannels, float dropout, int outChannels, bool useScaleShiftNorm, bool useConvSkip, Rng rng)
     {
         (_scaleShift, _dropout, _outChannels) = (useScaleShiftNorm, dropout, outChannels);
@@ -49,6 +56,8 @@ public sealed class ResBlock : Module, IEmbedLayer
         Ops.ResBlockNoGrad(x, x2, _inNorm.Groups, _inNorm.Eps, _inNorm.Weight, _inNorm.Bias, _inConv.Weight, _inConv.Bias!,
             _embProj.Forward(emb.Silu()), _outNorm.Weight, _outNorm.Bias, _outConv.Weight, _outConv.Bias!, residual);
 
+    /// <summary>x: (B, C, H, W), emb: (B, E) → (B, Cout, H, W); dropout applies only when <paramref name="ctx"/> is
+    /// training. Without gradients and without scale-shift norm the block runs fused.</summary>
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)       // x: (B, C, H, W), emb: (B, E)
     {
         if (MayFuse(ctx) && Ops.ResBlockFuses(x, _outChannels)) return Fused(x, null, emb, _skip?.Forward(x) ?? x);
@@ -71,12 +80,16 @@ public sealed class ResBlock : Module, IEmbedLayer
     }
 }
 
+/// <summary>improved-diffusion's AttentionBlock: multi-head self-attention over the H·W positions (GroupNorm, a 1×1 qkv
+/// projection, QKVAttention's scaling, a zero-initialised output projection) added to the input.</summary>
 public sealed class AttentionBlock : Module, IEmbedLayer
 {
     readonly GroupNorm _norm;
     readonly Conv1x1 _qkv, _projOut;
     readonly int _heads, _channels;
 
+    /// <summary>Self-attention over <paramref name="channels"/> channels split into <paramref name="numHeads"/> heads
+    /// (channels must divide evenly); weights drawn from <paramref name="rng"/>.</summary>
     public AttentionBlock(int channels, int numHeads, Rng rng)
     {
         if (channels % numHeads != 0) throw new ArgumentException($"AttentionBlock: {channels} channels do not split into {numHeads} heads");
@@ -86,6 +99,7 @@ public sealed class AttentionBlock : Module, IEmbedLayer
         _projOut = Register("proj_out", Init.Zero(new Conv1x1(channels, channels, rng)));
     }
 
+    /// <summary>x + attention(x) for x: (B, C, H, W); the embedding and context are ignored.</summary>
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
         int b = x.Dim(0), c = x.Dim(1), hh = x.Dim(2), ww = x.Dim(3), t = hh * ww;
@@ -95,27 +109,37 @@ public sealed class AttentionBlock : Module, IEmbedLayer
     }
 }
 
+/// <summary>improved-diffusion's Downsample: halves H and W with a stride-2 3×3 conv, or with 2×2 average
+/// pooling.</summary>
 public sealed class Downsample : Module, IEmbedLayer
 {
     readonly Conv2d? _op;
 
+    /// <summary>A downsampler of <paramref name="channels"/> channels; <paramref name="useConv"/> chooses the stride-2
+    /// conv (named "op") over average pooling.</summary>
     public Downsample(int channels, bool useConv, Rng rng)
     {
         if (useConv) _op = Register("op", new Conv2d(channels, channels, 3, rng, stride: 2, padding: 1));
     }
 
+    /// <summary>(B, C, H, W) → (B, C, H/2, W/2); the embedding and context are ignored.</summary>
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx) => _op?.Forward(x) ?? x.AvgPool2x2();   // (B, C, H/2, W/2)
 }
 
+/// <summary>improved-diffusion's Upsample: nearest-neighbour ×2, optionally followed by a 3×3 conv.</summary>
 public sealed class Upsample : Module, IEmbedLayer
 {
     readonly Conv2d? _conv;
 
+    /// <summary>An upsampler of <paramref name="channels"/> channels; <paramref name="useConv"/> adds the 3×3 conv
+    /// (named "conv") after the upsampling.</summary>
     public Upsample(int channels, bool useConv, Rng rng)
     {
         if (useConv) _conv = Register("conv", new Conv2d(channels, channels, 3, rng, padding: 1));
     }
 
+    /// <summary>(B, C, H, W) → (B, C, 2H, 2W); the embedding and context are ignored. Without gradients the conv reads
+    /// the input directly, so the upsampled tensor is never made.</summary>
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
         if (_conv is not null && Ops.UpsampleConvFuses(x, _conv.OutChannels))

@@ -3,11 +3,17 @@
 // start at zero, which saves drawing the numbers for a model about to load its weights.
 namespace DiffuSharp.NN;
 
+/// <summary>torch.nn.Linear, y = x·Wᵀ + b, with PyTorch's default initialisation (weights and bias uniform in
+/// ±1/√in).</summary>
 public sealed class Linear : Module
 {
+    /// <summary>(out, in), the parameter "weight".</summary>
     public Tensor Weight { get; }
+    /// <summary>(out), the parameter "bias"; null for a layer built without bias.</summary>
     public Tensor? Bias { get; }
+    /// <summary>The size of the input's last dimension.</summary>
     public int InFeatures { get; }
+    /// <summary>The size of the output's last dimension.</summary>
     public int OutFeatures { get; }
 
     /// <param name="rng">draws the initial weights; null leaves them zero (for a model whose weights are loaded next)</param>
@@ -23,8 +29,10 @@ public sealed class Linear : Module
     public Tensor Forward(Tensor x) => Tensor.Linear(x, Weight, Bias);
 }
 
+/// <summary>torch.nn.Embedding: a (count, dim) lookup table, initialised N(0, 1) as PyTorch does.</summary>
 public sealed class Embedding : Module
 {
+    /// <summary>(count, dim), the parameter "weight": row i is the vector of index i.</summary>
     public Tensor Weight { get; }
 
     /// <param name="rng">draws the initial table; null leaves it zero (for a model whose weights are loaded next)</param>

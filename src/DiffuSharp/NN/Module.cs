@@ -3,6 +3,9 @@
 // into one flat buffer (llm.c), so zero-grad, the optimizer and checkpoints each run over one span.
 namespace DiffuSharp.NN;
 
+/// <summary>A layer or model: parameters and child modules registered under their reference checkpoint names (e.g.
+/// "input_blocks.1.0.in_layers.2"), train/eval mode, state dicts, and a flat buffer of every parameter and gradient for
+/// the optimizer.</summary>
 public abstract class Module
 {
     readonly List<(string Name, Module Child)> _children = [];
@@ -11,6 +14,8 @@ public abstract class Module
     /// <summary>True in training mode (dropout active); see <see cref="Train"/> and <see cref="Eval"/>.</summary>
     public bool Training { get; private set; } = true;
 
+    /// <summary>Registers <paramref name="child"/> under <paramref name="name"/> (the prefix of its parameters' names)
+    /// and returns it; throws when the name is taken.</summary>
     protected T Register<T>(string name, T child) where T : Module
     {
         if (_children.Any(c => c.Name == name) || _params.Any(p => p.Name == name))
@@ -38,16 +43,21 @@ public abstract class Module
             foreach (var item in child.NamedParameters(prefix + name + ".")) yield return item;
     }
 
+    /// <summary>Every parameter, in <see cref="NamedParameters"/> order.</summary>
     public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Param).ToList();
 
+    /// <summary>The total number of parameter elements.</summary>
     public long ParameterCount() => NamedParameters().Sum(p => (long)p.Param.Count);
 
+    /// <summary>Sets training mode (dropout active) on this module and every child; false is
+    /// <see cref="Eval"/>.</summary>
     public void Train(bool on = true)
     {
         Training = on;
         foreach (var (_, child) in _children) child.Train(on);
     }
 
+    /// <summary>Sets evaluation mode (dropout off) on this module and every child.</summary>
     public void Eval() => Train(false);
 
     /// <summary>Copies values in by name. Every parameter must be present with the same shape; extra names are an error
@@ -76,6 +86,8 @@ public abstract class Module
     public Dictionary<string, (int[] Shape, float[] Data)> StateDict()
         => NamedParameters().ToDictionary(p => p.Name, p => (p.Param.Shape, p.Param.ToArray()));
 
+    /// <summary>Clears every parameter's gradient (zeros the flat gradient buffer when the parameters are
+    /// packed).</summary>
     public void ZeroGrad()
     {
         if (_flat is not null) { Array.Clear(_flat.Grads); return; }

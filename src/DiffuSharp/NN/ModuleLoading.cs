@@ -7,6 +7,8 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN;
 
+/// <summary>Loading a module's parameters from an <see cref="IO.ITensorSource"/>: everything is checked (names, shapes,
+/// extra tensors) before any parameter is written, so a bad file leaves the module as it was.</summary>
 public static class ModuleLoading
 {
     /// <summary>Copies every parameter of the module from the source (converted to float32). <paramref name="ignorable"/>

@@ -166,6 +166,8 @@ public readonly record struct ForwardContext(bool Training, Rng? Rng);
 /// <summary>A layer inside a UNet block: takes the activation and the timestep embedding.</summary>
 public interface IEmbedLayer
 {
+    /// <summary>Runs the layer on x (B, C, H, W) with the timestep embedding <paramref name="emb"/> (B, E); layers that
+    /// do not use the embedding ignore it.</summary>
     Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx);
 }
 
@@ -174,12 +176,14 @@ public sealed class EmbedSequential : Module
 {
     readonly List<IEmbedLayer> _layers = [];
 
+    /// <summary>Appends <paramref name="layer"/> as the next child, named by its index ("0", "1", …).</summary>
     public void Add<T>(T layer) where T : Module, IEmbedLayer
     {
         Register(_layers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), layer);
         _layers.Add(layer);
     }
 
+    /// <summary>Runs the layers in order, each given the embedding.</summary>
     public Tensor Forward(Tensor x, Tensor emb, ForwardContext ctx)
     {
         foreach (var layer in _layers) x = layer.Forward(x, emb, ctx);

@@ -1,6 +1,23 @@
 // The UNet's architecture as improved-diffusion's UNetModel arguments.
 namespace DiffuSharp.NN;
 
+/// <summary>improved-diffusion's UNetModel arguments.</summary>
+/// <param name="InChannels">channels of the input image</param>
+/// <param name="ModelChannels">the base channel count, multiplied per level by ChannelMult</param>
+/// <param name="OutChannels">channels of the output (twice the image's with a learned variance)</param>
+/// <param name="NumResBlocks">residual blocks per level</param>
+/// <param name="AttentionResolutions">downsample rates ds (1, 2, 4, …) whose levels get attention blocks, not pixel
+/// sizes; null: none</param>
+/// <param name="Dropout">dropout probability inside residual blocks</param>
+/// <param name="ChannelMult">per-level multipliers of ModelChannels; null: (1, 2, 4, 8), UNetModel's default</param>
+/// <param name="ConvResample">strided and post-upsample 3×3 convs instead of plain pooling and copying</param>
+/// <param name="NumClasses">class-conditional when set: a label embedding added to the time embedding</param>
+/// <param name="NumHeads">attention heads in the down and middle blocks</param>
+/// <param name="NumHeadsUpsample">attention heads in the up blocks; −1: same as NumHeads</param>
+/// <param name="UseScaleShiftNorm">FiLM-like conditioning, out_norm(h)·(1 + scale) + shift from the embedding</param>
+/// <param name="UseConvSkip">3×3 instead of 1×1 skip convs where the channel count changes</param>
+/// <param name="NullClass">label_emb gets one more row, label NumClasses meaning "no class" (classifier-free
+/// guidance)</param>
 public sealed record UNetConfig(
     int InChannels = 3,
     int ModelChannels = 128,
@@ -20,11 +37,15 @@ public sealed record UNetConfig(
     /// <summary>The label that means "no class" (the last label_emb row), or null when the model has none.</summary>
     public int? NullLabel => NullClass && NumClasses is int k ? k : null;
 
+    /// <summary><see cref="ChannelMult"/> or its default (1, 2, 4, 8).</summary>
     public int[] Mult => ChannelMult ?? [1, 2, 4, 8];
+    /// <summary><see cref="AttentionResolutions"/> or none.</summary>
     public int[] AttentionDs => AttentionResolutions ?? [];
     /// <summary>Limits far above any model here, so absurd values fail before allocating: channels per layer, levels.</summary>
     public const int MaxChannels = 1 << 16, MaxLevels = 16;
 
+    /// <summary>The attention heads of the up blocks: <see cref="NumHeadsUpsample"/>, or <see cref="NumHeads"/> when it
+    /// is −1.</summary>
     public int HeadsUpsample => NumHeadsUpsample == -1 ? NumHeads : NumHeadsUpsample;
 
     /// <summary>Throws with a clear message if the combination cannot build a model.</summary>

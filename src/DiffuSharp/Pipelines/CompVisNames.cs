@@ -26,11 +26,17 @@ namespace DiffuSharp.Pipelines;
 /// an OpenCLIP in_proj tensor's rows.</summary>
 public readonly record struct CompVisTarget(string Component, string Name, int Part = -1);
 
+/// <summary>Maps the names of an original (CompVis / LDM) Stable Diffusion 1.x or 2.x checkpoint to diffusers'
+/// component names, following LDM's module layout as diffusers' conversion scripts do.</summary>
 public static class CompVisNames
 {
+    /// <summary>The prefix of the UNet's keys in a CompVis checkpoint.</summary>
     public const string UnetPrefix = "model.diffusion_model.";
+    /// <summary>The prefix of the VAE's keys (LDM's first stage model).</summary>
     public const string VaePrefix = "first_stage_model.";
+    /// <summary>The prefix of SD 1.x's text encoder keys (transformers' CLIPTextModel).</summary>
     public const string ClipPrefix = "cond_stage_model.transformer.";
+    /// <summary>The prefix of SD 2.x's text encoder keys (OpenCLIP).</summary>
     public const string OpenClipPrefix = "cond_stage_model.model.";
 
     // Buffers and extras real SD checkpoints carry beside the weights: LDM's DDPM schedule, the EMA copy, training state.

@@ -11,6 +11,8 @@ using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Pipelines;
 
+/// <summary>diffusers' DDPMPipeline loop over any scheduler and a <see cref="UNet2DModel"/>, with the input scaling
+/// σ-based schedulers need; the image comes back in the model's range.</summary>
 public static class DdpmPipeline
 {
     /// <summary>Denoises <paramref name="noise"/> (B, C, H, W) over <paramref name="steps"/> timesteps of

@@ -14,8 +14,12 @@ using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Pipelines;
 
+/// <summary>Writes and reads a diffusers DDPMPipeline folder: model_index.json, unet/ (config.json and safetensors
+/// weights) and scheduler/scheduler_config.json. Any other pipeline or component class is refused naming
+/// model_index.json.</summary>
 public static class DdpmPipelineFolder
 {
+    /// <summary>The pipeline's "_class_name" ("DDPMPipeline") and the index file's name ("model_index.json").</summary>
     public const string ClassName = "DDPMPipeline", IndexFile = "model_index.json";
 
     /// <summary>Writes the folder (created if needed). weights: the UNet's (name, shape, values), e.g. EMA values;

@@ -22,7 +22,10 @@ public interface IPipelineSource
 /// <summary>A single-file checkpoint read through the configs of a pipeline folder (which needs no weights).</summary>
 public sealed class SingleFilePipeline(SingleFileCheckpoint checkpoint, ModelIndex configs) : IPipelineSource
 {
+    /// <summary>The single-file checkpoint the UNet, VAE and text encoder weights come from.</summary>
     public SingleFileCheckpoint Checkpoint { get; } = checkpoint;
+    /// <summary>The pipeline folder giving every config, the tokenizer, the scheduler and any component the checkpoint
+    /// lacks.</summary>
     public ModelIndex Index { get; } = configs;
 
     /// <summary>Opens the checkpoint with the layout its configs describe (the UNet's, VAE's and text encoder's config.json).</summary>
@@ -33,8 +36,12 @@ public sealed class SingleFilePipeline(SingleFileCheckpoint checkpoint, ModelInd
         return new SingleFilePipeline(SingleFileCheckpoint.Open(checkpointPath, layout), index);
     }
 
+    /// <summary>The component's config file from the config folder; throws when the folder has no such
+    /// component.</summary>
     public string ConfigPath(string component) => Index.Require(component).ConfigPath;
 
+    /// <summary>The component's weights under diffusers' names: from the checkpoint for "unet", "vae" and
+    /// "text_encoder", else from the config folder.</summary>
     public ITensorSource Weights(string component)
         => Checkpoint.Components.Contains(component) ? Checkpoint.Component(component) : Index.Weights(component);
 }

@@ -11,6 +11,8 @@ using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Pipelines;
 
+/// <summary>Cheap previews of a run in progress: the clean latents x0 predicted at a step, and sd-webui's "Approx
+/// cheap" linear map from SD 1.x latents to RGB at 1/8 of the size.</summary>
 public static class LatentPreview
 {
     /// <summary>M[l, c]: latent channel l's contribution to colour c (R, G, B), for SD 1.x latents.</summary>

@@ -40,6 +40,7 @@ public sealed class ModelIndex : IPipelineSource
     public string Root { get; }
     /// <summary>"_class_name": StableDiffusionPipeline, StableDiffusionControlNetPipeline, …</summary>
     public string ClassName { get; }
+    /// <summary>"_diffusers_version": the diffusers version that wrote the folder; null when absent.</summary>
     public string? DiffusersVersion { get; }
     /// <summary>Components given as [null, null] (not part of this pipeline).</summary>
     public IReadOnlyList<string> Absent { get; }

@@ -16,6 +16,8 @@ namespace DiffuSharp.Pipelines;
 /// <summary>The weights of one pipeline component, (name, shape, values) with the component's own parameter names.</summary>
 public sealed record ComponentWeights<TConfig>(TConfig Config, IEnumerable<(string Name, int[] Shape, float[] Data)> Weights);
 
+/// <summary>Writes a diffusers StableDiffusionPipeline folder (model_index.json, unet/, text_encoder/, vae/,
+/// tokenizer/, scheduler/) that DiffuSharp and diffusers' from_pretrained both load.</summary>
 public static class PipelineFolder
 {
     /// <summary>Writes a complete StableDiffusionPipeline folder into <paramref name="folder"/> (created if needed).</summary>

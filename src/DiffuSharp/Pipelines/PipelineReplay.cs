@@ -13,6 +13,8 @@ using DiffuSharp.Schedulers;
 
 namespace DiffuSharp.Pipelines;
 
+/// <summary>Replays a recorded diffusers pipeline run with the recorded inputs and random draws and compares the prompt
+/// embeddings, every step's latents, the final latents and the image against diffusers' float32 values.</summary>
 public static class PipelineReplay
 {
     /// <summary>The parity contract of whole pipelines: ‖ours − ref‖ / ‖ref‖.</summary>

@@ -21,7 +21,10 @@ public sealed class SingleFileCheckpoint
 {
     readonly Dictionary<string, Dictionary<string, MappedTensor>> _components = new(StringComparer.Ordinal);
 
+    /// <summary>The opened safetensors file.</summary>
     public SafeTensorsFile File { get; }
+    /// <summary>The component layout (layers per block, up blocks with attention, level counts, text encoder layers)
+    /// the keys were mapped with.</summary>
     public SingleFileLayout Layout { get; }
     /// <summary>Keys outside every component and not among the known extras (nothing is loaded from them).</summary>
     public IReadOnlyList<string> Unrecognized { get; }

@@ -98,6 +98,8 @@ public sealed class StableDiffusionPipeline
     /// <summary>Decode latents larger than one tile tile by tile (diffusers' enable_vae_tiling); null: in one piece.</summary>
     public VaeTiling? VaeTiling { get; init; }
 
+    /// <summary>A pipeline of already-loaded components (the tokenizer, text encoder, UNet, VAE and scheduler must
+    /// belong together); <see cref="Load"/> builds one from a folder.</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, Scheduler scheduler)
         => (Tokenizer, TextEncoder, UNet, Vae, Scheduler) = (tokenizer, textEncoder, unet, vae, scheduler);
 

@@ -30,6 +30,8 @@ public sealed class DdimScheduler : Scheduler
     /// <summary>diffusers' use_clipped_model_output: ε recomputed from the clipped x0.</summary>
     public bool UseClippedModelOutput { get; }
 
+    /// <summary>The n timesteps spaced over the training range by <see cref="SchedulerConfig.TimestepSpacing"/>
+    /// (integers, descending).</summary>
     protected override double[] ComputeTimesteps(int n) => ScheduleMath.SpacedTimesteps(Config, n, discrete: true);
 
     /// <summary>σ_t²/η² of eq. (16): (1 − ᾱ_prev)/(1 − ᾱ_t) · (1 − ᾱ_t/ᾱ_prev).</summary>
@@ -39,6 +41,8 @@ public sealed class DdimScheduler : Scheduler
         return (1 - aPrev) / (1 - a) * (1 - a / aPrev);
     }
 
+    /// <summary>One DDIM update (eq. 12): predict x0 (clipped or thresholded as configured), then x_{t'} = √ᾱ_{t'}·x0 +
+    /// √(1 − ᾱ_{t'} − σ²)·ε + σ·z with σ = σ_t(η) of eq. (16); draws from <paramref name="noise"/> only when η > 0.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

@@ -10,14 +10,20 @@ namespace DiffuSharp.Schedulers;
 /// <summary>diffusers' DDPMScheduler.</summary>
 public sealed class DdpmScheduler : Scheduler
 {
+    /// <summary>A DDPM scheduler for <paramref name="config"/>; throws <see cref="InvalidDataException"/> for
+    /// variance_type null or "fixed_large_log", where diffusers' own step fails or gives NaN.</summary>
     public DdpmScheduler(SchedulerConfig config) : base(config)
     {
         if (config.VarianceType is null or VarianceType.FixedLargeLog)
             throw new InvalidDataException($"DDPMScheduler: variance_type {(config.VarianceType is null ? "null" : "fixed_large_log")} is not supported (diffusers' step gives NaN or fails)");
     }
 
+    /// <summary>The n timesteps spaced over the training range by <see cref="SchedulerConfig.TimestepSpacing"/>
+    /// (integers, descending).</summary>
     protected override double[] ComputeTimesteps(int n) => ScheduleMath.SpacedTimesteps(Config, n, discrete: true);
 
+    /// <summary>One ancestral DDPM step: x_{t'} drawn from the posterior q(x_{t'} | x_t, x0) with the configured
+    /// variance type; no noise is added at the last step (t = 0).</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

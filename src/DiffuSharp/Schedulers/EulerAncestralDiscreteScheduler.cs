@@ -8,12 +8,17 @@ namespace DiffuSharp.Schedulers;
 /// <summary>diffusers' EulerAncestralDiscreteScheduler ("Euler a" in sd-webui).</summary>
 public sealed class EulerAncestralDiscreteScheduler : SigmaScheduler
 {
+    /// <summary>An Euler ancestral scheduler for <paramref name="config"/>; with RescaleBetasZeroSnr the last ᾱ (0)
+    /// becomes 2⁻²⁴ so σ_max is finite, as diffusers does. Refuses prediction_type "sample".</summary>
     public EulerAncestralDiscreteScheduler(SchedulerConfig config) : base(config, zeroSnrLastAlpha: true)
         => RefusePrediction(PredictionType.Sample);
 
+    /// <summary>The spaced timesteps and their training σ, interpolated in t, followed by a final σ of 0.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
         => (timesteps, WithFinal(InterpolatedSigmas(timesteps)));
 
+    /// <summary>One ancestral Euler step: split σ_next into σ_down and σ_up, move deterministically to σ_down, then add
+    /// fresh noise of standard deviation σ_up from <paramref name="noise"/>.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

@@ -28,6 +28,8 @@ public sealed class EulerDiscreteScheduler : SigmaScheduler
 
     bool IsContinuous => Config.TimestepType == TimestepType.Continuous && Config.PredictionType == PredictionType.VPrediction;
 
+    /// <summary>The spaced timesteps and their σ (interpolated, Karras or EDM as configured), followed by a final σ of
+    /// 0.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
     {
         int n = timesteps.Length;
@@ -51,6 +53,8 @@ public sealed class EulerDiscreteScheduler : SigmaScheduler
         return (timesteps, full);
     }
 
+    /// <summary>One Euler step dx = (x − x0)/σ · (σ_next − σ̂), with σ̂ raised by the optional churn (which then draws
+    /// from <paramref name="noise"/>).</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

@@ -13,12 +13,18 @@ public sealed class HeunDiscreteScheduler : SigmaScheduler
     Tensor? _prevDerivative, _firstSample;
     double _dt;
 
+    /// <summary>A Heun scheduler for <paramref name="config"/>, with the full training schedule set until
+    /// <see cref="Scheduler.SetTimesteps"/> is called.</summary>
     public HeunDiscreteScheduler(SchedulerConfig config) : base(config) => SetTimesteps(config.NumTrainTimesteps);
 
+    /// <summary>2: each step calls the model twice, so every timestep after the first appears twice in
+    /// <see cref="Scheduler.Timesteps"/>.</summary>
     public override int Order => 2;
 
     bool InFirstOrder => _firstSample is null;
 
+    /// <summary>The interleaved timesteps t_0, t_1, t_1, …, t_{n−1}, t_{n−1} and their σ, followed by a final σ of 0;
+    /// resets the stored first-call state.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
     {
         int n = timesteps.Length;
@@ -39,6 +45,8 @@ public sealed class HeunDiscreteScheduler : SigmaScheduler
         return (ts, full);
     }
 
+    /// <summary>The first call of a step stores the derivative and takes an Euler step to σ_{i+1}; the second averages
+    /// the two derivatives (Heun's correction) from the stored sample.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

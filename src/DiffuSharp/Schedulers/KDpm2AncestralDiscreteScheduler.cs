@@ -12,14 +12,19 @@ public sealed class KDpm2AncestralDiscreteScheduler : SigmaScheduler
     double[] _sigmasInterpol = [], _sigmasUp = [], _sigmasDown = [];
     Tensor? _firstSample;   // null: the next call is the first of a step
 
+    /// <summary>A KDPM2 ancestral scheduler for <paramref name="config"/>; refuses prediction_type "sample", as
+    /// diffusers' step does not support it.</summary>
     public KDpm2AncestralDiscreteScheduler(SchedulerConfig config) : base(config)
     {
         RefusePrediction(PredictionType.Sample);
         SetTimesteps(config.NumTrainTimesteps);
     }
 
+    /// <summary>2: each step calls the model at σ_i and at the interpolated midpoint σ.</summary>
     public override int Order => 2;
 
+    /// <summary>The interleaved timesteps of the σ_i and midpoint calls, and their σ (from the up/down split of each
+    /// step), followed by a final σ of 0.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
     {
         var (ts, full, interpol) = KDpm2Schedule.Build(this, timesteps, ancestral: true, (up, down) => (_sigmasUp, _sigmasDown) = (up, down));
@@ -28,6 +33,8 @@ public sealed class KDpm2AncestralDiscreteScheduler : SigmaScheduler
         return (ts, full);
     }
 
+    /// <summary>sample / √(σ² + 1), with σ the step's σ_i on a first call and the midpoint σ on a second
+    /// call.</summary>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         int i = CurrentIndex(timestep);
@@ -35,6 +42,8 @@ public sealed class KDpm2AncestralDiscreteScheduler : SigmaScheduler
         return sample / MathF.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <summary>The first call moves to the log-σ midpoint; the second takes the DPM-Solver-2 step to σ_down and adds
+    /// fresh noise σ_up from <paramref name="noise"/>.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

@@ -13,14 +13,19 @@ public sealed class KDpm2DiscreteScheduler : SigmaScheduler
     double[] _sigmasInterpol = [];
     Tensor? _firstSample;   // null: the next call is the first of a step
 
+    /// <summary>A KDPM2 scheduler for <paramref name="config"/>; refuses prediction_type "sample", as diffusers' step
+    /// does not support it.</summary>
     public KDpm2DiscreteScheduler(SchedulerConfig config) : base(config)
     {
         RefusePrediction(PredictionType.Sample);
         SetTimesteps(config.NumTrainTimesteps);
     }
 
+    /// <summary>2: each step calls the model at σ_i and at the midpoint σ_mid = √(σ_i σ_{i+1}).</summary>
     public override int Order => 2;
 
+    /// <summary>The interleaved timesteps of the σ_i and midpoint calls and the σ schedule, followed by a final σ of
+    /// 0.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
     {
         var (ts, full, interpol) = KDpm2Schedule.Build(this, timesteps, ancestral: false);
@@ -29,6 +34,7 @@ public sealed class KDpm2DiscreteScheduler : SigmaScheduler
         return (ts, full);
     }
 
+    /// <summary>sample / √(σ² + 1), with σ the step's σ_i on a first call and σ_mid on a second call.</summary>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         int i = CurrentIndex(timestep);
@@ -36,6 +42,8 @@ public sealed class KDpm2DiscreteScheduler : SigmaScheduler
         return sample / MathF.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <summary>The first call moves x to σ_mid with the derivative at σ_i; the second takes the full step to σ_{i+1}
+    /// with the derivative at σ_mid (DPM-Solver-2). Deterministic.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

@@ -23,6 +23,8 @@ public sealed class LmsDiscreteScheduler : SigmaScheduler
         SetTimesteps(config.NumTrainTimesteps);
     }
 
+    /// <summary>The spaced timesteps and their σ (interpolated or Karras), followed by a final σ of 0; clears the
+    /// stored derivatives.</summary>
     protected override (double[] Timesteps, double[] Sigmas) BuildSchedule(double[] timesteps)
     {
         var sigmas = InterpolatedSigmas(timesteps);
@@ -46,6 +48,8 @@ public sealed class LmsDiscreteScheduler : SigmaScheduler
         return Quadrature.Integrate(Basis, s[i], s[i + 1]);
     }
 
+    /// <summary>One linear multistep step: the derivatives of the last (up to order) steps combined with
+    /// Lagrange-polynomial coefficients integrated over [σ_i, σ_{i+1}]. Deterministic.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

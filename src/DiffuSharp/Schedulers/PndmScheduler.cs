@@ -19,6 +19,8 @@ public sealed class PndmScheduler : Scheduler
     Tensor? _curModelOutput;   // the running PRK sum (diffusers starts it at 0)
     int _counter;
 
+    /// <summary>A PNDM scheduler for <paramref name="config"/>; refuses prediction_type "sample", as diffusers' step
+    /// does not support it.</summary>
     public PndmScheduler(SchedulerConfig config) : base(config)
     {
         if (config.PredictionType == PredictionType.Sample)
@@ -26,6 +28,8 @@ public sealed class PndmScheduler : Scheduler
         _finalAlphaCumprod = config.SetAlphaToOne ? 1.0 : AlphasCumprod[0];
     }
 
+    /// <summary>The PLMS timesteps (with skip_prk_steps, the second one repeated for PLMS's 2-call start) or the PRK
+    /// warm-up timesteps followed by the PLMS ones; clears the stored model outputs.</summary>
     protected override double[] ComputeTimesteps(int n)
     {
         // ascending spaced timesteps
@@ -58,6 +62,8 @@ public sealed class PndmScheduler : Scheduler
         return [.. _prkTimesteps.Concat(plms).Select(t => (double)t)];
     }
 
+    /// <summary>One PRK or PLMS call: combines this model output with the stored ones and applies the transfer φ (eq.
+    /// 11) to the next timestep. Deterministic.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, NoiseSource noise = default)
     {
         RequireTimesteps();

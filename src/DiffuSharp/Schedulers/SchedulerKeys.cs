@@ -44,6 +44,8 @@ public static class SchedulerKeys
     /// <summary>The class names, in diffusers' spelling.</summary>
     public static IReadOnlyCollection<string> ClassNames => ByClass.Keys;
 
+    /// <summary>True when <paramref name="className"/> is a scheduler class DiffuSharp implements, in diffusers'
+    /// spelling (e.g. "EulerDiscreteScheduler").</summary>
     public static bool IsKnownClass(string className) => ByClass.ContainsKey(className);
 
     /// <summary>Whether <paramref name="className"/>'s __init__ reads <paramref name="key"/>.</summary>

@@ -13,6 +13,7 @@ namespace DiffuSharp.Schedulers;
 /// zeros); Passed when rel_err ≤ Tolerance.</summary>
 public sealed record ReplayComparison(string Tensor, double RelErr, double MaxAbs, double Tolerance)
 {
+    /// <summary>True when <see cref="RelErr"/> is within <see cref="Tolerance"/>.</summary>
     public bool Passed => RelErr <= Tolerance;
 }
 

@@ -11,6 +11,9 @@ namespace DiffuSharp.Schedulers;
 /// (null where the scheduler computes none).</summary>
 public sealed record SchedulerSample(int Index, double Timestep, Tensor Sample, Tensor? PredOriginalSample);
 
+/// <summary>The denoising loop of diffusers' pipelines for any <see cref="Scheduler"/> and
+/// <see cref="DiffusionModel"/>: x_T = noise · init_noise_sigma, then for each timestep model(scale_model_input(x, t), t)
+/// and x = step(...).prev_sample.</summary>
 public static class SchedulerSampling
 {
     /// <summary>

@@ -33,6 +33,8 @@ public abstract class SigmaScheduler : Scheduler
     /// <summary>log σ_t (float32), ascending: the table _sigma_to_t interpolates in.</summary>
     protected internal double[] LogSigmas { get; }
 
+    /// <summary>The σ schedule of the current run: one σ per model-call timestep, then the final σ (usually
+    /// 0).</summary>
     public override IReadOnlyList<double>? Sigmas => _sigmas;
 
     /// <summary>The σ schedule: one entry per timestep, then the final σ (0).</summary>
@@ -48,6 +50,8 @@ public abstract class SigmaScheduler : Scheduler
         }
     }
 
+    /// <summary>The spaced timesteps (rounded to float32, as diffusers holds them) turned into the model-call timesteps
+    /// and σ schedule by <see cref="BuildSchedule"/>.</summary>
     protected sealed override double[] ComputeTimesteps(int n)
     {
         var spaced = ScheduleMath.SpacedTimesteps(Config, n, discrete: false);

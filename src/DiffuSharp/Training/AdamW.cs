@@ -27,6 +27,7 @@ public sealed class AdamW
     readonly Tensor[] _params;
     readonly float[][] _m, _v;
 
+    /// <summary>The hyperparameters (betas, ε, weight decay) the optimizer was built with.</summary>
     public AdamWConfig Config { get; }
 
     /// <summary>The learning rate of the next <see cref="Step"/> (set it from a schedule).</summary>
@@ -35,6 +36,7 @@ public sealed class AdamW
     /// <summary>Steps taken so far (t of the bias corrections 1 − β^t).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>The tensors this optimizer updates in place, in the order of its moment buffers.</summary>
     public IReadOnlyList<Tensor> Parameters => _params;
 
     /// <param name="parameters">contiguous tensors (views into one flat buffer are fine), each updated in place</param>

@@ -20,12 +20,18 @@ using DiffuSharp.Models;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Training checkpoints of the improved-diffusion trainer: live weights and model.json, one file per EMA rate,
+/// AdamW's moments, trainer.json (step, RNG states, data position, sampler history) and a manifest, written as a set
+/// and swapped in whole so a crash never destroys the previous checkpoint.</summary>
 public static class Checkpoint
 {
+    /// <summary>The checkpoint folder's name inside a run's output folder.</summary>
     public const string FolderName = "checkpoint";
     const string OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
     const int FormatVersion = 1;
 
+    /// <summary>The file name of the EMA with decay <paramref name="rate"/>, e.g. "ema_0.9999.safetensors" (round-trip
+    /// formatting, invariant culture).</summary>
     public static string EmaFileName(double rate) => $"ema_{rate.ToString("R", CultureInfo.InvariantCulture)}.safetensors";
 
     /// <summary>Writes the trainer's full state to <c>outFolder/checkpoint/</c>, replacing the previous one atomically.</summary>

@@ -11,8 +11,12 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.Training;
 
+/// <summary>A checkpoint's manifest.json: every file's size and SHA-256 plus the model flags and training config,
+/// checked before a resume reads anything so a truncated or altered file, or an edited config, is refused by
+/// name.</summary>
 public static class CheckpointManifest
 {
+    /// <summary>The manifest's file name, written last in a checkpoint folder.</summary>
     public const string FileName = "manifest.json";
     const int FormatVersion = 1;
 

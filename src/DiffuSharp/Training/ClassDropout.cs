@@ -4,6 +4,8 @@
 // LabelEmbedding (dropout_prob > 0 adds one row, index num_classes) and DiT do.
 namespace DiffuSharp.Training;
 
+/// <summary>Label dropout for classifier-free guidance (Ho &amp; Salimans 2022, Algorithm 1): each label is replaced by
+/// the null label with probability p, so one network learns both ε(x_t, c) and ε(x_t, ∅).</summary>
 public static class ClassDropout
 {
     /// <summary>

@@ -9,7 +9,9 @@ namespace DiffuSharp.Training;
 /// <summary><see cref="IIndexRng"/> over the engine's <see cref="Rng"/> (Lemire's bounded draw inside Rng.NextInt).</summary>
 public sealed class RngIndexSource(Rng rng) : IIndexRng
 {
+    /// <summary>The generator every shuffle and flip is drawn from.</summary>
     public Rng Rng { get; } = rng ?? throw new ArgumentNullException(nameof(rng));
+    /// <summary>A uniform integer in [0, <paramref name="maxExclusive"/>) from <see cref="Rng"/>.</summary>
     public int NextInt(int maxExclusive) => Rng.NextInt(maxExclusive);
 }
 
@@ -17,6 +19,8 @@ public sealed class RngIndexSource(Rng rng) : IIndexRng
 /// since, and their size (0: unknown, taken as the loader's own).</summary>
 public sealed record DataLoaderState(RngState EpochStart, int BatchesInEpoch, int Epoch, int BatchSize = 0);
 
+/// <summary>Shuffled training batches (<see cref="Batches"/>) driven by a seeded <see cref="Rng"/>, with a position
+/// that can be saved and restored exactly (the epoch's start state and the batches drawn since).</summary>
 public sealed class DataLoader
 {
     readonly ImageDataset _data;
@@ -26,6 +30,8 @@ public sealed class DataLoader
     RngState _epochStart;
     int _batchesInEpoch, _epochOffset;
 
+    /// <summary>Batches of <paramref name="batchSize"/> from <paramref name="data"/>, shuffled by
+    /// <paramref name="rng"/> (its draws continue the generator's stream), optionally flipped left-right with probability ½.</summary>
     public DataLoader(ImageDataset data, int batchSize, Rng rng, bool randomFlip = false)
     {
         _data = data ?? throw new ArgumentNullException(nameof(data));
@@ -35,8 +41,11 @@ public sealed class DataLoader
         _epochStart = rng.GetState();
     }
 
+    /// <summary>The dataset batches are drawn from.</summary>
     public ImageDataset Data => _data;
+    /// <summary>Images per batch.</summary>
     public int BatchSize => _batches.BatchSize;
+    /// <summary>The epoch the last batch came from (−1 before the first), counted across restores.</summary>
     public int Epoch => _batches.Epoch + _epochOffset;
 
     /// <summary>Next batch into images (B, C, H, W) and, when not empty, labels (B).</summary>
@@ -49,6 +58,7 @@ public sealed class DataLoader
         else _batchesInEpoch++;
     }
 
+    /// <summary>The current position, for checkpoints (restore it with SetState).</summary>
     public DataLoaderState GetState() => new(_epochStart, _batchesInEpoch, Epoch, BatchSize);
 
     /// <summary>Rewinds to a saved position: re-shuffles from the epoch's start state and replays its batches. A

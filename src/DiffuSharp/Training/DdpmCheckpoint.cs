@@ -16,11 +16,18 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Checkpoints of <see cref="DdpmTrainer"/>: the live weights as a diffusers UNet2DModel folder, the EMA,
+/// AdamW's moments, the training noise schedule, trainer.json and a manifest, written as a set and swapped in
+/// whole.</summary>
 public static class DdpmCheckpoint
 {
     const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+    /// <summary>The training noise schedule's file name in the checkpoint (a DDPMScheduler config).</summary>
     public const string SchedulerFile = "scheduler_config.json";
 
+    /// <summary>Writes the trainer's checkpoint into <paramref name="outFolder"/>/checkpoint, replacing the previous
+    /// one atomically, and returns the checkpoint folder's path; refuses non-finite weights, EMA values or optimizer
+    /// moments.</summary>
     public static string Save(DdpmTrainer trainer, string outFolder)
     {
         trainer.CheckFinite();

@@ -19,6 +19,10 @@ namespace DiffuSharp.Training;
 /// <summary>One DDPM step: the mean squared error, the learning rate used, the gradient norm before clipping.</summary>
 public sealed record DdpmStepStats(long Step, double Loss, double Lr, double GradNorm, double Seconds);
 
+/// <summary>DDPM training of diffusers' UNet2DModel as train_unconditional.py does it (Ho et al. 2020, Algorithm 1),
+/// one <see cref="Step"/> at a time: noise, timestep and target from the scheduler's prediction_type, MSE, gradient
+/// clipping, LambdaLR schedule, AdamW and EMA warm-up. All randomness comes from seeded Rngs that checkpoints save, so
+/// a run resumes bit-exactly.</summary>
 public sealed class DdpmTrainer
 {
     readonly Rng _dataRng, _timeRng, _noiseRng, _dropoutRng;
@@ -27,16 +31,24 @@ public sealed class DdpmTrainer
     readonly int[] _labels;
     readonly int _c, _h, _w;
 
+    /// <summary>The architecture being trained (its config.json).</summary>
     public UNet2DConfig UNetConfig { get; }
+    /// <summary>The shared training settings (batch size, learning rate, steps, EMA rate, …).</summary>
     public TrainConfig Config { get; }
+    /// <summary>The DDPM-specific settings: noise schedule, lr schedule, AdamW betas, EMA warm-up.</summary>
     public DdpmObjective Objective { get; }
+    /// <summary>The network being trained (its EMA is <see cref="Ema"/>).</summary>
     public UNet2DModel Model { get; }
     /// <summary>The training noise schedule (ᾱ table, add_noise).</summary>
     public Scheduler NoiseScheduler { get; }
+    /// <summary>Every parameter and gradient of <see cref="Model"/> packed into one buffer, which the optimizer and
+    /// checkpoints run over.</summary>
     public FlatParameters Flat { get; }
+    /// <summary>AdamW over the model's parameters.</summary>
     public AdamW Optimizer { get; }
     /// <summary>The EMA (max decay: the first rate of Config.EmaRate), or null when it is empty.</summary>
     public Ema? Ema { get; }
+    /// <summary>Optimizer steps completed so far.</summary>
     public long StepCount { get; private set; }
     /// <summary>How many images the trainer draws from (a resumed run must get the same ones).</summary>
     public int TrainImages { get; }
@@ -133,6 +145,9 @@ public sealed class DdpmTrainer
         }
     }
 
+    /// <summary>One training step: draws a batch, timesteps and noise, back-propagates the MSE, clips the gradient,
+    /// steps AdamW at the scheduled learning rate and updates the EMA. Throws <see cref="NonFiniteTrainingException"/>
+    /// before anything changes when the loss or gradient is not finite.</summary>
     public DdpmStepStats Step()
     {
         var clock = Stopwatch.StartNew();
@@ -188,6 +203,8 @@ public sealed class DdpmTrainer
         ["data"] = _dataRng.GetState(), ["timesteps"] = _timeRng.GetState(), ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
     }, _data.GetState(), null);
 
+    /// <summary>Restores the step count, every RNG state and the data position from a checkpoint's trainer.json; throws
+    /// <see cref="InvalidDataException"/> when the state is incomplete or invalid.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");

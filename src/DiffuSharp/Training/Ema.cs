@@ -15,12 +15,13 @@ public sealed class Ema
     readonly Tensor[] _source;
     readonly Tensor[] _shadow;
 
+    /// <summary>The decay per update, in [0, 1] (e.g. 0.9999): shadow ← rate·shadow + (1 − rate)·param.</summary>
     public double Rate { get; }
 
     /// <summary>The averaged parameters, in the order of the source list (no autograd).</summary>
     public IReadOnlyList<Tensor> Shadow => _shadow;
 
-    /// <param name="parameters">the live parameters (contiguous), copied now and averaged by <see cref="Update"/></param>
+    /// <param name="parameters">the live parameters (contiguous), copied now and averaged by <see cref="Update()"/></param>
     /// <param name="rate">decay per update, e.g. 0.9999</param>
     public Ema(IReadOnlyList<Tensor> parameters, double rate)
     {
@@ -64,6 +65,7 @@ public sealed class Ema
         }
     }
 
+    /// <summary>The rate and a copy of the averaged values, for checkpoints.</summary>
     public EmaState ExportState()
     {
         var values = new float[_shadow.Length][];
@@ -71,6 +73,8 @@ public sealed class Ema
         return new EmaState(Rate, values);
     }
 
+    /// <summary>Restores averaged values from <see cref="ExportState"/>; throws <see cref="ArgumentException"/> when
+    /// the rate, the parameter count or a parameter's size differs.</summary>
     public void ImportState(EmaState state)
     {
         if (state.Rate != Rate) throw new ArgumentException($"Ema: state has rate {state.Rate}, this average uses {Rate}");

@@ -6,6 +6,8 @@ using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Gradient clipping by global L2 norm, as torch.nn.utils.clip_grad_norm_ (the norm accumulated in
+/// double).</summary>
 public static class GradClip
 {
     /// <summary>Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before clipping.

@@ -4,6 +4,8 @@
 // The same ε is both diffused into x_t and the regression target, as in diffusers.
 namespace DiffuSharp.Training;
 
+/// <summary>Offset noise (diffusers' --noise_offset): training noise plus offset·N(0, 1) per (sample, channel), so the
+/// model also learns to change an image's mean brightness.</summary>
 public static class OffsetNoise
 {
     /// <summary>ε: (B, C, H, W) = N(0, 1) per element + offset · N(0, 1) per (B, C, 1, 1). The per-pixel draw comes

@@ -8,6 +8,9 @@ using System.Security.Cryptography;
 
 namespace DiffuSharp.Training;
 
+/// <summary>A training run's output folder (checkpoint/, model/, log.jsonl, samples/) and crash-safe replacement of its
+/// subfolders: a new set is written beside the old and swapped in by renames, and Tidy restores or removes whatever a
+/// crash left.</summary>
 public static class RunFolder
 {
     /// <summary>The final model folder's name inside a run folder.</summary>

@@ -71,6 +71,7 @@ public sealed record TrainConfig(
         return lr;
     }
 
+    /// <summary>The settings as trainer.json stores them (the seed as a string, so 64 bits survive JSON).</summary>
     public JsonObject ToJson() => new()
     {
         ["batch_size"] = BatchSize, ["microbatch"] = Microbatch, ["lr"] = Lr, ["weight_decay"] = WeightDecay,
@@ -80,6 +81,9 @@ public sealed record TrainConfig(
         ["out"] = OutputFolder, ["data"] = DataSource,
     };
 
+    /// <summary>The settings from trainer.json, missing keys taking the defaults; throws
+    /// <see cref="InvalidDataException"/> starting with <paramref name="source"/> for a value of the wrong type or out of
+    /// range.</summary>
     public static TrainConfig FromJson(JsonObject o, string source)
     {
         try

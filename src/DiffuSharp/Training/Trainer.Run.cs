@@ -22,6 +22,7 @@ namespace DiffuSharp.Training;
 
 public sealed partial class Trainer
 {
+    /// <summary>The JSON-lines training log's file name in the run folder: one record per logged step.</summary>
     public const string LogFile = "log.jsonl";
 
     /// <summary>Trains until Config.TotalSteps or cancellation, then saves a checkpoint and the model folder.

@@ -49,10 +49,16 @@ public sealed partial class Trainer
     public ModelConfig ModelConfig { get; }
     /// <summary>The network being trained (its EMA copies are in <see cref="Emas"/>).</summary>
     public UNetModel Model { get; }
+    /// <summary>The diffusion process (schedule tables, losses) the model is trained under.</summary>
     public GaussianDiffusion Diffusion { get; }
+    /// <summary>The timestep sampler (uniform or loss-aware) the batches' t are drawn from.</summary>
     public ScheduleSampler Sampler { get; }
+    /// <summary>AdamW over the model's flat parameter buffer.</summary>
     public AdamW Optimizer { get; }
+    /// <summary>One EMA per rate of the config's ema_rate, in that order.</summary>
     public IReadOnlyList<Ema> Emas { get; }
+    /// <summary>Every parameter and gradient of <see cref="Model"/> packed into one buffer, which the optimizer and
+    /// checkpoints run over.</summary>
     public FlatParameters Flat { get; }
 
     /// <summary>Steps completed so far.</summary>

@@ -15,10 +15,15 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Checkpoints of the VAE trainer: the live weights as a diffusers AutoencoderKL folder, the EMA, AdamW's
+/// moments, trainer.json and a manifest, written as a set and swapped in whole.</summary>
 public static class VaeCheckpoint
 {
     const string EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
 
+    /// <summary>Writes the trainer's checkpoint into <paramref name="outFolder"/>/checkpoint, replacing the previous
+    /// one atomically, and returns the checkpoint folder's path; refuses non-finite weights, EMA values or optimizer
+    /// moments.</summary>
     public static string Save(VaeTrainer trainer, string outFolder)
     {
         trainer.CheckFinite();

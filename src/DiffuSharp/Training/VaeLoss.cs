@@ -7,12 +7,21 @@
 namespace DiffuSharp.Training;
 
 /// <summary>The per-pixel reconstruction penalty: |x̂ − x| (SD's choice) or (x̂ − x)².</summary>
-public enum ReconstructionLoss { L1, L2 }
+public enum ReconstructionLoss
+{
+    /// <summary>|x̂ − x| per pixel, Stable Diffusion's choice.</summary>
+    L1,
+    /// <summary>(x̂ − x)² per pixel.</summary>
+    L2,
+}
 
 /// <summary>One batch's loss terms; Loss is what is back-propagated. Rec and Kl are per image (sums over its pixels /
 /// latent elements, averaged over the batch); Reconstruction is the decoded batch (B, C, H, W).</summary>
 public sealed record VaeLossTerms(Tensor Loss, Tensor Rec, Tensor Kl, Tensor Reconstruction);
 
+/// <summary>The AutoencoderKL objective of latent diffusion without perceptual or adversarial terms: a per-image
+/// reconstruction loss on a posterior sample plus kl_weight times the KL from N(0, I), averaged over the
+/// batch.</summary>
 public static class VaeLoss
 {
     /// <summary>x: (B, C, H, W) in [-1, 1]; noise: (B, latent, h, w) ~ N(0, 1), the posterior sample's draw.</summary>

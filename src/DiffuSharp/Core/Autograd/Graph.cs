@@ -18,11 +18,16 @@ public static class GradMode
 {
     [ThreadStatic] static int _noGradDepth;
 
+    /// <summary>True on this thread unless a <see cref="Tensor.NoGrad"/> scope is open; ops record the graph only when
+    /// it is true.</summary>
     public static bool IsEnabled => _noGradDepth == 0;
 
+    /// <summary>A no-grad scope from <see cref="Tensor.NoGrad"/>; scopes nest, and grad recording resumes when the
+    /// outermost is disposed.</summary>
     public readonly struct Scope : IDisposable
     {
         internal Scope(int _) => _noGradDepth++;
+        /// <summary>Ends this no-grad scope on the thread that opened it.</summary>
         public void Dispose() => _noGradDepth--;
     }
 

@@ -6,6 +6,8 @@ using System.Diagnostics;
 
 namespace DiffuSharp.Autograd;
 
+/// <summary>Per-op wall time of forward and backward passes (<c>diffusharp bench train --profile</c>): off unless
+/// <see cref="Start"/> was called, and one thread (the one running the model) at a time.</summary>
 public static class OpProfiler
 {
     sealed class Entry { public long ForwardTicks, BackwardTicks; public int ForwardCalls, BackwardCalls; }
@@ -13,6 +15,7 @@ public static class OpProfiler
     static Dictionary<string, Entry>? _entries;
     static long _last;
 
+    /// <summary>True between <see cref="Start"/> and <see cref="Stop"/>.</summary>
     public static bool IsRunning => _entries is not null;
 
     /// <summary>Starts (or restarts) collecting; the forward clock starts now.</summary>
@@ -25,6 +28,12 @@ public static class OpProfiler
     /// <summary>Restarts the forward clock, so time spent outside ops (data, optimizer) is not charged to the next op.</summary>
     public static void Mark() => _last = Stopwatch.GetTimestamp();
 
+    /// <summary>The totals of one op name.</summary>
+    /// <param name="Op">the op's name as recorded in the graph (e.g. "Conv2d", "MatMul")</param>
+    /// <param name="ForwardMs">forward wall time in milliseconds, including any glue code since the previous op</param>
+    /// <param name="ForwardCalls">how many times the op ran forward</param>
+    /// <param name="BackwardMs">wall time of its backward closures in milliseconds</param>
+    /// <param name="BackwardCalls">how many of its backward closures ran</param>
     public readonly record struct Row(string Op, double ForwardMs, int ForwardCalls, double BackwardMs, int BackwardCalls);
 
     /// <summary>Stops collecting and returns the totals, largest forward+backward time first.</summary>

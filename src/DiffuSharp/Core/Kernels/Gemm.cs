@@ -15,6 +15,8 @@ using System.Runtime.Intrinsics.X86;
 
 namespace DiffuSharp.Kernels;
 
+/// <summary>Float32 matrix products C = beta·C + op(A)·op(B) on row-major spans: packed, register-blocked and threaded
+/// over <see cref="Parallelism.MaxThreads"/>, with bit-identical results for any thread count.</summary>
 public static unsafe partial class Gemm
 {
     /// <summary>Cache blocking: KC (depth of a packed panel), MC (rows of packed A, L2), NC (columns of packed B, L2/L3).</summary>

@@ -5,6 +5,8 @@ using System.Runtime.InteropServices;
 
 namespace DiffuSharp.Kernels;
 
+/// <summary>The <c>diffusharp bench ops</c> micro-benchmark of <see cref="Gemm"/>: median GFLOP/s of C = A·B at the
+/// current <see cref="Parallelism.MaxThreads"/>.</summary>
 public static unsafe class GemmBench
 {
     /// <summary>Median GFLOP/s (2·m·n·k per call) over <paramref name="samples"/> timed samples of at least 5 ms each (one call

@@ -10,6 +10,8 @@ using System.Diagnostics;
 
 namespace DiffuSharp.Kernels;
 
+/// <summary>The <c>diffusharp bench ops</c> timings of the fused group-norm + SiLU and attention primitives through the
+/// public Tensor API, on the shapes of scripts/bench_ops_torch.py so they compare one to one with PyTorch.</summary>
 public static class NormBench
 {
     /// <summary>Median milliseconds of silu(group_norm(x)) forward and forward+backward, x (32, 64, 14, 14), 32 groups.</summary>

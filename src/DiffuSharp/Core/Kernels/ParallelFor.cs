@@ -13,12 +13,16 @@ namespace DiffuSharp.Kernels;
 /// <summary>A unit of parallel work: <c>Invoke(i)</c> for every i in a range, on any thread.</summary>
 public interface IWorkItem
 {
+    /// <summary>Does the work of item <paramref name="index"/>; called once per index, from any thread, in no
+    /// particular order.</summary>
     void Invoke(int index);
 }
 
 /// <summary>A unit of parallel work over a contiguous range [begin, end), for items that want the whole slice.</summary>
 public interface IRangeWorkItem
 {
+    /// <summary>Does the work of the indices [<paramref name="begin"/>, <paramref name="end"/>); the ranges of one run
+    /// are disjoint and cover the whole count.</summary>
     void Invoke(int begin, int end);
 }
 
@@ -27,6 +31,8 @@ public static class Parallelism
 {
     static int _maxThreads = Environment.ProcessorCount;
 
+    /// <summary>The most threads a kernel may use (at least 1; default <see cref="Environment.ProcessorCount"/>); tests
+    /// lower it to 1. Throws <see cref="ArgumentOutOfRangeException"/> for a value below 1.</summary>
     public static int MaxThreads
     {
         get => _maxThreads;
@@ -43,6 +49,8 @@ public static class Parallelism
     static int _spinMicroseconds = 2000;
 }
 
+/// <summary>Runs struct work items over an index range on persistent worker threads, each thread taking a contiguous
+/// range; no delegate per element.</summary>
 public static class ParallelFor
 {
     /// <summary>Runs <paramref name="op"/> for every index in [0, count), split into contiguous ranges.</summary>

@@ -10,6 +10,8 @@ public sealed class ClipAttention : Module
     readonly Linear _q, _k, _v, _out;
     readonly int _heads, _headDim;
 
+    /// <summary>CLIP self-attention over <paramref name="hidden"/> channels in <paramref name="heads"/> heads (hidden
+    /// must divide evenly); weights drawn from <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipAttention(int hidden, int heads, Rng? rng)
     {
         if (hidden % heads != 0) throw new ArgumentException($"ClipAttention: hidden size {hidden} is not divisible by {heads} heads");
@@ -36,6 +38,8 @@ public sealed class ClipMlp : Module
     readonly Linear _fc1, _fc2;
     readonly ClipActivation _act;
 
+    /// <summary>CLIP's MLP, <paramref name="hidden"/> → <paramref name="intermediate"/> → hidden with
+    /// <paramref name="act"/> between; weights drawn from <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipMlp(int hidden, int intermediate, ClipActivation act, Rng? rng)
     {
         _act = act;
@@ -64,6 +68,8 @@ public sealed class ClipEncoderLayer : Module
     readonly LayerNorm _norm1, _norm2;
     readonly ClipMlp _mlp;
 
+    /// <summary>One encoder layer of <paramref name="config"/>'s sizes; weights drawn from <paramref name="rng"/>, or
+    /// zero when it is null.</summary>
     public ClipEncoderLayer(ClipTextConfig config, Rng? rng)
     {
         _attn = Register("self_attn", new ClipAttention(config.HiddenSize, config.NumAttentionHeads, rng));

@@ -10,7 +10,13 @@ namespace DiffuSharp.NN.Clip;
 
 /// <summary>CLIP's MLP activation: hidden_act "quick_gelu" (x·σ(1.702x), OpenAI's CLIP and SD 1.x) or "gelu"
 /// (exact erf GELU, OpenCLIP's ViT-H of SD 2.x).</summary>
-public enum ClipActivation { QuickGelu, Gelu }
+public enum ClipActivation
+{
+    /// <summary>"quick_gelu": x·σ(1.702x), OpenAI's CLIP (SD 1.x).</summary>
+    QuickGelu,
+    /// <summary>"gelu": the exact erf GELU, OpenCLIP's ViT-H (SD 2.x).</summary>
+    Gelu,
+}
 
 /// <summary>The keys of transformers' CLIPTextConfig that the text model uses.</summary>
 public sealed record ClipTextConfig(

@@ -7,8 +7,13 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Clip;
 
+/// <summary>Writes a CLIP text model as a transformers folder (config.json and model.safetensors with transformers'
+/// parameter names), which <see cref="ClipTextModel.FromFolder"/> and transformers' CLIPTextModel.from_pretrained both
+/// load.</summary>
 public static class ClipTextFolder
 {
+    /// <summary>The file names of a transformers CLIP text model folder: "config.json" and
+    /// "model.safetensors".</summary>
     public const string ConfigFile = "config.json", WeightsFile = "model.safetensors";
 
     /// <summary>config.json's object for this config.</summary>

@@ -22,6 +22,7 @@ public sealed class ClipTextModel : Module
 {
     readonly ClipTextTransformer _textModel;
 
+    /// <summary>The configuration the model was built from (transformers' CLIPTextConfig keys).</summary>
     public ClipTextConfig Config { get; }
 
     /// <summary>A model with PyTorch-style random initial weights drawn from rng, or zeros when rng is null (load weights
@@ -87,6 +88,8 @@ public sealed class ClipTextTransformer : Module
 
     internal LayerNorm FinalNorm { get; }
 
+    /// <summary>The text transformer (transformers' CLIPTextTransformer, "text_model") of <paramref name="config"/>'s
+    /// sizes; weights drawn from <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipTextTransformer(ClipTextConfig config, Rng? rng)
     {
         _config = config;
@@ -138,6 +141,8 @@ public sealed class ClipTextEmbeddings : Module
     readonly Embedding _token, _position;
     readonly int _vocab, _maxPositions;
 
+    /// <summary>Token and position embeddings of <paramref name="config"/>'s sizes; drawn N(0, 1) from
+    /// <paramref name="rng"/>, or zero when it is null.</summary>
     public ClipTextEmbeddings(ClipTextConfig config, Rng? rng)
     {
         (_vocab, _maxPositions) = (config.VocabSize, config.MaxPositionEmbeddings);

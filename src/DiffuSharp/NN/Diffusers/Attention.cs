@@ -12,6 +12,10 @@ using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' Attention with the plain AttnProcessor: to_q, to_k, to_v and to_out.0 linear maps and
+/// softmax(q·kᵀ/√d)·v per head, in the transformer's form (self- or cross-attention) or the spatial form of the VAE and
+/// UNet2DModel (GroupNorm first, residual added). Without gradients, queries run in blocks of at most
+/// <see cref="ScoreBudget"/> scores.</summary>
 public sealed class Attention : Module
 {
     /// <summary>Most attention scores one (batch·head) item holds at once when no gradient is recorded.</summary>

@@ -13,10 +13,13 @@ namespace DiffuSharp.NN.Diffusers;
 /// <summary>The VAE posterior N(mean, exp(logvar)) per latent element: mean, logvar: (B, latent, h, w).</summary>
 public sealed class DiagonalGaussian(Tensor mean, Tensor logVar)
 {
+    /// <summary>The posterior mean, (B, latent, h, w).</summary>
     public Tensor Mean { get; } = mean;
     /// <summary>Log-variance, clamped to [−30, 20] as diffusers does.</summary>
     public Tensor LogVar { get; } = logVar;
+    /// <summary>The standard deviation exp(logvar / 2), same shape as the mean.</summary>
     public Tensor Std => (LogVar * 0.5).Exp();
+    /// <summary>The variance exp(logvar), same shape as the mean.</summary>
     public Tensor Var => LogVar.Exp();
     /// <summary>The mode (= mean).</summary>
     public Tensor Mode() => Mean;
@@ -26,13 +29,19 @@ public sealed class DiagonalGaussian(Tensor mean, Tensor logVar)
     public Tensor Sample(Rng rng) => Sample(Tensor.RandN(Mean.Shape, rng));
 }
 
+/// <summary>diffusers' AutoencoderKL, Stable Diffusion's VAE: an encoder to a diagonal Gaussian posterior over latents
+/// (quant_conv included) and a decoder back to images (post_quant_conv included). The scaling_factor is left to the
+/// pipelines, as in diffusers.</summary>
 public sealed class AutoencoderKL : Module
 {
+    /// <summary>The config.json keys the model was built from.</summary>
     public AutoencoderKLConfig Config { get; }
     readonly VaeEncoder _encoder;
     readonly VaeDecoder _decoder;
     readonly Conv2d _quantConv, _postQuantConv;
 
+    /// <summary>A VAE of <paramref name="config"/>'s architecture with PyTorch-style random weights drawn from
+    /// <paramref name="rng"/>; load trained weights with <see cref="ModuleLoading.LoadFrom"/>.</summary>
     public AutoencoderKL(AutoencoderKLConfig config, Rng rng)
     {
         Config = config;
@@ -83,6 +92,8 @@ public sealed class VaeEncoder : Module
     readonly UNetMidBlock _midBlock;
     readonly GroupNorm _convNormOut;
 
+    /// <summary>diffusers' Encoder of <paramref name="c"/>'s architecture with weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public VaeEncoder(AutoencoderKLConfig c, Rng rng)
     {
         int[] ch = c.BlockOutChannels;
@@ -100,6 +111,8 @@ public sealed class VaeEncoder : Module
         _convOut = Register("conv_out", new Conv2d(ch[^1], 2 * c.LatentChannels, 3, rng, padding: 1));
     }
 
+    /// <summary>(B, Cin, H, W) → (B, 2·latent, H/f, W/f): the posterior's mean and log-variance stacked along the
+    /// channels, before quant_conv.</summary>
     public Tensor Forward(Tensor x)
     {
         var ctx = new ForwardContext(false, null);
@@ -118,6 +131,8 @@ public sealed class VaeDecoder : Module
     readonly List<UNetUpBlock> _upBlocks = [];
     readonly GroupNorm _convNormOut;
 
+    /// <summary>diffusers' Decoder of <paramref name="c"/>'s architecture with weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public VaeDecoder(AutoencoderKLConfig c, Rng rng)
     {
         int[] ch = c.BlockOutChannels;
@@ -136,6 +151,7 @@ public sealed class VaeDecoder : Module
         _convOut = Register("conv_out", new Conv2d(ch[0], c.OutChannels, 3, rng, padding: 1));
     }
 
+    /// <summary>(B, latent, h, w) → (B, Cout, h·f, w·f), after post_quant_conv.</summary>
     public Tensor Forward(Tensor z)
     {
         var ctx = new ForwardContext(false, null);

@@ -5,21 +5,42 @@
 // loads; any other value of them is an error.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' AutoencoderKL config.json (0.27.2's constructor keys); property defaults are diffusers' own.
+/// Block types other than DownEncoderBlock2D / UpDecoderBlock2D are refused.</summary>
 public sealed record AutoencoderKLConfig
 {
+    /// <summary>in_channels: image channels (3).</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>out_channels: decoded image channels (3).</summary>
     public int OutChannels { get; init; } = 3;
+    /// <summary>block_out_channels: channels per encoder level; the decoder mirrors them, and each level but the last
+    /// halves the size (SD: 128, 256, 512, 512, so f = 8).</summary>
     public int[] BlockOutChannels { get; init; } = [64];
+    /// <summary>layers_per_block: resnets per encoder level (the decoder has one more per level).</summary>
     public int LayersPerBlock { get; init; } = 1;
+    /// <summary>act_fn: the activation inside the resnets (SiLU).</summary>
     public Activation ActFn { get; init; } = Activation.Silu;
+    /// <summary>latent_channels: channels of the latent space (SD: 4).</summary>
     public int LatentChannels { get; init; } = 4;
+    /// <summary>norm_num_groups: GroupNorm groups throughout (32).</summary>
     public int NormNumGroups { get; init; } = 32;
+    /// <summary>sample_size: the image size in pixels the VAE was trained at, and the default tile of tiled decoding
+    /// (<see cref="VaeTiling.For"/>).</summary>
     public int SampleSize { get; init; } = 32;
+    /// <summary>scaling_factor: what the pipelines multiply posterior samples by to get unit-variance latents (SD 1.x:
+    /// 0.18215); not applied by the model.</summary>
     public double ScalingFactor { get; init; } = 0.18215;            // latents = scaling_factor · posterior sample (SD 1.x: 0.18215)
+    /// <summary>latents_mean: per-channel latent means some newer configs carry; informational, not applied.</summary>
     public double[]? LatentsMean { get; init; }                      // informational (SDXL-era configs); not applied by the model
+    /// <summary>latents_std: per-channel latent standard deviations some newer configs carry; informational, not
+    /// applied.</summary>
     public double[]? LatentsStd { get; init; }
+    /// <summary>force_upcast: fp16 pipelines run this VAE in float32; informational, as DiffuSharp always computes in
+    /// float32.</summary>
     public bool ForceUpcast { get; init; } = true;                    // fp16 pipelines upcast the VAE; always float32 here
 
+    /// <summary>Reads a VAE config.json; throws <see cref="InvalidDataException"/> naming the file and key for unknown
+    /// keys, wrong types or unsupported values.</summary>
     public static AutoencoderKLConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static AutoencoderKLConfig Read(ConfigJson c)

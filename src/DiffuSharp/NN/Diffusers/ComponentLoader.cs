@@ -9,6 +9,9 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Builds diffusers components as from_pretrained does: config.json first (validated), then every weight from
+/// the folder's diffusion_pytorch_model.safetensors (or its fp16 variant) or a single-file checkpoint's component;
+/// missing, extra or misshapen tensors are errors naming the tensor and the file.</summary>
 public static class ComponentLoader
 {
     /// <summary>Weight file names tried in order (the fp16 variant is what `variant="fp16"` saves).</summary>
@@ -18,15 +21,21 @@ public static class ComponentLoader
     public static string ClassName(string folder)
         => ConfigJson.Load(ConfigPath(folder)).ClassName ?? throw new InvalidDataException($"{ConfigPath(folder)}: no \"_class_name\"");
 
+    /// <summary>A UNet2DConditionModel from a diffusers component folder (config.json and its safetensors
+    /// weights).</summary>
     public static UNet2DConditionModel LoadUNet2DCondition(string folder)
         => LoadWeights(new UNet2DConditionModel(UNet2DConditionConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
+    /// <summary>A UNet2DModel from a diffusers component folder (config.json and its safetensors weights).</summary>
     public static UNet2DModel LoadUNet2D(string folder)
         => LoadWeights(new UNet2DModel(UNet2DConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
+    /// <summary>An AutoencoderKL from a diffusers component folder (config.json and its safetensors weights).</summary>
     public static AutoencoderKL LoadAutoencoderKL(string folder)
         => LoadWeights(new AutoencoderKL(AutoencoderKLConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 
+    /// <summary>A ControlNetModel from a diffusers component folder (config.json and its safetensors
+    /// weights).</summary>
     public static ControlNetModel LoadControlNet(string folder)
         => LoadWeights(new ControlNetModel(ControlNetConfig.Load(ConfigPath(folder)), new Rng(0)), FolderWeights(folder));
 

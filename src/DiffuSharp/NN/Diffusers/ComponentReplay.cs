@@ -10,6 +10,9 @@ namespace DiffuSharp.NN.Diffusers;
 /// <summary>One compared output: its name, shape, relative L2 error and largest absolute difference.</summary>
 public sealed record ReplayResult(string Output, int[] Shape, double RelErr, double MaxAbs);
 
+/// <summary>Replays a recorded diffusers component call (NAME.io.safetensors beside the NAME/ folder) and compares
+/// every recorded output with DiffuSharp's, as relative L2 error and largest absolute difference; shared by the tests
+/// and the verify command.</summary>
 public static class ComponentReplay
 {
     /// <summary>Replays one recorded call; every `output.*` tensor of the file is compared (an output we cannot

@@ -7,16 +7,61 @@
 namespace DiffuSharp.NN.Diffusers;
 
 /// <summary>Activation named by diffusers' act_fn ("silu"/"swish", "gelu", "relu").</summary>
-public enum Activation { Silu, Gelu, Relu }
+public enum Activation
+{
+    /// <summary>"silu" or "swish": x·σ(x).</summary>
+    Silu,
+    /// <summary>"gelu": the exact erf GELU.</summary>
+    Gelu,
+    /// <summary>"relu": max(x, 0).</summary>
+    Relu,
+}
 
 /// <summary>How a ResnetBlock2D applies the time embedding (resnet_time_scale_shift).</summary>
-public enum TimeScaleShift { Default, ScaleShift }
+public enum TimeScaleShift
+{
+    /// <summary>"default": the projected embedding is added after the first conv.</summary>
+    Default,
+    /// <summary>"scale_shift": the projected embedding is split into scale and shift, applied as norm2(h)·(1 + scale) + shift.</summary>
+    ScaleShift,
+}
 
-public enum DownBlockType { DownBlock2D, CrossAttnDownBlock2D, AttnDownBlock2D, DownEncoderBlock2D }
+/// <summary>diffusers' down_block_types entries this port builds.</summary>
+public enum DownBlockType
+{
+    /// <summary>Resnets only, then a downsampler.</summary>
+    DownBlock2D,
+    /// <summary>Resnets each followed by a Transformer2DModel cross-attending to encoder_hidden_states (Stable Diffusion).</summary>
+    CrossAttnDownBlock2D,
+    /// <summary>Resnets each followed by spatial self-attention (UNet2DModel).</summary>
+    AttnDownBlock2D,
+    /// <summary>The VAE encoder's block: resnets without a time embedding, then a downsampler.</summary>
+    DownEncoderBlock2D,
+}
 
-public enum UpBlockType { UpBlock2D, CrossAttnUpBlock2D, AttnUpBlock2D, UpDecoderBlock2D }
+/// <summary>diffusers' up_block_types entries this port builds.</summary>
+public enum UpBlockType
+{
+    /// <summary>Resnets taking the skips, then an upsampler.</summary>
+    UpBlock2D,
+    /// <summary>Resnets taking the skips, each followed by a cross-attention Transformer2DModel (Stable Diffusion).</summary>
+    CrossAttnUpBlock2D,
+    /// <summary>Resnets taking the skips, each followed by spatial self-attention (UNet2DModel).</summary>
+    AttnUpBlock2D,
+    /// <summary>The VAE decoder's block: resnets without skips or time embedding, then an upsampler.</summary>
+    UpDecoderBlock2D,
+}
 
-public enum MidBlockType { None, UNetMidBlock2DCrossAttn, UNetMidBlock2D }
+/// <summary>diffusers' mid_block_type.</summary>
+public enum MidBlockType
+{
+    /// <summary>null: no mid block.</summary>
+    None,
+    /// <summary>Resnet, then cross-attention transformer and resnet pairs (Stable Diffusion).</summary>
+    UNetMidBlock2DCrossAttn,
+    /// <summary>Resnet, then spatial attention and resnet pairs (UNet2DModel, the VAE).</summary>
+    UNetMidBlock2D,
+}
 
 internal static class ConfigChoices
 {

@@ -3,11 +3,15 @@
 // size) followed by a 3×3 conv. Both keep the conv under the name "conv", as diffusers' state dicts do.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' Downsample2D with use_conv: a stride-2 3×3 conv named "conv" (padding 0 first pads right and
+/// bottom by one, as the VAE encoder does).</summary>
 public sealed class Downsample2D : Module
 {
     readonly Conv2d _conv;
     readonly int _padding;
 
+    /// <summary>A downsampler from <paramref name="channels"/> to <paramref name="outChannels"/> with conv padding
+    /// <paramref name="padding"/> (≥ 0); weights drawn from <paramref name="rng"/>.</summary>
     public Downsample2D(int channels, int outChannels, int padding, Rng rng)
     {
         if (padding < 0) throw new ArgumentException($"Downsample2D: padding must be ≥ 0, got {padding}");
@@ -28,10 +32,14 @@ public sealed class Downsample2D : Module
     }
 }
 
+/// <summary>diffusers' Upsample2D with use_conv: nearest-neighbour ×2 (or to a given size) followed by a 3×3 conv named
+/// "conv".</summary>
 public sealed class Upsample2D : Module
 {
     readonly Conv2d _conv;
 
+    /// <summary>An upsampler from <paramref name="channels"/> to <paramref name="outChannels"/>; weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public Upsample2D(int channels, int outChannels, Rng rng)
         => _conv = Register("conv", new Conv2d(channels, outChannels, 3, rng, padding: 1));
 

@@ -14,6 +14,9 @@ public sealed record ResnetSettings(
     double OutputScaleFactor = 1.0,                              // (x + h) / factor
     bool SkipTimeAct = false);                                   // time_emb_proj on temb itself, not act(temb)
 
+/// <summary>diffusers' ResnetBlock2D: GroupNorm → act → 3×3 conv, the projected time embedding added (or applied as
+/// scale and shift), GroupNorm → act → dropout → 3×3 conv, plus the input (through a 1×1 conv_shortcut when the channel
+/// count changes), divided by output_scale_factor. Without a time embedding it is the VAE's block.</summary>
 public sealed class ResnetBlock2D : Module
 {
     readonly GroupNorm _norm1, _norm2;
@@ -23,6 +26,9 @@ public sealed class ResnetBlock2D : Module
     readonly ResnetSettings _s;
     readonly int _outChannels;
 
+    /// <summary>A block from <paramref name="inChannels"/> to <paramref name="outChannels"/>;
+    /// <paramref name="tembChannels"/> is the time embedding's width, or null for a block without one (the VAE's). Weights drawn
+    /// from <paramref name="rng"/>.</summary>
     public ResnetBlock2D(int inChannels, int outChannels, int? tembChannels, ResnetSettings settings, Rng rng)
     {
         (_s, _outChannels) = (settings, outChannels);

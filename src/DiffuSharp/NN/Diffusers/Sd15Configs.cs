@@ -4,6 +4,8 @@ using DiffuSharp.NN.Clip;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Stable Diffusion 1.5's component configs (runwayml/stable-diffusion-v1-5), for building full-size models on
+/// random weights, e.g. for benchmarks.</summary>
 public static class Sd15Configs
 {
     /// <summary>SD 1.5's UNet2DConditionModel: 320/640/1280/1280 channels, 2 layers per block, 8 heads, context 768.</summary>

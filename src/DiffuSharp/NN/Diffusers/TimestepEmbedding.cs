@@ -3,12 +3,17 @@
 // computed in float32 step by step as torch does; then linear_1 → act → linear_2 (→ post_act).
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' TimestepEmbedding: linear_1 → act → linear_2 (→ optional post_act) applied to the sinusoidal
+/// timestep features.</summary>
 public sealed class TimestepEmbedding : Module
 {
     readonly Linear _linear1, _linear2;
     readonly Activation _act;
     readonly Activation? _postAct;
 
+    /// <summary>An MLP from the <paramref name="inChannels"/> sinusoid features to <paramref name="timeEmbedDim"/>,
+    /// with <paramref name="act"/> between the layers and <paramref name="postAct"/> (or nothing) after; weights drawn
+    /// from <paramref name="rng"/>.</summary>
     public TimestepEmbedding(int inChannels, int timeEmbedDim, Activation act, Activation? postAct, Rng rng)
     {
         (_act, _postAct) = (act, postAct);

@@ -5,6 +5,8 @@
 // feed-forward], each added back → proj_out → plus the input.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' Transformer2DModel for continuous inputs: GroupNorm → proj_in (1×1 conv, or Linear with
+/// use_linear_projection) → the pixels as tokens through BasicTransformerBlocks → proj_out, plus the input.</summary>
 public sealed class Transformer2DModel : Module
 {
     readonly GroupNorm _norm;
@@ -13,6 +15,10 @@ public sealed class Transformer2DModel : Module
     readonly bool _linear;
     readonly int _inner;
 
+    /// <summary>A transformer over <paramref name="inChannels"/> channels with <paramref name="heads"/> heads of
+    /// <paramref name="headDim"/>, <paramref name="layers"/> blocks, cross-attention to states of width
+    /// <paramref name="crossAttentionDim"/> (null: self-attention only) and GroupNorm of <paramref name="normGroups"/> groups;
+    /// weights drawn from <paramref name="rng"/>.</summary>
     public Transformer2DModel(int heads, int headDim, int inChannels, int layers, int? crossAttentionDim, int normGroups,
         bool useLinearProjection, bool onlyCrossAttention, Rng rng)
     {
@@ -43,6 +49,8 @@ public sealed class Transformer2DModel : Module
     }
 }
 
+/// <summary>diffusers' BasicTransformerBlock (norm_type "layer_norm"): LayerNorm → self-attention, LayerNorm →
+/// cross-attention, LayerNorm → GEGLU feed-forward, each added back.</summary>
 public sealed class BasicTransformerBlock : Module
 {
     readonly LayerNorm _norm1, _norm3;
@@ -52,6 +60,10 @@ public sealed class BasicTransformerBlock : Module
     readonly FeedForward _ff;
     readonly bool _onlyCrossAttention;
 
+    /// <summary>A block of width <paramref name="dim"/> with <paramref name="heads"/> heads of
+    /// <paramref name="headDim"/>; cross-attention to states of width <paramref name="crossAttentionDim"/> when it is set, and
+    /// with <paramref name="onlyCrossAttention"/> the first attention attends to those states too. Weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public BasicTransformerBlock(int dim, int heads, int headDim, int? crossAttentionDim, bool onlyCrossAttention, Rng rng)
     {
         _onlyCrossAttention = onlyCrossAttention;
@@ -82,6 +94,8 @@ public sealed class FeedForward : Module
     readonly Geglu _geglu;
     readonly Linear _out;
 
+    /// <summary>diffusers' FeedForward with GEGLU: <paramref name="dim"/> → GEGLU to <paramref name="inner"/> → Linear
+    /// back to dim (net.0, net.2); weights drawn from <paramref name="rng"/>.</summary>
     public FeedForward(int dim, int inner, Rng rng)
     {
         _geglu = Register("net.0", new Geglu(dim, inner, rng));
@@ -97,6 +111,8 @@ public sealed class Geglu : Module
 {
     readonly Linear _proj;
 
+    /// <summary>A GEGLU whose projection maps <paramref name="dim"/> to 2·<paramref name="inner"/> (value and gate
+    /// halves); weights drawn from <paramref name="rng"/>.</summary>
     public Geglu(int dim, int inner, Rng rng) => _proj = Register("proj", new Linear(dim, 2 * inner, rng));
 
     /// <summary>x: (…, dim) → (…, inner)</summary>

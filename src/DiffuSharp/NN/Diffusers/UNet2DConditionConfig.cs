@@ -5,46 +5,87 @@ namespace DiffuSharp.NN.Diffusers;
 /// <summary>diffusers' UNet2DConditionModel config (the keys of its constructor), per-block values expanded.</summary>
 public sealed record UNet2DConditionConfig
 {
+    /// <summary>in_channels: latent channels in (SD: 4; 9 for inpainting UNets).</summary>
     public int InChannels { get; init; } = 4;
+    /// <summary>out_channels: channels of the prediction (SD: 4).</summary>
     public int OutChannels { get; init; } = 4;
+    /// <summary>center_input_sample: the sample becomes 2·sample − 1 before conv_in.</summary>
     public bool CenterInputSample { get; init; }                     // sample ← 2·sample − 1 first
+    /// <summary>flip_sin_to_cos: the cos half comes first in the timestep sinusoids (SD: true).</summary>
     public bool FlipSinToCos { get; init; } = true;                  // cos half first in the timestep embedding
+    /// <summary>freq_shift: downscale_freq_shift of the timestep sinusoids (SD: 0).</summary>
     public int FreqShift { get; init; }                              // downscale_freq_shift of the sinusoids
+    /// <summary>down_block_types, one per level.</summary>
     public DownBlockType[] DownBlockTypes { get; init; } = [DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.DownBlock2D];
+    /// <summary>mid_block_type: the cross-attention mid block (SD), the plain one, or none.</summary>
     public MidBlockType MidBlockType { get; init; } = MidBlockType.UNetMidBlock2DCrossAttn;
+    /// <summary>up_block_types, one per level.</summary>
     public UpBlockType[] UpBlockTypes { get; init; } = [UpBlockType.UpBlock2D, UpBlockType.CrossAttnUpBlock2D, UpBlockType.CrossAttnUpBlock2D, UpBlockType.CrossAttnUpBlock2D];
+    /// <summary>only_cross_attention per down block (the up blocks take them reversed): the first attention also
+    /// attends to the encoder states.</summary>
     public bool[] OnlyCrossAttention { get; init; } = [false, false, false, false];   // per down block
+    /// <summary>block_out_channels: the channels of each level (SD 1.x: 320, 640, 1280, 1280).</summary>
     public int[] BlockOutChannels { get; init; } = [320, 640, 1280, 1280];
+    /// <summary>layers_per_block per down block (each up block has one more).</summary>
     public int[] LayersPerBlock { get; init; } = [2, 2, 2, 2];
+    /// <summary>downsample_padding of the down blocks' stride-2 convs.</summary>
     public int DownsamplePadding { get; init; } = 1;
+    /// <summary>mid_block_scale_factor: the mid block's resnets divide their output by it.</summary>
     public double MidBlockScaleFactor { get; init; } = 1;             // mid resnets divide their output by it
+    /// <summary>dropout probability in the resnets.</summary>
     public float Dropout { get; init; }
+    /// <summary>act_fn: the resnets' activation.</summary>
     public Activation ActFn { get; init; } = Activation.Silu;
+    /// <summary>norm_num_groups: GroupNorm groups throughout.</summary>
     public int NormNumGroups { get; init; } = 32;
+    /// <summary>norm_eps: the resnets' GroupNorm epsilon.</summary>
     public float NormEps { get; init; } = 1e-5f;
+    /// <summary>cross_attention_dim per down block: the width of encoder_hidden_states (SD 1.x: 768; SD 2.x:
+    /// 1024).</summary>
     public int[] CrossAttentionDim { get; init; } = [1280, 1280, 1280, 1280];   // per down block
+    /// <summary>transformer_layers_per_block per down block and layer.</summary>
     public int[][] TransformerLayersPerBlock { get; init; } = [[1, 1], [1, 1], [1, 1], [1, 1]];   // per down block, per layer
+    /// <summary>reverse_transformer_layers_per_block per up block and layer; null: the reverse of
+    /// TransformerLayersPerBlock.</summary>
     public int[][]? ReverseTransformerLayersPerBlock { get; init; }  // per up block, per layer; null: the reverse of the above
+    /// <summary>Attention heads per down block; diffusers' attention_head_dim key holds the head count (a naming quirk
+    /// it keeps).</summary>
     public int[] NumHeads { get; init; } = [8, 8, 8, 8];             // diffusers' attention_head_dim is the head count (a naming bug it keeps)
+    /// <summary>use_linear_projection: proj_in/proj_out are Linear (SD 2.x) rather than 1×1 convs (SD 1.x).</summary>
     public bool UseLinearProjection { get; init; }                   // proj_in/proj_out Linear (SD 2.x) vs 1×1 conv (SD 1.x)
+    /// <summary>upcast_attention: read for compatibility; attention always runs in float32 here.</summary>
     public bool UpcastAttention { get; init; }                       // softmax in float32 under fp16: always so here
+    /// <summary>resnet_time_scale_shift: how resnets apply the time embedding.</summary>
     public TimeScaleShift ResnetTimeScaleShift { get; init; }
+    /// <summary>resnet_skip_time_act: read as diffusers does; only blocks this port does not build use it.</summary>
     public bool ResnetSkipTimeAct { get; init; }                     // read, as diffusers does, but only Simple* blocks use it
+    /// <summary>resnet_out_scale_factor: read as diffusers does; only blocks this port does not build use it.</summary>
     public double ResnetOutScaleFactor { get; init; } = 1.0;         // likewise
+    /// <summary>time_embedding_dim; null: 4 × block_out_channels[0].</summary>
     public int? TimeEmbeddingDim { get; init; }                      // null: 4 × block_out_channels[0]
+    /// <summary>time_embedding_act_fn: an activation applied to the time embedding before the resnets' projections;
+    /// null: none.</summary>
     public Activation? TimeEmbeddingActFn { get; init; }
+    /// <summary>timestep_post_act: an activation after the TimestepEmbedding MLP; null: none.</summary>
     public Activation? TimestepPostAct { get; init; }
+    /// <summary>conv_in_kernel: the kernel size of conv_in (3).</summary>
     public int ConvInKernel { get; init; } = 3;
+    /// <summary>conv_out_kernel: the kernel size of conv_out (3).</summary>
     public int ConvOutKernel { get; init; } = 3;
+    /// <summary>num_class_embeds: the size of a class_embedding table added to the time embedding; null:
+    /// none.</summary>
     public int? NumClassEmbeds { get; init; }                        // class_embedding: nn.Embedding added to the time embedding
+    /// <summary>sample_size: the latent size the model was trained at (SD 1.x: 64 for 512-pixel images).</summary>
     public int SampleSize { get; init; } = 64;
 
+    /// <summary>The width of the time embedding: TimeEmbeddingDim, or 4 × block_out_channels[0].</summary>
     public int TimeEmbedDim => TimeEmbeddingDim ?? BlockOutChannels[0] * 4;
 
-    /// <summary>Reads and validates a config.json (see the file header for what is an error).</summary>
     /// <summary>Largest layers_per_block accepted (diffusers' models use 1 to 3).</summary>
     public const int MaxLayersPerBlock = 1024;
 
+    /// <summary>Reads and validates a UNet2DConditionModel config.json; throws <see cref="InvalidDataException"/>
+    /// naming the key and the file for unknown keys, wrong types or values this port does not build.</summary>
     public static UNet2DConditionConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static UNet2DConditionConfig Read(ConfigJson c)

@@ -8,8 +8,13 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Writes a UNet2DConditionModel as a diffusers component folder (config.json with every key diffusers 0.27.2
+/// registers, and diffusion_pytorch_model.safetensors under diffusers' names) that <see cref="ComponentLoader"/> and
+/// diffusers' from_pretrained both load.</summary>
 public static class UNet2DConditionFolder
 {
+    /// <summary>The file names of a diffusers component folder: "config.json" and
+    /// "diffusion_pytorch_model.safetensors".</summary>
     public const string ConfigFile = "config.json", WeightsFile = "diffusion_pytorch_model.safetensors";
 
     /// <summary>config.json's object for this config.</summary>

@@ -9,8 +9,12 @@ using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' UNet2DConditionModel, the denoiser of Stable Diffusion 1.x and 2.x: noisy latents (B, C, h, w),
+/// timesteps and encoder_hidden_states (B, L, cross_attention_dim) → the prediction (B, out_channels, h, w). Parameter
+/// names are diffusers' state dict names; ControlNet residuals can be added to the skips and the mid block.</summary>
 public sealed class UNet2DConditionModel : Module
 {
+    /// <summary>The config.json keys the model was built from.</summary>
     public UNet2DConditionConfig Config { get; }
     readonly TimestepEmbedding _timeEmbedding;
     readonly Embedding? _classEmbedding;
@@ -20,6 +24,9 @@ public sealed class UNet2DConditionModel : Module
     readonly List<UNetUpBlock> _upBlocks = [];
     readonly GroupNorm _convNormOut;
 
+    /// <summary>A UNet of <paramref name="config"/>'s architecture with PyTorch-style random weights drawn from
+    /// <paramref name="rng"/>; load trained weights with <see cref="ComponentLoader.LoadUNet2DCondition(string)"/> or
+    /// <see cref="ModuleLoading.LoadFrom"/>.</summary>
     public UNet2DConditionModel(UNet2DConditionConfig config, Rng rng)
     {
         Config = config;

@@ -3,33 +3,63 @@
 // down/upsampling, skip blocks) is an error naming the key.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' UNet2DModel config.json (0.27.2's constructor keys) with diffusers' defaults; what this port
+/// does not build (fourier or learned time embeddings, class_embed_type, resnet up/downsampling, skip blocks) is
+/// refused by name.</summary>
 public sealed record UNet2DConfig
 {
+    /// <summary>sample_size: the image size the model was trained at; null when the config has none.</summary>
     public int? SampleSize { get; init; }
+    /// <summary>in_channels: image channels in (3).</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>out_channels: channels of the prediction (3; twice that with a learned variance).</summary>
     public int OutChannels { get; init; } = 3;
+    /// <summary>center_input_sample: the sample becomes 2·sample − 1 before conv_in.</summary>
     public bool CenterInputSample { get; init; }
+    /// <summary>freq_shift: downscale_freq_shift of the timestep sinusoids.</summary>
     public int FreqShift { get; init; }
+    /// <summary>flip_sin_to_cos: the cos half comes first in the timestep sinusoids (default true).</summary>
     public bool FlipSinToCos { get; init; } = true;
+    /// <summary>down_block_types, one per level (DownBlock2D or AttnDownBlock2D).</summary>
     public DownBlockType[] DownBlockTypes { get; init; } = [DownBlockType.DownBlock2D, DownBlockType.AttnDownBlock2D, DownBlockType.AttnDownBlock2D, DownBlockType.AttnDownBlock2D];
+    /// <summary>up_block_types, one per level (UpBlock2D or AttnUpBlock2D).</summary>
     public UpBlockType[] UpBlockTypes { get; init; } = [UpBlockType.AttnUpBlock2D, UpBlockType.AttnUpBlock2D, UpBlockType.AttnUpBlock2D, UpBlockType.UpBlock2D];
+    /// <summary>block_out_channels: the channels of each level.</summary>
     public int[] BlockOutChannels { get; init; } = [224, 448, 672, 896];
+    /// <summary>layers_per_block: resnets per down block (each up block has one more).</summary>
     public int LayersPerBlock { get; init; } = 2;
+    /// <summary>mid_block_scale_factor: the mid block's resnets divide their output by it.</summary>
     public double MidBlockScaleFactor { get; init; } = 1;
+    /// <summary>downsample_padding of the down blocks' stride-2 convs.</summary>
     public int DownsamplePadding { get; init; } = 1;
+    /// <summary>dropout probability in the resnets.</summary>
     public float Dropout { get; init; }
+    /// <summary>act_fn: the resnets' activation.</summary>
     public Activation ActFn { get; init; } = Activation.Silu;
+    /// <summary>attention_head_dim: channels per attention head; null: one head per block.</summary>
     public int? AttentionHeadDim { get; init; } = 8;                 // channels per head; null: one head per block
+    /// <summary>norm_num_groups: GroupNorm groups throughout.</summary>
     public int NormNumGroups { get; init; } = 32;
+    /// <summary>attn_norm_num_groups: the mid attention's GroupNorm groups; null: norm_num_groups.</summary>
     public int? AttnNormNumGroups { get; init; }                     // the mid attention's GroupNorm; null: norm_num_groups
+    /// <summary>norm_eps: the GroupNorm epsilon.</summary>
     public float NormEps { get; init; } = 1e-5f;
+    /// <summary>resnet_time_scale_shift: how resnets apply the time embedding.</summary>
     public TimeScaleShift ResnetTimeScaleShift { get; init; }
+    /// <summary>add_attention: whether the mid block has its attention layer (default true).</summary>
     public bool AddAttention { get; init; } = true;                  // the mid block's attention
+    /// <summary>num_class_embeds: the size of a class_embedding table added to the time embedding; null:
+    /// unconditional.</summary>
     public int? NumClassEmbeds { get; init; }                        // class_embedding: nn.Embedding added to the time embedding
+    /// <summary>num_train_timesteps: read for compatibility; only the learned time embedding (not built) uses
+    /// it.</summary>
     public int? NumTrainTimesteps { get; init; }                     // only used by the "learned" time embedding (not built)
 
+    /// <summary>The width of the time embedding, 4 × block_out_channels[0].</summary>
     public int TimeEmbedDim => BlockOutChannels[0] * 4;
 
+    /// <summary>Reads and validates a UNet2DModel config.json; throws <see cref="InvalidDataException"/> naming the key
+    /// and the file for unknown keys, wrong types or values this port does not build.</summary>
     public static UNet2DConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static UNet2DConfig Read(ConfigJson c)

@@ -9,8 +9,13 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Writes a UNet2DModel as a diffusers component folder (config.json with 0.27.2's keys and
+/// diffusion_pytorch_model.safetensors under diffusers' names) that <see cref="ComponentLoader.LoadUNet2D(string)"/> and
+/// diffusers' from_pretrained both load.</summary>
 public static class UNet2DFolder
 {
+    /// <summary>The file names of a diffusers component folder: "config.json" and
+    /// "diffusion_pytorch_model.safetensors".</summary>
     public const string ConfigFile = "config.json", WeightsFile = "diffusion_pytorch_model.safetensors";
 
     /// <summary>config.json's object for this config.</summary>

@@ -5,8 +5,12 @@
 // diffusers' state dict names.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' UNet2DModel, the pixel-space UNet of diffusers' DDPM examples: images (B, C, H, W) and timesteps
+/// (optionally class labels) → the prediction (B, out_channels, H, W). Parameter names are diffusers' state dict
+/// names.</summary>
 public sealed class UNet2DModel : Module
 {
+    /// <summary>The config.json keys the model was built from.</summary>
     public UNet2DConfig Config { get; }
     readonly TimestepEmbedding _timeEmbedding;
     readonly Embedding? _classEmbedding;
@@ -16,6 +20,8 @@ public sealed class UNet2DModel : Module
     readonly List<UNetUpBlock> _upBlocks = [];
     readonly GroupNorm _convNormOut;
 
+    /// <summary>A UNet of <paramref name="config"/>'s architecture with PyTorch-style random weights drawn from
+    /// <paramref name="rng"/>.</summary>
     public UNet2DModel(UNet2DConfig config, Rng rng)
     {
         Config = config;

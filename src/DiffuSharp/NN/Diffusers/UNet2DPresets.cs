@@ -8,6 +8,9 @@
 //                       64×64 RGB, channels 128, 128, 256, 256, 512, 512, attention at 4×4 on the way down and up.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Named UNet2DModel configs for <c>train --unet-preset NAME</c>: "ddpm-fashion-mnist" (28×28 gray, 1.6 M
+/// parameters), "ddpm-tiny" (for tests and trials) and "ddpm-anime-64" (the 64×64 RGB UNet of diffusers'
+/// train_unconditional.py).</summary>
 public static class UNet2DPresets
 {
     static readonly (string Name, UNet2DConfig Config)[] All =
@@ -34,8 +37,10 @@ public static class UNet2DPresets
         }),
     ];
 
+    /// <summary>The preset names, in the order listed.</summary>
     public static IEnumerable<string> Names => All.Select(p => p.Name);
 
+    /// <summary>The preset named <paramref name="name"/> (exact, case-sensitive); false when there is none.</summary>
     public static bool TryGet(string name, out UNet2DConfig config)
     {
         foreach (var (n, c) in All)

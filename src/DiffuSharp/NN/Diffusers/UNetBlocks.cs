@@ -59,6 +59,9 @@ internal static class BlockParts
     }
 }
 
+/// <summary>A diffusers down block (DownBlock2D, CrossAttnDownBlock2D, AttnDownBlock2D or the VAE's
+/// DownEncoderBlock2D): resnets, each optionally followed by attention, then an optional stride-2 downsampler; every
+/// intermediate output is appended to the skips.</summary>
 public sealed class UNetDownBlock : Module
 {
     readonly List<ResnetBlock2D> _resnets = [];
@@ -101,6 +104,9 @@ public sealed class UNetDownBlock : Module
     }
 }
 
+/// <summary>A diffusers up block (UpBlock2D, CrossAttnUpBlock2D, AttnUpBlock2D or the VAE's UpDecoderBlock2D): resnets
+/// taking the skips in reverse (not in the VAE), each optionally followed by attention, then an optional ×2
+/// upsampler.</summary>
 public sealed class UNetUpBlock : Module
 {
     readonly List<ResnetBlock2D> _resnets = [];
@@ -126,6 +132,7 @@ public sealed class UNetUpBlock : Module
         if (addUpsample) _upsampler = Register("upsamplers.0", new Upsample2D(outChannels, outChannels, rng));
     }
 
+    /// <summary>True when the block ends with an upsampler (every level but the last).</summary>
     public bool HasUpsampler => _upsampler is not null;
 
     /// <summary>Number of skips this block consumes.</summary>
@@ -160,6 +167,8 @@ public sealed class UNetUpBlock : Module
     }
 }
 
+/// <summary>A diffusers mid block (UNetMidBlock2D or UNetMidBlock2DCrossAttn): resnet, then attention and resnet
+/// pairs.</summary>
 public sealed class UNetMidBlock : Module
 {
     readonly List<ResnetBlock2D> _resnets = [];

@@ -9,8 +9,13 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Writes an AutoencoderKL as a diffusers component folder (config.json with 0.27.2's keys and
+/// diffusion_pytorch_model.safetensors under diffusers' names) that <see cref="ComponentLoader"/> and diffusers'
+/// from_pretrained both load.</summary>
 public static class VaeFolder
 {
+    /// <summary>The file names of a diffusers component folder: "config.json" and
+    /// "diffusion_pytorch_model.safetensors".</summary>
     public const string ConfigFile = "config.json", WeightsFile = "diffusion_pytorch_model.safetensors";
 
     /// <summary>config.json's object for this config (scaling_factor as given: set it to 1 / std of the latents).</summary>

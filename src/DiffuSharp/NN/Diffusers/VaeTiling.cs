@@ -29,6 +29,9 @@ public sealed record VaeTiling(int TileLatents, double Overlap = 0.25)
     }
 }
 
+/// <summary>Tiled VAE decoding as diffusers' AutoencoderKL.tiled_decode: latents decoded in overlapping square tiles
+/// blended linearly at the seams, so memory is bounded by one tile's activations; the output has the plain decode's
+/// size.</summary>
 public static class VaeTiledDecode
 {
     /// <summary>z: (B, latent, h, w), unscaled → (B, Cout, h·f, w·f), decoded tile by tile.</summary>
