@@ -12,10 +12,12 @@ using DiffuSharp.NN.Diffusers;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Every training image's VAE posterior (mean and std) and the VAE's scaling factor.</summary>
 public sealed class LatentCache
 {
     /// <param name="mean">(N, C, h, w) posterior means</param>
     /// <param name="std">(N, C, h, w) posterior standard deviations</param>
+    /// <summary>A cache of <paramref name="count"/> posteriors of shape <paramref name="latentShape"/> (C, h, w).</summary>
     public LatentCache(float[] mean, float[] std, int count, int[] latentShape, double scalingFactor, int[]? labels = null)
     {
         long len = (long)count * latentShape[0] * latentShape[1] * latentShape[2];
@@ -25,13 +27,19 @@ public sealed class LatentCache
         (Mean, Std, Count, LatentShape, ScalingFactor, Labels) = (mean, std, count, latentShape, scalingFactor, labels);
     }
 
+    /// <summary>(N, C, h, w) posterior means, unscaled.</summary>
     public float[] Mean { get; }
+    /// <summary>(N, C, h, w) posterior standard deviations, unscaled.</summary>
     public float[] Std { get; }
+    /// <summary>N, the number of images.</summary>
     public int Count { get; }
     /// <summary>(C, h, w) of one latent.</summary>
     public int[] LatentShape { get; }
+    /// <summary>The VAE's scaling_factor that <see cref="Sample"/> multiplies by.</summary>
     public double ScalingFactor { get; }
+    /// <summary>The images' class labels, when the data had them.</summary>
     public int[]? Labels { get; }
+    /// <summary>Values per latent: C·h·w.</summary>
     public int LatentLength => LatentShape[0] * LatentShape[1] * LatentShape[2];
 
     /// <summary>Encodes every image of <paramref name="data"/> (padded by <paramref name="pad"/> with −1 to the VAE's size).</summary>
@@ -73,6 +81,7 @@ public sealed class LatentCache
         return Tensor.FromArray(eps, indices.Length, LatentShape[0], LatentShape[1], LatentShape[2]);
     }
 
+    /// <summary>Writes the cache as one safetensors file (atomically).</summary>
     public void Save(string path)
     {
         int[] shape = [Count, .. LatentShape];
@@ -81,6 +90,7 @@ public sealed class LatentCache
         SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["scaling_factor"] = ScalingFactor.ToString("R", CultureInfo.InvariantCulture) });
     }
 
+    /// <summary>Reads <see cref="Save"/>'s file; a malformed or non-finite one is an InvalidDataException naming it.</summary>
     public static LatentCache Load(string path)
     {
         var st = SafeTensorsFile.Open(path);

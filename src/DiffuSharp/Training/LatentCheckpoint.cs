@@ -19,11 +19,14 @@ using DiffuSharp.Text;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Saves and loads <see cref="LatentTrainer"/> checkpoints (the layout is in the file header).</summary>
 public static class LatentCheckpoint
 {
     const string UNetConfigFile = "unet_config.json", TextConfigFile = "text_encoder_config.json", SchedulerFile = "scheduler_config.json",
         WeightsFile = "model.safetensors", EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
 
+    /// <summary>Writes <c>outFolder/checkpoint/</c> whole, replacing the previous one only once the new one is complete;
+    /// refuses non-finite weights. Returns the checkpoint folder.</summary>
     public static string Save(LatentTrainer trainer, string outFolder)
     {
         trainer.CheckFinite();

@@ -23,9 +23,13 @@ namespace DiffuSharp.Training;
 /// <summary>The UNet and the text encoder trained together (parameter names "unet.…" and "text_encoder.…").</summary>
 public sealed class TextToImageModel : Module
 {
+    /// <summary>The denoiser: ε (or v) of the noisy latents, cross-attending to the text encoder's output.</summary>
     public UNet2DConditionModel UNet { get; }
+    /// <summary>The CLIP text encoder whose last hidden state (B, L, hidden_size) the UNet attends to.</summary>
     public ClipTextModel TextEncoder { get; }
 
+    /// <summary>Both models with random initial weights from <paramref name="rng"/> (the UNet's drawn first); throws when the
+    /// UNet's cross_attention_dim is not the text encoder's hidden_size.</summary>
     public TextToImageModel(UNet2DConditionConfig unet, ClipTextConfig textEncoder, Rng rng)
     {
         if (unet.CrossAttentionDim.Any(d => d != textEncoder.HiddenSize))
@@ -34,21 +38,27 @@ public sealed class TextToImageModel : Module
         TextEncoder = Register("text_encoder", new ClipTextModel(textEncoder, rng));
     }
 
+    /// <summary>The prefixes of the two parts' parameter names in this module (and in the checkpoint's safetensors).</summary>
     public const string UNetPrefix = "unet.", TextEncoderPrefix = "text_encoder.";
 }
 
 /// <summary>What the loss is: min-SNR-γ weighting (0 = off) and offset noise (0 = off). The prediction type and the
 /// noise schedule are the scheduler config's.</summary>
+/// <param name="SnrGamma">γ of min-SNR-γ weighting (diffusers' --snr_gamma; 0 = off)</param>
+/// <param name="NoiseOffset">offset noise strength (diffusers' --noise_offset; 0 = off)</param>
 public sealed record LatentObjective(double SnrGamma = 0, double NoiseOffset = 0)
 {
+    /// <summary>Throws ArgumentException naming the first value out of range.</summary>
     public void Validate()
     {
         if (!(SnrGamma >= 0) || double.IsInfinity(SnrGamma)) throw new ArgumentException($"snr_gamma must be a finite number ≥ 0, got {SnrGamma}");
         if (!(NoiseOffset >= 0) || double.IsInfinity(NoiseOffset)) throw new ArgumentException($"noise_offset must be a finite number ≥ 0, got {NoiseOffset}");
     }
 
+    /// <summary>The objective as trainer.json stores it: snr_gamma, noise_offset.</summary>
     public JsonObject ToJson() => new() { ["snr_gamma"] = SnrGamma, ["noise_offset"] = NoiseOffset };
 
+    /// <summary>Reads <see cref="ToJson"/>'s object; a missing or malformed key is an InvalidDataException naming <paramref name="source"/>.</summary>
     public static LatentObjective FromJson(JsonObject o, string source)
     {
         try { return new LatentObjective(o["snr_gamma"]!.GetValue<double>(), o["noise_offset"]!.GetValue<double>()); }
@@ -61,14 +71,25 @@ public sealed record LatentObjective(double SnrGamma = 0, double NoiseOffset = 0
 
 /// <summary>The training images as the latent trainer sees them: cached VAE posteriors, labels and measured attributes;
 /// with <paramref name="Captions"/> one fixed caption per image instead of a drawn one each epoch.</summary>
+/// <param name="Latents">the VAE posteriors of the images</param>
+/// <param name="Labels">each image's class label</param>
+/// <param name="Attributes">each image's measured brightness, size and texture (the caption words)</param>
 public sealed record CaptionedLatents(LatentCache Latents, int[] Labels, IReadOnlyList<FashionAttributes> Attributes, IReadOnlyList<string>? Captions = null)
 {
+    /// <summary>How many training images.</summary>
     public int Count => Latents.Count;
 }
 
 /// <summary>One step: the (weighted) loss, the unweighted MSE, lr, gradient norm before clipping, seconds.</summary>
+/// <param name="Step">the step count after this step</param>
+/// <param name="Loss">the loss optimised (min-SNR weighted when on)</param>
+/// <param name="Mse">the unweighted MSE, batch mean</param>
+/// <param name="Lr">the learning rate used</param>
+/// <param name="GradNorm">the global gradient norm before clipping</param>
+/// <param name="Seconds">wall time of the step</param>
 public sealed record LatentStepStats(long Step, double Loss, double Mse, double Lr, double GradNorm, double Seconds);
 
+/// <summary>Trains a UNet2DConditionModel and a CLIP text encoder together on cached latents (see the file header).</summary>
 public sealed class LatentTrainer
 {
     readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng, _dropoutRng;
@@ -76,20 +97,33 @@ public sealed class LatentTrainer
     readonly float[] _indexBuffer;
     readonly double[] _alphasCumprod;
 
+    /// <summary>The UNet's diffusers config.</summary>
     public UNet2DConditionConfig UNetConfig { get; }
+    /// <summary>The text encoder's transformers config.</summary>
     public ClipTextConfig TextConfig { get; }
     /// <summary>The noise schedule and prediction type (a DDPMScheduler config, saved as the pipeline's scheduler).</summary>
     public SchedulerConfig NoiseScheduler { get; }
+    /// <summary>Batch size, learning rate and its schedule, gradient clip, EMA rate, step budget, seed, intervals.</summary>
     public TrainConfig Config { get; }
+    /// <summary>min-SNR-γ and offset noise.</summary>
     public LatentObjective Objective { get; }
+    /// <summary>The CLIP tokenizer; its padding length is the text encoder's sequence length.</summary>
     public ClipTokenizer Tokenizer { get; }
+    /// <summary>The training images: cached latents, labels, attributes (and fixed captions, if any).</summary>
     public CaptionedLatents Data { get; }
+    /// <summary>The UNet and text encoder being trained (their parameters live in <see cref="Flat"/>).</summary>
     public TextToImageModel Model { get; }
+    /// <summary>Every parameter and gradient of both models in one flat buffer each.</summary>
     public FlatParameters Flat { get; }
+    /// <summary>AdamW over <see cref="Flat"/>.</summary>
     public AdamW Optimizer { get; }
+    /// <summary>The EMA of the weights (the first rate of Config.EmaRate), or null when EMA is off.</summary>
     public Ema? Ema { get; }
+    /// <summary>Optimisation steps taken so far (restored on resume).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>A new run: both models initialised from Config.Seed; throws ArgumentException when the parts do not fit
+    /// together (latent channels or size against the UNet, tokenizer length against the text encoder, batch against the data).</summary>
     public LatentTrainer(UNet2DConditionConfig unet, ClipTextConfig text, SchedulerConfig noiseScheduler, TrainConfig config,
         LatentObjective objective, ClipTokenizer tokenizer, CaptionedLatents data)
     {
@@ -151,6 +185,8 @@ public sealed class LatentTrainer
         return ids;
     }
 
+    /// <summary>One optimisation step (see the file header); throws NonFiniteTrainingException, changing nothing, when the
+    /// loss or the gradient norm is not finite.</summary>
     public LatentStepStats Step()
     {
         var clock = Stopwatch.StartNew();
@@ -255,12 +291,14 @@ public sealed class LatentTrainer
         return copy;
     }
 
+    /// <summary>Step, every RNG state and the data position (weights, optimizer and EMA are saved separately).</summary>
     public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
     {
         ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(),
         ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
     }, _data.GetState(), null);
 
+    /// <summary>Restores <see cref="ExportState"/>'s state; a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
