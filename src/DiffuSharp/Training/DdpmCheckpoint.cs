@@ -76,7 +76,7 @@ public static class DdpmCheckpoint
         var (unetConfig, config, objective) = ReadSettings(checkpointFolder);
         var root = Checkpoint.ReadState(checkpointFolder, out string path);
         if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
-            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max_images");
+            throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max-images");
         if (adjust is not null) config = adjust(config);
         var trainer = new DdpmTrainer(unetConfig, config, objective, data);
         ComponentLoader.LoadInto(trainer.Model, SafeTensorsFile.Open(Path.Combine(checkpointFolder, UNet2DFolder.WeightsFile)));

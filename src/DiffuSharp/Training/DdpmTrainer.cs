@@ -163,7 +163,7 @@ public sealed class DdpmTrainer
         var loss = Loss(x0, t, noise, ClassConditional ? _labels : null, _dropoutRng);
         double value = loss.Item();
         if (!double.IsFinite(value))
-            throw new NonFiniteTrainingException(StepCount + 1, $"step {StepCount + 1}: the loss is {Finite.Describe(value)}; nothing was updated (lower --lr, or lower --grad_clip)");
+            throw new NonFiniteTrainingException(StepCount + 1, $"step {StepCount + 1}: the loss is {Finite.Describe(value)}; nothing was updated (lower --lr, or lower --grad-clip)");
         loss.Backward();
         double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
         if (!double.IsFinite(gradNorm))
