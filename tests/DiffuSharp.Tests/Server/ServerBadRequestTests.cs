@@ -27,7 +27,7 @@ public sealed class ServerBadRequestTests
         ["/sdapi/v1/txt2img", "{\"override_settings\": {\"sd_model_checkpoint\": \"../../etc/passwd\"}}", 400, "unknown model '../../etc/passwd'"],
         ["/sdapi/v1/txt2img", "{\"override_settings\": {\"sd_model_checkpoint\": \"/etc\"}}", 400, "unknown model '/etc'"],
         ["/sdapi/v1/txt2img", "{\"override_settings\": {\"sd_model_checkpoint\": \"tiny_sd\"}, \"width\": 100000}", 400, "width and height must be multiples of 8 between 8 and 1024"],
-        ["/sdapi/v1/txt2img", "{\"override_settings\": {\"sd_model_checkpoint\": \"tiny_sd\"}, \"width\": 30}", 400, "got 30x512"],
+        ["/sdapi/v1/txt2img", "{\"override_settings\": {\"sd_model_checkpoint\": \"tiny_sd\"}, \"width\": 30}", 400, "got 30x64"],   // no height: the model's own (tiny_sd: 64)
         ["/sdapi/v1/txt2img", "{\"enable_hr\": true}", 400, "enable_hr"],
         ["/sdapi/v1/txt2img", "{\"cfg_scale\": -1}", 400, "cfg_scale"],
         ["/sdapi/v1/txt2img", "{\"seed\": -5}", 400, "seed"],
