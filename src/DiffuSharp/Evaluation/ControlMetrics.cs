@@ -4,6 +4,7 @@
 // control mask. Two empty sets agree perfectly (F1 = IoU = 1); one empty set against a non-empty one scores 0.
 namespace DiffuSharp.Evaluation;
 
+/// <summary>How well outputs follow their control images: pixel-exact edge F1 and silhouette IoU.</summary>
 public static class ControlMetrics
 {
     /// <summary>F1 of <paramref name="predicted"/> edge pixels against <paramref name="reference"/> ones, pixel exact.</summary>

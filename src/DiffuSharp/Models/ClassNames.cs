@@ -9,6 +9,7 @@ using DiffuSharp.IO;
 
 namespace DiffuSharp.Models;
 
+/// <summary>The class names of a model folder (class_names.txt), with Fashion-MNIST's as the fallback for 10-class models.</summary>
 public static class ClassNames
 {
     /// <summary>The optional file of a model folder: one class name per line, in label order.</summary>

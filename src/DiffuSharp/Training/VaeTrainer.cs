@@ -22,6 +22,7 @@ namespace DiffuSharp.Training;
 /// (Stable Diffusion's "ft-MSE" VAE was fine-tuned this way).</summary>
 public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L1, double KlWeight = 1e-6, int Pad = 2, bool FreezeEncoder = false)
 {
+    /// <summary>Throws ArgumentException naming the first value out of range.</summary>
     public void Validate()
     {
         if (!Enum.IsDefined(Loss)) throw new ArgumentException($"loss must be l1 or l2, got {Loss}");
@@ -29,8 +30,10 @@ public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L
         if (Pad < 0) throw new ArgumentException($"pad must be ≥ 0, got {Pad}");
     }
 
+    /// <summary>The objective as trainer.json stores it: loss, kl_weight, pad, freeze_encoder.</summary>
     public JsonObject ToJson() => new() { ["loss"] = Loss == ReconstructionLoss.L1 ? "l1" : "l2", ["kl_weight"] = KlWeight, ["pad"] = Pad, ["freeze_encoder"] = FreezeEncoder };
 
+    /// <summary>Reads <see cref="ToJson"/>'s object (freeze_encoder absent: false); malformed is an InvalidDataException naming <paramref name="source"/>.</summary>
     public static VaeObjective FromJson(JsonObject o, string source)
     {
         try
@@ -52,6 +55,7 @@ public sealed record VaeObjective(ReconstructionLoss Loss = ReconstructionLoss.L
 /// <summary>One VAE step: Loss = Rec + kl_weight·Kl (per image, batch mean).</summary>
 public sealed record VaeStepStats(long Step, double Loss, double Rec, double Kl, double Lr, double GradNorm, double Seconds);
 
+/// <summary>Trains an AutoencoderKL one <see cref="Step"/> at a time (see the file header).</summary>
 public sealed class VaeTrainer
 {
     readonly Rng _dataRng, _noiseRng;
@@ -60,14 +64,21 @@ public sealed class VaeTrainer
     readonly int _c, _h, _w;
     readonly (int Start, int Length)[] _frozen;                    // flat ranges whose gradients are zeroed
 
+    /// <summary>The VAE's diffusers config.</summary>
     public AutoencoderKLConfig VaeConfig { get; }
+    /// <summary>Batch size, learning rate and its schedule, gradient clip, EMA rate, step budget, seed.</summary>
     public TrainConfig Config { get; }
+    /// <summary>Reconstruction loss, KL weight, padding, frozen encoder.</summary>
     public VaeObjective Objective { get; }
+    /// <summary>The autoencoder being trained (its parameters live in <see cref="Flat"/>).</summary>
     public AutoencoderKL Model { get; }
+    /// <summary>Every parameter and gradient in one flat buffer each.</summary>
     public FlatParameters Flat { get; }
+    /// <summary>AdamW over <see cref="Flat"/>.</summary>
     public AdamW Optimizer { get; }
     /// <summary>The EMA of the first rate of Config.EmaRate, or null when it is empty.</summary>
     public Ema? Ema { get; }
+    /// <summary>Optimisation steps taken so far (restored on resume).</summary>
     public long StepCount { get; private set; }
     /// <summary>How many images the trainer draws from (a resumed run must get the same ones).</summary>
     public int TrainImages { get; }
@@ -124,6 +135,8 @@ public sealed class VaeTrainer
     /// <summary>Latent shape per image: (latent_channels, H/f, W/f).</summary>
     public int[] LatentShape => [VaeConfig.LatentChannels, _h >> (VaeConfig.BlockOutChannels.Length - 1), _w >> (VaeConfig.BlockOutChannels.Length - 1)];
 
+    /// <summary>One optimisation step; throws NonFiniteTrainingException, changing nothing, when the loss or the gradient
+    /// norm is not finite.</summary>
     public VaeStepStats Step()
     {
         var clock = Stopwatch.StartNew();
@@ -171,6 +184,7 @@ public sealed class VaeTrainer
     public TrainerState ExportState() => new(StepCount,
         new Dictionary<string, RngState> { ["data"] = _dataRng.GetState(), ["noise"] = _noiseRng.GetState() }, _data.GetState(), null);
 
+    /// <summary>Restores <see cref="ExportState"/>'s state; a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
@@ -189,7 +203,7 @@ public sealed class VaeTrainer
     }
 
     /// <summary>1 / std of posterior samples (all elements) of <paramref name="images"/> (N, C, H, W), encoded in batches
-    /// with <paramref name="weights"/> loaded into a copy of the model (the EMA's, usually).</summary>
+    /// by <paramref name="vae"/> (a model holding the EMA weights, usually), in batches of <paramref name="batch"/>.</summary>
     public static double ScalingFactor(AutoencoderKL vae, float[] images, int count, Rng rng, int batch = 64)
     {
         var c = vae.Config;

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>Writes a ControlNetModel as a diffusers component folder (config.json with diffusers' keys, the weights).</summary>
 public static class ControlNetFolder
 {
     /// <summary>config.json's object for this config (num_attention_heads null and the head counts in
