@@ -101,16 +101,7 @@ public static class Checkpoint
             var st = SafeTensorsFile.Open(file);
             ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
         }
-        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
-        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
-        var opt = SafeTensorsFile.Open(optPath);
-        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
-            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
-        float[] m = opt.ReadFloat32("exp_avg"), v = opt.ReadFloat32("exp_avg_sq");
-        ModelFolder.RefuseNonFinite(m, "exp_avg", optPath);
-        ModelFolder.RefuseNonFinite(v, "exp_avg_sq", optPath);
-        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [m], [v])); }
-        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(StateFromJson(root, path));
         return trainer;
     }
@@ -121,6 +112,21 @@ public static class Checkpoint
         var root = ReadState(checkpointFolder, out string path);
         var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
         return (config, StateFromJson(root, path));
+    }
+
+    /// <summary>Restores AdamW's moments and step from a checkpoint's optimizer.safetensors (every trainer's layout:
+    /// "exp_avg", "exp_avg_sq" and the "adamw_step" metadata); a missing, malformed or non-finite file is refused by name.</summary>
+    internal static void ReadOptimizer(string optPath, AdamW optimizer)
+    {
+        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
+        var opt = SafeTensorsFile.Open(optPath);
+        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
+            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
+        float[] m = opt.ReadFloat32("exp_avg"), v = opt.ReadFloat32("exp_avg_sq");
+        ModelFolder.RefuseNonFinite(m, "exp_avg", optPath);
+        ModelFolder.RefuseNonFinite(v, "exp_avg_sq", optPath);
+        try { optimizer.ImportState(new AdamWState(adamStep, [m], [v])); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
     }
 
     internal static float[] ReadNamed(SafeTensorsFile file, string name, int count)

@@ -80,13 +80,7 @@ public static class VaeCheckpoint
             var st = SafeTensorsFile.Open(file);
             ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
         }
-        string optPath = Path.Combine(checkpointFolder, OptimizerFile);
-        if (!File.Exists(optPath)) throw new FileNotFoundException($"checkpoint optimizer state is missing: {optPath}", optPath);
-        var opt = SafeTensorsFile.Open(optPath);
-        if (!opt.Metadata.TryGetValue("adamw_step", out var stepText) || !long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long adamStep))
-            throw new InvalidDataException($"{optPath}: metadata lacks an integer \"adamw_step\"");
-        try { trainer.Optimizer.ImportState(new AdamWState(adamStep, [opt.ReadFloat32("exp_avg")], [opt.ReadFloat32("exp_avg_sq")])); }
-        catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+        Checkpoint.ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(Checkpoint.StateFromJson(root, path));
         return trainer;
     }
