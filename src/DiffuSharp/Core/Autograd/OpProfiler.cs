@@ -46,9 +46,11 @@ public static class OpProfiler
                       .OrderByDescending(r => r.ForwardMs + r.BackwardMs).ToArray();
     }
 
+    // A profile is process-wide: Stop on one thread may land between another thread's IsRunning check and its record,
+    // so each record reads the table once and drops itself when the profile has ended.
     internal static void Forward(string name)
     {
-        var entries = _entries!;
+        if (_entries is not { } entries) return;
         long now = Stopwatch.GetTimestamp();
         var e = Get(entries, name);
         e.ForwardTicks += now - _last;
@@ -58,7 +60,8 @@ public static class OpProfiler
 
     internal static void Backward(string name, long startTicks)
     {
-        var e = Get(_entries!, name);
+        if (_entries is not { } entries) return;
+        var e = Get(entries, name);
         e.BackwardTicks += Stopwatch.GetTimestamp() - startTicks;
         e.BackwardCalls++;
     }
