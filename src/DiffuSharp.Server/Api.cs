@@ -1,5 +1,5 @@
 // The page's own API: models and samplers, jobs (queued at once, followed over Server-Sent Events, cancelled), the
-// gallery and its PNGs, and the edge detector for ControlNet images. Progress goes to the page as Server-Sent Events
+// gallery and its PNGs, and the edge and silhouette detectors for ControlNet images. Progress goes to the page as Server-Sent Events
 // rather than polling: a pixel model's step takes milliseconds, so polling would either miss previews or hammer the
 // server, while an event stream pushes each new preview once, over one plain HTTP response the browser's EventSource
 // reads natively (and reconnects). sd-webui's clients poll /sdapi/v1/progress instead; both read the same Job.
@@ -56,8 +56,14 @@ public static class Api
                     throw new HttpError(400, $"width and height must be between 8 and {state.Options.Limits.MaxSide}, got {w}x{h}");
                 image = ImageResize.Cover(image.WithChannels(3), w, h);
             }
-            var edges = Canny.Detect(image, new CannyOptions(Low: r.Low, High: r.High));
-            return Results.Json(new EdgesResponse(Convert.ToBase64String(Png.Encode(edges))));
+            var control = r.Mode switch
+            {
+                "edges" => Canny.Detect(image, new CannyOptions(Low: r.Low, High: r.High)),
+                "silhouette" => double.IsFinite(r.Threshold) && r.Threshold is >= 0 and <= 1 ? ControlUnits.SilhouetteImage(image, r.Threshold, r.Invert)
+                    : throw new HttpError(400, $"threshold must be between 0 and 1, got {r.Threshold}"),
+                _ => throw new HttpError(400, $"mode must be edges or silhouette, got '{Short(r.Mode ?? "")}'"),
+            };
+            return Results.Json(new EdgesResponse(Convert.ToBase64String(Png.Encode(control))));
         }).Accepts<EdgesRequest>("application/json").Produces<EdgesResponse>();
     }
 
@@ -75,8 +81,7 @@ public static class Api
             r.Width, r.Height, r.BatchSize, r.NIter, r.DenoisingStrength,
             r.InitImage is null ? null : RequestBody.DecodeImage("init_image", r.InitImage, max),
             r.Mask is null ? null : RequestBody.DecodeImage("mask", r.Mask, max),
-            r.ControlImage is null ? null : RequestBody.DecodeImage("control_image", r.ControlImage, max),
-            r.ControlScale, r.Seed2, r.Mix, r.Trajectory);
+            ControlUnits.FromJobRequest(r, max), r.Seed2, r.Mix, r.Trajectory);
     }
 
     static Job FindJob(ServerState state, string id) => state.Runner.Find(id) ?? throw new HttpError(404, $"no job '{Short(id)}'");
@@ -143,6 +148,11 @@ public sealed class EdgesRequest
     /// <summary>Canny's hysteresis thresholds on the gradient magnitude of the image in [0, 1] (<see cref="CannyOptions"/>)</summary>
     [System.Text.Json.Serialization.JsonPropertyName("low")] public double Low { get; set; } = new CannyOptions().Low;
     [System.Text.Json.Serialization.JsonPropertyName("high")] public double High { get; set; } = new CannyOptions().High;
+    /// <summary>edges (Canny, white on black) or silhouette (the filled object mask, as `diffusharp edges --silhouette`)</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("mode")] public string? Mode { get; set; } = "edges";
+    /// <summary>silhouette: object pixels are brighter than this gray level in [0, 1] (darker with invert)</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("threshold")] public double Threshold { get; set; } = 0.05;
+    [System.Text.Json.Serialization.JsonPropertyName("invert")] public bool Invert { get; set; }
 }
 
 public sealed record EdgesResponse([property: System.Text.Json.Serialization.JsonPropertyName("image")] string Image);

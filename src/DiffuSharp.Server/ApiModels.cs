@@ -27,13 +27,28 @@ public sealed class JobRequest
     [JsonPropertyName("init_image")] public string? InitImage { get; set; }
     /// <summary>base64 PNG; white repaints</summary>
     [JsonPropertyName("mask")] public string? Mask { get; set; }
+    /// <summary>base64 PNG for the model's first ControlNet (the first of <c>controlnet_names</c>); <c>controlnets</c> names others</summary>
     [JsonPropertyName("control_image")] public string? ControlImage { get; set; }
     [JsonPropertyName("control_scale")] public double ControlScale { get; set; } = 1.0;
+    /// <summary>ControlNets by name (the model's <c>controlnet_names</c>), each with its control image and scale; their
+    /// residuals are summed</summary>
+    [JsonPropertyName("controlnets")] public List<ControlNetRequest>? ControlNets { get; set; }
     /// <summary>interpolation (pixel models): x_T = slerp(noise(seed), noise(seed2), mix)</summary>
     [JsonPropertyName("seed2")] public long? Seed2 { get; set; }
     [JsonPropertyName("mix")] public double Mix { get; set; }
     /// <summary>pixel models: also a strip of x_t and x0 over the steps</summary>
     [JsonPropertyName("trajectory")] public bool Trajectory { get; set; }
+}
+
+/// <summary>One ControlNet of a job: which net, its control image (base64 PNG of the output's size) and its conditioning
+/// scale, acting from <c>guidance_start</c> to <c>guidance_end</c> of the steps.</summary>
+public sealed class ControlNetRequest
+{
+    [JsonPropertyName("name")] public string? Name { get; set; }
+    [JsonPropertyName("image")] public string? Image { get; set; }
+    [JsonPropertyName("scale")] public double Scale { get; set; } = 1.0;
+    [JsonPropertyName("guidance_start")] public double GuidanceStart { get; set; }
+    [JsonPropertyName("guidance_end")] public double GuidanceEnd { get; set; } = 1.0;
 }
 
 public sealed record JobAccepted([property: JsonPropertyName("id")] string Id, [property: JsonPropertyName("queued")] int Queued);
@@ -47,10 +62,11 @@ public sealed record ModelInfo(
     [property: JsonPropertyName("classes")] IReadOnlyList<string> Classes,
     [property: JsonPropertyName("guidance")] bool Guidance,
     [property: JsonPropertyName("controlnets")] int ControlNets,
-    [property: JsonPropertyName("default_sampler")] string DefaultSampler)
+    [property: JsonPropertyName("default_sampler")] string DefaultSampler,
+    [property: JsonPropertyName("controlnet_names")] IReadOnlyList<string> ControlNetNames)
 {
     public static ModelInfo From(ModelEntry m) => new(m.Name, m.Kind == ModelKind.Pixel ? "pixel" : "pipeline", m.Width, m.Height,
-        m.Channels, m.ClassNames, m.Guidance, m.ControlNets, m.DefaultSampler);
+        m.Channels, m.ClassNames, m.Guidance, m.ControlNets, m.DefaultSampler, [.. m.ControlNetList.Select(n => n.Name)]);
 }
 
 public sealed record ImageInfo(

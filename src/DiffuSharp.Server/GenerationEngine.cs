@@ -1,7 +1,8 @@
 // Runs a job on the engine, through the same library calls as the command line: pixel models through
 // ModelSchedulers + SchedulerSampling (any --sampler of `diffusharp sample`, classifier-free guidance for models with a
 // null label; a diffusers DDPMPipeline folder's UNet2DModel with any scheduler made from its folder's scheduler config,
-// as diffusers' DDPMPipeline with a swapped scheduler), pipelines through StableDiffusionPipeline (txt2img with an optional ControlNet, img2img, inpaint). The
+// as diffusers' DDPMPipeline with a swapped scheduler), pipelines through StableDiffusionPipeline (txt2img with any of the
+// folder's ControlNets by name, loaded on first use; img2img; inpaint). The
 // preview after each step is the predicted x0: for pixel models the scheduler's pred_original_sample (every step), for
 // pipelines the VAE decode of the step's predicted x0 latents (every step while the latents are at most 32×32, else
 // every 5th: a decode of SD's 64×64 latents costs about as much as a UNet step). One model stays loaded; asking for another
@@ -20,7 +21,7 @@ public sealed class GenerationEngine
 {
     string? _loadedName;
     PixelNet? _pixel;
-    (StableDiffusionPipeline Pipe, SchedulerConfig Folder, ControlNetModel[] Nets)? _pipeline;
+    (StableDiffusionPipeline Pipe, SchedulerConfig Folder, Dictionary<string, ControlNetModel> Nets)? _pipeline;
 
     /// <summary>Runs <paramref name="job"/>; finished images are appended to <paramref name="images"/> as they come,
     /// so an interrupted job keeps them. Throws OperationCanceledException when the job is cancelled.</summary>
@@ -121,7 +122,8 @@ public sealed class GenerationEngine
             {
                 GenerationMode.Txt2Img => pipe.Txt2Img(new Txt2ImgRequest(s.Prompt, s.NegativePrompt, s.CfgScale, s.Steps, s.Width, s.Height, B,
                     Noise(s, first, B, [1, pipe.UNet.Config.InChannels, h, w]),
-                    s.ControlImage is null ? null : [new ControlNetInput(nets[0], ControlTensor(s.ControlImage), s.ControlScale)]), rng, Callback, ct, Preview),
+                    s.Control is null ? null : [.. s.Control.Select(u => new ControlNetInput(Net(job.Model, nets, u.Name!), ControlTensor(u.Image), u.Scale, u.Start, u.End))]),
+                    rng, Callback, ct, Preview),
                 GenerationMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(s.Prompt, init!, s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
                 _ => pipe.Inpaint(new InpaintRequest(s.Prompt, init!, MaskTensor(s.Mask!), s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
             };
@@ -133,7 +135,7 @@ public sealed class GenerationEngine
             for (int j = 0; j < B; j++)
             {
                 long seed = s.Seed + first + j;
-                string extra = s.Mode == GenerationMode.Txt2Img ? (s.ControlImage is null ? "" : $"ControlNet scale: {s.ControlScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
+                string extra = s.Mode == GenerationMode.Txt2Img ? (s.Control is null ? "" : ControlUnits.Parameters(s.Control))
                     : $"Denoising strength: {s.DenoisingStrength.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
                 string p = GenerationParameters.Format(s.Prompt, s.NegativePrompt, s.Steps, sampler, s.CfgScale, seed, s.Width, s.Height, job.Model.Name, extra);
                 images.Add(Image(job, first + j, rgbOut.AsSpan(j * len, len), c, s.Height, s.Width, p, seed));
@@ -220,18 +222,28 @@ public sealed class GenerationEngine
         return new PixelNet((x, t, c) => unet.Forward(x, t, c), sampler => SchedulerFactory.Create(SchedulerFactory.ConfigFor(sampler, schedule)), null, 1.0);
     }
 
-    (StableDiffusionPipeline, SchedulerConfig, ControlNetModel[]) LoadPipeline(ModelEntry m)
+    (StableDiffusionPipeline, SchedulerConfig, Dictionary<string, ControlNetModel>) LoadPipeline(ModelEntry m)
     {
         if (_loadedName != m.Name || _pipeline is null)
         {
             Unload();
             var index = ModelIndex.Load(m.Folder);
             var pipe = StableDiffusionPipeline.Load(index);
-            var nets = index.ControlNets.Select(c => ComponentLoader.LoadControlNet(c.Folder)).ToArray();
-            _pipeline = (pipe, SchedulerConfig.Load(index.ConfigPath("scheduler")), nets);
+            _pipeline = (pipe, SchedulerConfig.Load(index.ConfigPath("scheduler")), new Dictionary<string, ControlNetModel>(StringComparer.Ordinal));
             _loadedName = m.Name;
         }
         return _pipeline.Value;
+    }
+
+    /// <summary>The loaded model's ControlNet <paramref name="name"/> (a name of its list), loaded on first use and kept
+    /// while the model stays loaded.</summary>
+    static ControlNetModel Net(ModelEntry m, Dictionary<string, ControlNetModel> loaded, string name)
+    {
+        if (loaded.TryGetValue(name, out var net)) return net;
+        var entry = m.ControlNetList.First(n => n.Name == name);
+        net = ComponentLoader.LoadControlNet(entry.Folder);
+        net.Eval();
+        return loaded[name] = net;
     }
 
     void Unload() { _pixel = null; _pipeline = null; _loadedName = null; }

@@ -12,6 +12,7 @@ public enum GenerationMode { Txt2Img, Img2Img, Inpaint }
 /// <param name="Seed">first image's seed; image i of the job uses Seed + i, as sd-webui does</param>
 /// <param name="Seed2">interpolation: x_T = slerp(noise(Seed + i), noise(Seed2 + i), Mix)</param>
 /// <param name="Trajectory">pixel models: also return a strip of x_t (top row) and predicted x0 (bottom row) over the steps</param>
+/// <param name="Control">txt2img on a pipeline: its ControlNets by name, each with a control image and scale (ControlUnits.cs)</param>
 public sealed record GenerationSpec(
     string Model,
     GenerationMode Mode = GenerationMode.Txt2Img,
@@ -28,8 +29,7 @@ public sealed record GenerationSpec(
     double DenoisingStrength = 0.75,
     Image8? InitImage = null,
     Image8? Mask = null,
-    Image8? ControlImage = null,
-    double ControlScale = 1.0,
+    IReadOnlyList<ControlUnit>? Control = null,
     long? Seed2 = null,
     double Mix = 0,
     bool Trajectory = false)
@@ -47,7 +47,6 @@ public sealed record GenerationSpec(
         Check(NegativePrompt.Length <= limits.MaxPromptChars, $"negative_prompt is {NegativePrompt.Length} characters, the limit is {limits.MaxPromptChars}");
         Check(double.IsFinite(CfgScale) && CfgScale >= 0 && CfgScale <= 30, $"cfg_scale must be between 0 and 30, got {CfgScale}");
         Check(double.IsFinite(DenoisingStrength) && DenoisingStrength >= 0 && DenoisingStrength <= 1, $"denoising_strength must be between 0 and 1, got {DenoisingStrength}");
-        Check(double.IsFinite(ControlScale) && ControlScale >= 0 && ControlScale <= 5, $"controlnet scale must be between 0 and 5, got {ControlScale}");
         Check(double.IsFinite(Mix) && Mix >= 0 && Mix <= 1, $"mix must be between 0 and 1, got {Mix}");
         Check(Seed >= -1, $"seed must be -1 (random) or a non-negative integer, got {Seed}");
         Check(Seed2 is null or >= 0, $"seed2 must be a non-negative integer, got {Seed2}");
@@ -62,14 +61,15 @@ public sealed record GenerationSpec(
         {
             Check(Mode == GenerationMode.Txt2Img, $"{Mode.ToString().ToLowerInvariant()} needs a text-to-image pipeline model; {model.Name} is a pixel model (txt2img only)");
             Check(NegativePrompt.Length == 0, $"negative_prompt applies to text-to-image pipelines; {model.Name} is a class model");
-            Check(ControlImage is null, $"a control image needs a pipeline with a ControlNet; {model.Name} is a pixel model");
+            Check(Control is not { Count: > 0 }, $"a control image needs a pipeline with a ControlNet; {model.Name} is a pixel model");
             ClassLabel(model, Prompt);                                     // a bad class is refused here, before the queue
             // a pixel model makes images of its own size: width/height are ignored (sd-webui clients always send them)
             return spec with { Width = model.Width, Height = model.Height };
         }
         Check(Seed2 is null && !Trajectory, "seed2/mix and trajectory are offered for pixel models only");
-        Check(ControlImage is null || model.ControlNets > 0, $"a control image needs a pipeline with a ControlNet; {model.Name} has none");
-        Check(ControlImage is null || Mode == GenerationMode.Txt2Img, "a control image applies to txt2img");
+        bool control = Control is { Count: > 0 };
+        Check(!control || model.ControlNets > 0, $"a control image needs a pipeline with a ControlNet; {model.Name} has none");
+        Check(!control || Mode == GenerationMode.Txt2Img, "a control image applies to txt2img");
         int w = Width, h = Height;
         if (Mode != GenerationMode.Txt2Img)
         {
@@ -82,8 +82,7 @@ public sealed record GenerationSpec(
         if (h == 0) h = model.Height;
         Check(w >= 8 && h >= 8 && w <= limits.MaxSide && h <= limits.MaxSide && w % 8 == 0 && h % 8 == 0,
             $"width and height must be multiples of 8 between 8 and {limits.MaxSide}, got {w}x{h}");
-        if (ControlImage is not null) Check(ControlImage.Width == w && ControlImage.Height == h, $"the control image is {ControlImage.Width}x{ControlImage.Height}, the output {w}x{h}; they must match");
-        return spec with { Width = w, Height = h };
+        return spec with { Width = w, Height = h, Control = control ? ControlUnits.Resolve(Control!, model, w, h) : null };
     }
 
     /// <summary>The label a pixel model's prompt asks for: a class name (any case), a label number, or null ("" : balanced).</summary>

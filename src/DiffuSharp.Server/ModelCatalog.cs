@@ -1,7 +1,8 @@
 // The models the server offers: every subfolder of the models folder holding model.json (an improved-diffusion pixel
 // model) or model_index.json: a diffusers DDPMPipeline (a UNet2DModel in unet/ and its scheduler in scheduler/, a pixel
-// model too, sampled with any scheduler) or a text-to-image pipeline, with its ControlNets. Requests name a model by its
-// folder name and the name is looked up in this list; a request never supplies a path.
+// model too, sampled with any scheduler) or a text-to-image pipeline, with its ControlNets (model_index.json's and its
+// controlnet-NAME/ subfolders, each by name). Requests name a model by its folder name and a ControlNet by its name, and
+// the names are looked up in these lists; a request never supplies a path.
 using DiffuSharp.Models;
 using DiffuSharp.NN.Diffusers;
 using DiffuSharp.Pipelines;
@@ -15,11 +16,18 @@ public enum ModelKind { Pixel, Pipeline }
 /// <param name="ClassNames">class-conditional pixel models: one name per label (Models/ClassNames.cs: class_names.txt, else
 /// Fashion-MNIST's for 10 classes, else "0".."k−1")</param>
 /// <param name="Guidance">pixel models: trained with a null label, so cfg_scale applies</param>
-/// <param name="ControlNets">pipelines: the ControlNet components of model_index.json</param>
+/// <param name="ControlNets">pipelines: how many ControlNets go with the folder (<paramref name="Nets"/>)</param>
 /// <param name="TrainSteps">the trained process's T: no run takes more steps</param>
 /// <param name="DiffusersUNet">a pixel model in a diffusers DDPMPipeline folder (UNet2DModel + scheduler), not a model.json folder</param>
+/// <param name="Nets">pipelines: the ControlNets by name, model_index.json's and the controlnet-NAME/ subfolders
+/// (Pipelines/PipelineControlNets.cs); the first is the one a request's single control image steers</param>
 public sealed record ModelEntry(string Name, ModelKind Kind, string Folder, int Width, int Height, int Channels,
-    IReadOnlyList<string> ClassNames, bool Guidance, int ControlNets, string DefaultSampler, int TrainSteps, bool DiffusersUNet = false);
+    IReadOnlyList<string> ClassNames, bool Guidance, int ControlNets, string DefaultSampler, int TrainSteps, bool DiffusersUNet = false,
+    IReadOnlyList<NamedControlNet>? Nets = null)
+{
+    /// <summary>The ControlNets by name (empty for pixel models).</summary>
+    public IReadOnlyList<NamedControlNet> ControlNetList => Nets ?? [];
+}
 
 public sealed class ModelCatalog
 {
@@ -117,6 +125,8 @@ public sealed class ModelCatalog
         var vae = NN.Diffusers.AutoencoderKLConfig.Load(index.ConfigPath("vae"));
         int side = unet.SampleSize * (1 << (vae.BlockOutChannels.Length - 1));
         var scheduler = Schedulers.SchedulerConfig.Load(index.ConfigPath("scheduler"));
-        return new ModelEntry(name, ModelKind.Pipeline, dir, side, side, vae.OutChannels, [], true, index.ControlNets.Count, SamplerName(scheduler), scheduler.NumTrainTimesteps);
+        var nets = PipelineControlNets.List(index);
+        return new ModelEntry(name, ModelKind.Pipeline, dir, side, side, vae.OutChannels, [], true, nets.Count, SamplerName(scheduler), scheduler.NumTrainTimesteps,
+            Nets: nets);
     }
 }

@@ -4,7 +4,8 @@
 // On a class-conditional pixel model the prompt names the class: "sneaker", "Sneaker" or "7" draw class 7, an empty
 // prompt draws one of each class in turn; width and height are the model's own (the fields are ignored there, since
 // sd-webui clients always send them), cfg_scale needs a model trained with a null label and is ignored otherwise
-// (said in info.warnings), and negative_prompt must be empty.
+// (said in info.warnings), and negative_prompt must be empty. alwayson_scripts takes sd-webui-controlnet's units
+// (ControlUnits.cs); other scripts are refused.
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -76,7 +77,6 @@ public static class SdApi
         Refuse(r.Tiling == true, "tiling");
         Refuse(!string.IsNullOrEmpty(r.ScriptName), "script_name");
         Refuse(r.SubseedStrength != 0, "subseed_strength");
-        Refuse(r.AlwaysonScripts is { Count: > 0 }, "alwayson_scripts");
         Refuse(r.Styles is { Count: > 0 }, "styles");
         string? modelName = state.DefaultModel;
         if (r.OverrideSettings is { } os)
@@ -111,7 +111,7 @@ public static class SdApi
         }
         var spec = new GenerationSpec(model.Name, mode, r.Prompt ?? "", r.NegativePrompt ?? "", sampler, r.Steps, r.CfgScale, r.Seed,
             mode == GenerationMode.Txt2Img ? r.Width ?? 0 : 0, mode == GenerationMode.Txt2Img ? r.Height ?? 0 : 0, r.BatchSize, r.NIter,
-            r.DenoisingStrength ?? 0.75, init, mask);
+            r.DenoisingStrength ?? 0.75, init, mask, ControlUnits.FromAlwaysOnScripts(r.AlwaysonScripts, max));
         var job = state.Submit(spec, model);
         JobResult result;
         using (ctx.RequestAborted.Register(() => job.Cancel("client disconnected")))

@@ -52,7 +52,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         [
             new("latents", mode == SdMode.Txt2Img ? "initial latents x_T from FILE (.npy or .safetensors, float32 N×4×h×w)"
                 : "the noise from FILE (.npy or .safetensors, float32 N×4×h×w) instead of the seed's", Value: "FILE"),
-            new("controlnet", "a ControlNet folder, repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR"),
+            new("controlnet", "a ControlNet folder, or the name of one of the pipeline folder's (NAME: <model>/controlnet-NAME, or model_index.json's), repeatable (none: the pipeline folder's own, when --control-image is given)", Value: "DIR|NAME"),
             new("control-image", "the control image of each ControlNet, repeatable (PNG of the output's size; used as is, no preprocessor)", Value: "FILE"),
             new("control-scale", "conditioning scale, repeatable: one for all ControlNets, or one each (default 1)", Value: "S"),
             new("control-start", "share of the steps before a ControlNet starts, repeatable as --control-scale (default 0)", Value: "F"),
@@ -133,9 +133,8 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         for (int k = 0; k < images.Count; k++)
             if (!(0 <= starts[k] && starts[k] < ends[k] && ends[k] <= 1))
                 throw new CliException($"{command}: ControlNet {k}: --control-start {starts[k].ToString(CultureInfo.InvariantCulture)} and --control-end {ends[k].ToString(CultureInfo.InvariantCulture)} must satisfy 0 ≤ start < end ≤ 1");
-        foreach (var dir in nets)
-            if (!Directory.Exists(dir)) throw new CliException($"{command}: --controlnet folder not found: {dir}");
-        var control = images.Select((img, k) => new ControlSpec(nets.Count > 0 ? nets[k] : null, img, scales[k], starts[k], ends[k])).ToList();
+        var folders = nets.Select(n => ControlNetFolder(command, n, model, o.String("config"))).ToList();
+        var control = images.Select((img, k) => new ControlSpec(nets.Count > 0 ? folders[k] : null, img, scales[k], starts[k], ends[k])).ToList();
 
         return new SdOptions(mode, command, model, o.String("config"), prompt, o.String("negative"),
             o.Has("guidance") ? o.Double("guidance") : 7.5, o.Has("steps") ? o.Int("steps", min: 1) : 50,
@@ -143,6 +142,18 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
             o.Has("n") ? o.Int("n", min: 1, max: 64) : 1, o.String("latents"), o.String("save-npy"), outPath,
             imagePath, maskPath, strength, control, o.Flag("vae-tiling"),
             o.String("preview"), o.Has("preview-every") ? o.Int("preview-every", min: 1) : 1, previewMode);
+    }
+
+    /// <summary>--controlnet X: the folder X, else the ControlNet named X of the pipeline folder (--model, or --config
+    /// for a single-file checkpoint): &lt;model&gt;/controlnet-X or one model_index.json names (Pipelines/PipelineControlNets).</summary>
+    static string ControlNetFolder(string command, string x, string model, string? config)
+    {
+        if (Directory.Exists(x)) return x;
+        string? pipeline = Directory.Exists(model) ? model : config is not null && Directory.Exists(config) ? config : null;
+        var nets = pipeline is null ? [] : PipelineControlNets.List(pipeline);
+        return PipelineControlNets.Find(nets, x)?.Folder ?? throw new CliException(pipeline is null
+            ? $"{command}: --controlnet folder not found: {x}"
+            : $"{command}: --controlnet folder not found: {x}, and {pipeline} has no ControlNet of that name (its ControlNets: {PipelineControlNets.Names(nets)})");
     }
 
     static double ParseNumber(string command, string flag, string s)

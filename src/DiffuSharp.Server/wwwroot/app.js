@@ -36,6 +36,7 @@ function modelChanged() {
   if (!m) return;
   document.body.dataset.kind = m.kind;
   if (m.controlnets > 0) document.body.dataset.controlnet = '1'; else delete document.body.dataset.controlnet;
+  controlRows(m.controlnet_names || []);
   $('class').innerHTML = (m.classes.length ? '<option value="">one of each</option>' : '<option value="">(unconditional)</option>')
     + m.classes.map((c, i) => `<option value="${esc(c)}">${i}: ${esc(c)}</option>`).join('');
   $('sampler').value = m.default_sampler;
@@ -53,14 +54,14 @@ $('mix').addEventListener('input', () => { $('mix-value').textContent = $('mix')
 $('mix').addEventListener('change', () => { if ($('interp').checked && !job) generate(); });
 ['width', 'height'].forEach(id => $(id).addEventListener('change', () => resizeCanvases(+$('width').value, +$('height').value)));
 
-// ---- canvases: the init image, the mask painted over it, the ControlNet image
+// ---- canvases: the init image, the mask painted over it, one control image per ControlNet
 function resizeCanvases(w, h) {
-  for (const id of ['init-canvas', 'mask-canvas', 'control-canvas']) {
-    const c = $(id);
+  for (const c of [$('init-canvas'), $('mask-canvas'), ...document.querySelectorAll('.control-canvas')]) {
     if (c.width === w && c.height === h) continue;
     c.width = w; c.height = h;
   }
-  fillInit(); clearCanvas('mask-canvas'); clearCanvas('control-canvas');
+  fillInit(); clearCanvas($('mask-canvas'));
+  document.querySelectorAll('.control-canvas').forEach(clearCanvas);
 }
 
 function fillInit() {
@@ -70,10 +71,9 @@ function fillInit() {
   g.fillStyle = grad; g.fillRect(0, 0, c.width, c.height);
 }
 
-function clearCanvas(id) { const c = $(id), g = c.getContext('2d'); g.fillStyle = '#000'; g.fillRect(0, 0, c.width, c.height); }
+function clearCanvas(c) { const g = c.getContext('2d'); g.fillStyle = '#000'; g.fillRect(0, 0, c.width, c.height); }
 
-function paintable(id) {
-  const c = $(id);
+function paintable(c) {
   let down = false;
   const at = e => { const r = c.getBoundingClientRect(); return [(e.clientX - r.left) * c.width / r.width, (e.clientY - r.top) * c.height / r.height]; };
   const dot = e => {
@@ -85,9 +85,8 @@ function paintable(id) {
   c.addEventListener('pointermove', e => { if (down) dot(e); });
   c.addEventListener('pointerup', () => { down = false; });
 }
-paintable('mask-canvas'); paintable('control-canvas');
-$('clear-mask').addEventListener('click', () => { clearCanvas('mask-canvas'); $('mask-canvas').dataset.painted = '0'; });
-$('clear-control').addEventListener('click', () => clearCanvas('control-canvas'));
+paintable($('mask-canvas'));
+$('clear-mask').addEventListener('click', () => { clearCanvas($('mask-canvas')); $('mask-canvas').dataset.painted = '0'; });
 
 function readFile(input) {
   return new Promise((resolve, reject) => {
@@ -102,18 +101,41 @@ $('init-file').addEventListener('change', async () => {
   c.getContext('2d').drawImage(img, 0, 0, c.width, c.height);
 });
 
-// a picture becomes a control image through the server's edge detector (Canny)
-$('control-file').addEventListener('change', async () => {
-  try {
-    const img = await readFile($('control-file')), tmp = document.createElement('canvas');
-    tmp.width = img.naturalWidth; tmp.height = img.naturalHeight; tmp.getContext('2d').drawImage(img, 0, 0);
-    const c = $('control-canvas');
-    const r = await getJson('/api/edges', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: tmp.toDataURL('image/png'), width: c.width, height: c.height }) });
-    const edges = new Image(); edges.onload = () => c.getContext('2d').drawImage(edges, 0, 0); edges.src = 'data:image/png;base64,' + r.image;
-    $('use-control').checked = true;
-  } catch (e) { showError(e.message); }
-});
+// ---- ControlNets: one row per net of the model (its name, a checkbox to use it, a scale and a control image drawn on
+// a canvas or made from an uploaded picture by the server's edge or silhouette detector); every checked row is sent
+function controlRows(names) {
+  const box = $('control-nets'), w = +$('width').value || 64, h = +$('height').value || 64;
+  box.innerHTML = '';
+  for (const name of names) {
+    const row = $('control-row').content.firstElementChild.cloneNode(true);
+    row.dataset.name = name;
+    row.querySelector('.control-name').textContent = name;
+    const c = row.querySelector('.control-canvas'), use = row.querySelector('.use-control');
+    c.width = w; c.height = h; clearCanvas(c); paintable(c);
+    use.addEventListener('change', () => row.classList.toggle('enabled', use.checked));
+    row.querySelector('.clear-control').addEventListener('click', () => clearCanvas(c));
+    if (name === 'silhouette') row.querySelector('.control-detector').value = 'silhouette';
+    const file = row.querySelector('.control-file');
+    file.addEventListener('change', async () => {
+      try {
+        const img = await readFile(file), tmp = document.createElement('canvas');
+        tmp.width = img.naturalWidth; tmp.height = img.naturalHeight; tmp.getContext('2d').drawImage(img, 0, 0);
+        const r = await getJson('/api/edges', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ image: tmp.toDataURL('image/png'), width: c.width, height: c.height, mode: row.querySelector('.control-detector').value }) });
+        const out = new Image();
+        out.onload = () => { c.getContext('2d').drawImage(out, 0, 0); c.dataset.made = String(+(c.dataset.made || 0) + 1); };
+        out.src = 'data:image/png;base64,' + r.image;
+        use.checked = true; row.classList.add('enabled');
+      } catch (e) { showError(e.message); }
+    });
+    box.appendChild(row);
+  }
+}
+
+function controlRequest() {
+  return [...document.querySelectorAll('.control-row')].filter(row => row.querySelector('.use-control').checked).map(row => ({
+    name: row.dataset.name, image: row.querySelector('.control-canvas').toDataURL('image/png'), scale: +row.querySelector('.control-scale').value }));
+}
 
 // ---- generation
 function request() {
@@ -128,7 +150,7 @@ function request() {
     r.mode = $('mode').value;
     if (r.mode !== 'txt2img') { r.init_image = $('init-canvas').toDataURL('image/png'); r.denoising_strength = +$('strength').value; }
     if (r.mode === 'inpaint') r.mask = $('mask-canvas').toDataURL('image/png');
-    if (r.mode === 'txt2img' && m.controlnets > 0 && $('use-control').checked) { r.control_image = $('control-canvas').toDataURL('image/png'); r.control_scale = +$('control-scale').value; }
+    if (r.mode === 'txt2img' && m.controlnets > 0) { const nets = controlRequest(); if (nets.length) r.controlnets = nets; }
   }
   return r;
 }
@@ -194,9 +216,22 @@ async function loadGallery() {
   for (const img of items) g.appendChild(thumb(img));
 }
 
+// the settings line's "key: value" parts, split at ", " outside quotes (a ControlNet entry is one quoted value)
+function settingParts(line) {
+  const parts = []; let cur = '', quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && line.startsWith(', ', i)) { parts.push(cur); cur = ''; i++; continue; }
+    cur += ch;
+  }
+  parts.push(cur);
+  return parts;
+}
+
 function parseParameters(text) {
   const lines = text.split('\n'), settings = {}, out = { prompt: '', negative: '' };
-  for (const part of lines[lines.length - 1].split(', ')) {
+  for (const part of settingParts(lines[lines.length - 1])) {
     const i = part.indexOf(': ');
     if (i > 0) settings[part.slice(0, i)] = part.slice(i + 2);
   }

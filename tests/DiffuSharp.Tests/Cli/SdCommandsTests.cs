@@ -48,7 +48,7 @@ public class SdCommandsTests
         => Encoding.Latin1.GetString(PngTestFiles.Chunks(File.ReadAllBytes(png)).Single(c => c.Type == "tEXt").Data)["parameters\0".Length..];
 
     /// <summary>‖ours − diffusers‖ / ‖diffusers‖ for ours (1, 3, H, W) in [-1, 1] against diffusers' (1, H, W, 3) in [0, 1].</summary>
-    static double RelToDiffusers(float[] ours, double[] reference, int h, int w)
+    internal static double RelToDiffusers(float[] ours, double[] reference, int h, int w)
     {
         double num = 0, den = 0;
         for (int y = 0; y < h; y++)

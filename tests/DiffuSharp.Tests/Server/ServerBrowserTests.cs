@@ -1,6 +1,6 @@
 // The page in a real browser: headless Chromium (Debian's /usr/bin/chromium, driven by Microsoft.Playwright) against
 // the server on a loopback port. Generate and watch the preview change, cancel, reuse a gallery image's parameters,
-// paint an inpainting mask, open a training run's dashboard (and see it pick up a new log line). With
+// paint an inpainting mask, steer a pipeline with two ControlNets, open a training run's dashboard (and see it pick up a new log line). With
 // DIFFUSHARP_SCREENSHOT=1 the generate test writes docs/serve.png, the README's screenshot.
 using Microsoft.Playwright;
 using Xunit;
@@ -21,9 +21,9 @@ public sealed class ChromiumFactAttribute : FactAttribute
 [Collection("Browser")]
 public sealed class ServerBrowserTests
 {
-    static async Task<(ServerHarness Server, IPlaywright Playwright, IBrowser Browser, IPage Page)> Open()
+    static async Task<(ServerHarness Server, IPlaywright Playwright, IBrowser Browser, IPage Page)> Open(Action<string>? addModels = null)
     {
-        var server = await ServerHarness.StartAsync(loopback: true);
+        var server = await ServerHarness.StartAsync(loopback: true, addModels: addModels);
         var playwright = await Playwright.CreateAsync();
         var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumFactAttribute.Executable, Headless = true, Args = ["--no-sandbox"] });
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 860 } });
@@ -108,9 +108,9 @@ public sealed class ServerBrowserTests
     }
 
     [ChromiumFact]
-    public async Task Paint_a_mask_and_inpaint_on_a_pipeline()
+    public async Task Paint_a_mask_and_inpaint_on_a_pipeline_then_steer_it_with_two_controlnets()
     {
-        var b = await Open();
+        var b = await Open(models => Pipelines.TwoControlNetPipeline.Make(models));
         try
         {
             var page = b.Page;
@@ -136,6 +136,38 @@ public sealed class ServerBrowserTests
             var img = page.Locator("#results img").First;
             Assert.Contains("Denoising strength: 0.75", await img.GetAttributeAsync("data-parameters"));
             Assert.Contains("Size: 32x32, Model: tiny_sd", await img.GetAttributeAsync("data-parameters"));
+
+            // a pipeline with two ControlNets beside it: a row each; draw on a's canvas, make b's from a picture's silhouette
+            await page.SelectOptionAsync("#model", "two_nets");
+            await page.SelectOptionAsync("#mode", "txt2img");
+            Assert.Equal(["a", "b"], await page.Locator(".control-row .control-name").AllTextContentsAsync());
+            Assert.False(await page.Locator(".control-row[data-name=b] .control-canvas").IsVisibleAsync());       // until enabled
+            await page.FillAsync("#steps", "3");
+            await page.CheckAsync(".control-row[data-name=a] .use-control");
+            var cbox = (await page.Locator(".control-row[data-name=a] .control-canvas").BoundingBoxAsync())!;
+            await page.Mouse.MoveAsync(cbox.X + 10, cbox.Y + 10);
+            await page.Mouse.DownAsync();
+            for (int i = 1; i <= 10; i++) await page.Mouse.MoveAsync(cbox.X + 10 + i * 15, cbox.Y + 10 + i * 15);
+            await page.Mouse.UpAsync();
+            var picture = DiffuSharp.Imaging.Image8.Blank(40, 40, 3);                                               // a gray square on black
+            for (int y = 10; y < 30; y++) for (int x = 10; x < 30; x++) for (int c = 0; c < 3; c++) picture.Pixels[(y * 40 + x) * 3 + c] = 150;
+            string file = Path.Combine(b.Server.Root, "garment.png");
+            DiffuSharp.Imaging.Png.Write(file, picture);
+            await page.CheckAsync(".control-row[data-name=b] .use-control");
+            Assert.True(await page.Locator(".control-row[data-name=b] .control-canvas").IsVisibleAsync());
+            await page.SelectOptionAsync(".control-row[data-name=b] .control-detector", "silhouette");
+            await page.SetInputFilesAsync(".control-row[data-name=b] .control-file", file);
+            await page.WaitForFunctionAsync("() => document.querySelector('.control-row[data-name=b] .control-canvas').dataset.made === '1'");
+            int filled = await page.EvaluateAsync<int>(@"() => { const c = document.querySelector('.control-row[data-name=b] .control-canvas');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i] > 200) n++; return n; }");
+            Assert.InRange(filled, 700, 1400);                 // the square (half the picture's side) filled on the 64×64 canvas: about 32×32, not its outline
+            await page.ClickAsync("#generate");
+            await page.WaitForFunctionAsync("() => (document.querySelector('#results img')?.dataset.parameters || '').includes('ControlNet 1')");
+            string parameters = (await page.Locator("#results img").First.GetAttributeAsync("data-parameters"))!;
+            Assert.Contains("ControlNet 0: \"Module: none, Model: a, Weight: 1,", parameters);
+            Assert.Contains("ControlNet 1: \"Module: none, Model: b, Weight: 1,", parameters);
+            Assert.Contains("Model: two_nets", parameters);
         }
         finally { await Close(b); }
     }

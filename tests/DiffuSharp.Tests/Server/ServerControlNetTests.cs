@@ -23,7 +23,7 @@ public sealed class ServerControlNetTests
         }
         var (off, _) = await Draw(0);
         var (on, parameters) = await Draw(2);
-        Assert.Contains("ControlNet scale: 2", parameters);
+        Assert.Contains("ControlNet 0: \"Module: none, Model: controlnet, Weight: 2, Resize Mode: Just Resize, Guidance Start: 0, Guidance End: 1", parameters);
         Assert.NotEqual(off, on);
     }
 }
