@@ -11,5 +11,5 @@ public static class Img2ImgCommand
     const string Summary = "Stable Diffusion image-to-image, step for step as diffusers' StableDiffusionImg2ImgPipeline.";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
-        => SdRunner.Run(SdMode.Img2Img, "img2img", "img2img --model DIR --image FILE.png --prompt P --out FILE.png", Summary, args, stdout, stderr);
+        => SdRunner.Run(SdMode.Img2Img, "img2img", "img2img [--model DIR] --image FILE.png --prompt P --out FILE.png", Summary, args, stdout, stderr);
 }

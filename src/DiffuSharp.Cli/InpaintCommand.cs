@@ -11,5 +11,5 @@ public static class InpaintCommand
     const string Summary = "Stable Diffusion inpainting, step for step as diffusers' StableDiffusionInpaintPipeline (4- and 9-channel UNets).";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
-        => SdRunner.Run(SdMode.Inpaint, "inpaint", "inpaint --model DIR --image FILE.png --mask FILE.png --prompt P --out FILE.png", Summary, args, stdout, stderr);
+        => SdRunner.Run(SdMode.Inpaint, "inpaint", "inpaint [--model DIR] --image FILE.png --mask FILE.png --prompt P --out FILE.png", Summary, args, stdout, stderr);
 }

@@ -1,6 +1,6 @@
 // The model folders that ship in the repository's models/ (the Fashion-MNIST classifier that eval uses, the
 // class-conditional Fashion-MNIST UNet that sample and eval use by default, and its fine-tune with a null label that
-// they use for --guidance), found from the program's own location: its binaries live below the repository, whether
+// they use for --guidance, and the latent text-to-image pipeline that txt2img, img2img and inpaint use by default), found from the program's own location: its binaries live below the repository, whether
 // built by ./diffusharp or by dotnet test.
 namespace DiffuSharp.Cli;
 
@@ -12,6 +12,10 @@ public static class ShippedModels
     /// <summary>The default model fine-tuned with a null label (models/fashion-mnist-cfg): sample's and eval's model
     /// for --guidance without --model, since the default one has no null label to guide with.</summary>
     public const string Guided = "fashion-mnist-cfg";
+
+    /// <summary>The latent text-to-image pipeline with its ControlNets (models/fashion-mnist-ldm): txt2img's, img2img's
+    /// and inpaint's model when no --model is given.</summary>
+    public const string TextToImage = "fashion-mnist-ldm";
 
     /// <summary>--model, else the shipped model for the options given: <see cref="Guided"/> with --guidance, else
     /// <see cref="Default"/>.</summary>

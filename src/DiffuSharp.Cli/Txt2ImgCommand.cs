@@ -12,5 +12,5 @@ public static class Txt2ImgCommand
     const string Summary = "Stable Diffusion text-to-image, step for step as diffusers' StableDiffusionPipeline (StableDiffusionControlNetPipeline with --control-image).";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
-        => SdRunner.Run(SdMode.Txt2Img, "txt2img", "txt2img --model DIR --prompt P --out FILE.png", Summary, args, stdout, stderr);
+        => SdRunner.Run(SdMode.Txt2Img, "txt2img", "txt2img [--model DIR] --prompt P --out FILE.png", Summary, args, stdout, stderr);
 }

@@ -31,7 +31,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
         bool image = mode != SdMode.Txt2Img;
         var specs = new List<OptionSpec>
         {
-            new("model", "diffusers pipeline folder, or a single-file .safetensors checkpoint (with --config)", Value: "DIR|FILE"),
+            new("model", "diffusers pipeline folder, or a single-file .safetensors checkpoint (with --config); default: the shipped models/fashion-mnist-ldm", Value: "DIR|FILE"),
             new("config", "pipeline folder whose configs, tokenizer and scheduler a single-file checkpoint uses", Value: "DIR"),
             new("prompt", "the prompt", Value: "TEXT"),
             new("negative", "negative prompt (default: none, encoded as \"\" as diffusers does)", Value: "TEXT"),
@@ -100,7 +100,9 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
     /// the option at the first problem.</summary>
     public static SdOptions Parse(SdMode mode, string command, ParsedOptions o, IReadOnlyDictionary<string, List<string>> repeated)
     {
-        string model = o.Required("model"), prompt = o.Required("prompt"), outPath = o.Required("out");
+        string model = o.String("model") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
+                ?? throw new CliException($"{command}: no --model given, and this repository has no models/{ShippedModels.TextToImage}; pass --model DIR|FILE"),
+            prompt = o.Required("prompt"), outPath = o.Required("out");
         int? width = o.Has("width") ? o.Int("width", min: 8) : null, height = o.Has("height") ? o.Int("height", min: 8) : null;
         if ((width ?? 8) % 8 != 0 || (height ?? 8) % 8 != 0)
             throw new CliException($"{command}: --width and --height must be multiples of 8, got {width?.ToString() ?? "default"}x{height?.ToString() ?? "default"}");
