@@ -50,7 +50,7 @@ public static class OpProfiler
     /// <summary>Starts collecting for this thread and the tasks it starts; the forward clock starts now. Inside a
     /// running profile it starts an inner one, which counts the ops until its <see cref="Stop"/> (the outer one does
     /// not see them) and then hands back to the outer one. Call Start and Stop in the same method: like any AsyncLocal
-    /// value, a profile started inside an async method ends when that method returns.</summary>
+    /// value, a profile started inside an async method is not seen by its caller once it returns.</summary>
     public static void Start()
     {
         Interlocked.Increment(ref s_running);
