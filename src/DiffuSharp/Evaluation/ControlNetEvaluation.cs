@@ -13,10 +13,21 @@ namespace DiffuSharp.Evaluation;
 
 /// <summary>One way of sampling (which ControlNets steer it) and its mean scores: edge F1 and silhouette IoU, each
 /// present when that condition is evaluated.</summary>
+/// <param name="Run">"none", a condition's name (that net alone) or "all"</param>
+/// <param name="Count">how many images the means are over</param>
+/// <param name="EdgeF1">mean F1 of the outputs' Canny edges against the edge control images, in [0, 1]</param>
+/// <param name="SilhouetteIou">mean IoU of the outputs' filled masks against the silhouette control images, in [0, 1]</param>
 public sealed record ControlRunScore(string Run, int Count, double? EdgeF1, double? SilhouetteIou);
 
+/// <summary>How each image of the ControlNet benchmark is sampled.</summary>
+/// <param name="Steps">denoising steps of the pipeline's scheduler</param>
+/// <param name="Guidance">classifier-free guidance scale (≤ 1: off)</param>
+/// <param name="Scale">controlnet_conditioning_scale of every net</param>
+/// <param name="Seed">image i is sampled from seed Seed + i, the same in every run</param>
 public sealed record ControlNetEvalSettings(int Steps = 25, double Guidance = 3, double Scale = 1, ulong Seed = 0);
 
+/// <summary>The ControlNet benchmark (<c>diffusharp eval-controlnet</c>): how well sampled images obey their control
+/// images, with and without the nets (see the file header).</summary>
 public static class ControlNetEvaluation
 {
     /// <summary>Scores the runs "none", each net alone and (with more than one) "all". <paramref name="images"/>: 1×H×W

@@ -9,19 +9,32 @@ using DiffuSharp.Imaging;
 
 namespace DiffuSharp.Training;
 
-public enum ControlCondition { Edges, Silhouette }
+/// <summary>What a control image shows of a training image.</summary>
+public enum ControlCondition
+{
+    /// <summary>Its Canny edges ("edges").</summary>
+    Edges,
+    /// <summary>Its filled garment mask ("silhouette").</summary>
+    Silhouette,
+}
 
 /// <summary>One 3×Size×Size control image per training image, values 0 or 1.</summary>
 public sealed class ControlImages
 {
+    /// <summary>Channels of a control image: 3 (RGB, the three channels equal), as diffusers' ControlNets take.</summary>
     public const int Channels = 3;
 
+    /// <summary>The condition these images show.</summary>
     public ControlCondition Condition { get; }
+    /// <summary>How many images (one per training image).</summary>
     public int Count { get; }
+    /// <summary>Height and width in pixels (the padded training image's).</summary>
     public int Size { get; }
     /// <summary>(Count, 1, Size, Size): the mask of each image, 1 or 0 (the three channels are copies).</summary>
     public float[] Masks { get; }
 
+    /// <summary>Wraps <paramref name="count"/> masks of <paramref name="size"/>×<paramref name="size"/> (not copied);
+    /// throws ArgumentException when the lengths do not match.</summary>
     public ControlImages(ControlCondition condition, float[] masks, int count, int size)
     {
         if (count < 0 || size < 1 || masks.Length != (long)count * size * size)
@@ -29,8 +42,11 @@ public sealed class ControlImages
         (Condition, Masks, Count, Size) = (condition, masks, count, size);
     }
 
+    /// <summary>The condition's name on the command line and in checkpoints: "edges" or "silhouette".</summary>
     public static string Name(ControlCondition c) => c == ControlCondition.Edges ? "edges" : "silhouette";
 
+    /// <summary>The condition named "edges" or "silhouette" (<see cref="Name"/>'s inverse); any other name is an
+    /// ArgumentException.</summary>
     public static ControlCondition Parse(string name) => name switch
     {
         "edges" => ControlCondition.Edges,

@@ -19,11 +19,14 @@ using DiffuSharp.Text;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Saves and loads <see cref="ControlNetTrainer"/> checkpoints (the layout is in the file header).</summary>
 public static class ControlNetCheckpoint
 {
     const string NetConfigFile = "controlnet_config.json", SchedulerFile = "scheduler_config.json",
         WeightsFile = "model.safetensors", EmaFile = "ema.safetensors", OptimizerFile = "optimizer.safetensors";
 
+    /// <summary>Writes <c>outFolder/checkpoint/</c> whole, replacing the previous one only once the new one is complete;
+    /// refuses non-finite weights. Returns the checkpoint folder.</summary>
     public static string Save(ControlNetTrainer trainer, string outFolder)
     {
         trainer.CheckFinite();

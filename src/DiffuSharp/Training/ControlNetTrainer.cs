@@ -20,8 +20,11 @@ using DiffuSharp.Text;
 
 namespace DiffuSharp.Training;
 
+/// <summary>Trains a ControlNet on cached latents and control images, with a frozen UNet and text encoder (see the file
+/// header).</summary>
 public sealed class ControlNetTrainer
 {
+    /// <summary>The command's name, which starts the trainer's error messages.</summary>
     public const string Name = "train-controlnet";
 
     readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng;
@@ -37,16 +40,29 @@ public sealed class ControlNetTrainer
     public ControlNetModel Net { get; }
     /// <summary>The noise schedule and prediction type (the pipeline's scheduler config).</summary>
     public SchedulerConfig NoiseScheduler { get; }
+    /// <summary>Batch size, learning rate and its schedule, gradient clip, EMA rate, step budget, seed, intervals.</summary>
     public TrainConfig Config { get; }
+    /// <summary>min-SNR-γ and offset noise.</summary>
     public LatentObjective Objective { get; }
+    /// <summary>The CLIP tokenizer; its padding length is the text encoder's sequence length.</summary>
     public ClipTokenizer Tokenizer { get; }
+    /// <summary>The training images: cached latents, labels, attributes (and fixed captions, if any).</summary>
     public CaptionedLatents Data { get; }
+    /// <summary>The control image of every training image, in the same order as <see cref="Data"/>.</summary>
     public ControlImages Control { get; }
+    /// <summary>Every parameter and gradient of the ControlNet in one flat buffer each.</summary>
     public FlatParameters Flat { get; }
+    /// <summary>AdamW over <see cref="Flat"/>.</summary>
     public AdamW Optimizer { get; }
+    /// <summary>The EMA of the ControlNet's weights (the first rate of Config.EmaRate), or null when EMA is off.</summary>
     public Ema? Ema { get; }
+    /// <summary>Optimisation steps taken so far (restored on resume).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>A new run: the ControlNet initialised from <paramref name="unet"/> (<see cref="ControlNetModel.FromUNet"/>,
+    /// seeded by Config.Seed), the UNet and text encoder frozen; throws ArgumentException when the parts do not fit
+    /// together (latents against the UNet, text encoder against the UNet and the tokenizer, control images against
+    /// the latents, batch against the data).</summary>
     /// <param name="conditioningEmbeddingOutChannels">the control image embedding's widths: len − 1 halvings take the
     /// control images to the latents' size</param>
     public ControlNetTrainer(UNet2DConditionModel unet, ClipTextModel textEncoder, SchedulerConfig noiseScheduler, TrainConfig config,
@@ -101,6 +117,7 @@ public sealed class ControlNetTrainer
         _alphasCumprod = ScheduleMath.AlphasCumprod(ScheduleMath.Betas(noiseScheduler));
     }
 
+    /// <summary>The condition the ControlNet learns (that of <see cref="Control"/>).</summary>
     public ControlCondition Condition => Control.Condition;
 
     /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>
@@ -121,6 +138,8 @@ public sealed class ControlNetTrainer
         return ids;
     }
 
+    /// <summary>One optimisation step (see the file header); throws NonFiniteTrainingException, with the weights,
+    /// optimizer, EMA and step count unchanged, when the loss or the gradient norm is not finite.</summary>
     public LatentStepStats Step()
     {
         var clock = Stopwatch.StartNew();
@@ -223,11 +242,13 @@ public sealed class ControlNetTrainer
         return copy;
     }
 
+    /// <summary>Step, every RNG state and the data position (weights, optimizer and EMA are saved separately).</summary>
     public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
     {
         ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(), ["noise"] = _noiseRng.GetState(),
     }, _data.GetState(), null);
 
+    /// <summary>Restores <see cref="ExportState"/>'s state; a negative step or a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");

@@ -145,6 +145,10 @@ static class WorkerPool
         /// <summary>The switches of the thread that issued the job: the workers run it with them.</summary>
         public KernelSwitches Switches = KernelSwitches.Default;
 
+        /// <summary>The op profile of the thread that issued the job, if any: the ops the workers run in it count there.
+        /// (The one reference from the pool up to Autograd: the profiler is instrumentation, not a layer.)</summary>
+        public Autograd.OpProfiler.Session? Profile;
+
         /// <summary>Claims and runs ranges until none is left.</summary>
         public abstract void RunChunks();
 
@@ -180,6 +184,7 @@ static class WorkerPool
         EnsureWorkers(helpers);
         _failure = null;
         job.Switches = KernelSwitches.Current;
+        job.Profile = Autograd.OpProfiler.ForJob;
         var workers = _workers;
         for (int w = 0; w < helpers; w++)
         {
@@ -199,6 +204,7 @@ static class WorkerPool
             var spin = new SpinWait();
             while (Volatile.Read(ref worker.State) != Idle) spin.SpinOnce(sleep1Threshold: -1);
         }
+        job.Profile = null;
         var failure = _failure;
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
     }
@@ -216,7 +222,8 @@ static class WorkerPool
                 var worker = new Worker();
                 grown[w] = worker;
                 // UnsafeStart: a worker keeps no ExecutionContext of the thread that happened to start it (a
-                // KernelSwitches scope among it); it runs each job with the switches of the job's caller
+                // KernelSwitches scope or an op profile among it); it runs each job with the switches and the
+                // profile of the job's caller
                 new Thread(() => Loop(worker)) { IsBackground = true, Name = $"DiffuSharp worker {w + 1}" }.UnsafeStart();
             }
             _workers = grown;
@@ -232,9 +239,15 @@ static class WorkerPool
             if (Interlocked.CompareExchange(ref me.State, Running, Offered) != Offered) continue;   // withdrawn
             var job = me.Job!;
             var previous = KernelSwitches.EnterJob(job.Switches);
+            var profile = job.Profile;
+            var previousProfile = profile is null ? null : Autograd.OpProfiler.EnterJob(profile);
             try { job.RunChunks(); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); job.Abandon(); }
-            finally { KernelSwitches.LeaveJob(previous); }
+            finally
+            {
+                KernelSwitches.LeaveJob(previous);
+                if (profile is not null) Autograd.OpProfiler.LeaveJob(previousProfile);
+            }
             me.Job = null;
             Volatile.Write(ref me.State, Idle);
         }

@@ -3,33 +3,63 @@
 // encoder_hid_proj, other block types) is an error naming the key.
 namespace DiffuSharp.NN.Diffusers;
 
+/// <summary>diffusers' ControlNetModel config (the keys of its constructor), per-block values expanded, with diffusers'
+/// defaults. <see cref="FromUNet"/> derives one from a UNet's config, as training starts.</summary>
 public sealed record ControlNetConfig
 {
+    /// <summary>in_channels: latent channels of the sample (SD: 4).</summary>
     public int InChannels { get; init; } = 4;
+    /// <summary>conditioning_channels: channels of the control image (3: RGB).</summary>
     public int ConditioningChannels { get; init; } = 3;
+    /// <summary>flip_sin_to_cos: the cos half comes first in the timestep sinusoids (SD: true).</summary>
     public bool FlipSinToCos { get; init; } = true;
+    /// <summary>freq_shift: downscale_freq_shift of the timestep sinusoids (SD: 0).</summary>
     public int FreqShift { get; init; }
+    /// <summary>down_block_types, one per level.</summary>
     public DownBlockType[] DownBlockTypes { get; init; } = [DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.CrossAttnDownBlock2D, DownBlockType.DownBlock2D];
+    /// <summary>mid_block_type: the cross-attention mid block (SD) or the plain one; a ControlNet always has one.</summary>
     public MidBlockType MidBlockType { get; init; } = MidBlockType.UNetMidBlock2DCrossAttn;
+    /// <summary>only_cross_attention per down block: the first attention also attends to the encoder states.</summary>
     public bool[] OnlyCrossAttention { get; init; } = [false, false, false, false];
+    /// <summary>block_out_channels: the channels of each level (SD 1.x: 320, 640, 1280, 1280).</summary>
     public int[] BlockOutChannels { get; init; } = [320, 640, 1280, 1280];
+    /// <summary>layers_per_block: resnets (and transformers) per down block, the same for every block.</summary>
     public int LayersPerBlock { get; init; } = 2;
+    /// <summary>downsample_padding of the down blocks' stride-2 convs.</summary>
     public int DownsamplePadding { get; init; } = 1;
+    /// <summary>mid_block_scale_factor: the mid block's resnets divide their output by it.</summary>
     public double MidBlockScaleFactor { get; init; } = 1;
+    /// <summary>act_fn: the activation of the resnets and the time embedding MLP.</summary>
     public Activation ActFn { get; init; } = Activation.Silu;
+    /// <summary>norm_num_groups: GroupNorm groups throughout.</summary>
     public int NormNumGroups { get; init; } = 32;
+    /// <summary>norm_eps: the resnets' GroupNorm epsilon.</summary>
     public float NormEps { get; init; } = 1e-5f;
+    /// <summary>cross_attention_dim: the width of encoder_hidden_states (SD 1.x: 768; SD 2.x: 1024).</summary>
     public int CrossAttentionDim { get; init; } = 1280;
+    /// <summary>transformer_layers_per_block: transformer layers in each attention of a down block, per block.</summary>
     public int[] TransformerLayersPerBlock { get; init; } = [1, 1, 1, 1];
-    public int[] NumHeads { get; init; } = [8, 8, 8, 8];              // num_attention_heads, or else attention_head_dim (diffusers' naming)
+    /// <summary>Attention heads per down block: num_attention_heads, or else attention_head_dim, which diffusers uses
+    /// as the head count (a naming quirk it keeps).</summary>
+    public int[] NumHeads { get; init; } = [8, 8, 8, 8];
+    /// <summary>use_linear_projection: proj_in/proj_out are Linear (SD 2.x) rather than 1×1 convs (SD 1.x).</summary>
     public bool UseLinearProjection { get; init; }
+    /// <summary>upcast_attention: read for compatibility; attention always runs in float32 here.</summary>
     public bool UpcastAttention { get; init; }
+    /// <summary>resnet_time_scale_shift: how resnets apply the time embedding.</summary>
     public TimeScaleShift ResnetTimeScaleShift { get; init; }
+    /// <summary>num_class_embeds: the size of a class_embedding table added to the time embedding; null: none.</summary>
     public int? NumClassEmbeds { get; init; }
-    public bool BgrConditioning { get; init; }                       // controlnet_conditioning_channel_order "bgr": the image's channels flipped first
+    /// <summary>controlnet_conditioning_channel_order "bgr": the control image's channels are reversed before the
+    /// embedding (false: "rgb", the default).</summary>
+    public bool BgrConditioning { get; init; }
+    /// <summary>conditioning_embedding_out_channels: the widths of the control image embedding; each entry after the
+    /// first halves the image (stride-2 conv), so the embedding is 2^(len − 1) times smaller than the control image.</summary>
     public int[] ConditioningEmbeddingOutChannels { get; init; } = [16, 32, 96, 256];
-    public bool GlobalPoolConditions { get; init; }                  // residuals averaged over H, W
+    /// <summary>global_pool_conditions: every residual is averaged over H and W (shape (B, C, 1, 1)).</summary>
+    public bool GlobalPoolConditions { get; init; }
 
+    /// <summary>The width of the time embedding: 4 × block_out_channels[0].</summary>
     public int TimeEmbedDim => BlockOutChannels[0] * 4;
 
     /// <summary>The config diffusers' ControlNetModel.from_unet builds from a UNet2DConditionModel's: its encoder half's
@@ -79,6 +109,8 @@ public sealed record ControlNetConfig
         };
     }
 
+    /// <summary>Reads and validates a ControlNetModel config.json; throws <see cref="InvalidDataException"/> naming the key
+    /// and the file for unknown keys, wrong types or values this port does not build.</summary>
     public static ControlNetConfig Load(string path) => Read(ConfigJson.Load(path));
 
     internal static ControlNetConfig Read(ConfigJson c)

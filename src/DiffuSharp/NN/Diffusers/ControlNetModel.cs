@@ -32,6 +32,11 @@ public sealed class ControlNetConditioningEmbedding : Module
     readonly Conv2d _convIn, _convOut;
     readonly List<Conv2d> _blocks = [];
 
+    /// <summary>A conditioning embedding with random weights from <paramref name="rng"/> (conv_out zero).</summary>
+    /// <param name="embeddingChannels">the output channels: the UNet's block_out_channels[0]</param>
+    /// <param name="blockOutChannels">the widths of the steps (conditioning_embedding_out_channels); each entry after
+    /// the first halves the image</param>
+    /// <param name="conditioningChannels">the channels of the control image</param>
     public ControlNetConditioningEmbedding(int embeddingChannels, int[] blockOutChannels, int conditioningChannels, Rng rng)
     {
         _convIn = Register("conv_in", new Conv2d(conditioningChannels, blockOutChannels[0], 3, rng, padding: 1));
@@ -53,8 +58,12 @@ public sealed class ControlNetConditioningEmbedding : Module
     }
 }
 
+/// <summary>diffusers' ControlNetModel: the encoder half of a UNet2DConditionModel that sees the noisy latents plus an
+/// embedded control image and returns residuals for the UNet's skips and mid block (<see cref="ControlNetOutput"/>).
+/// Parameter names are diffusers' state dict names.</summary>
 public sealed partial class ControlNetModel : Module
 {
+    /// <summary>The config.json keys the model was built from.</summary>
     public ControlNetConfig Config { get; }
     readonly TimestepEmbedding _timeEmbedding;
     readonly Embedding? _classEmbedding;
@@ -64,6 +73,9 @@ public sealed partial class ControlNetModel : Module
     readonly List<Conv2d> _downOuts = [];
     readonly UNetMidBlock _midBlock;
 
+    /// <summary>A ControlNet of <paramref name="config"/>'s architecture with random weights drawn from
+    /// <paramref name="rng"/>, the zero convolutions at zero; <see cref="FromUNet"/> starts one from a UNet's
+    /// weights instead, and <see cref="ComponentLoader.LoadControlNet(string)"/> loads a trained one.</summary>
     public ControlNetModel(ControlNetConfig config, Rng rng)
     {
         Config = config;
