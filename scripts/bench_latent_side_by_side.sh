@@ -6,6 +6,7 @@
 #     scripts/bench_latent_side_by_side.sh [ROUNDS] [BATCH]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/torch_blas_check.sh"
 rounds=${1:-3}; batch=${2:-64}
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 "$root/diffusharp" bench latent --write-configs "$tmp/configs" >/dev/null

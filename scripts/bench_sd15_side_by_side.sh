@@ -9,6 +9,7 @@
 # SD15_REPEATS=N times N calls of ours after the warm-up (default 3, as PyTorch's side always does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/torch_blas_check.sh"
 rounds="${1:-1}"
 comps="${2:-clip,unet,vae}"
 ref="${SD15_REF:-$root/../shared/diffusers/sd15}"

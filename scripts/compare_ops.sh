@@ -4,6 +4,7 @@
 # Usage: scripts/compare_ops.sh [--quick]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/torch_blas_check.sh"
 ours=$(mktemp); theirs=$(mktemp)
 "$root/diffusharp" bench ops --json "$@" > "$ours"
 /usr/bin/python3 "$root/scripts/bench_ops_torch.py" "$@" > "$theirs" 2>/dev/null

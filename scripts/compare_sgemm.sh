@@ -6,6 +6,7 @@
 # Usage: scripts/compare_sgemm.sh [--rounds N]   (default 10; about 15 s per round)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/torch_blas_check.sh"
 rounds=10
 while [ $# -gt 0 ]; do
   case "$1" in

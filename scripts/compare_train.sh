@@ -10,6 +10,7 @@
 #        (defaults: 3 repeats, 6 training and 6 sampling steps after 2 warm-up steps, presets mnist-s cifar-s)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/torch_blas_check.sh"
 repeats=3 steps=6 sample_steps=6 warmup=2 presets=()
 while [ $# -gt 0 ]; do
   case "$1" in
