@@ -75,25 +75,30 @@ public sealed class JobRunner : IDisposable
             _current = job;
             job.Start();
             var images = new List<JobImage>();
+            JobState state;
+            JobResult outcome;
             try
             {
-                var result = _engine.Run(job, images);
-                _gallery.Add(result.Images);
+                outcome = _engine.Run(job, images);
+                _gallery.Add(outcome.Images);
                 Interlocked.Increment(ref _completed);
-                job.Finish(JobState.Done, result);
+                state = JobState.Done;
             }
             catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
             {
                 _gallery.Add(images);
                 Interlocked.Increment(ref _cancelled);
-                job.Finish(JobState.Cancelled, new JobResult(images, null, [], null));
+                (state, outcome) = (JobState.Cancelled, new JobResult(images, null, [], null));
             }
             catch (Exception e)
             {
                 Interlocked.Increment(ref _failed);
-                job.Finish(JobState.Failed, new JobResult(images, null, [], e is ArgumentException or InvalidDataException or IOException ? e.Message : $"{e.GetType().Name}: {e.Message}"));
+                (state, outcome) = (JobState.Failed, new JobResult(images, null, [], e is ArgumentException or InvalidDataException or IOException ? e.Message : $"{e.GetType().Name}: {e.Message}"));
             }
-            finally { _current = null; }
+            // the runner is idle before anyone waiting on the job hears of its end, so a client that reads the
+            // progress right after its answer never sees the finished job as the current one
+            _current = null;
+            job.Finish(state, outcome);
         }
     }
 
