@@ -18,8 +18,8 @@ public static class EvalControlNetCommand
 
     static readonly OptionSpec[] Options =
     [
-        new("pipeline", "the text-to-image pipeline folder (e.g. train-controlnet's <out>/pipeline)", Value: "DIR"),
-        new("edges", "the edges ControlNet folder (train-controlnet --condition edges: <out>/controlnet)", Value: "DIR"),
+        new("pipeline", "the text-to-image pipeline folder (e.g. train-controlnet's <out>/pipeline); default: the shipped models/fashion-mnist-ldm", Value: "DIR"),
+        new("edges", "the edges ControlNet folder (train-controlnet --condition edges: <out>/controlnet); with neither this nor --silhouette: the pipeline's controlnet-edges/ and controlnet-silhouette/", Value: "DIR"),
         new("silhouette", "the silhouette ControlNet folder", Value: "DIR"),
         new("data", "Fashion-MNIST folder (IDX .gz files); the test images are used", FashionMnist.DefaultFolder, Value: "DIR"),
         new("n", "test images to score", "200", Value: "N"),
@@ -35,11 +35,19 @@ public static class EvalControlNetCommand
     {
         var o = OptionParser.Parse(Name, args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help(Name, "Edge F1 and silhouette IoU of a pipeline's outputs against their control images, with and without its ControlNets.", Options)); return 0; }
-        string pipeline = o.Required("pipeline");
+        string pipeline = o.String("pipeline") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
+            ?? throw new CliException($"{Name}: no --pipeline given, and this repository has no models/{ShippedModels.TextToImage}; pass --pipeline DIR");
         var folders = new List<(ControlCondition, string)>();
         if (o.String("edges") is { } e) folders.Add((ControlCondition.Edges, e));
         if (o.String("silhouette") is { } s) folders.Add((ControlCondition.Silhouette, s));
-        if (folders.Count == 0) throw new CliException($"{Name}: give --edges DIR, --silhouette DIR or both");
+        if (folders.Count == 0 && Directory.Exists(pipeline))
+        {
+            // neither given: the pipeline folder's own controlnet-edges/ and controlnet-silhouette/, as shipped
+            var own = PipelineControlNets.List(pipeline);
+            if (PipelineControlNets.Find(own, "edges") is { } ownEdges) folders.Add((ControlCondition.Edges, ownEdges.Folder));
+            if (PipelineControlNets.Find(own, "silhouette") is { } ownSilhouette) folders.Add((ControlCondition.Silhouette, ownSilhouette.Folder));
+        }
+        if (folders.Count == 0) throw new CliException($"{Name}: give --edges DIR, --silhouette DIR or both ({pipeline} has no controlnet-edges/ or controlnet-silhouette/)");
         int n = o.Int("n", 1);
         var settings = new ControlNetEvalSettings(o.Int("steps", 1, 1000), o.Double("guidance", 0), o.Double("control_scale", 0), (ulong)o.Long("seed"));
         foreach (var (_, dir) in folders)

@@ -21,7 +21,7 @@ public static class EvalT2iCommand
 
     static readonly OptionSpec[] Options =
     [
-        new("model", "a Fashion-MNIST StableDiffusionPipeline folder (train-latent's <out>/pipeline)", Value: "DIR"),
+        new("model", "a Fashion-MNIST StableDiffusionPipeline folder (train-latent's <out>/pipeline); default: the shipped models/fashion-mnist-ldm", Value: "DIR"),
         new("data", "Fashion-MNIST folder (IDX .gz files)", FashionMnist.DefaultFolder, Value: "DIR"),
         new("n-per-class", "images per class prompt (0 = skip accuracy and FD)", "200", Value: "N"),
         new("pairs", "prompt pairs per attribute (dark/light, small/large; 0 = skip)", "500", Value: "N"),
@@ -43,7 +43,8 @@ public static class EvalT2iCommand
         int perClass = o.Int("n-per-class", 0, 10000 / 10), pairs = o.Int("pairs", 0, 100000), steps = o.Int("steps", 1, 1000), batch = o.Int("batch", 1, 4096);
         if (perClass == 0 && pairs == 0) throw new CliException($"{Name}: --n-per-class 0 and --pairs 0 leave nothing to evaluate");
         double guidance = o.Double("guidance", 0);
-        string model = o.Required("model");
+        string model = o.String("model") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
+            ?? throw new CliException($"{Name}: no --model given, and this repository has no models/{ShippedModels.TextToImage}; pass --model DIR");
         var pipe = StableDiffusionPipeline.Load(ModelIndex.Load(model), o.Required("sampler"));
         var vae = pipe.Vae.Config;
         int size = vae.SampleSize, pad = (size - 28) / 2, f = pipe.VaeScaleFactor;

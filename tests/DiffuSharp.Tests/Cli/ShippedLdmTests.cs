@@ -1,7 +1,8 @@
 // The shipped latent model, models/fashion-mnist-ldm: txt2img without --model draws from it (the same bits as naming
 // the folder), its words steer it ("a dark t-shirt" comes out darker than "a light t-shirt" from the same latents), and
 // its ControlNets, named by their subfolders, make the output follow the control image: the silhouette of the output
-// covers the control mask far better than without the ControlNet. Short runs (8 steps, 32×32), so each takes seconds.
+// covers the control mask far better than without the ControlNet; eval-controlnet without folders scores it with its
+// own two ControlNets. Short runs (8 steps, 32×32), so each takes seconds.
 using DiffuSharp.Cli;
 using DiffuSharp.Evaluation;
 using DiffuSharp.Imaging;
@@ -76,6 +77,26 @@ public sealed class ShippedLdmTests
             double withNet = Iou(steered), without = Iou(free);
             Assert.True(withNet > 0.8 && withNet > without + 0.2, $"silhouette IoU with the ControlNet {withNet:F3}, without {without:F3}");
             Assert.Contains("Model: controlnet-silhouette", Parameters(png));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Eval_controlnet_without_folders_scores_the_shipped_pipeline_with_its_own_two_controlnets()
+    {
+        string dir = TrainingFixtures.TempFolder("ldm-evalcn");
+        try
+        {
+            string data = EvalCommandTests.IdxFolder(dir, count: 4);
+            string[] common = ["--data", data, "--n", "2", "--steps", "2", "--json"];
+            var (code, implicitFolders, err) = Run(["eval-controlnet", .. common]);
+            Assert.True(code == 0, err);
+            var (named, namedOut, namedErr) = Run(["eval-controlnet", "--pipeline", Model, "--edges", Path.Combine(Model, "controlnet-edges"),
+                "--silhouette", Path.Combine(Model, "controlnet-silhouette"), .. common]);
+            Assert.True(named == 0, namedErr);
+            Assert.Equal(namedOut, implicitFolders);
+            Assert.Contains("edges", implicitFolders);
+            Assert.Contains("silhouette", implicitFolders);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
