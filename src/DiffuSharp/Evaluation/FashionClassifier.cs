@@ -135,8 +135,7 @@ public sealed class FashionClassifier : Module
         };
         if (info is not null)
             foreach (var (key, value) in info) json[key] = value?.DeepClone();
-        string text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, ConfigFile), st => st.Write(Encoding.UTF8.GetBytes(text)));
+        AtomicFile.WriteJson(Path.Combine(folder, ConfigFile), json);
     }
 
     /// <summary>Loads a classifier folder; a missing or corrupt file is an exception that names it.</summary>

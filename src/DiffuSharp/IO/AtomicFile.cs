@@ -11,6 +11,14 @@ namespace DiffuSharp.IO;
 /// write.</summary>
 public static class AtomicFile
 {
+    /// <summary>Writes <paramref name="node"/> as indented JSON with a final newline (UTF-8, no byte-order mark) to
+    /// <paramref name="path"/>, atomically as <see cref="Write"/> does: the form of every config and state file.</summary>
+    public static void WriteJson(string path, System.Text.Json.Nodes.JsonNode node)
+    {
+        string text = node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+        Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+
     /// <summary>
     /// Writes <paramref name="path"/> via <c>path + ".tmp-&lt;random&gt;"</c> in the same folder. If <paramref name="write"/>
     /// throws, the temporary file is deleted, the old file is left untouched and the exception propagates.

@@ -38,8 +38,7 @@ public static class DdpmPipelineFolder
             ["scheduler"] = new JsonArray("diffusers", scheduler.ClassName),
             ["unet"] = new JsonArray("diffusers", "UNet2DModel"),
         };
-        string text = index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, IndexFile), s => s.Write(Encoding.UTF8.GetBytes(text)));
+        AtomicFile.WriteJson(Path.Combine(folder, IndexFile), index);
     }
 
     /// <summary>True when <paramref name="folder"/> has a model_index.json naming DDPMPipeline.</summary>

@@ -36,7 +36,7 @@ public static class PipelineFolder
         SaveTokenizer(Path.Combine(folder, "tokenizer"), tokenizerFolder, maxLength);
         Directory.CreateDirectory(Path.Combine(folder, "scheduler"));
         scheduler.Save(Path.Combine(folder, "scheduler", "scheduler_config.json"));
-        WriteJson(Path.Combine(folder, "model_index.json"), new JsonObject
+        AtomicFile.WriteJson(Path.Combine(folder, "model_index.json"), new JsonObject
         {
             ["_class_name"] = "StableDiffusionPipeline",
             ["_diffusers_version"] = "0.27.2",
@@ -67,7 +67,7 @@ public static class PipelineFolder
         {
             ["content"] = content, ["lstrip"] = false, ["normalized"] = true, ["rstrip"] = false, ["single_word"] = false,
         };
-        WriteJson(Path.Combine(folder, "special_tokens_map.json"), new JsonObject
+        AtomicFile.WriteJson(Path.Combine(folder, "special_tokens_map.json"), new JsonObject
         {
             ["bos_token"] = Special("<|startoftext|>"), ["eos_token"] = Special("<|endoftext|>"),
             ["pad_token"] = "<|endoftext|>", ["unk_token"] = Special("<|endoftext|>"),
@@ -76,7 +76,7 @@ public static class PipelineFolder
         {
             ["content"] = content, ["lstrip"] = false, ["normalized"] = true, ["rstrip"] = false, ["single_word"] = false, ["special"] = true,
         };
-        WriteJson(Path.Combine(folder, "tokenizer_config.json"), new JsonObject
+        AtomicFile.WriteJson(Path.Combine(folder, "tokenizer_config.json"), new JsonObject
         {
             ["added_tokens_decoder"] = new JsonObject { ["49406"] = Added("<|startoftext|>"), ["49407"] = Added("<|endoftext|>") },
             ["bos_token"] = "<|startoftext|>",
@@ -88,11 +88,5 @@ public static class PipelineFolder
             ["tokenizer_class"] = "CLIPTokenizer",
             ["unk_token"] = "<|endoftext|>",
         });
-    }
-
-    static void WriteJson(string path, JsonNode node)
-    {
-        string text = node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 }

@@ -95,12 +95,7 @@ public static class Checkpoint
 
         ModelFolder.LoadWeights(trainer.Model, Path.Combine(checkpointFolder, ModelFolder.WeightsFile));
         foreach (var ema in trainer.Emas)
-        {
-            string file = Path.Combine(checkpointFolder, EmaFileName(ema.Rate));
-            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA for rate {ema.Rate}: {file} is missing", file);
-            var st = SafeTensorsFile.Open(file);
-            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
-        }
+            ReadEma(Path.Combine(checkpointFolder, EmaFileName(ema.Rate)), ema, trainer.Model, $"checkpoint has no EMA for rate {ema.Rate}");
         ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(StateFromJson(root, path));
         return trainer;
@@ -127,6 +122,15 @@ public static class Checkpoint
         ModelFolder.RefuseNonFinite(v, "exp_avg_sq", optPath);
         try { optimizer.ImportState(new AdamWState(adamStep, [m], [v])); }
         catch (ArgumentException e) { throw new InvalidDataException($"{optPath}: {e.Message}"); }
+    }
+
+    /// <summary>Restores an EMA's copy of <paramref name="model"/>'s parameters from <paramref name="file"/> (one tensor per
+    /// parameter, by name; every trainer's layout); a missing file is refused with <paramref name="missing"/> and its path.</summary>
+    internal static void ReadEma(string file, Ema ema, NN.Module model, string missing = "checkpoint has no EMA")
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"{missing}: {file} is missing", file);
+        var st = SafeTensorsFile.Open(file);
+        ema.ImportState(new EmaState(ema.Rate, [model.NamedParameters().SelectMany(p => ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
     }
 
     internal static float[] ReadNamed(SafeTensorsFile file, string name, int count)

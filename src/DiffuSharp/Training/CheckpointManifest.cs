@@ -37,8 +37,7 @@ public static class CheckpointManifest
             ["model"] = modelFlags.DeepClone(),
             ["config"] = trainConfig.DeepClone(),
         };
-        string text = root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, FileName), s => s.Write(Encoding.UTF8.GetBytes(text)));
+        AtomicFile.WriteJson(Path.Combine(folder, FileName), root);
     }
 
     /// <summary>True when folder has a manifest.</summary>

@@ -35,7 +35,7 @@ public static class ControlNetCheckpoint
         {
             var state = trainer.ExportState();
             var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
-            WriteJson(Path.Combine(tmp, NetConfigFile), ControlNetFolder.ConfigJson(trainer.Net.Config));
+            AtomicFile.WriteJson(Path.Combine(tmp, NetConfigFile), ControlNetFolder.ConfigJson(trainer.Net.Config));
             trainer.NoiseScheduler.Save(Path.Combine(tmp, SchedulerFile));
             SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile), trainer.ExportWeights(), meta);
             if (trainer.Ema is { } ema)
@@ -49,7 +49,7 @@ public static class ControlNetCheckpoint
             json["objective"] = trainer.Objective.ToJson();
             json["condition"] = ControlImages.Name(trainer.Condition);
             json["train_images"] = trainer.Data.Count;
-            WriteJson(Path.Combine(tmp, "trainer.json"), json);
+            AtomicFile.WriteJson(Path.Combine(tmp, "trainer.json"), json);
             CheckpointManifest.Write(tmp, new JsonObject { ["controlnet"] = ControlNetFolder.ConfigJson(trainer.Net.Config) }, trainer.Config.ToJson());
         });
         return final;
@@ -90,21 +90,9 @@ public static class ControlNetCheckpoint
         trainer.Net.LoadStateDict(trainer.Net.NamedParameters().ToDictionary(p => p.Name, p => (p.Param.Shape.ToArray(), Checkpoint.ReadNamed(weights, p.Name, p.Param.Count))),
             strict: true, source: Path.Combine(checkpointFolder, WeightsFile));
         trainer.Net.Train();
-        if (trainer.Ema is { } ema)
-        {
-            string file = Path.Combine(checkpointFolder, EmaFile);
-            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
-            var st = SafeTensorsFile.Open(file);
-            ema.ImportState(new EmaState(ema.Rate, [trainer.Net.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
-        }
+        if (trainer.Ema is { } ema) Checkpoint.ReadEma(Path.Combine(checkpointFolder, EmaFile), ema, trainer.Net);
         Checkpoint.ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(Checkpoint.StateFromJson(root, path));
         return trainer;
-    }
-
-    static void WriteJson(string path, JsonNode node)
-    {
-        string text = node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 }

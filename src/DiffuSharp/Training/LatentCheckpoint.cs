@@ -35,8 +35,8 @@ public static class LatentCheckpoint
         {
             var state = trainer.ExportState();
             var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
-            WriteJson(Path.Combine(tmp, UNetConfigFile), UNet2DConditionFolder.ConfigJson(trainer.UNetConfig));
-            WriteJson(Path.Combine(tmp, TextConfigFile), ClipTextFolder.ConfigJson(trainer.TextConfig));
+            AtomicFile.WriteJson(Path.Combine(tmp, UNetConfigFile), UNet2DConditionFolder.ConfigJson(trainer.UNetConfig));
+            AtomicFile.WriteJson(Path.Combine(tmp, TextConfigFile), ClipTextFolder.ConfigJson(trainer.TextConfig));
             trainer.NoiseScheduler.Save(Path.Combine(tmp, SchedulerFile));
             SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile), trainer.ExportWeights(), meta);
             if (trainer.Ema is { } ema)
@@ -49,7 +49,7 @@ public static class LatentCheckpoint
             var json = Checkpoint.StateToJson(state, trainer.Config);
             json["objective"] = trainer.Objective.ToJson();
             json["train_images"] = trainer.Data.Count;
-            WriteJson(Path.Combine(tmp, StateFile), json);
+            AtomicFile.WriteJson(Path.Combine(tmp, StateFile), json);
             CheckpointManifest.Write(tmp, new JsonObject
             {
                 ["unet"] = UNet2DConditionFolder.ConfigJson(trainer.UNetConfig),
@@ -85,21 +85,9 @@ public static class LatentCheckpoint
         trainer.Model.LoadStateDict(trainer.Model.NamedParameters().ToDictionary(p => p.Name, p => (p.Param.Shape.ToArray(), Checkpoint.ReadNamed(weights, p.Name, p.Param.Count))),
             strict: true, source: Path.Combine(checkpointFolder, WeightsFile));
         trainer.Model.Train();
-        if (trainer.Ema is { } ema)
-        {
-            string file = Path.Combine(checkpointFolder, EmaFile);
-            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
-            var st = SafeTensorsFile.Open(file);
-            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
-        }
+        if (trainer.Ema is { } ema) Checkpoint.ReadEma(Path.Combine(checkpointFolder, EmaFile), ema, trainer.Model);
         Checkpoint.ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(Checkpoint.StateFromJson(root, path));
         return trainer;
-    }
-
-    static void WriteJson(string path, JsonNode node)
-    {
-        string text = node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 }

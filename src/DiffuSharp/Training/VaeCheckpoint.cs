@@ -43,8 +43,7 @@ public static class VaeCheckpoint
             var json = Checkpoint.StateToJson(state, trainer.Config);
             json["objective"] = trainer.Objective.ToJson();
             json["train_images"] = trainer.TrainImages;
-            string text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-            AtomicFile.Write(Path.Combine(tmp, StateFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+            AtomicFile.WriteJson(Path.Combine(tmp, StateFile), json);
             CheckpointManifest.Write(tmp, VaeFolder.ConfigJson(trainer.VaeConfig), trainer.Config.ToJson());
         });
         return final;
@@ -73,13 +72,7 @@ public static class VaeCheckpoint
         var trainer = new VaeTrainer(vaeConfig, config, objective, data);
         ComponentLoader.LoadInto(trainer.Model, SafeTensorsFile.Open(Path.Combine(checkpointFolder, VaeFolder.WeightsFile)));
         trainer.Model.Train();
-        if (trainer.Ema is { } ema)
-        {
-            string file = Path.Combine(checkpointFolder, EmaFile);
-            if (!File.Exists(file)) throw new FileNotFoundException($"checkpoint has no EMA: {file} is missing", file);
-            var st = SafeTensorsFile.Open(file);
-            ema.ImportState(new EmaState(ema.Rate, [trainer.Model.NamedParameters().SelectMany(p => Checkpoint.ReadNamed(st, p.Name, p.Param.Count)).ToArray()]));
-        }
+        if (trainer.Ema is { } ema) Checkpoint.ReadEma(Path.Combine(checkpointFolder, EmaFile), ema, trainer.Model);
         Checkpoint.ReadOptimizer(Path.Combine(checkpointFolder, OptimizerFile), trainer.Optimizer);
         trainer.ImportState(Checkpoint.StateFromJson(root, path));
         return trainer;

@@ -49,7 +49,6 @@ public static class ClipTextFolder
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
         SafeTensorsWriter.Write(Path.Combine(folder, WeightsFile), weights, meta);
-        string text = ConfigJson(config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, ConfigFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+        AtomicFile.WriteJson(Path.Combine(folder, ConfigFile), ConfigJson(config));
     }
 }

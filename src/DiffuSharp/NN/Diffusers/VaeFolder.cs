@@ -52,8 +52,7 @@ public static class VaeFolder
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
         SafeTensorsWriter.Write(Path.Combine(folder, WeightsFile), weights, meta);
-        string text = ConfigJson(config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, ConfigFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+        AtomicFile.WriteJson(Path.Combine(folder, ConfigFile), ConfigJson(config));
     }
 
     /// <summary>The model's current parameters as (name, shape, values).</summary>
