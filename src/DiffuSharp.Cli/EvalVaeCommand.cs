@@ -51,7 +51,8 @@ public static class EvalVaeCommand
         var rows = new List<(string Name, double Value, string Note)>
         {
             ("psnr_db", psnr.PooledDb, $"{n} test images, from the MSE of all pixels in [0, 1]"),
-            ("psnr_mean_per_image_db", psnr.MeanPerImageDb, "the mean of each image's PSNR"),
+            ("psnr_mean_per_image_db", psnr.MeanPerImageDb, "the mean of each image's PSNR (as Stable Diffusion's VAE cards report it)"),
+            ("psnr_std_per_image_db", psnr.StdPerImageDb, "the standard deviation of the images' PSNRs"),
         };
         if (classifier is not null)
         {

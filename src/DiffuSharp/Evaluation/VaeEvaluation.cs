@@ -1,7 +1,8 @@
 // How well an autoencoder reproduces images: reconstructions from the posterior mode (what a latent diffusion model's
 // decoder sees at the end of sampling is a latent; the mode is the encoder's best guess of it), clamped to [-1, 1]
 // and cropped back to the dataset's size, and their PSNR. PSNR is on images in [0, 1] (peak 1):
-// 10·log10(1 / MSE), both pooled (the MSE of all pixels of all images) and averaged per image.
+// 10·log10(1 / MSE), both pooled (the MSE of all pixels of all images) and averaged per image, with the standard
+// deviation across images (the form of Stable Diffusion's VAE cards: "PSNR 24.5 +/- 3.7").
 using DiffuSharp.Data;
 using DiffuSharp.NN.Diffusers;
 
@@ -10,9 +11,10 @@ namespace DiffuSharp.Evaluation;
 /// <summary>PSNR of reconstructions against the originals, on images in [0, 1] (peak 1).</summary>
 /// <param name="PooledDb">10·log10(1 / MSE) of all pixels of all images together, in dB</param>
 /// <param name="MeanPerImageDb">the mean of each image's own PSNR, in dB</param>
+/// <param name="StdPerImageDb">the standard deviation of the images' PSNRs (population), in dB</param>
 /// <param name="Mse">the pooled mean squared error on the [0, 1] scale</param>
 /// <param name="Count">how many images were compared</param>
-public sealed record PsnrResult(double PooledDb, double MeanPerImageDb, double Mse, int Count);
+public sealed record PsnrResult(double PooledDb, double MeanPerImageDb, double StdPerImageDb, double Mse, int Count);
 
 /// <summary>How well an autoencoder reproduces images: reconstructions from the posterior mode, clamped to [-1, 1] and
 /// cropped to the dataset's size, and their PSNR.</summary>
@@ -46,7 +48,7 @@ public static class VaeEvaluation
         if (original.Length != reconstruction.Length || count < 1 || original.Length % count != 0)
             throw new ArgumentException($"PSNR: {original.Length} original and {reconstruction.Length} reconstructed values for {count} images");
         int len = original.Length / count;
-        double total = 0, sumDb = 0;
+        double total = 0, sumDb = 0, sumDb2 = 0;
         for (int i = 0; i < count; i++)
         {
             double se = 0;
@@ -56,9 +58,12 @@ public static class VaeEvaluation
                 se += d * d;
             }
             total += se;
-            sumDb += 10 * Math.Log10(1.0 / Math.Max(se / len, 1e-20));
+            double db = 10 * Math.Log10(1.0 / Math.Max(se / len, 1e-20));
+            sumDb += db;
+            sumDb2 += db * db;
         }
-        double mse = total / original.Length;
-        return new PsnrResult(10 * Math.Log10(1.0 / mse), sumDb / count, mse, count);
+        double mse = total / original.Length, meanDb = sumDb / count;
+        double stdDb = Math.Sqrt(Math.Max(0, sumDb2 / count - meanDb * meanDb));
+        return new PsnrResult(10 * Math.Log10(1.0 / mse), meanDb, stdDb, mse, count);
     }
 }

@@ -164,5 +164,15 @@ public sealed class VaeTrainerTests
         var p = VaeEvaluation.Psnr(data.Images, noisy, 3);
         Assert.Equal(40.0, p.PooledDb, 3);
         Assert.Equal(40.0, p.MeanPerImageDb, 3);
+        Assert.Equal(0.0, p.StdPerImageDb, 6);
+        // Per image 40 dB and 20 dB (errors 0.01 and 0.1 in [0, 1]): mean 30 ± 10 dB; pooled from the mean MSE.
+        var mixed = (float[])data.Images.Clone();
+        int len = data.ImageLength;
+        for (int k = 0; k < len; k++) mixed[k] = data.Images[k] > 0.5f ? data.Images[k] - 0.02f : data.Images[k] + 0.02f;
+        for (int k = len; k < 2 * len; k++) mixed[k] = data.Images[k] > 0.5f ? data.Images[k] - 0.2f : data.Images[k] + 0.2f;
+        var q = VaeEvaluation.Psnr(data.Images.AsSpan(0, 2 * len), mixed.AsSpan(0, 2 * len), 2);
+        Assert.Equal(30.0, q.MeanPerImageDb, 3);
+        Assert.Equal(10.0, q.StdPerImageDb, 3);
+        Assert.Equal(10 * Math.Log10(1 / ((1e-4 + 1e-2) / 2)), q.PooledDb, 3);
     }
 }
