@@ -159,7 +159,14 @@ public sealed class VaeTrainer
             throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
         Optimizer.Lr = lr;
         Optimizer.Step();
-        Ema?.Update(EmaRateAt(StepCount));
+        if (Ema is not null)
+        {
+            Ema.Update(EmaRateAt(StepCount));
+            // r·x + (1 − r)·x is not always x in float32: without this the averaged copy of a frozen encoder drifts
+            // by an ulp here and there, and vae/ (written from the EMA) would no longer encode as the init did.
+            var shadow = Ema.Shadow[0].Data;
+            foreach (var (start, length) in _frozen) Flat.Values.AsSpan(start, length).CopyTo(shadow.Slice(start, length));
+        }
         Model.ZeroGrad();
         StepCount++;
         return new VaeStepStats(StepCount, loss, rec, kl, lr, gradNorm, clock.Elapsed.TotalSeconds);
