@@ -1,8 +1,8 @@
 // Runs a job on the engine, through the same library calls as the command line: pixel models through
 // ModelSchedulers + SchedulerSampling (any --sampler of `diffusharp sample`, classifier-free guidance for models with a
 // null label; a diffusers DDPMPipeline folder's UNet2DModel with any scheduler made from its folder's scheduler config,
-// as diffusers' DDPMPipeline with a swapped scheduler), pipelines through StableDiffusionPipeline (txt2img with any of the
-// folder's ControlNets by name, loaded on first use; img2img; inpaint). The
+// as diffusers' DDPMPipeline with a swapped scheduler), pipelines through StableDiffusionPipeline (txt2img, img2img and
+// inpaint, each with any of the folder's ControlNets by name, loaded on first use). The
 // preview after each step is the predicted x0: for pixel models the scheduler's pred_original_sample (every step), for
 // pipelines the VAE decode of the step's predicted x0 latents (every step while the latents are at most 32×32, else
 // every 5th: a decode of SD's 64×64 latents costs about as much as a UNet step). One model stays loaded; asking for another
@@ -118,14 +118,16 @@ public sealed class GenerationEngine
                 for (int k = 0; k < rgb.Length; k++) rgb[k] = rgb[k] * 2 - 1;
                 job.Report(b, Math.Min(i + 1, total), total, Png.Encode(ImageGrid.Make(rgb, B, c, s.Height, s.Width)));
             }
+            List<ControlNetInput>? control = s.Control is null ? null
+                : [.. s.Control.Select(u => new ControlNetInput(Net(job.Model, nets, u.Name!), ControlTensor(u.Image), u.Scale, u.Start, u.End))];
             PipelineOutput output = s.Mode switch
             {
                 GenerationMode.Txt2Img => pipe.Txt2Img(new Txt2ImgRequest(s.Prompt, s.NegativePrompt, s.CfgScale, s.Steps, s.Width, s.Height, B,
-                    Noise(s, first, B, [1, pipe.UNet.Config.InChannels, h, w]),
-                    s.Control is null ? null : [.. s.Control.Select(u => new ControlNetInput(Net(job.Model, nets, u.Name!), ControlTensor(u.Image), u.Scale, u.Start, u.End))]),
-                    rng, Callback, ct, Preview),
-                GenerationMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(s.Prompt, init!, s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
-                _ => pipe.Inpaint(new InpaintRequest(s.Prompt, init!, MaskTensor(s.Mask!), s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B), rng, Callback, ct, Preview),
+                    Noise(s, first, B, [1, pipe.UNet.Config.InChannels, h, w]), control), rng, Callback, ct, Preview),
+                GenerationMode.Img2Img => pipe.Img2Img(new Img2ImgRequest(s.Prompt, init!, s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B,
+                    Control: control), rng, Callback, ct, Preview),
+                _ => pipe.Inpaint(new InpaintRequest(s.Prompt, init!, MaskTensor(s.Mask!), s.DenoisingStrength, s.NegativePrompt, s.CfgScale, s.Steps, B,
+                    Control: control), rng, Callback, ct, Preview),
             };
             ct.ThrowIfCancellationRequested();
             foreach (var warning in output.Warnings) if (!warnings.Contains(warning)) warnings.Add(warning);
@@ -135,8 +137,9 @@ public sealed class GenerationEngine
             for (int j = 0; j < B; j++)
             {
                 long seed = s.Seed + first + j;
-                string extra = s.Mode == GenerationMode.Txt2Img ? (s.Control is null ? "" : ControlUnits.Parameters(s.Control))
+                string strength = s.Mode == GenerationMode.Txt2Img ? ""
                     : $"Denoising strength: {s.DenoisingStrength.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+                string extra = string.Join(", ", new[] { strength, s.Control is null ? "" : ControlUnits.Parameters(s.Control) }.Where(x => x.Length > 0));
                 string p = GenerationParameters.Format(s.Prompt, s.NegativePrompt, s.Steps, sampler, s.CfgScale, seed, s.Width, s.Height, job.Model.Name, extra);
                 images.Add(Image(job, first + j, rgbOut.AsSpan(j * len, len), c, s.Height, s.Width, p, seed));
             }

@@ -12,7 +12,7 @@ public enum GenerationMode { Txt2Img, Img2Img, Inpaint }
 /// <param name="Seed">first image's seed; image i of the job uses Seed + i, as sd-webui does</param>
 /// <param name="Seed2">interpolation: x_T = slerp(noise(Seed + i), noise(Seed2 + i), Mix)</param>
 /// <param name="Trajectory">pixel models: also return a strip of x_t (top row) and predicted x0 (bottom row) over the steps</param>
-/// <param name="Control">txt2img on a pipeline: its ControlNets by name, each with a control image and scale (ControlUnits.cs)</param>
+/// <param name="Control">a pipeline's job (any mode): its ControlNets by name, each with a control image and scale (ControlUnits.cs)</param>
 public sealed record GenerationSpec(
     string Model,
     GenerationMode Mode = GenerationMode.Txt2Img,
@@ -69,7 +69,6 @@ public sealed record GenerationSpec(
         Check(Seed2 is null && !Trajectory, "seed2/mix and trajectory are offered for pixel models only");
         bool control = Control is { Count: > 0 };
         Check(!control || model.ControlNets > 0, $"a control image needs a pipeline with a ControlNet; {model.Name} has none");
-        Check(!control || Mode == GenerationMode.Txt2Img, "a control image applies to txt2img");
         int w = Width, h = Height;
         if (Mode != GenerationMode.Txt2Img)
         {

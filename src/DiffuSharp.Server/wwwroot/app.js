@@ -150,7 +150,7 @@ function request() {
     r.mode = $('mode').value;
     if (r.mode !== 'txt2img') { r.init_image = $('init-canvas').toDataURL('image/png'); r.denoising_strength = +$('strength').value; }
     if (r.mode === 'inpaint') r.mask = $('mask-canvas').toDataURL('image/png');
-    if (r.mode === 'txt2img' && m.controlnets > 0) { const nets = controlRequest(); if (nets.length) r.controlnets = nets; }
+    if (m.controlnets > 0) { const nets = controlRequest(); if (nets.length) r.controlnets = nets; }
   }
   return r;
 }
