@@ -28,9 +28,7 @@ public sealed class ControlNetTrainer
     public const string Name = "train-controlnet";
 
     readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng;
-    readonly DataLoader _data;
-    readonly float[] _indexBuffer;
-    readonly double[] _alphasCumprod;
+    readonly NoisedLatentBatches _batches;
 
     /// <summary>The frozen UNet (eval mode, no gradients).</summary>
     public UNet2DConditionModel UNet { get; }
@@ -110,33 +108,19 @@ public sealed class ControlNetTrainer
         Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
         var rates = config.EmaRates();
         Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
-        var indices = new float[data.Count];
-        for (int i = 0; i < indices.Length; i++) indices[i] = i;
-        _data = new DataLoader(new ImageDataset(indices, data.Count, 1, 1, 1), config.BatchSize, _dataRng);
-        _indexBuffer = new float[config.BatchSize];
-        _alphasCumprod = ScheduleMath.AlphasCumprod(ScheduleMath.Betas(noiseScheduler));
+        _batches = new NoisedLatentBatches(data, tokenizer, noiseScheduler, config.BatchSize, config.Seed, objective.NoiseOffset,
+            _dataRng, _latentRng, _timeRng, _noiseRng);
     }
 
     /// <summary>The condition the ControlNet learns (that of <see cref="Control"/>).</summary>
     public ControlCondition Condition => Control.Condition;
 
     /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>
-    public int Epoch => _data.Epoch;
+    public int Epoch => _batches.Epoch;
 
     /// <summary>The token ids (B, L) of the captions of these images in this epoch (their fixed captions, if given).</summary>
     public int[] TokenIds(ReadOnlySpan<int> images, int epoch, out string[] captions)
-    {
-        int L = Tokenizer.MaxLength;
-        var ids = new int[images.Length * L];
-        captions = new string[images.Length];
-        for (int b = 0; b < images.Length; b++)
-        {
-            int i = images[b];
-            captions[b] = Data.Captions?[i] ?? FashionCaptions.CaptionFor(i, Data.Labels[i], Data.Attributes[i], Config.Seed, epoch);
-            Tokenizer.Encode(captions[b]).InputIds.CopyTo(ids, b * L);
-        }
-        return ids;
-    }
+        => _batches.TokenIds(images, epoch, out captions);
 
     /// <summary>One optimisation step (see the file header); throws NonFiniteTrainingException, with the weights,
     /// optimizer, EMA and step count unchanged, when the loss or the gradient norm is not finite.</summary>
@@ -146,36 +130,8 @@ public sealed class ControlNetTrainer
         using var scope = TensorScope.Begin();
         int B = Config.BatchSize;
         double lr = Config.LrAt(StepCount);
-        _data.Next(_indexBuffer, []);
-        var images = new int[B];
-        for (int b = 0; b < B; b++) images[b] = (int)_indexBuffer[b];
-        var ids = TokenIds(images, _data.Epoch, out _);
-
-        var z = Data.Latents.Sample(images, _latentRng).ToArray();                  // (B, C, h, w), scaled
-        int len = z.Length / B;
-        var eps = Objective.NoiseOffset > 0
-            ? OffsetNoise.Draw([B, .. Data.Latents.LatentShape], Objective.NoiseOffset, _noiseRng).ToArray()
-            : Tensor.RandN([B, .. Data.Latents.LatentShape], _noiseRng).ToArray();
-        var t = new int[B];
-        for (int b = 0; b < B; b++) t[b] = _timeRng.NextInt(NoiseScheduler.NumTrainTimesteps);
-        var xt = new float[z.Length];
-        var target = new float[z.Length];
-        var prediction = NoiseScheduler.PredictionType;
-        for (int b = 0; b < B; b++)
-        {
-            float a = (float)Math.Sqrt(_alphasCumprod[t[b]]), s = (float)Math.Sqrt(1 - _alphasCumprod[t[b]]);
-            for (int k = b * len; k < (b + 1) * len; k++)
-            {
-                xt[k] = a * z[k] + s * eps[k];
-                target[k] = prediction switch
-                {
-                    PredictionType.VPrediction => a * eps[k] - s * z[k],
-                    PredictionType.Sample => z[k],
-                    _ => eps[k],
-                };
-            }
-        }
-        int[] shape = [B, .. Data.Latents.LatentShape];
+        var batch = _batches.Next();
+        var (images, ids, t, xt, target, shape) = (batch.Images, batch.Ids, batch.Timesteps, batch.Noisy, batch.Target, batch.Shape);
 
         Net.ZeroGrad();
         Tensor context;
@@ -203,20 +159,7 @@ public sealed class ControlNetTrainer
 
     /// <summary>min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ)/(SNR_t + 1) for v, min(SNR_t, γ) for x_0 (as LatentTrainer).</summary>
     public float[] MinSnrWeights(int[] t)
-    {
-        var w = new float[t.Length];
-        for (int b = 0; b < t.Length; b++)
-        {
-            double a = _alphasCumprod[t[b]], snr = a / (1 - a), clipped = Math.Min(snr, Objective.SnrGamma);
-            w[b] = (float)(NoiseScheduler.PredictionType switch
-            {
-                PredictionType.VPrediction => clipped / (snr + 1),
-                PredictionType.Sample => clipped,
-                _ => clipped / snr,
-            });
-        }
-        return w;
-    }
+        => _batches.MinSnrWeights(t, Objective.SnrGamma);
 
     /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
     public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
@@ -246,14 +189,14 @@ public sealed class ControlNetTrainer
     public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
     {
         ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(), ["noise"] = _noiseRng.GetState(),
-    }, _data.GetState(), null);
+    }, _batches.GetState(), null);
 
     /// <summary>Restores <see cref="ExportState"/>'s state; a negative step or a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
         RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
-        _data.SetState(state.Data);
+        _batches.SetState(state.Data);
         _dataRng.SetState(Get("data"));
         _latentRng.SetState(Get("latent"));
         _timeRng.SetState(Get("timesteps"));

@@ -6,7 +6,8 @@
 // [0, T); x_t = √ᾱ_t z + √(1 − ᾱ_t) ε with ᾱ from the noise scheduler's config (diffusers' DDPMScheduler.add_noise);
 // the target is ε, v = √ᾱ ε − √(1 − ᾱ) z or z by prediction_type; MSE per sample, optionally min-SNR-γ weighted
 // (diffusers' train_text_to_image.py), batch mean; back-propagate through both models; clip; AdamW over one flat
-// buffer holding both; EMA with diffusers' warm-up cap. Every random draw comes from seeded Rngs that LatentCheckpoint
+// buffer holding both; EMA with diffusers' warm-up cap. The batch is drawn by NoisedLatentBatches (shared with the
+// ControlNet trainer). Every random draw comes from seeded Rngs that LatentCheckpoint
 // saves with the data position, so a run resumes bit-exactly.
 using System.Diagnostics;
 using System.Text.Json.Nodes;
@@ -93,9 +94,7 @@ public sealed record LatentStepStats(long Step, double Loss, double Mse, double 
 public sealed class LatentTrainer
 {
     readonly Rng _dataRng, _latentRng, _timeRng, _noiseRng, _dropoutRng;
-    readonly DataLoader _data;
-    readonly float[] _indexBuffer;
-    readonly double[] _alphasCumprod;
+    readonly NoisedLatentBatches _batches;
 
     /// <summary>The UNet's diffusers config.</summary>
     public UNet2DConditionConfig UNetConfig { get; }
@@ -159,31 +158,16 @@ public sealed class LatentTrainer
         Optimizer = new AdamW([flatParam], new AdamWConfig(Lr: config.Lr, WeightDecay: config.WeightDecay));
         var rates = config.EmaRates();
         Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
-        // The loader shuffles image indices: each "image" is its own index, one float (exact below 2^24).
-        var indices = new float[data.Count];
-        for (int i = 0; i < indices.Length; i++) indices[i] = i;
-        _data = new DataLoader(new ImageDataset(indices, data.Count, 1, 1, 1), config.BatchSize, _dataRng);
-        _indexBuffer = new float[config.BatchSize];
-        _alphasCumprod = ScheduleMath.AlphasCumprod(ScheduleMath.Betas(noiseScheduler));
+        _batches = new NoisedLatentBatches(data, tokenizer, noiseScheduler, config.BatchSize, config.Seed, objective.NoiseOffset,
+            _dataRng, _latentRng, _timeRng, _noiseRng);
     }
 
     /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>
-    public int Epoch => _data.Epoch;
+    public int Epoch => _batches.Epoch;
 
     /// <summary>The token ids (B, L) of the captions of these images in this epoch (their fixed captions, if given).</summary>
     public int[] TokenIds(ReadOnlySpan<int> images, int epoch, out string[] captions)
-    {
-        int L = Tokenizer.MaxLength;
-        var ids = new int[images.Length * L];
-        captions = new string[images.Length];
-        for (int b = 0; b < images.Length; b++)
-        {
-            int i = images[b];
-            captions[b] = Data.Captions?[i] ?? FashionCaptions.CaptionFor(i, Data.Labels[i], Data.Attributes[i], Config.Seed, epoch);
-            Tokenizer.Encode(captions[b]).InputIds.CopyTo(ids, b * L);
-        }
-        return ids;
-    }
+        => _batches.TokenIds(images, epoch, out captions);
 
     /// <summary>One optimisation step (see the file header); throws NonFiniteTrainingException, changing nothing, when the
     /// loss or the gradient norm is not finite.</summary>
@@ -193,36 +177,8 @@ public sealed class LatentTrainer
         using var scope = TensorScope.Begin();
         int B = Config.BatchSize;
         double lr = Config.LrAt(StepCount);
-        _data.Next(_indexBuffer, []);
-        var images = new int[B];
-        for (int b = 0; b < B; b++) images[b] = (int)_indexBuffer[b];
-        var ids = TokenIds(images, _data.Epoch, out _);
-
-        var z = Data.Latents.Sample(images, _latentRng).ToArray();                  // (B, C, h, w), scaled
-        int len = z.Length / B;
-        var eps = Objective.NoiseOffset > 0
-            ? OffsetNoise.Draw([B, .. Data.Latents.LatentShape], Objective.NoiseOffset, _noiseRng).ToArray()
-            : Tensor.RandN([B, .. Data.Latents.LatentShape], _noiseRng).ToArray();
-        var t = new int[B];
-        for (int b = 0; b < B; b++) t[b] = _timeRng.NextInt(NoiseScheduler.NumTrainTimesteps);
-        var xt = new float[z.Length];
-        var target = new float[z.Length];
-        var prediction = NoiseScheduler.PredictionType;
-        for (int b = 0; b < B; b++)
-        {
-            float a = (float)Math.Sqrt(_alphasCumprod[t[b]]), s = (float)Math.Sqrt(1 - _alphasCumprod[t[b]]);
-            for (int k = b * len; k < (b + 1) * len; k++)
-            {
-                xt[k] = a * z[k] + s * eps[k];
-                target[k] = prediction switch
-                {
-                    PredictionType.VPrediction => a * eps[k] - s * z[k],
-                    PredictionType.Sample => z[k],
-                    _ => eps[k],
-                };
-            }
-        }
-        int[] shape = [B, .. Data.Latents.LatentShape];
+        var batch = _batches.Next();
+        var (images, ids, t, xt, target, shape) = (batch.Images, batch.Ids, batch.Timesteps, batch.Noisy, batch.Target, batch.Shape);
 
         Model.ZeroGrad();
         var context = Model.TextEncoder.Forward(ids, B).LastHiddenState;              // (B, L, D)
@@ -248,20 +204,7 @@ public sealed class LatentTrainer
     /// <summary>min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ)/(SNR_t + 1) for v, min(SNR_t, γ) for x_0 (Hang et al. 2023, as
     /// diffusers' compute_snr weighting).</summary>
     public float[] MinSnrWeights(int[] t)
-    {
-        var w = new float[t.Length];
-        for (int b = 0; b < t.Length; b++)
-        {
-            double a = _alphasCumprod[t[b]], snr = a / (1 - a), clipped = Math.Min(snr, Objective.SnrGamma);
-            w[b] = (float)(NoiseScheduler.PredictionType switch
-            {
-                PredictionType.VPrediction => clipped / (snr + 1),
-                PredictionType.Sample => clipped,
-                _ => clipped / snr,
-            });
-        }
-        return w;
-    }
+        => _batches.MinSnrWeights(t, Objective.SnrGamma);
 
     /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
     public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
@@ -296,14 +239,14 @@ public sealed class LatentTrainer
     {
         ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(),
         ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
-    }, _data.GetState(), null);
+    }, _batches.GetState(), null);
 
     /// <summary>Restores <see cref="ExportState"/>'s state; a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
         if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
         RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
-        _data.SetState(state.Data);
+        _batches.SetState(state.Data);
         _dataRng.SetState(Get("data"));
         _latentRng.SetState(Get("latent"));
         _timeRng.SetState(Get("timesteps"));
