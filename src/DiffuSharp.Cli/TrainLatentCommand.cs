@@ -249,48 +249,8 @@ public static class TrainLatentCommand
     }
 
     static int Loop(LatentTrainer trainer, string outFolder, double saveMinutes, TextWriter stdout)
-    {
-        var config = trainer.Config;
-        int signal = 0;
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; signal = 130; });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; signal = 143; });
-        string logPath = Path.Combine(outFolder, Trainer.LogFile);
-        var sinceSave = System.Diagnostics.Stopwatch.StartNew();
-        var run = ProgressOutput.Current;
-        var output = run.Console is not null ? run : new ProgressOutput(Lines: stdout);
-        double lossSum = 0, mseSum = 0, secs = 0, ema = double.NaN;
-        int n = 0;
-        using (var bar = ProgressBar.Start(output, "", config.TotalSteps, trainer.StepCount, LineMode.Manual))
-            while (trainer.StepCount < config.TotalSteps && signal == 0)
-            {
-                var s = trainer.Step();
-                (lossSum, mseSum, secs, n) = (lossSum + s.Loss, mseSum + s.Mse, secs + s.Seconds, n + 1);
-                ema = double.IsNaN(ema) ? s.Loss : 0.95 * ema + 0.05 * s.Loss;
-                bar.Set(s.Step, string.Create(CultureInfo.InvariantCulture, $"loss {ema:F4}"));
-                if (s.Step % config.LogInterval == 0 || s.Step == config.TotalSteps)
-                {
-                    var line = new JsonObject
-                    {
-                        ["step"] = s.Step, ["loss"] = lossSum / n, ["mse"] = mseSum / n, ["lr"] = s.Lr, ["grad_norm"] = s.GradNorm,
-                        ["sec_per_step"] = secs / n, ["epoch"] = trainer.Epoch,
-                    };
-                    File.AppendAllText(logPath, line.ToJsonString() + "\n");
-                    bar.Set(s.Step, string.Create(CultureInfo.InvariantCulture, $"loss {lossSum / n:F4} mse {mseSum / n:F4} |g| {s.GradNorm:F2}"));
-                    bar.WriteLine();
-                    (lossSum, mseSum, secs, n) = (0, 0, 0, 0);
-                }
-                bool timed = saveMinutes > 0 && sinceSave.Elapsed.TotalMinutes >= saveMinutes;
-                if ((config.SaveInterval > 0 && s.Step % config.SaveInterval == 0) || timed)
-                {
-                    Save(trainer, outFolder);
-                    sinceSave.Restart();
-                }
-                if (config.SampleInterval > 0 && s.Step % config.SampleInterval == 0) WriteGrid(trainer, outFolder);
-            }
-        Save(trainer, outFolder);
-        stdout.WriteLine($"step {trainer.StepCount}: wrote {Path.Combine(outFolder, Checkpoint.FolderName)} and {Path.Combine(outFolder, PipelineFolderName)}");
-        return signal;
-    }
+        => LatentTrainingLoop.Run(new LatentRun(trainer.Config, () => trainer.StepCount, trainer.Step, () => trainer.Epoch,
+            () => Save(trainer, outFolder), () => WriteGrid(trainer, outFolder), Path.Combine(outFolder, PipelineFolderName)), outFolder, saveMinutes, stdout);
 
     /// <summary>The checkpoint, then pipeline/ from the EMA weights.</summary>
     static void Save(LatentTrainer trainer, string outFolder)
