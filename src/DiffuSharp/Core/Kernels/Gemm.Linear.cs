@@ -1,0 +1,369 @@
+// A Linear layer's product y = x·Wᵀ + b for few rows of x (a text encoder's 2 × 77 tokens, a cross-attention's
+// context), computed as yᵀ = W·xᵀ: W (n×k, as a Linear layer stores it) is the broadcast operand, read in place a
+// few rows at a time, and xᵀ the streamed operand, packed once per call. Sgemm(transB) would instead transpose all
+// of W into B panels on every call: 9.4 MB read and written for a 768×3072 weight, about a tenth of the whole product
+// at 154 rows, while x is 40 times smaller. The row blocks of W go to whichever thread asks next, each into its own
+// block of yᵀ in scratch, which is then transposed into y with the bias added in the same pass.
+// Bits: every element is the FMA chain of Sgemm's, K block by K block with the same K blocks (a·b = b·a exactly), and
+// the bias is added once at the end, so the result is that of Sgemm(false, true, …) followed by y[r, :] += b.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace DiffuSharp.Kernels;
+
+/// <summary>A tile of yᵀ: MR rows of W (read in place, row stride ldw) times one packed xᵀ sliver (kc × NR, k-major),
+/// C[0..MR, 0..NR] (row stride ldc) = (accumulate ? C : 0) + Σ_p W[r, p]·xᵀ[p, q].</summary>
+internal unsafe interface IWeightRowsKernel
+{
+    static abstract int MR { get; }
+    static abstract int NR { get; }
+    static abstract void Run(nint kc, float* w, nint ldw, float* xt, float* c, nint ldc, bool accumulate);
+    /// <summary>xᵀ's rows [p0, p0 + kc) for x's rows [i0, i0 + rows), rows ≤ NR: one zero-padded sliver.</summary>
+    static abstract void PackX(float* x, nint ldx, int i0, int rows, int p0, int kc, float* dst);
+}
+
+public static unsafe partial class Gemm
+{
+    /// <summary>Rows of x up to which <see cref="Linear"/> takes the weight-rows path; above it W's packing is a small
+    /// share of the product and Sgemm's taller tiles win.</summary>
+    internal const int LinearMaxRows = 512;
+
+    /// <summary>Rows of W per unit of work handed to a thread (a multiple of every kernel's MR).</summary>
+    const int LinearUnitRows = 48;
+
+    /// <summary>
+    /// y (m×n, row-major) = x (m×k, row-major) · Wᵀ (W: n×k, row-major) + bias (n, or null): a Linear layer's forward
+    /// product. Bit-identical to <see cref="Sgemm"/>(false, true, m, n, k, x, k, w, k, 0, y, n) followed by adding the
+    /// bias to every row, on any thread count.
+    /// </summary>
+    public static void Linear(int m, int n, int k, float* x, float* w, float* bias, float* y)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"Gemm.Linear sizes must be non-negative, got m={m}, n={n}, k={k}");
+        if (m == 0 || n == 0) return;
+        switch (PickLinear(m, n, k))
+        {
+            case KernelKind.K12x32: LinearRows<RowsKernel12x32>(m, n, k, x, w, bias, y); break;
+            case KernelKind.K6x16: LinearRows<RowsKernel6x16>(m, n, k, x, w, bias, y); break;
+            default: LinearPacked(m, n, k, x, w, bias, y); break;
+        }
+    }
+
+    /// <summary>The weight-rows kernel for these sizes (K12x32 with AVX-512, K6x16 with AVX2 + FMA), or Auto for
+    /// Sgemm's path: no FMA, tiny products, m ≤ 4 (the direct path reads W in place already) or many rows.</summary>
+    internal static KernelKind PickLinear(int m, int n, int k)
+    {
+        var forced = KernelSwitches.Current.LinearKernel;
+        if (forced != KernelKind.Auto) return forced;
+        if (!Vector256.IsHardwareAccelerated || !Fma.IsSupported || !Avx.IsSupported) return KernelKind.Auto;
+        if (k == 0 || m <= DirectMaxRows || m > LinearMaxRows || (long)m * n * k < DirectWork) return KernelKind.Auto;
+        return Vector512.IsHardwareAccelerated ? KernelKind.K12x32 : KernelKind.K6x16;
+    }
+
+    /// <summary>Sgemm, then the bias (rows split over the threads: 8192 × 2560 in SD 1.5's UNet): the path for many
+    /// rows, and the reference the weight-rows path must match bit for bit.</summary>
+    internal static void LinearPacked(int m, int n, int k, float* x, float* w, float* bias, float* y)
+    {
+        Sgemm(false, true, m, n, k, x, k, w, k, 0f, y, n);
+        if (bias != null) ParallelFor.RunRange(m, new AddBiasWork(y, bias, n), Math.Max(1, (1 << 15) / n));
+    }
+
+    /// <summary>y[r, :] += bias for rows [begin, end).</summary>
+    readonly struct AddBiasWork(float* y, float* bias, int n) : IRangeWorkItem
+    {
+        public void Invoke(int begin, int end)
+        {
+            for (int r = begin; r < end; r++)
+            {
+                float* row = y + (long)r * n;
+                int j = 0;
+                for (; j + 8 <= n; j += 8) (Vector256.Load(row + j) + Vector256.Load(bias + j)).Store(row + j);
+                for (; j < n; j++) row[j] += bias[j];
+            }
+        }
+    }
+
+    /// <summary>Whether W's rows, k floats apart, put more than 6 of <paramref name="rows"/> consecutive rows into one
+    /// set of a 64-set L1 (row strides of 4 KiB multiples: k = 1024, 2048, 3072): the tile's 12 lines then evict each
+    /// other from an 8-way L1 at every k step. Measured at 154 × 3072 → 768: reading W in place 3-6% slower than
+    /// Sgemm, copied panel by panel (the next one prefetched) 1% faster; at k = 768, 3056 or 3088, reading in place
+    /// is 7-9% faster than Sgemm and the copy costs 3%.</summary>
+    internal static bool SharesL1Sets(int k, int rows)
+    {
+        Span<int> count = stackalloc int[64];
+        int most = 0;
+        for (int r = 0; r < rows; r++) most = Math.Max(most, ++count[(int)(((long)r * k * sizeof(float) >> 6) & 63)]);
+        return most > 6;
+    }
+
+    [ThreadStatic] static float* t_linearX;
+    [ThreadStatic] static nuint t_linearXCap;
+    [ThreadStatic] static float* t_linearC;
+    [ThreadStatic] static nuint t_linearCCap;
+
+    static void LinearRows<TK>(int m, int n, int k, float* x, float* w, float* bias, float* y) where TK : struct, IWeightRowsKernel
+    {
+        int mPad = (int)RoundUp(m, TK.NR);
+        var (kBlocks, _, _, _) = Cuts(m, k, TK.MR, Blocking.Default);
+        // xᵀ, K block after K block: block kb (p0, kc) holds mPad/NR slivers of kc × NR from p0·mPad on
+        float* xt = Scratch(ref t_linearX, ref t_linearXCap, (nuint)((long)mPad * k + PackSlack));
+        int packs = kBlocks * (mPad / TK.NR), units = (n + LinearUnitRows - 1) / LinearUnitRows;
+        int packNext = 0, packDone = 0, unitNext = 0;
+        var work = new LinearWork<TK>(m, n, k, x, w, bias, y, xt, mPad, kBlocks, packs, units, &packNext, &packDone, &unitNext);
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Min(Parallelism.MaxThreads, units);
+        if (threads <= 1) work.Invoke(0, 1);
+        else ParallelFor.RunRange(threads, work);
+    }
+
+    /// <summary>One call's work: the xᵀ slivers (K block, sliver) first, claimed one at a time; a thread that finds
+    /// none left waits until all are packed (each claimed one is being packed by a running thread), then takes units of
+    /// <see cref="LinearUnitRows"/> rows of W until none is left.</summary>
+    readonly struct LinearWork<TK>(int m, int n, int k, float* x, float* w, float* bias, float* y, float* xt, int mPad, int kBlocks,
+        int packs, int units, int* packNext, int* packDone, int* unitNext) : IRangeWorkItem where TK : struct, IWeightRowsKernel
+    {
+        public void Invoke(int begin, int end)
+        {
+            int slivers = mPad / TK.NR;
+            for (int i; (i = Interlocked.Increment(ref *packNext) - 1) < packs;)
+            {
+                int kb = i / slivers, s = i % slivers;
+                var (p0, kc) = KBlock(k, kBlocks, kb);
+                int i0 = s * TK.NR;
+                TK.PackX(x, k, i0, Math.Min(TK.NR, m - i0), p0, kc, xt + (long)p0 * mPad + (long)i0 * kc);
+                Interlocked.Increment(ref *packDone);
+            }
+            var spin = new SpinWait();
+            while (Volatile.Read(ref *packDone) < packs) spin.SpinOnce(sleep1Threshold: -1);
+
+            int rowsCap = LinearUnitRows;
+            float* ct = Scratch(ref t_linearC, ref t_linearCCap, (nuint)((long)rowsCap * mPad + (long)TK.MR * (KcMax(k, kBlocks) + 16) + 16));
+            float* pad = ct + (long)rowsCap * mPad;                  // a ragged last panel of W, padded to MR rows
+            for (int u; (u = Interlocked.Increment(ref *unitNext) - 1) < units;)
+            {
+                int j0 = u * LinearUnitRows, j1 = Math.Min(n, j0 + LinearUnitRows);
+                Unit(j0, j1, ct, pad);
+                Store(ct, j0, j1);
+            }
+        }
+
+        static int KcMax(int k, int kBlocks) => (k + kBlocks - 1) / kBlocks;
+
+        /// <summary>ct (rows j0..j1 of yᵀ, row stride mPad) = W[j0..j1) · xᵀ, K block after K block.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Unit(int j0, int j1, float* ct, float* pad)
+        {
+            int slivers = mPad / TK.NR;
+            bool copy = SharesL1Sets(k, TK.MR);
+            for (int kb = 0; kb < kBlocks; kb++)
+            {
+                var (p0, kc) = KBlock(k, kBlocks, kb);
+                float* xb = xt + (long)p0 * mPad;
+                for (int r0 = j0; r0 < j1; r0 += TK.MR)
+                {
+                    int rows = Math.Min(TK.MR, j1 - r0);
+                    float* a = w + (long)r0 * k + p0;
+                    nint lda = k;
+                    if (rows < TK.MR || copy)
+                    {
+                        // A copy at a row stride that maps the rows to different L1 sets; rows past the end (a ragged
+                        // last panel) repeat the last one: valid memory, and their tile rows are never stored.
+                        nint ld = kc + 16;
+                        for (int r = 0; r < TK.MR; r++)
+                            new ReadOnlySpan<float>(a + (long)Math.Min(r, rows - 1) * k, kc).CopyTo(new Span<float>(pad + (long)r * ld, kc));
+                        a = pad;
+                        lda = ld;
+                        // the next panel: the next rows of this K block, else the first rows of the next
+                        int nr0 = r0 + TK.MR, np0 = p0, nkc = kc;
+                        if (nr0 >= j1 && kb + 1 < kBlocks) { nr0 = j0; (np0, nkc) = KBlock(k, kBlocks, kb + 1); }
+                        if (nr0 < j1)
+                            for (int r = 0; r < Math.Min(TK.MR, j1 - nr0); r++)
+                            {
+                                float* q = w + (long)(nr0 + r) * k + np0;
+                                for (int e = 0; e < nkc; e += 16) Sse.Prefetch1(q + e);
+                            }
+                    }
+                    float* c = ct + (long)(r0 - j0) * mPad;
+                    for (int s = 0; s < slivers; s++)
+                        TK.Run(kc, a, lda, xb + (long)s * TK.NR * kc, c + s * TK.NR, mPad, kb > 0);
+                }
+            }
+        }
+
+        /// <summary>y[i, j0..j1) = ct[j - j0, i] + bias[j] for every row i: 8×8 transposes, the ragged edges one by one.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Store(float* ct, int j0, int j1)
+        {
+            int cols = j1 - j0, i = 0;
+            for (; i + 8 <= m; i += 8)
+            {
+                int j = 0;
+                for (; j + 8 <= cols; j += 8)
+                {
+                    float* s = ct + (long)j * mPad + i;
+                    var r0 = Vector256.Load(s); var r1 = Vector256.Load(s + mPad);
+                    var r2 = Vector256.Load(s + 2 * mPad); var r3 = Vector256.Load(s + 3 * mPad);
+                    var r4 = Vector256.Load(s + 4 * mPad); var r5 = Vector256.Load(s + 5 * mPad);
+                    var r6 = Vector256.Load(s + 6 * mPad); var r7 = Vector256.Load(s + 7 * mPad);
+                    Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+                    float* d = y + (long)i * n + j0 + j;
+                    if (bias != null)
+                    {
+                        var bv = Vector256.Load(bias + j0 + j);
+                        r0 += bv; r1 += bv; r2 += bv; r3 += bv; r4 += bv; r5 += bv; r6 += bv; r7 += bv;
+                    }
+                    r0.Store(d); r1.Store(d + n); r2.Store(d + 2 * n); r3.Store(d + 3 * n);
+                    r4.Store(d + 4 * n); r5.Store(d + 5 * n); r6.Store(d + 6 * n); r7.Store(d + 7 * n);
+                }
+                for (; j < cols; j++)
+                    for (int q = 0; q < 8; q++) StoreOne(ct, i + q, j, j0);
+            }
+            for (; i < m; i++)
+                for (int j = 0; j < cols; j++) StoreOne(ct, i, j, j0);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void StoreOne(float* ct, int i, int j, int j0)
+        {
+            float v = ct[(long)j * mPad + i];
+            y[(long)i * n + j0 + j] = bias != null ? v + bias[j0 + j] : v;
+        }
+    }
+
+    /// <summary>12 rows of W × 32 rows of x: 24 Vector512 accumulators, per k 2 xᵀ loads + 12 broadcasts from W's rows
+    /// + 24 FMAs (AVX-512 machines).</summary>
+    internal readonly struct RowsKernel12x32 : IWeightRowsKernel
+    {
+        public static int MR => 12;
+        public static int NR => 32;
+
+        public static void PackX(float* x, nint ldx, int i0, int rows, int p0, int kc, float* dst) =>
+            PackB<Kernel12x32>(true, x, ldx, p0, kc, i0, rows, dst);
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Run(nint kc, float* w, nint ldw, float* xt, float* c, nint ldc, bool accumulate)
+        {
+            if (Sse.IsSupported)
+                for (nint r = 0; r < 12; r++)
+                {
+                    Sse.Prefetch0(c + r * ldc);
+                    Sse.Prefetch0(c + r * ldc + 31);
+                }
+            float* w4 = w + 4 * ldw, w8 = w + 8 * ldw;
+            nint l2 = 2 * ldw, l3 = 3 * ldw;
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default;
+            for (nint p = 0; p < kc; p++)
+            {
+                PrefetchSliver(xt + PrefetchAhead * 32);
+                var b0 = Vector512.Load(xt);
+                var b1 = Vector512.Load(xt + 16);
+                Vector512<float> av;
+                av = Vector512.Create(w[0]);
+                c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+                c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+                av = Vector512.Create(w[ldw]);
+                c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+                c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+                av = Vector512.Create(w[l2]);
+                c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+                c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+                av = Vector512.Create(w[l3]);
+                c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+                c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+                av = Vector512.Create(w4[0]);
+                c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+                c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+                av = Vector512.Create(w4[ldw]);
+                c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+                c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+                av = Vector512.Create(w4[l2]);
+                c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
+                c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+                av = Vector512.Create(w4[l3]);
+                c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
+                c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+                av = Vector512.Create(w8[0]);
+                c80 = Vector512.FusedMultiplyAdd(av, b0, c80);
+                c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
+                av = Vector512.Create(w8[ldw]);
+                c90 = Vector512.FusedMultiplyAdd(av, b0, c90);
+                c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
+                av = Vector512.Create(w8[l2]);
+                c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
+                c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+                av = Vector512.Create(w8[l3]);
+                c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
+                c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+                w++; w4++; w8++;
+                xt += 32;
+            }
+            Store2(c, c00, c01, accumulate); c += ldc;
+            Store2(c, c10, c11, accumulate); c += ldc;
+            Store2(c, c20, c21, accumulate); c += ldc;
+            Store2(c, c30, c31, accumulate); c += ldc;
+            Store2(c, c40, c41, accumulate); c += ldc;
+            Store2(c, c50, c51, accumulate); c += ldc;
+            Store2(c, c60, c61, accumulate); c += ldc;
+            Store2(c, c70, c71, accumulate); c += ldc;
+            Store2(c, c80, c81, accumulate); c += ldc;
+            Store2(c, c90, c91, accumulate); c += ldc;
+            Store2(c, c100, c101, accumulate); c += ldc;
+            Store2(c, c110, c111, accumulate);
+        }
+    }
+
+    /// <summary>6 rows of W × 16 rows of x: 12 Vector256 accumulators, per k 2 xᵀ loads + 6 broadcasts + 12 FMAs (AVX2).</summary>
+    internal readonly struct RowsKernel6x16 : IWeightRowsKernel
+    {
+        public static int MR => 6;
+        public static int NR => 16;
+
+        public static void PackX(float* x, nint ldx, int i0, int rows, int p0, int kc, float* dst) =>
+            PackB<Kernel6x16>(true, x, ldx, p0, kc, i0, rows, dst);
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Run(nint kc, float* w, nint ldw, float* xt, float* c, nint ldc, bool accumulate)
+        {
+            if (Sse.IsSupported)
+                for (nint r = 0; r < 6; r++)
+                {
+                    Sse.Prefetch0(c + r * ldc);
+                    Sse.Prefetch0(c + r * ldc + 15);
+                }
+            float* w3 = w + 3 * ldw;
+            nint l2 = 2 * ldw;
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            for (nint p = 0; p < kc; p++)
+            {
+                var b0 = Vector256.Load(xt);
+                var b1 = Vector256.Load(xt + 8);
+                var av = Vector256.Create(w[0]);
+                c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+                c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+                av = Vector256.Create(w[ldw]);
+                c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+                c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+                av = Vector256.Create(w[l2]);
+                c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+                c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+                av = Vector256.Create(w3[0]);
+                c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+                c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+                av = Vector256.Create(w3[ldw]);
+                c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+                c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+                av = Vector256.Create(w3[l2]);
+                c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+                c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+                w++; w3++;
+                xt += 16;
+            }
+            Store2(c, c00, c01, accumulate); c += ldc;
+            Store2(c, c10, c11, accumulate); c += ldc;
+            Store2(c, c20, c21, accumulate); c += ldc;
+            Store2(c, c30, c31, accumulate); c += ldc;
+            Store2(c, c40, c41, accumulate); c += ldc;
+            Store2(c, c50, c51, accumulate);
+        }
+    }
+}
