@@ -10,15 +10,15 @@ namespace DiffuSharp.Tests.Kernels;
 public unsafe class GemmLinearTests
 {
     public static IEnumerable<object[]> Shapes() =>
-        from kernel in new[] { nameof(Gemm.KernelKind.K12x32), nameof(Gemm.KernelKind.K6x16) }
+        from kernel in new[] { nameof(Gemm.KernelKind.K12x32), nameof(Gemm.KernelKind.K6x32), nameof(Gemm.KernelKind.K6x16) }
         from shape in new[]
         {
             (5, 7, 3), (13, 50, 9), (154, 768, 96),     // tiny, ragged panel and unit, a CLIP-like row count
             (33, 61, 300),                               // two K blocks, m one past a 32-row sliver
-            (154, 100, 1024),                            // W rows 4 KiB apart: the copied-panel path, 4 K blocks
-            (40, 13, 2048),                              // copied and ragged at once
+            (154, 100, 1024),                            // W rows 4 KiB apart (the 6-row kernel's case), 4 K blocks
+            (40, 13, 2048),                              // the same, ragged
             (512, 97, 40),                               // the most rows the path takes
-            (100, 300, 1024),                            // copied panels, split over the threads
+            (100, 300, 1024),                            // split over the threads
         }
         select new object[] { kernel, shape.Item1, shape.Item2, shape.Item3 };
 
@@ -59,12 +59,20 @@ public unsafe class GemmLinearTests
     }
 
     [Fact]
-    public void Aliasing_row_strides_are_recognised()
+    public void Aliasing_row_strides_pick_the_six_row_kernel()
     {
         Assert.True(Gemm.SharesL1Sets(3072, 12));   // 12 KiB apart: one set
         Assert.True(Gemm.SharesL1Sets(1024, 12));
         Assert.False(Gemm.SharesL1Sets(768, 12));   // 3 KiB: four sets, 3 rows each
         Assert.False(Gemm.SharesL1Sets(3056, 12));
+        Assert.False(Gemm.SharesL1Sets(3072, 6));      // six rows fit the eight ways
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        {
+            Assert.Equal(Gemm.KernelKind.K6x32, Gemm.PickLinear(154, 768, 3072));
+            Assert.Equal(Gemm.KernelKind.K12x32, Gemm.PickLinear(154, 3072, 768));
+        }
+        Assert.Equal(Gemm.KernelKind.Auto, Gemm.PickLinear(4, 768, 768));        // the direct path's rows
+        Assert.Equal(Gemm.KernelKind.Auto, Gemm.PickLinear(513, 768, 768));      // Sgemm's taller tiles
     }
 
     static (float[] X, float[] W, float[] B) Inputs(int m, int n, int k, int seed)

@@ -45,19 +45,22 @@ public static unsafe partial class Gemm
         {
             case KernelKind.K12x32: LinearRows<RowsKernel12x32>(m, n, k, x, w, bias, y); break;
             case KernelKind.K6x16: LinearRows<RowsKernel6x16>(m, n, k, x, w, bias, y); break;
+            case KernelKind.K6x32: LinearRows<RowsKernel6x32>(m, n, k, x, w, bias, y); break;
             default: LinearPacked(m, n, k, x, w, bias, y); break;
         }
     }
 
-    /// <summary>The weight-rows kernel for these sizes (K12x32 with AVX-512, K6x16 with AVX2 + FMA), or Auto for
-    /// Sgemm's path: no FMA, tiny products, m ≤ 4 (the direct path reads W in place already) or many rows.</summary>
+    /// <summary>The weight-rows kernel for these sizes (K12x32 with AVX-512, or K6x32 where 12 rows of W would share an
+    /// L1 set; K6x16 with AVX2 + FMA), or Auto for Sgemm's path: no FMA, tiny products, m ≤ 4 (the direct path reads W
+    /// in place already) or many rows.</summary>
     internal static KernelKind PickLinear(int m, int n, int k)
     {
         var forced = KernelSwitches.Current.LinearKernel;
         if (forced != KernelKind.Auto) return forced;
         if (!Vector256.IsHardwareAccelerated || !Fma.IsSupported || !Avx.IsSupported) return KernelKind.Auto;
         if (k == 0 || m <= DirectMaxRows || m > LinearMaxRows || (long)m * n * k < DirectWork) return KernelKind.Auto;
-        return Vector512.IsHardwareAccelerated ? KernelKind.K12x32 : KernelKind.K6x16;
+        if (!Vector512.IsHardwareAccelerated) return KernelKind.K6x16;
+        return SharesL1Sets(k, 12) ? KernelKind.K6x32 : KernelKind.K12x32;
     }
 
     /// <summary>Sgemm, then the bias (rows split over the threads: 8192 × 2560 in SD 1.5's UNet): the path for many
@@ -84,10 +87,11 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Whether W's rows, k floats apart, put more than 6 of <paramref name="rows"/> consecutive rows into one
-    /// set of a 64-set L1 (row strides of 4 KiB multiples: k = 1024, 2048, 3072): the tile's 12 lines then evict each
-    /// other from an 8-way L1 at every k step. Measured at 154 × 3072 → 768: reading W in place 3-6% slower than
-    /// Sgemm, copied panel by panel (the next one prefetched) 1% faster; at k = 768, 3056 or 3088, reading in place
-    /// is 7-9% faster than Sgemm and the copy costs 3%.</summary>
+    /// set of a 64-set L1 (row strides of 4 KiB multiples: k = 1024, 2048, 3072): a 12-row tile's lines then evict
+    /// each other from an 8-way L1 at every k step. Measured at 154 × 3072 → 768 (one thread, CPU time): the 12×32
+    /// kernel 1-6% slower than Sgemm, the same panels copied to a padded stride (the next one prefetched) 1% faster,
+    /// the 6×32 kernel in place 6-8% faster; at k = 768, 3056 or 3088 the 12×32 kernel is 7-9% faster than Sgemm
+    /// and the 6×32 kernel no better.</summary>
     internal static bool SharesL1Sets(int k, int rows)
     {
         Span<int> count = stackalloc int[64];
@@ -136,7 +140,7 @@ public static unsafe partial class Gemm
             while (Volatile.Read(ref *packDone) < packs) spin.SpinOnce(sleep1Threshold: -1);
 
             int rowsCap = LinearUnitRows;
-            float* ct = Scratch(ref t_linearC, ref t_linearCCap, (nuint)((long)rowsCap * mPad + (long)TK.MR * (KcMax(k, kBlocks) + 16) + 16));
+            float* ct = Scratch(ref t_linearC, ref t_linearCCap, (nuint)((long)rowsCap * mPad + (long)TK.MR * KcMax(k, kBlocks)));
             float* pad = ct + (long)rowsCap * mPad;                  // a ragged last panel of W, padded to MR rows
             for (int u; (u = Interlocked.Increment(ref *unitNext) - 1) < units;)
             {
@@ -153,7 +157,6 @@ public static unsafe partial class Gemm
         void Unit(int j0, int j1, float* ct, float* pad)
         {
             int slivers = mPad / TK.NR;
-            bool copy = SharesL1Sets(k, TK.MR);
             for (int kb = 0; kb < kBlocks; kb++)
             {
                 var (p0, kc) = KBlock(k, kBlocks, kb);
@@ -163,24 +166,14 @@ public static unsafe partial class Gemm
                     int rows = Math.Min(TK.MR, j1 - r0);
                     float* a = w + (long)r0 * k + p0;
                     nint lda = k;
-                    if (rows < TK.MR || copy)
+                    if (rows < TK.MR)
                     {
-                        // A copy at a row stride that maps the rows to different L1 sets; rows past the end (a ragged
-                        // last panel) repeat the last one: valid memory, and their tile rows are never stored.
-                        nint ld = kc + 16;
+                        // a ragged last panel, copied: rows past the end repeat the last one (valid memory; their tile
+                        // rows are never stored)
                         for (int r = 0; r < TK.MR; r++)
-                            new ReadOnlySpan<float>(a + (long)Math.Min(r, rows - 1) * k, kc).CopyTo(new Span<float>(pad + (long)r * ld, kc));
+                            new ReadOnlySpan<float>(a + (long)Math.Min(r, rows - 1) * k, kc).CopyTo(new Span<float>(pad + (long)r * kc, kc));
                         a = pad;
-                        lda = ld;
-                        // the next panel: the next rows of this K block, else the first rows of the next
-                        int nr0 = r0 + TK.MR, np0 = p0, nkc = kc;
-                        if (nr0 >= j1 && kb + 1 < kBlocks) { nr0 = j0; (np0, nkc) = KBlock(k, kBlocks, kb + 1); }
-                        if (nr0 < j1)
-                            for (int r = 0; r < Math.Min(TK.MR, j1 - nr0); r++)
-                            {
-                                float* q = w + (long)(nr0 + r) * k + np0;
-                                for (int e = 0; e < nkc; e += 16) Sse.Prefetch1(q + e);
-                            }
+                        lda = kc;
                     }
                     float* c = ct + (long)(r0 - j0) * mPad;
                     for (int s = 0; s < slivers; s++)
@@ -308,6 +301,64 @@ public static unsafe partial class Gemm
             Store2(c, c90, c91, accumulate); c += ldc;
             Store2(c, c100, c101, accumulate); c += ldc;
             Store2(c, c110, c111, accumulate);
+        }
+    }
+
+    /// <summary>6 rows of W × 32 rows of x: 12 Vector512 accumulators, per k 2 xᵀ loads + 6 broadcasts + 12 FMAs
+    /// (AVX-512 machines, W rows whose 12-row panels would share an L1 set).</summary>
+    internal readonly struct RowsKernel6x32 : IWeightRowsKernel
+    {
+        public static int MR => 6;
+        public static int NR => 32;
+
+        public static void PackX(float* x, nint ldx, int i0, int rows, int p0, int kc, float* dst) =>
+            PackB<Kernel12x32>(true, x, ldx, p0, kc, i0, rows, dst);
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Run(nint kc, float* w, nint ldw, float* xt, float* c, nint ldc, bool accumulate)
+        {
+            if (Sse.IsSupported)
+                for (nint r = 0; r < 6; r++)
+                {
+                    Sse.Prefetch0(c + r * ldc);
+                    Sse.Prefetch0(c + r * ldc + 31);
+                }
+            float* w3 = w + 3 * ldw;
+            nint l2 = 2 * ldw;
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            for (nint p = 0; p < kc; p++)
+            {
+                PrefetchSliver(xt + PrefetchAhead * 32);
+                var b0 = Vector512.Load(xt);
+                var b1 = Vector512.Load(xt + 16);
+                var av = Vector512.Create(w[0]);
+                c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+                c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+                av = Vector512.Create(w[ldw]);
+                c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+                c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+                av = Vector512.Create(w[l2]);
+                c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+                c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+                av = Vector512.Create(w3[0]);
+                c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+                c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+                av = Vector512.Create(w3[ldw]);
+                c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+                c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+                av = Vector512.Create(w3[l2]);
+                c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+                c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+                w++; w3++;
+                xt += 32;
+            }
+            Store2(c, c00, c01, accumulate); c += ldc;
+            Store2(c, c10, c11, accumulate); c += ldc;
+            Store2(c, c20, c21, accumulate); c += ldc;
+            Store2(c, c30, c31, accumulate); c += ldc;
+            Store2(c, c40, c41, accumulate); c += ldc;
+            Store2(c, c50, c51, accumulate);
         }
     }
 
