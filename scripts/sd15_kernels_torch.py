@@ -1,5 +1,5 @@
 """PyTorch's side of `diffusharp bench sd15 --kernels`: the same operator shapes (the largest of a Stable Diffusion 1.5
-UNet step at batch 2 and of a VAE decode at 512x512) on one thread, GFLOP/s per second of process CPU time, the
+UNet step at batch 2 and of a VAE decode at 512x512, the text encoder's Linear layers at 2 x 77 tokens) on one thread, GFLOP/s per second of process CPU time, the
 fastest of a few calls. Run with the timing settings of ../shared/diffusers/sd15/README.md:
   OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 \
     /usr/bin/python3 scripts/sd15_kernels_torch.py
@@ -35,6 +35,9 @@ with torch.no_grad():
     for rows, i, o in [(8192, 320, 320), (8192, 320, 2560), (8192, 1280, 320), (2048, 640, 640), (512, 1280, 1280)]:
         x, w, b = torch.randn(rows, i) * 0.5, torch.randn(o, i) * 0.5, torch.randn(o) * 0.5
         report(f"linear_{rows}x{i}->{o}", 2.0 * rows * i * o, lambda: F.linear(x, w, b))
+    for i, o in [(768, 768), (768, 3072), (3072, 768), (768, 2304)]:   # the text encoder's, 2 x 77 tokens
+        x, w, b = torch.randn(154, i) * 0.5, torch.randn(o, i) * 0.5, torch.randn(o) * 0.5
+        report(f"clip_linear_154x{i}->{o}", 2.0 * 154 * i * o, lambda: F.linear(x, w, b))
     for l, d in [(4096, 40), (1024, 80)]:
         q, k, v = (torch.randn(16, l, d) * 0.5 for _ in range(3))
         # diffusers 0.27 on torch 1.13 (AttnProcessor): baddbmm, softmax, bmm

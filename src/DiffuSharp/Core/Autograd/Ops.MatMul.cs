@@ -108,11 +108,8 @@ internal static unsafe partial class Ops
         int rows = x.Count / Math.Max(inF, 1);
         var shape = x.Shape; shape[^1] = outF;
         var y = Tensor.Uninitialized(shape);                                 // beta = 0 below writes every element
-        fixed (float* px = x.Data, pw = weight.Data, py = y.Data)
-            Gemm.Sgemm(false, true, rows, outF, inF, px, inF, pw, inF, 0f, py, outF);
-        if (bias is not null && y.Count > 0)
-            fixed (float* py = y.Data, pb = bias.Data)          // rows split over the threads (8192 × 2560 in SD 1.5's UNet)
-                ParallelFor.RunRange(rows, new AddBiasWork(py, pb, outF), Math.Max(1, (1 << 15) / Math.Max(1, outF)));
+        fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? null : bias.Data)
+            Gemm.Linear(rows, outF, inF, px, pw, pb, py);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return Graph.Record("Linear", y, inputs, dy =>
         {
@@ -129,20 +126,5 @@ internal static unsafe partial class Ops
                 for (int r = 0; r < rows; r++) Binary.AddInPlace(g, d.Slice(r * outF, outF));
             }
         });
-    }
-
-    /// <summary>y[r, :] += bias for rows [begin, end), the bits of Binary.AddInPlace row by row.</summary>
-    readonly struct AddBiasWork(float* y, float* bias, int n) : IRangeWorkItem
-    {
-        public void Invoke(int begin, int end)
-        {
-            for (int r = begin; r < end; r++)
-            {
-                float* row = y + (long)r * n;
-                int j = 0;
-                for (; j + 8 <= n; j += 8) (Vector256.Load(row + j) + Vector256.Load(bias + j)).Store(row + j);
-                for (; j < n; j++) row[j] += bias[j];
-            }
-        }
     }
 }

@@ -30,7 +30,7 @@ public static unsafe partial class Gemm
         public static readonly Blocking Default = new(256, 144, 2048);
     }
 
-    internal enum KernelKind { Auto, Direct, K6x16, K4x24, K8x32, K12x32, Portable }
+    internal enum KernelKind { Auto, Direct, K6x16, K4x24, K8x32, K12x32, Portable, K6x32 }
 
     /// <summary>Below this many multiply-adds (about 160³) a product runs on one thread: Parallel.For's fork/join
     /// (~10 µs) plus both threads packing the shared operand cost more than they save (measured: 2 threads lose at

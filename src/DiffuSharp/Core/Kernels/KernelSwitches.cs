@@ -115,6 +115,10 @@ internal sealed record KernelSwitches
     /// <summary>A shared A's row blocks packed last to first.</summary>
     public bool GemmPackBackwards { get; init; }
 
+    /// <summary>Gemm.Linear's kernel: Auto chooses; K12x32 or K6x16 forces the weight-rows path with that kernel; any
+    /// other kind forces Sgemm followed by the bias.</summary>
+    internal Gemm.KernelKind LinearKernel { get; init; }
+
     /// <summary>Floats of scores one block of attention query rows may take (AttentionFused.BlockRows).</summary>
     public int AttentionBlockFloats { get; init; } = 1 << 19;
 }
