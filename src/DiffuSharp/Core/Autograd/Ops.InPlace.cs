@@ -6,6 +6,8 @@
 //   Conv2dAddIntoNoGrad: r ← r + conv2d(x, W) + b, the convolution added into the residual's own storage as NCHW
 //     Winograd writes its output tiles: the bits of Conv2d(x, W, b, residual: r). On the other kernels the sum is made
 //     in a new tensor as Conv2d does.
+//   GroupNormSiluConv2dNoGrad: conv2d(silu(group_norm(x))) [+ r], the norm applied to the input as NCHW Winograd
+//     reads its tiles (the statistics first, as GroupNorm computes them): the normalised image is never made.
 using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
@@ -68,5 +70,61 @@ internal static unsafe partial class Ops
             fixed (float* px = x.Data, pw = weight.Data, pr = residual.Data, pb = bias is null ? default : bias.Contiguous().Data)
                 ConvWinogradNchw.Forward(px, x.Dim(0), g, pw, cout, pb, pr, accumulate: true);
         return Graph.Record($"Conv2d 3x3 {g.C}->{cout} {g.H}x{g.W} winograd (added in place)", residual, [x, weight, residual], _ => { });
+    }
+
+    /// <summary>Whether <see cref="GroupNormSiluConv2dNoGrad"/> fuses the norm into the convolution for x (B, C, H, W)
+    /// and a 3×3 weight to cout channels at padding 1 (see <see cref="Conv2dAddsInPlace"/>).</summary>
+    public static bool NormConvFuses(Tensor x, int cout, int padding) => Conv2dAddsInPlace(x, cout, padding);
+
+    /// <summary>conv2d(silu(group_norm(x)), weight, bias, padding 1) without gradients, plus residual when given: into
+    /// residual's storage with <paramref name="intoResidual"/> (residual returned, its old values gone), else in a new
+    /// tensor. The norm is applied as the tiles are read. The bits of GroupNormSilu then Conv2d(…, residual). Only where
+    /// <see cref="NormConvFuses"/>.</summary>
+    public static Tensor GroupNormSiluConv2dNoGrad(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Tensor weight, Tensor? bias,
+        Tensor? residual = null, bool intoResidual = false)
+    {
+        const string op = "GroupNormSiluConv2d";
+        if (GradMode.IsEnabled) throw new InvalidOperationException($"{op} runs without gradients only (inside Tensor.NoGrad())");
+        int cout = weight.Rank == 4 ? weight.Dim(0) : -1;
+        if (x.Rank != 4 || !weight.ShapeSpan.SequenceEqual([cout, x.Dim(1), 3, 3]))
+            throw new ArgumentException($"{op} expects input (B, C, H, W) and weight (Cout, C, 3, 3), got {ShapeUtil.Format(x.ShapeSpan)} and {ShapeUtil.Format(weight.ShapeSpan)}");
+        int n = x.Dim(0), c = x.Dim(1), s = x.Dim(2) * x.Dim(3);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"{op}: {c} channels are not divisible into {groups} groups (input {ShapeUtil.Format(x.ShapeSpan)})");
+        CheckAffine(op, "weight", gamma, [c], x);
+        CheckAffine(op, "bias", beta, [c], x);
+        CheckBias(op, bias, cout);
+        int[] outShape = [n, cout, x.Dim(2), x.Dim(3)];
+        if (residual is not null && !residual.ShapeSpan.SequenceEqual(outShape))
+            throw new ArgumentException($"{op}: the residual must have the output's shape {ShapeUtil.Format(outShape)}, got {ShapeUtil.Format(residual.ShapeSpan)}");
+        if (!NormConvFuses(x, cout, 1))
+            throw new InvalidOperationException($"{op}: input {ShapeUtil.Format(x.ShapeSpan)} to {cout} channels does not run fused (not on NCHW Winograd)");
+        x = x.Contiguous(); weight = weight.Contiguous();
+        Tensor y;
+        if (residual is null) y = Tensor.Uninitialized(outShape);
+        else if (intoResidual && residual.IsContiguous && !residual.SharesStorage(x)) y = residual;
+        else
+        {
+            y = Tensor.Uninitialized(outShape);
+            Binary.CopyInto(residual.Contiguous().Data, y.Data);
+        }
+        var mean = new float[2 * n * groups];
+        var rstd = new float[n * groups];
+        var scale = new float[n * c];
+        var g0 = gamma?.Contiguous().Data.ToArray() ?? Filled(c, 1f);
+        var b0 = beta?.Contiguous().Data.ToArray() ?? Filled(c, 0f);
+        var g = new ConvGeometry(c, x.Dim(2), x.Dim(3), 3, 3, 1, 1);
+        if (y.Count > 0)
+            fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Contiguous().Data)
+            fixed (float* pm = mean, pr = rstd, ps = scale, pg = g0, pbeta = b0)
+            {
+                Norm.GroupNormStatistics(px, pm, pr, n, c, s, groups, eps);
+                for (int b = 0; b < n; b++)
+                    for (int ch = 0; ch < c; ch++)
+                        ps[b * c + ch] = pr[b * groups + ch / (c / groups)] * pg[ch];   // rstd·γ in float, as GroupNorm
+                var norm = new ConvWinogradNchw.InputNorm(pm, ps, pbeta, groups);
+                ConvWinogradNchw.Forward(px, n, g, pw, cout, pb, py, norm, accumulate: residual is not null);
+            }
+        return Graph.Record($"GroupNormSiluConv2d 3x3 {c}->{cout} {g.H}x{g.W} winograd (fused, no grad)", y, [x, weight], _ => { });
     }
 }

@@ -48,6 +48,11 @@ internal static unsafe class ConvWinogradNchw
     /// read (the upsampled image never made; the same bits). With <paramref name="accumulate"/> y holds a residual and
     /// the convolution is added to it (y + conv: the bits of adding the residual afterwards).</summary>
     public static void Forward(float* x, int count, in ConvGeometry g, float* w, int cout, float* bias, float* y,
+        bool upsampled = false, bool accumulate = false) => Forward(x, count, g, w, cout, bias, y, default, upsampled, accumulate);
+
+    /// <summary>As above, the input first mapped by <paramref name="norm"/> (a group norm + SiLU with known statistics)
+    /// as its tiles are read: conv3×3(silu(group_norm(x))) without the normalised image, the same bits.</summary>
+    public static void Forward(float* x, int count, in ConvGeometry g, float* w, int cout, float* bias, float* y, InputNorm norm,
         bool upsampled = false, bool accumulate = false)
     {
         int cin = g.C, tw = g.W / 2, tileRows = count * (g.H / 2);
@@ -63,7 +68,7 @@ internal static unsafe class ConvWinogradNchw
                 for (int r0 = 0; r0 < tileRows; r0 += rows)
                 {
                     int nr = Math.Min(rows, tileRows - r0), n = nr * tw;
-                    ParallelFor.Run(nr * cin, new InputWork(x, g, r0, tb, v, upsampled), 4);
+                    ParallelFor.Run(nr * cin, new InputWork(x, g, r0, tb, v, upsampled, norm), 4);
                     // M_ξ (cout × n) = U_ξ (cout × cin) · V_ξ (cin × n), row stride tb
                     Gemm.SgemmBatched(Positions, false, false, cout, n, cin, u, cin, (long)cout * cin, v, tb, (long)cin * tb, 0f, m, tb, (long)cout * tb);
                     ParallelFor.Run(nr * cout, new OutputWork(m, g, cout, r0, tb, bias, y, accumulate), 4);
@@ -76,6 +81,15 @@ internal static unsafe class ConvWinogradNchw
             ArrayPool<float>.Shared.Return(vBuf);
             ArrayPool<float>.Shared.Return(mBuf);
         }
+    }
+
+    /// <summary>A group norm + SiLU applied to the input as it is read: silu((x − μ)·a + b) with, per image b and
+    /// channel c, μ = Mean's (hi, lo) pair of group (b, c / (C/Groups)), a = Scale[b·C + c] (rstd·γ) and b = Beta[c]:
+    /// the coefficients GroupNormForward uses. default: none.</summary>
+    internal readonly struct InputNorm(float* mean, float* scale, float* beta, int groups)
+    {
+        public readonly float* Mean = mean, Scale = scale, Beta = beta;
+        public readonly int Groups = groups;
     }
 
     /// <summary>U[ξ][o][c] = (G g Gᵀ)[ξ] for g = w[o, c] (3×3), G = (1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1), in double.</summary>
@@ -108,7 +122,7 @@ internal static unsafe class ConvWinogradNchw
     /// <summary>V[ξ][c][t] for the tiles of one tile row (image, ty) and one input channel c: V = Bᵀ d B per tile,
     /// Bᵀ = (1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1). With upsampled the planes of x are (H/2, W/2): image row yy is
     /// x's row yy/2, image column j its column j/2.</summary>
-    readonly struct InputWork(float* x, ConvGeometry g, int r0, int tb, float* v, bool upsampled) : IWorkItem
+    readonly struct InputWork(float* x, ConvGeometry g, int r0, int tb, float* v, bool upsampled, InputNorm norm) : IWorkItem
     {
         public void Invoke(int index)
         {
@@ -142,6 +156,19 @@ internal static unsafe class ConvWinogradNchw
                     float* src = plane + (long)yy * g.W, ei = e + 2 * i * ld, oi = ei + ld;
                     for (int k = 1; k < len; k++) ei[k] = src[2 * k - 1];
                     for (int k = 0; k < tw; k++) oi[k] = src[2 * k];
+                }
+            }
+            if (norm.Scale != null)
+            {
+                // y = silu((x − μ)·a + b) on the image's values only: the padding stays zero, as it pads the normalised image
+                var m = Norm.Centre.Load(norm.Mean + 2 * (img * norm.Groups + c / (cin / norm.Groups)));
+                float a = norm.Scale[(long)img * cin + c], b = norm.Beta[c];
+                for (int i = 0; i < 4; i++)
+                {
+                    if ((uint)(2 * ty - 1 + i) >= (uint)g.H) continue;
+                    float* ei = e + 2 * i * ld, oi = ei + ld;
+                    Norm.AffineRow<SiluActivation>(ei + 1, ei + 1, tw, m, a, b);
+                    Norm.AffineRow<SiluActivation>(oi, oi, tw, m, a, b);
                 }
             }
             float* dst = v + (long)c * tb + row * tw;

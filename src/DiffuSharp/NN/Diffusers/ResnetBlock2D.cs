@@ -76,28 +76,34 @@ public sealed class ResnetBlock2D : Module
     }
 
     /// <summary>The forward without gradients or time embedding, each temporary handed back as soon as it is consumed
-    /// (inside a TensorScope) and the second norm done in place: x, one norm output and conv1's output at most, instead
-    /// of all six activations until the call's scope ends. With a 1×1 shortcut it is computed first, so a dying x can be
-    /// normalised in place and released after conv1; conv2 then adds into the shortcut's output (or, without a
-    /// shortcut, into a dying x). The same bits as the graph path.</summary>
+    /// (inside a TensorScope): x, conv1's output and the shortcut's at most, instead of all six activations until the
+    /// call's scope ends. Where NCHW Winograd runs, each GroupNorm + SiLU is applied as the convolution reads its input
+    /// (the normalised image never made), elsewhere in place or in one temporary. A 1×1 shortcut is computed first, so a
+    /// dying x can be released after conv1; conv2 then adds into the shortcut's output (or, without a shortcut, into a
+    /// dying x). The same bits as the graph path.</summary>
     Tensor ForwardLean(Tensor x, bool inputDies)
     {
         var residual = _convShortcut?.Forward(x) ?? x;                        // (B, Cout, H, W), before x is overwritten
+        var c = NormSiluConv(x, _norm1, _conv1, null, overwrite: inputDies && _convShortcut is not null);   // (B, Cout, H, W)
+        if (inputDies && _convShortcut is not null) x.ReleaseScratch();
         bool ownsResidual = _convShortcut is not null || inputDies;          // its storage may take conv2's output
-        var h = inputDies && _convShortcut is not null
-            ? Ops.GroupNormInPlaceNoGrad(x, _norm1.Groups, _norm1.Weight, _norm1.Bias, _norm1.Eps, silu: true)
-            : _norm1.ForwardSilu(x);                                          // (B, Cin, H, W)
-        var c = _conv1.Forward(h);                                            // (B, Cout, H, W)
-        h.ReleaseScratch();                                                   // x itself when it was normalised in place
-        c = Ops.GroupNormInPlaceNoGrad(c, _norm2.Groups, _norm2.Weight, _norm2.Bias, _norm2.Eps, silu: true);
-        Tensor y;
-        if (ownsResidual)
-        {
-            y = Ops.Conv2dAddIntoNoGrad(c, _conv2.Weight, _conv2.Bias, _conv2.Padding, residual);   // residual + conv2(c)
-            if (!ReferenceEquals(y, residual)) residual.ReleaseScratch();
-        }
-        else y = _conv2.Forward(c, residual);
+        var y = NormSiluConv(c, _norm2, _conv2, residual, overwrite: true, intoResidual: ownsResidual);   // residual + conv2(silu(norm2(c)))
+        if (ownsResidual && !ReferenceEquals(y, residual)) residual.ReleaseScratch();
         c.ReleaseScratch();
+        return y;
+    }
+
+    /// <summary>conv(silu(norm(x))) [+ residual, into its storage where the kernel can with intoResidual]; with overwrite
+    /// x may be normalised in place (it dies).</summary>
+    static Tensor NormSiluConv(Tensor x, GroupNorm norm, Conv2d conv, Tensor? residual, bool overwrite, bool intoResidual = false)
+    {
+        if (conv.Stride == 1 && Ops.NormConvFuses(x, conv.OutChannels, conv.Padding))
+            return Ops.GroupNormSiluConv2dNoGrad(x, norm.Groups, norm.Weight, norm.Bias, norm.Eps, conv.Weight, conv.Bias, residual, intoResidual);
+        var h = overwrite ? Ops.GroupNormInPlaceNoGrad(x, norm.Groups, norm.Weight, norm.Bias, norm.Eps, silu: true) : norm.ForwardSilu(x);
+        var y = residual is null ? conv.Forward(h)
+            : intoResidual && conv.Stride == 1 ? Ops.Conv2dAddIntoNoGrad(h, conv.Weight, conv.Bias, conv.Padding, residual)
+            : conv.Forward(h, residual);
+        if (!ReferenceEquals(h, x)) h.ReleaseScratch();
         return y;
     }
 

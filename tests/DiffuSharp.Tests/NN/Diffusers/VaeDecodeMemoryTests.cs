@@ -67,6 +67,33 @@ public class VaeDecodeMemoryTests
         Assert.Throws<InvalidOperationException>(() => Ops.Conv2dAddIntoNoGrad(x, wt, b, 1, r));   // gradients on
     }
 
+    [Theory]
+    [InlineData(1, 16, 16, 16, 16, 0)]      // no residual
+    [InlineData(2, 32, 16, 18, 22, 1)]      // a residual added in a new tensor; tile rows with single tiles
+    [InlineData(2, 16, 24, 14, 16, 2)]      // added into the residual's storage
+    public void GroupNorm_silu_fused_into_the_convolution_has_the_bits_of_the_two_ops(int batch, int c, int cout, int h, int w, int residualMode)
+    {
+        var rng = new Rng(39);
+        var x = Tensor.RandN([batch, c, h, w], rng) * 2.0 + 0.5;
+        var gamma = Tensor.RandN([c], rng);
+        var beta = Tensor.RandN([c], rng);
+        var wt = Tensor.RandN([cout, c, 3, 3], rng);
+        var b = Tensor.RandN([cout], rng);
+        var r = residualMode == 0 ? null : Tensor.RandN([batch, cout, h, w], rng);
+        using (SmallWinograd())
+        using (Tensor.NoGrad())
+        {
+            Assert.True(Ops.NormConvFuses(x, cout, 1));
+            var normed = Tensor.GroupNormSilu(x, 8, gamma, beta, 1e-6f);
+            var expected = (r is null ? Tensor.Conv2d(normed, wt, b, 1, 1) : Tensor.Conv2d(normed, wt, b, 1, 1, r)).ToArray();
+            var residual = r is null ? null : Tensor.FromArray(r.ToArray(), r.Shape);
+            var y = Ops.GroupNormSiluConv2dNoGrad(x, 8, gamma, beta, 1e-6f, wt, b, residual, intoResidual: residualMode == 2);
+            Assert.Equal(residualMode == 2, ReferenceEquals(y, residual));
+            Assert.True(expected.AsSpan().SequenceEqual(y.ToArray()), "the fused norm + convolution differs from GroupNormSilu then Conv2d");
+            if (residualMode == 1) Assert.True(r!.ToArray().AsSpan().SequenceEqual(residual!.ToArray()), "the residual was written");
+        }
+    }
+
     [Fact]
     public void GroupNorm_silu_in_place_has_the_bits_of_the_op()
     {
