@@ -6,7 +6,9 @@
 //
 // Memory: without gradients inside a TensorScope, every resnet and attention of the encoder and decoder runs in a
 // scope of its own that keeps only its output (UNetBlocks.cs), so a 512×512 decode holds a few full-resolution
-// activations at a time, not all of them.
+// activations at a time, not all of them. The decoder also tells its blocks that their inputs die, so each resnet
+// (ResnetBlock2D's inference path) releases what it consumed, writes conv2 into the shortcut's storage and never makes
+// its normalised activations; Stable Diffusion 1.5's decode holds at most 512 MiB of activations (BENCHMARKS.md).
 
 using DiffuSharp.Autograd;
 
