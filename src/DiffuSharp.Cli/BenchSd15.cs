@@ -20,6 +20,7 @@ public static class BenchSd15
         new("repeats", "timed calls after the warm-up (the median is reported); 0 builds the models and counts parameters only", Default: "3"),
         new("kernels", "instead: one-thread GFLOP/s of the largest operator shapes against the FMA ceiling", IsFlag: true),
         new("profile", "after the timing, one more call with the op profiler: where the time goes (table only)", IsFlag: true),
+        new("memory-trace", "after the timing, one more call with a per-op memory timeline (table only; the peak RSS line is then the trace's highest row)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
     ];
 
@@ -34,6 +35,7 @@ public static class BenchSd15
         bool json = o.Flag("json");
         var rows = new List<(string Name, double Value, string Unit)>();
         var profiles = new List<(string What, OpProfiler.Row[] Rows)>();
+        var traces = new List<(string What, MemoryTrace.Row[] Rows)>();
         using (Tensor.NoGrad())
         {
             if (only is null or "unet")
@@ -51,6 +53,7 @@ public static class BenchSd15
                     rows.Add(("sd15_unet_cpu_ms", cpuMs, "ms"));
                 }
                 if (o.Flag("profile")) profiles.Add(("unet", Profile(() => unet.Forward(sample, t, context))));
+                if (o.Flag("memory-trace")) traces.Add(("unet", BenchSd15Memory.Trace(() => unet.Forward(sample, t, context))));
             }
             if (only is null or "vae")
             {
@@ -65,6 +68,7 @@ public static class BenchSd15
                     rows.Add(("sd15_vae_decode_cpu_ms", cpuMs, "ms"));
                 }
                 if (o.Flag("profile")) profiles.Add(("vae decode", Profile(() => vae.Decode(latents))));
+                if (o.Flag("memory-trace")) traces.Add(("vae decode", BenchSd15Memory.Trace(() => vae.Decode(latents))));
             }
             if (only is null or "clip")
             {
@@ -79,9 +83,10 @@ public static class BenchSd15
                     rows.Add(("sd15_text_encoder_cpu_ms", cpuMs, "ms"));
                 }
                 if (o.Flag("profile")) profiles.Add(("text encoder", Profile(() => clip.Forward(ids, 2).LastHiddenState)));
+                if (o.Flag("memory-trace")) traces.Add(("text encoder", BenchSd15Memory.Trace(() => clip.Forward(ids, 2).LastHiddenState)));
             }
         }
-        rows.Add(("sd15_peak_rss_mb", BenchTrain.PeakRssMb(), "MB"));
+        rows.Add(("sd15_peak_rss_mb", Math.Max(BenchTrain.PeakRssMb(), BenchSd15Memory.Peak(traces)), "MB"));
         foreach (var (name, v, unit) in rows)
             stdout.WriteLine(json
                 ? $"{{\"name\": \"{name}\", \"value\": {v.ToString("R", CultureInfo.InvariantCulture)}, \"unit\": \"{unit}\"}}"
@@ -94,6 +99,7 @@ public static class BenchSd15
             foreach (var r in prof.Take(12))
                 stdout.WriteLine($"  {r.Op,-22} {r.ForwardMs.ToString("F0", CultureInfo.InvariantCulture),9} ms  {(100 * r.ForwardMs / total).ToString("F1", CultureInfo.InvariantCulture),5} %  {r.ForwardCalls,6} calls");
         }
+        if (!json) foreach (var (what, trace) in traces) BenchSd15Memory.Print(stdout, what, trace);
         return 0;
     }
 

@@ -159,6 +159,12 @@ public sealed partial class Tensor
         if (Lease is { GradRefs: 0 } lease) lease.Release(StorageLease.ReleasedBy.Owner);
     }
 
+    /// <summary>True when this tensor covers its whole storage in row-major order (no view of a part of another).</summary>
+    internal bool OwnsStorage => Offset == 0 && IsContiguous && _storage.Length == Count;
+
+    /// <summary>True when both tensors are over the same storage (views of each other, or one written into the other's).</summary>
+    internal bool SharesStorage(Tensor other) => ReferenceEquals(_storage, other._storage);
+
     /// <summary>Allocates the gradient buffer on first use and returns it (always contiguous, zero-initialised). A
     /// leaf's gradient outlives any scope, so it is never pooled; a non-leaf's is, and Backward releases it as soon
     /// as its node has consumed it.</summary>

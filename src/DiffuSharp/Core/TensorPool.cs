@@ -16,9 +16,14 @@ public static class TensorPool
     static readonly Dictionary<int, Stack<float[]>> Free = [];
     static long _retainedBytes, _maxRetainedBytes = DefaultCap();
     static long _rents, _reuses, _returns;
+    static long _outstandingBytes;                  // rented and not handed back (live tensors, and any given to the GC)
 
     /// <summary>Bytes held by arrays waiting in the pool (not those in use).</summary>
     public static long RetainedBytes { get { lock (Gate) return _retainedBytes; } }
+
+    /// <summary>Bytes of pooled arrays rented and not handed back: the storage of live scope tensors (and of any whose
+    /// storage was given to the GC by Keep at the outermost scope).</summary>
+    internal static long OutstandingBytes { get { lock (Gate) return _outstandingBytes; } }
 
     /// <summary>Arrays handed back beyond this many retained bytes are dropped to the GC. Default: half of the memory
     /// available to the process. The pool needs about one training step's peak of activations to run churn-free.</summary>
@@ -48,6 +53,7 @@ public static class TensorPool
         lock (Gate)
         {
             _rents++;
+            _outstandingBytes += (long)length * sizeof(float);
             if (Free.TryGetValue(length, out var stack) && stack.Count > 0)
             {
                 _reuses++;
@@ -67,6 +73,7 @@ public static class TensorPool
         {
             _returns++;
             long bytes = (long)array.Length * sizeof(float);
+            _outstandingBytes -= bytes;
             if (_retainedBytes + bytes > _maxRetainedBytes) return;
             if (!Free.TryGetValue(array.Length, out var stack)) Free[array.Length] = stack = new Stack<float[]>();
             stack.Push(array);

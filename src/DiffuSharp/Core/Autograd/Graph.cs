@@ -40,6 +40,7 @@ internal static class Graph
     public static Tensor Record(string name, Tensor y, Tensor[] inputs, Action<Tensor> backward)
     {
         if (OpProfiler.IsRunning) OpProfiler.Forward(name);
+        if (MemoryTrace.IsRunning) MemoryTrace.Sample(name, y);
         if (!GradMode.IsEnabled) return y;
         bool any = false;
         foreach (var t in inputs) any |= t.RequiresGrad;

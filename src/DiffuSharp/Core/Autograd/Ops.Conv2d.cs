@@ -62,14 +62,22 @@ internal static unsafe partial class Ops
     }
 
     /// <summary>Whether <see cref="UpsampleConv2dNoGrad"/> runs for x (B, C, H, W) to cout channels: no gradient recorded
-    /// and the 3×3 convolution at 2H × 2W on the lane kernels.</summary>
+    /// and the 3×3 convolution at 2H × 2W on the lane kernels or on NCHW Winograd (the kernels Conv2d picks there).</summary>
     public static bool UpsampleConvFuses(Tensor x, int cout) =>
-        !GradMode.IsEnabled && x.Rank == 4
-        && ConvLanes.PreferForward(new ConvGeometry(x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), 3, 3, 1, 1), cout, x.Dim(0));
+        !GradMode.IsEnabled && x.Rank == 4 && UpsampleConvKernel(new ConvGeometry(x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), 3, 3, 1, 1), cout, x.Dim(0)) != 0;
+
+    /// <summary>The kernel ConvCore runs for the upsampled convolution: 1 lanes, 2 NCHW Winograd, 0 another one (which
+    /// reads the upsampled image from memory, so the fused op does not apply).</summary>
+    static int UpsampleConvKernel(in ConvGeometry g, int cout, int batch)
+    {
+        if (ConvLanes.PreferForward(g, cout, batch)) return 1;
+        bool directFwd = ConvDirect.IsSupported(g) && ConvDirect.PreferForward(g);
+        return directFwd && ConvWinogradNchw.Prefer(g, cout) ? 2 : 0;
+    }
 
     /// <summary>conv2d(upsample_nearest_2x(x), weight, bias, padding 1) without gradients, weight (Cout, C, 3, 3): the
-    /// upsampled tensor is never made, each value of x going straight to its four pixels of the lane tensor. The bits of
-    /// the two ops. Only where <see cref="UpsampleConvFuses"/>.</summary>
+    /// upsampled tensor is never made, each value of x going straight to its four pixels of the lane tensor, or to the
+    /// four places it takes in the Winograd tiles. The bits of the two ops. Only where <see cref="UpsampleConvFuses"/>.</summary>
     public static Tensor UpsampleConv2dNoGrad(Tensor x, Tensor weight, Tensor? bias)
     {
         int cout = weight.Rank == 4 ? weight.Dim(0) : -1;
@@ -82,10 +90,15 @@ internal static unsafe partial class Ops
         int batch = x.Dim(0);
         var g = new ConvGeometry(x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), 3, 3, 1, 1);
         var y = Tensor.Uninitialized([batch, cout, g.Ho, g.Wo]);
+        bool lanes = UpsampleConvKernel(g, cout, batch) == 1;
         if (y.Count > 0)
             fixed (float* px = x.Data, pw = weight.Data, py = y.Data, pb = bias is null ? default : bias.Contiguous().Data)
-                LanesConv(px, batch, g, pw, cout, pb, null, py, upsampled: true);
-        if (OpProfiler.IsRunning) OpProfiler.Forward($"UpsampleConv2d 3x3 {g.C}->{cout} {g.H}x{g.W} (fused, no grad)");
+            {
+                if (lanes) LanesConv(px, batch, g, pw, cout, pb, null, py, upsampled: true);
+                else ConvWinogradNchw.Forward(px, batch, g, pw, cout, pb, py, upsampled: true);
+            }
+        if (OpProfiler.IsRunning) OpProfiler.Forward($"UpsampleConv2d 3x3 {g.C}->{cout} {g.H}x{g.W} (fused, no grad{(lanes ? "" : ", winograd")})");
+        if (MemoryTrace.IsRunning) MemoryTrace.Sample("UpsampleConv2d", y);
         return y;
     }
 

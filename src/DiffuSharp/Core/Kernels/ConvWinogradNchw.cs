@@ -44,8 +44,16 @@ internal static unsafe class ConvWinogradNchw
     }
 
     /// <summary>y (count, cout, H, W) = conv3×3(x, w, padding 1) + bias for x (count, C, H, W), w (cout, C, 3, 3), bias
-    /// (cout) or null.</summary>
-    public static void Forward(float* x, int count, in ConvGeometry g, float* w, int cout, float* bias, float* y)
+    /// (cout) or null. With <paramref name="upsampled"/> x is (count, C, H/2, W/2), nearest-upsampled ×2 as its tiles are
+    /// read (the upsampled image never made; the same bits). With <paramref name="accumulate"/> y holds a residual and
+    /// the convolution is added to it (y + conv: the bits of adding the residual afterwards).</summary>
+    public static void Forward(float* x, int count, in ConvGeometry g, float* w, int cout, float* bias, float* y,
+        bool upsampled = false, bool accumulate = false) => Forward(x, count, g, w, cout, bias, y, default, upsampled, accumulate);
+
+    /// <summary>As above, the input first mapped by <paramref name="norm"/> (a group norm + SiLU with known statistics)
+    /// as its tiles are read: conv3×3(silu(group_norm(x))) without the normalised image, the same bits.</summary>
+    public static void Forward(float* x, int count, in ConvGeometry g, float* w, int cout, float* bias, float* y, InputNorm norm,
+        bool upsampled = false, bool accumulate = false)
     {
         int cin = g.C, tw = g.W / 2, tileRows = count * (g.H / 2);
         int rows = ChunkRows(g, cout, tileRows), tb = rows * tw;
@@ -60,10 +68,10 @@ internal static unsafe class ConvWinogradNchw
                 for (int r0 = 0; r0 < tileRows; r0 += rows)
                 {
                     int nr = Math.Min(rows, tileRows - r0), n = nr * tw;
-                    ParallelFor.Run(nr * cin, new InputWork(x, g, r0, tb, v), 4);
+                    ParallelFor.Run(nr * cin, new InputWork(x, g, r0, tb, v, upsampled, norm), 4);
                     // M_ξ (cout × n) = U_ξ (cout × cin) · V_ξ (cin × n), row stride tb
                     Gemm.SgemmBatched(Positions, false, false, cout, n, cin, u, cin, (long)cout * cin, v, tb, (long)cin * tb, 0f, m, tb, (long)cout * tb);
-                    ParallelFor.Run(nr * cout, new OutputWork(m, g, cout, r0, tb, bias, y), 4);
+                    ParallelFor.Run(nr * cout, new OutputWork(m, g, cout, r0, tb, bias, y, accumulate), 4);
                 }
             }
         }
@@ -73,6 +81,15 @@ internal static unsafe class ConvWinogradNchw
             ArrayPool<float>.Shared.Return(vBuf);
             ArrayPool<float>.Shared.Return(mBuf);
         }
+    }
+
+    /// <summary>A group norm + SiLU applied to the input as it is read: silu((x − μ)·a + b) with, per image b and
+    /// channel c, μ = Mean's (hi, lo) pair of group (b, c / (C/Groups)), a = Scale[b·C + c] (rstd·γ) and b = Beta[c]:
+    /// the coefficients GroupNormForward uses. default: none.</summary>
+    internal readonly struct InputNorm(float* mean, float* scale, float* beta, int groups)
+    {
+        public readonly float* Mean = mean, Scale = scale, Beta = beta;
+        public readonly int Groups = groups;
     }
 
     /// <summary>U[ξ][o][c] = (G g Gᵀ)[ξ] for g = w[o, c] (3×3), G = (1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1), in double.</summary>
@@ -103,8 +120,9 @@ internal static unsafe class ConvWinogradNchw
     }
 
     /// <summary>V[ξ][c][t] for the tiles of one tile row (image, ty) and one input channel c: V = Bᵀ d B per tile,
-    /// Bᵀ = (1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1).</summary>
-    readonly struct InputWork(float* x, ConvGeometry g, int r0, int tb, float* v) : IWorkItem
+    /// Bᵀ = (1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1). With upsampled the planes of x are (H/2, W/2): image row yy is
+    /// x's row yy/2, image column j its column j/2.</summary>
+    readonly struct InputWork(float* x, ConvGeometry g, int r0, int tb, float* v, bool upsampled, InputNorm norm) : IWorkItem
     {
         public void Invoke(int index)
         {
@@ -114,14 +132,44 @@ internal static unsafe class ConvWinogradNchw
             int len = tw + 1, ld = (len + 7) / 8 * 8 + 8;
             float* e = stackalloc float[8 * ld];
             new Span<float>(e, 8 * ld).Clear();
-            float* plane = x + ((long)img * cin + c) * g.H * g.W;
-            for (int i = 0; i < 4; i++)
+            if (upsampled)
             {
-                int yy = 2 * ty - 1 + i;
-                if ((uint)yy >= (uint)g.H) continue;
-                float* src = plane + (long)yy * g.W, ei = e + 2 * i * ld, oi = ei + ld;
-                for (int k = 1; k < len; k++) ei[k] = src[2 * k - 1];
-                for (int k = 0; k < tw; k++) oi[k] = src[2 * k];
+                // the upsampled row's column 2k − 1 is source column k − 1, its column 2k source column k
+                int sw = g.W / 2;
+                float* plane = x + ((long)img * cin + c) * (g.H / 2) * sw;
+                for (int i = 0; i < 4; i++)
+                {
+                    int yy = 2 * ty - 1 + i;
+                    if ((uint)yy >= (uint)g.H) continue;
+                    float* src = plane + (long)(yy / 2) * sw, ei = e + 2 * i * ld, oi = ei + ld;
+                    for (int k = 1; k < len; k++) ei[k] = src[k - 1];
+                    for (int k = 0; k < tw; k++) oi[k] = src[k];
+                }
+            }
+            else
+            {
+                float* plane = x + ((long)img * cin + c) * g.H * g.W;
+                for (int i = 0; i < 4; i++)
+                {
+                    int yy = 2 * ty - 1 + i;
+                    if ((uint)yy >= (uint)g.H) continue;
+                    float* src = plane + (long)yy * g.W, ei = e + 2 * i * ld, oi = ei + ld;
+                    for (int k = 1; k < len; k++) ei[k] = src[2 * k - 1];
+                    for (int k = 0; k < tw; k++) oi[k] = src[2 * k];
+                }
+            }
+            if (norm.Scale != null)
+            {
+                // y = silu((x − μ)·a + b) on the image's values only: the padding stays zero, as it pads the normalised image
+                var m = Norm.Centre.Load(norm.Mean + 2 * (img * norm.Groups + c / (cin / norm.Groups)));
+                float a = norm.Scale[(long)img * cin + c], b = norm.Beta[c];
+                for (int i = 0; i < 4; i++)
+                {
+                    if ((uint)(2 * ty - 1 + i) >= (uint)g.H) continue;
+                    float* ei = e + 2 * i * ld, oi = ei + ld;
+                    Norm.AffineRow<SiluActivation>(ei + 1, ei + 1, tw, m, a, b);
+                    Norm.AffineRow<SiluActivation>(oi, oi, tw, m, a, b);
+                }
             }
             float* dst = v + (long)c * tb + row * tw;
             long ps = (long)cin * tb;                  // V's position stride
@@ -171,8 +219,9 @@ internal static unsafe class ConvWinogradNchw
         }
     }
 
-    /// <summary>y's 2×2 outputs of one tile row and one output channel: Aᵀ M A + bias, Aᵀ = (1 1 1 0; 0 1 −1 −1).</summary>
-    readonly struct OutputWork(float* m, ConvGeometry g, int cout, int r0, int tb, float* bias, float* y) : IWorkItem
+    /// <summary>y's 2×2 outputs of one tile row and one output channel: Aᵀ M A + bias, Aᵀ = (1 1 1 0; 0 1 −1 −1); added to
+    /// what y holds with accumulate.</summary>
+    readonly struct OutputWork(float* m, ConvGeometry g, int cout, int r0, int tb, float* bias, float* y, bool accumulate) : IWorkItem
     {
         public void Invoke(int index)
         {
@@ -197,11 +246,18 @@ internal static unsafe class ConvWinogradNchw
                 var s10 = m4 - m8 - m12; var s11 = m5 - m9 - m13; var s12 = m6 - m10 - m14; var s13 = m7 - m11 - m15;
                 (s00 + s01 + s02 + b).Store(q); (s01 - s02 - s03 + b).Store(q + 8);
                 (s10 + s11 + s12 + b).Store(q + 16); (s11 - s12 - s13 + b).Store(q + 24);
-                for (int k = 0; k < 8; k++)
-                {
-                    int col = 2 * (tx + k);
-                    y0[col] = q[k]; y0[col + 1] = q[8 + k]; y1[col] = q[16 + k]; y1[col + 1] = q[24 + k];
-                }
+                if (accumulate)
+                    for (int k = 0; k < 8; k++)
+                    {
+                        int col = 2 * (tx + k);
+                        y0[col] += q[k]; y0[col + 1] += q[8 + k]; y1[col] += q[16 + k]; y1[col + 1] += q[24 + k];
+                    }
+                else
+                    for (int k = 0; k < 8; k++)
+                    {
+                        int col = 2 * (tx + k);
+                        y0[col] = q[k]; y0[col + 1] = q[8 + k]; y1[col] = q[16 + k]; y1[col + 1] = q[24 + k];
+                    }
             }
             for (; tx < tw; tx++)
             {
@@ -209,8 +265,9 @@ internal static unsafe class ConvWinogradNchw
                 float s00 = s[0] + s[4 * ps] + s[8 * ps], s01 = s[ps] + s[5 * ps] + s[9 * ps], s02 = s[2 * ps] + s[6 * ps] + s[10 * ps], s03 = s[3 * ps] + s[7 * ps] + s[11 * ps];
                 float s10 = s[4 * ps] - s[8 * ps] - s[12 * ps], s11 = s[5 * ps] - s[9 * ps] - s[13 * ps], s12 = s[6 * ps] - s[10 * ps] - s[14 * ps], s13 = s[7 * ps] - s[11 * ps] - s[15 * ps];
                 int col = 2 * tx;
-                y0[col] = s00 + s01 + s02 + bv; y0[col + 1] = s01 - s02 - s03 + bv;
-                y1[col] = s10 + s11 + s12 + bv; y1[col + 1] = s11 - s12 - s13 + bv;
+                float a0 = s00 + s01 + s02 + bv, a1 = s01 - s02 - s03 + bv, a2 = s10 + s11 + s12 + bv, a3 = s11 - s12 - s13 + bv;
+                if (accumulate) { y0[col] += a0; y0[col + 1] += a1; y1[col] += a2; y1[col + 1] += a3; }
+                else { y0[col] = a0; y0[col + 1] = a1; y1[col] = a2; y1[col + 1] = a3; }
             }
         }
     }

@@ -310,7 +310,7 @@ internal static unsafe partial class Norm
     }
 
     /// <summary>y = act((x − μ)·a + b) over one channel row.</summary>
-    static void AffineRow<TAct>(float* x, float* y, int len, Centre m, float a, float b) where TAct : struct, INormActivation
+    internal static void AffineRow<TAct>(float* x, float* y, int len, Centre m, float a, float b) where TAct : struct, INormActivation
     {
         var va = Vector256.Create(a); var vb = Vector256.Create(b);
         int i = 0;

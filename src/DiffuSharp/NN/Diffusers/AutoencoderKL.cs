@@ -6,7 +6,11 @@
 //
 // Memory: without gradients inside a TensorScope, every resnet and attention of the encoder and decoder runs in a
 // scope of its own that keeps only its output (UNetBlocks.cs), so a 512×512 decode holds a few full-resolution
-// activations at a time, not all of them.
+// activations at a time, not all of them. The decoder also tells its blocks that their inputs die, so each resnet
+// (ResnetBlock2D's inference path) releases what it consumed, writes conv2 into the shortcut's storage and never makes
+// its normalised activations; Stable Diffusion 1.5's decode holds at most 512 MiB of activations (BENCHMARKS.md).
+
+using DiffuSharp.Autograd;
 
 namespace DiffuSharp.NN.Diffusers;
 
@@ -156,17 +160,13 @@ public sealed class VaeDecoder : Module
     {
         var ctx = new ForwardContext(false, null);
         var h = _convIn.Forward(z);                                          // (B, C_last, h, w)
-        var made = h;
-        h = _midBlock.Forward(h, null, null, ctx);
-        BlockParts.Drop(made);                                               // each output freed once consumed (no grad)
-        foreach (var block in _upBlocks)
-        {
-            made = h;
-            h = block.Forward(h, null, null, null, ctx);
-            BlockParts.Drop(made);
-        }
+        bool lean = !GradMode.IsEnabled;                                     // each output freed once consumed, norms in place
+        h = _midBlock.Forward(h, null, null, ctx, inputDies: lean);
+        foreach (var block in _upBlocks) h = block.Forward(h, null, null, null, ctx, inputDies: lean);
         var last = h;
-        var y = BlockParts.Layer(() => _convOut.Forward(_convNormOut.ForwardSilu(last)));   // (B, Cout, H, W)
+        var y = BlockParts.Layer(() => _convOut.Forward(lean
+            ? Ops.GroupNormInPlaceNoGrad(last, _convNormOut.Groups, _convNormOut.Weight, _convNormOut.Bias, _convNormOut.Eps, silu: true)
+            : _convNormOut.ForwardSilu(last)));                              // (B, Cout, H, W)
         BlockParts.Drop(last);
         return y;
     }

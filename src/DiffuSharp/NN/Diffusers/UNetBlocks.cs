@@ -50,6 +50,13 @@ internal static class BlockParts
         if (!GradMode.IsEnabled) made.ReleaseScratch();
     }
 
+    /// <summary><see cref="Drop(Tensor)"/>, unless the layer that consumed <paramref name="made"/> wrote its
+    /// <paramref name="result"/> into made's storage (a resnet adding into its dying input).</summary>
+    public static void Drop(Tensor made, Tensor result)
+    {
+        if (!made.SharesStorage(result)) Drop(made);
+    }
+
     /// <summary>Runs one layer; without gradients inside a TensorScope, in a scope of its own that keeps only the output.</summary>
     public static Tensor Layer(Func<Tensor> layer)
     {
@@ -138,8 +145,11 @@ public sealed class UNetUpBlock : Module
     /// <summary>Number of skips this block consumes.</summary>
     public int SkipCount => _takesSkips ? _resnets.Count : 0;
 
-    /// <summary>h: (B, C, H, W) → (B, Cout, 2H, 2W) (or upsampleSize); takes its skips from the end of the list.</summary>
-    public Tensor Forward(Tensor h, List<Tensor>? skips, Tensor? temb, Tensor? context, ForwardContext ctx, int[]? upsampleSize = null)
+    /// <summary>h: (B, C, H, W) → (B, Cout, 2H, 2W) (or upsampleSize); takes its skips from the end of the list. With
+    /// <paramref name="inputDies"/> the caller reads h no more (see <see cref="ResnetBlock2D.Forward"/>): it is released
+    /// here once consumed, unless the result took over its storage (check with <see cref="BlockParts.Drop(Tensor, Tensor)"/>).</summary>
+    public Tensor Forward(Tensor h, List<Tensor>? skips, Tensor? temb, Tensor? context, ForwardContext ctx, int[]? upsampleSize = null,
+        bool inputDies = false)
     {
         for (int i = 0; i < _resnets.Count; i++)
         {
@@ -150,8 +160,9 @@ public sealed class UNetUpBlock : Module
                 skips.RemoveAt(skips.Count - 1);
             }
             var (resnet, input) = (_resnets[i], h);
-            h = BlockParts.Layer(() => resnet.Forward(skip is null ? input : Tensor.Concat([input, skip], 1), temb, ctx));   // (B, C + C_skip, H, W) in
-            if (i > 0) BlockParts.Drop(input);                              // made here by the previous layer
+            bool dies = skip is not null || i > 0 || inputDies;           // the concatenation, or made here by the previous layer
+            h = BlockParts.Layer(() => resnet.Forward(skip is null ? input : Tensor.Concat([input, skip], 1), temb, ctx, dies));   // (B, C + C_skip, H, W) in
+            if (i > 0 || inputDies) BlockParts.Drop(input, h);
             if (_attentions.Count > 0)
             {
                 var made = h;
@@ -185,11 +196,12 @@ public sealed class UNetMidBlock : Module
         }
     }
 
-    /// <summary>h: (B, C, H, W) → (B, C, H, W)</summary>
-    public Tensor Forward(Tensor h, Tensor? temb, Tensor? context, ForwardContext ctx)
+    /// <summary>h: (B, C, H, W) → (B, C, H, W). With <paramref name="inputDies"/> as in <see cref="UNetUpBlock.Forward"/>.</summary>
+    public Tensor Forward(Tensor h, Tensor? temb, Tensor? context, ForwardContext ctx, bool inputDies = false)
     {
         var first = h;
-        h = BlockParts.Layer(() => _resnets[0].Forward(first, temb, ctx));
+        h = BlockParts.Layer(() => _resnets[0].Forward(first, temb, ctx, inputDies));
+        if (inputDies) BlockParts.Drop(first, h);
         for (int i = 1; i < _resnets.Count; i++)
         {
             if (_attentions.Count > 0)
@@ -199,8 +211,8 @@ public sealed class UNetMidBlock : Module
                 BlockParts.Drop(made);
             }
             var (resnet, input) = (_resnets[i], h);
-            h = BlockParts.Layer(() => resnet.Forward(input, temb, ctx));
-            BlockParts.Drop(input);
+            h = BlockParts.Layer(() => resnet.Forward(input, temb, ctx, inputDies: true));
+            BlockParts.Drop(input, h);
         }
         return h;
     }
