@@ -46,6 +46,8 @@ public sealed partial class Tensor
     public Tensor Sigmoid() => Ops.Sigmoid(this);
     /// <summary>Elementwise SiLU (swish), x · sigmoid(x), as F.silu.</summary>
     public Tensor Silu() => Ops.Silu(this);
+    /// <summary>Elementwise QuickGELU, x · sigmoid(1.702 x) (OpenAI's CLIP, transformers' quick_gelu).</summary>
+    public Tensor QuickGelu() => Ops.QuickGelu(this);
     /// <summary>Elementwise GELU with the exact erf form, x · Φ(x), as F.gelu with approximate="none".</summary>
     public Tensor Gelu() => Ops.Gelu(this);
     /// <summary>GEGLU: the last axis (2F) split in halves h, gate → h · gelu(gate), (…, F), in one pass.</summary>

@@ -65,7 +65,7 @@ public class ElementwiseGradTests
         GradCheck.Check(x => x[0] / x[1], [GradCheck.Randn(rng, a), GradCheck.Uniform(rng, 0.5f, 2f, b)], rng);
     }
 
-    public static TheoryData<string> UnaryNames => new() { "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "silu", "gelu", "pow3", "pow-0.5", "affine", "clamp", "square" };
+    public static TheoryData<string> UnaryNames => new() { "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "silu", "quick_gelu", "gelu", "pow3", "pow-0.5", "affine", "clamp", "square" };
 
     [Theory, MemberData(nameof(UnaryNames))]
     public void Unary_backward_matches_finite_differences(string name)
@@ -87,6 +87,7 @@ public class ElementwiseGradTests
                 "tanh" => t => t.Tanh(),
                 "sigmoid" => t => t.Sigmoid(),
                 "silu" => t => t.Silu(),
+                "quick_gelu" => t => t.QuickGelu(),
                 "gelu" => t => t.Gelu(),
                 "pow3" => t => t.Pow(3),
                 "pow-0.5" => t => t.Pow(-0.5),
@@ -121,8 +122,8 @@ public class ElementwiseGradTests
     public void Unary_values_match_double_precision()
     {
         var x = Tensor.FromArray([-20f, -3f, -0.5f, 0f, 0.25f, 1f, 4f, 20f], 8);
-        var expect = new Func<double, double>[] { Math.Exp, Math.Tanh, v => 1 / (1 + Math.Exp(-v)), v => v / (1 + Math.Exp(-v)) };
-        var got = new[] { x.Exp(), x.Tanh(), x.Sigmoid(), x.Silu() };
+        var expect = new Func<double, double>[] { Math.Exp, Math.Tanh, v => 1 / (1 + Math.Exp(-v)), v => v / (1 + Math.Exp(-v)), v => v / (1 + Math.Exp(-1.702 * v)) };
+        var got = new[] { x.Exp(), x.Tanh(), x.Sigmoid(), x.Silu(), x.QuickGelu() };
         for (int k = 0; k < expect.Length; k++)
             for (int i = 0; i < 8; i++)
             {

@@ -54,6 +54,7 @@ public class ElementwiseKernelTests
         CheckUnary<LogOp>(n, 4e-7f, 1e-3f, 100f);
         CheckUnary<SigmoidOp>(n, 5e-7f);
         CheckUnary<SiluOp>(n, 5e-7f);
+        CheckUnary<QuickGeluOp>(n, 5e-7f);
         CheckUnary<TanhOp>(n, 1e-6f);
         CheckUnary<GeluOp>(n, 4e-6f);      // float erf fit in the vector body (GeluKernelTests)
     }

@@ -73,6 +73,7 @@ internal static unsafe partial class Ops
     public static Tensor Tanh(Tensor x) => Unary<TanhOp>("Tanh", x, static (x, y, dy) => Binary.Accumulate<TanhGradOp>(dy.Data, y.Data, x.GradData()));
     public static Tensor Sigmoid(Tensor x) => Unary<SigmoidOp>("Sigmoid", x, static (x, y, dy) => Binary.Accumulate<SigmoidGradOp>(dy.Data, y.Data, x.GradData()));
     public static Tensor Silu(Tensor x) => Unary<SiluOp>("Silu", x, static (x, y, dy) => Binary.Accumulate<SiluGradOp>(dy.Data, x.Data, x.GradData()));
+    public static Tensor QuickGelu(Tensor x) => Unary<QuickGeluOp>("QuickGelu", x, static (x, y, dy) => Binary.Accumulate<QuickGeluGradOp>(dy.Data, x.Data, x.GradData()));
     public static Tensor Gelu(Tensor x) => Unary<GeluOp>("Gelu", x, static (x, y, dy) => Binary.Accumulate<GeluGradOp>(dy.Data, x.Data, x.GradData()));
 
     /// <summary>y = x^p for a scalar exponent.</summary>
@@ -258,6 +259,23 @@ internal readonly struct SiluGradOp : IBinaryOp
         var one = Vector256<float>.One;
         var s = SigmoidOp.Invoke(x);
         return dy * s * (one + x * (one - s));
+    }
+}
+
+/// <summary>dy · s · (1 + a·x · (1 − s)), s = sigmoid(a·x), a = 1.702: the derivative of x · sigmoid(a·x)</summary>
+internal readonly struct QuickGeluGradOp : IBinaryOp
+{
+    public static float Invoke(float dy, float x)
+    {
+        float ax = QuickGeluOp.Alpha * x, s = 1f / (1f + MathF.Exp(-ax));
+        return dy * s * (1f + ax * (1f - s));
+    }
+    public static Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x)
+    {
+        var one = Vector256<float>.One;
+        var ax = Vector256.Create(QuickGeluOp.Alpha) * x;
+        var s = SigmoidOp.Invoke(ax);
+        return dy * s * (one + ax * (one - s));
     }
 }
 

@@ -89,6 +89,14 @@ internal readonly struct SiluOp : IUnaryOp
     public static Vector512<float> Invoke(Vector512<float> x) => x / (Vector512<float>.One + ExpF.Exp(-x));
 }
 
+/// <summary>x · sigmoid(1.702 x): OpenAI's QuickGELU (CLIP's hidden_act "quick_gelu"), one pass instead of three.</summary>
+internal readonly struct QuickGeluOp : IUnaryOp
+{
+    public const float Alpha = 1.702f;
+    public static float Invoke(float x) => x / (1f + MathF.Exp(-(Alpha * x)));
+    public static Vector256<float> Invoke(Vector256<float> x) => x / (Vector256<float>.One + ExpF.Exp(-(Vector256.Create(Alpha) * x)));
+}
+
 /// <summary>tanh x: 1 − 2 / (e^{2x} + 1) (saturates cleanly to ±1), and for |x| &lt; 1/4, where that form cancels,
 /// the odd Taylor series to x⁹ (next term &lt; 1e-8 relative).</summary>
 internal readonly struct TanhOp : IUnaryOp

@@ -53,7 +53,7 @@ public sealed class ClipMlp : Module
         var h = _fc1.Forward(x);                                              // (…, intermediate)
         h = _act switch
         {
-            ClipActivation.QuickGelu => h * (h * 1.702).Sigmoid(),           // OpenAI's QuickGELU: x·σ(1.702x)
+            ClipActivation.QuickGelu => h.QuickGelu(),                        // OpenAI's QuickGELU: x·σ(1.702x), one pass
             ClipActivation.Gelu => h.Gelu(),                                  // exact x·Φ(x), transformers' "gelu"
             _ => throw new InvalidOperationException($"unknown activation {_act}"),
         };
