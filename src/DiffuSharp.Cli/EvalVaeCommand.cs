@@ -16,7 +16,7 @@ public static class EvalVaeCommand
 
     static readonly OptionSpec[] Options =
     [
-        new("vae", "a diffusers AutoencoderKL folder (train-vae's <out>/vae)", Value: "DIR"),
+        new("vae", "a diffusers AutoencoderKL folder (train-vae's <out>/vae); default: the shipped models/fashion-mnist-ldm/vae", Value: "DIR"),
         new("data", "Fashion-MNIST folder (IDX .gz files)", FashionMnist.DefaultFolder, Value: "DIR"),
         new("n", "test images for the PSNR (1..10000)", "10000", Value: "N"),
         new("fd-n", "test images for the Fréchet distance (0 = skip)", "2000", Value: "N"),
@@ -30,7 +30,8 @@ public static class EvalVaeCommand
         var o = OptionParser.Parse(Name, args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help(Name, "PSNR and Fréchet distance of a VAE's reconstructions of Fashion-MNIST test images.", Options)); return 0; }
         int n = o.Int("n", 1, 10000), fdN = o.Int("fd-n", 0, 10000);
-        string vaeDir = o.Required("vae");
+        string vaeDir = o.String("vae") ?? ShippedModels.Find(ShippedModels.TextToImage + "/vae", "config.json")
+            ?? throw new CliException($"{Name}: no --vae given, and this repository has no models/{ShippedModels.TextToImage}/vae; pass --vae DIR");
         var vae = ComponentLoader.LoadAutoencoderKL(vaeDir);
         var c = vae.Config;
         int pad = (c.SampleSize - 28) / 2;

@@ -100,4 +100,22 @@ public sealed class ShippedLdmTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void Eval_vae_without_a_folder_scores_the_shipped_vae()
+    {
+        string dir = TrainingFixtures.TempFolder("ldm-evalvae");
+        try
+        {
+            string data = EvalCommandTests.IdxFolder(dir, count: 4);
+            string[] common = ["--data", data, "--n", "4", "--fd-n", "0"];
+            var (code, implicitFolder, err) = Run(["eval-vae", .. common]);
+            Assert.True(code == 0, err);
+            var (named, namedOut, namedErr) = Run(["eval-vae", "--vae", Path.Combine(Model, "vae"), .. common]);
+            Assert.True(named == 0, namedErr);
+            Assert.Equal(namedOut, implicitFolder);
+            Assert.Contains("psnr_mean_per_image_db", implicitFolder);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
