@@ -50,7 +50,7 @@ public sealed class ServerBrowserTests
             await page.SelectOptionAsync("#model", "fashion-mnist");
             await page.SelectOptionAsync("#class", "Sneaker");
             await page.SelectOptionAsync("#sampler", "DDIM");
-            await page.FillAsync("#steps", "12");
+            await page.FillAsync("#steps", "40");       // long enough on a fast, idle machine for the page to see several previews
             await page.FillAsync("#seed", "42");
             await page.FillAsync("#batch", "4");
             await page.CheckAsync("#trajectory");
@@ -77,7 +77,7 @@ public sealed class ServerBrowserTests
             await page.WaitForSelectorAsync("body[data-reused='1']");
             string parameters = (await page.Locator("#gallery img").Nth(2).GetAttributeAsync("data-parameters"))!;
             string seed = parameters.Split("Seed: ")[1].Split(',')[0];
-            Assert.Equal("12", await page.InputValueAsync("#steps"));
+            Assert.Equal("40", await page.InputValueAsync("#steps"));
             Assert.Equal(seed, await page.InputValueAsync("#seed"));
             Assert.Equal("Sneaker", await page.InputValueAsync("#class"));
             Assert.Equal("DDIM", await page.InputValueAsync("#sampler"));
