@@ -35,8 +35,7 @@ public static class EvalControlNetCommand
     {
         var o = OptionParser.Parse(Name, args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help(Name, "Edge F1 and silhouette IoU of a pipeline's outputs against their control images, with and without its ControlNets.", Options)); return 0; }
-        string pipeline = o.String("pipeline") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
-            ?? throw new CliException($"{Name}: no --pipeline given, and this repository has no models/{ShippedModels.TextToImage}; pass --pipeline DIR");
+        string pipeline = ShippedModels.FlagOrShipped(Name, o, "pipeline", ShippedModels.TextToImage, "model_index.json");
         var folders = new List<(ControlCondition, string)>();
         if (o.String("edges") is { } e) folders.Add((ControlCondition.Edges, e));
         if (o.String("silhouette") is { } s) folders.Add((ControlCondition.Silhouette, s));

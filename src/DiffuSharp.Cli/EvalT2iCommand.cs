@@ -43,8 +43,7 @@ public static class EvalT2iCommand
         int perClass = o.Int("n-per-class", 0, 10000 / 10), pairs = o.Int("pairs", 0, 100000), steps = o.Int("steps", 1, 1000), batch = o.Int("batch", 1, 4096);
         if (perClass == 0 && pairs == 0) throw new CliException($"{Name}: --n-per-class 0 and --pairs 0 leave nothing to evaluate");
         double guidance = o.Double("guidance", 0);
-        string model = o.String("model") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
-            ?? throw new CliException($"{Name}: no --model given, and this repository has no models/{ShippedModels.TextToImage}; pass --model DIR");
+        string model = ShippedModels.FlagOrShipped(Name, o, "model", ShippedModels.TextToImage, "model_index.json");
         var pipe = StableDiffusionPipeline.Load(ModelIndex.Load(model), o.Required("sampler"));
         var vae = pipe.Vae.Config;
         int size = vae.SampleSize, pad = (size - 28) / 2, f = pipe.VaeScaleFactor;

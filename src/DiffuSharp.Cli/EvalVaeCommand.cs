@@ -30,8 +30,7 @@ public static class EvalVaeCommand
         var o = OptionParser.Parse(Name, args, Options);
         if (o.Flag("help")) { stdout.WriteLine(OptionParser.Help(Name, "PSNR and Fréchet distance of a VAE's reconstructions of Fashion-MNIST test images.", Options)); return 0; }
         int n = o.Int("n", 1, 10000), fdN = o.Int("fd-n", 0, 10000);
-        string vaeDir = o.String("vae") ?? ShippedModels.Find(ShippedModels.TextToImage + "/vae", "config.json")
-            ?? throw new CliException($"{Name}: no --vae given, and this repository has no models/{ShippedModels.TextToImage}/vae; pass --vae DIR");
+        string vaeDir = ShippedModels.FlagOrShipped(Name, o, "vae", ShippedModels.TextToImage + "/vae", "config.json");
         var vae = ComponentLoader.LoadAutoencoderKL(vaeDir);
         var c = vae.Config;
         int pad = (c.SampleSize - 28) / 2;

@@ -20,12 +20,13 @@ public static class ShippedModels
     /// <summary>--model, else the shipped model for the options given: <see cref="Guided"/> with --guidance, else
     /// <see cref="Default"/>.</summary>
     public static string FolderFor(string command, ParsedOptions o)
-    {
-        if (o.String("model") is { } dir) return dir;
-        string name = o.Has("guidance") ? Guided : Default;
-        return Find(name, "model.safetensors")
-            ?? throw new CliException($"{command}: no --model given, and this repository has no models/{name}; pass --model DIR");
-    }
+        => FlagOrShipped(command, o, "model", o.Has("guidance") ? Guided : Default, "model.safetensors");
+
+    /// <summary>--FLAG's folder, else the shipped models/NAME holding FILE; neither is a CliException that says to pass
+    /// --FLAG <paramref name="value"/>.</summary>
+    public static string FlagOrShipped(string command, ParsedOptions o, string flag, string name, string file, string value = "DIR")
+        => o.String(flag) ?? Find(name, file)
+            ?? throw new CliException($"{command}: no --{flag} given, and this repository has no models/{name}; pass --{flag} {value}");
 
     /// <summary>models/NAME of the repository this program was built in, if it holds FILE; else null.</summary>
     public static string? Find(string name, string file)

@@ -11,9 +11,6 @@
 //   log.jsonl             one line per --log-interval steps
 // The control images are computed again on --resume (they depend only on the images and the condition).
 using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
-using DiffuSharp.Cli.Progress;
 using DiffuSharp.Data;
 using DiffuSharp.Imaging;
 using DiffuSharp.NN.Diffusers;

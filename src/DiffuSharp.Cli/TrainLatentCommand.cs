@@ -10,9 +10,6 @@
 //   samples/step_N.png    a grid of the fixed prompts (one row per class), DPM++ 2M, guidance 3
 //   log.jsonl             one line per --log-interval steps
 using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
-using DiffuSharp.Cli.Progress;
 using DiffuSharp.Data;
 using DiffuSharp.Imaging;
 using DiffuSharp.IO;

@@ -100,8 +100,7 @@ public sealed record SdOptions(SdMode Mode, string Command, string Model, string
     /// the option at the first problem.</summary>
     public static SdOptions Parse(SdMode mode, string command, ParsedOptions o, IReadOnlyDictionary<string, List<string>> repeated)
     {
-        string model = o.String("model") ?? ShippedModels.Find(ShippedModels.TextToImage, "model_index.json")
-                ?? throw new CliException($"{command}: no --model given, and this repository has no models/{ShippedModels.TextToImage}; pass --model DIR|FILE"),
+        string model = ShippedModels.FlagOrShipped(command, o, "model", ShippedModels.TextToImage, "model_index.json", "DIR|FILE"),
             prompt = o.Required("prompt"), outPath = o.Required("out");
         int? width = o.Has("width") ? o.Int("width", min: 8) : null, height = o.Has("height") ? o.Int("height", min: 8) : null;
         if ((width ?? 8) % 8 != 0 || (height ?? 8) % 8 != 0)
