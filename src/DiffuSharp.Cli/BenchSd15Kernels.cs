@@ -31,18 +31,13 @@ public static class BenchSd15Kernels
                 {
                     if (c.Name.StartsWith("conv", StringComparison.Ordinal))
                     {
-                        double sa = double.MaxValue, sb = double.MaxValue;
                         var direct = KernelSwitches.Current with { WinogradNchwDisabled = true };
                         float[] ya;
                         using (KernelSwitches.Use(direct)) ya = c.Call().ToArray();
                         var yb = c.Call().ToArray();
                         double err = 0, scale = 0;
                         for (int i = 0; i < ya.Length; i++) { err = Math.Max(err, Math.Abs(ya[i] - yb[i])); scale = Math.Max(scale, Math.Abs(ya[i])); }
-                        for (int r = 0; r < repeats; r++)
-                        {
-                            using (KernelSwitches.Use(direct)) sa = Math.Min(sa, MinCpuSeconds(1, c.Call));
-                            sb = Math.Min(sb, MinCpuSeconds(1, c.Call));
-                        }
+                        var (sa, sb) = Interleaved(repeats, direct, c.Call);
                         Write(stdout, json, c.Name + "_direct", c.Flops / sa / 1e9, "GFLOP/s", $"{sa * 1000:F1} ms/call  {100 * c.Flops / sa / 1e9 / peak:F0} % of peak");
                         Write(stdout, json, c.Name, c.Flops / sb / 1e9, "GFLOP/s", $"{sb * 1000:F1} ms/call  as chosen (Winograd where preferred: direct-equivalent GFLOP/s), max |diff| {err / scale:E1} of the largest output");
                         continue;
@@ -50,13 +45,7 @@ public static class BenchSd15Kernels
                     if (c.Name.StartsWith("clip", StringComparison.Ordinal))
                     {
                         // the weight-rows path as chosen beside Sgemm + bias (the path for many rows), interleaved
-                        double sa = double.MaxValue, sb = double.MaxValue;
-                        var packed = KernelSwitches.Current with { LinearKernel = Gemm.KernelKind.Portable };
-                        for (int r = 0; r < repeats; r++)
-                        {
-                            using (KernelSwitches.Use(packed)) sa = Math.Min(sa, MinCpuSeconds(1, c.Call));
-                            sb = Math.Min(sb, MinCpuSeconds(1, c.Call));
-                        }
+                        var (sa, sb) = Interleaved(repeats, KernelSwitches.Current with { LinearKernel = Gemm.KernelKind.Portable }, c.Call);
                         Write(stdout, json, c.Name + "_sgemm", c.Flops / sa / 1e9, "GFLOP/s", $"{sa * 1000:F2} ms/call  {100 * c.Flops / sa / 1e9 / peak:F0} % of peak (Sgemm, W packed per call)");
                         Write(stdout, json, c.Name, c.Flops / sb / 1e9, "GFLOP/s", $"{sb * 1000:F2} ms/call  {100 * c.Flops / sb / 1e9 / peak:F0} % of peak (as chosen: {Gemm.PickLinear(154, c.N, c.K)})");
                         continue;
@@ -104,6 +93,19 @@ public static class BenchSd15Kernels
         }
         var g = R(8192, 1280);
         yield return new("gelu_8192x1280 (GFLOP = Gelem)", 8192.0 * 1280, () => g.Gelu());
+    }
+
+    /// <summary>The best CPU seconds of one call with <paramref name="alternative"/> switches and one as chosen, the two
+    /// alternated <paramref name="repeats"/> times so that both see the same load.</summary>
+    static (double Alternative, double AsChosen) Interleaved(int repeats, KernelSwitches alternative, Func<Tensor> call)
+    {
+        double sa = double.MaxValue, sb = double.MaxValue;
+        for (int r = 0; r < repeats; r++)
+        {
+            using (KernelSwitches.Use(alternative)) sa = Math.Min(sa, MinCpuSeconds(1, call));
+            sb = Math.Min(sb, MinCpuSeconds(1, call));
+        }
+        return (sa, sb);
     }
 
     static double MinCpuSeconds(int repeats, Func<Tensor> call)
