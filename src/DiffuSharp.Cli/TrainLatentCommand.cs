@@ -55,6 +55,8 @@ public static class TrainLatentCommand
         new("text_heads", "text encoder attention heads", "4", Value: "N"),
         new("max_length", "tokens per caption, padded (the text encoder's positions)", "32", Value: "L"),
         new("captions", "a text file with one caption per training image (as `captions` writes; an empty line is an empty caption) instead of a fresh draw each epoch", Value: "FILE"),
+        new("bare_captions", "share of non-empty captions that name the garment only, whatever its attributes (docs/captions.md), so that a prompt without attribute words asks for any garment of its class", "0.5", Value: "P"),
+        new("init_from", "fine-tune: start from the unet/ and text_encoder/ of this pipeline folder (their configs replace the model options)", Value: "DIR"),
         new("tokenizer", "CLIP tokenizer folder (vocab.json, merges.txt)", "models/clip-tokenizer", Value: "DIR"),
         new("seed", "seed of the initialisation, data order, captions and noise", "0", Value: "S"),
         new("max_train", "use only the first N training images (0 = all)", "0", Value: "N"),
@@ -119,7 +121,8 @@ public static class TrainLatentCommand
         string tokenizerDir = ToolPath(o.Required("tokenizer"));
         var tokenizer = new ClipTokenizer(Path.Combine(tokenizerDir, "vocab.json"), Path.Combine(tokenizerDir, "merges.txt"), maxLength: maxLength);
         int latentSize = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1);
-        var (unet, text) = Models(o, vae.Config.LatentChannels, latentSize);
+        var init = InitialModels(o);
+        var (unet, text) = init is { } m ? (m.UNet.Config, m.Text.Config) : Models(o, vae.Config.LatentChannels, latentSize);
         int levels = unet.BlockOutChannels.Length;
         if (latentSize % (1 << (levels - 1)) != 0)
             throw new CliException($"{Name}: {vaeFolder} gives {vae.Config.LatentChannels}×{latentSize}×{latentSize} latents, which a UNet of {levels} levels (--block-out-channels) cannot halve {levels - 1} times; use fewer levels or a VAE with larger latents");
@@ -147,6 +150,8 @@ public static class TrainLatentCommand
             SaveInterval: o.Int("save_interval", 0), OutputFolder: outFolder, DataSource: o.Required("data"));
         try { config.Validate(); objective.Validate(); } catch (ArgumentException e) { throw new CliException($"{Name}: {e.Message}"); }
         var captions = o.String("captions") is { } captionFile ? ReadCaptions(captionFile, train.Count) : null;
+        var drawing = new CaptionOptions(BareProbability: o.Double("bare_captions", 0));
+        try { drawing.Validate(); } catch (ArgumentException e) { throw new CliException($"{Name}: --bare-captions: {e.Message}"); }
 
         Directory.CreateDirectory(outFolder);
         stdout.WriteLine($"encoding {train.Count} training images with {vaeFolder} ...");
@@ -157,12 +162,33 @@ public static class TrainLatentCommand
         if (captions is not null)
             AtomicFile.Write(Path.Combine(outFolder, CaptionsFile), s => s.Write(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", captions) + "\n")));
         LatentTrainer trainer;
-        try { trainer = new LatentTrainer(unet, text, scheduler, config, objective, tokenizer, Captioned(cache, train, outFolder, captions)); }
+        try
+        {
+            trainer = new LatentTrainer(unet, text, scheduler, config, objective, tokenizer, Captioned(cache, train, outFolder, captions) with { Drawing = drawing });
+            if (init is { } start)
+            {
+                trainer.InitializeFrom(start.UNet, start.Text, o.Required("init_from"));
+                stdout.WriteLine($"fine-tuning the UNet and text encoder of {o.Required("init_from")}");
+            }
+        }
         catch (ArgumentException e) { throw new CliException($"{Name}: {e.Message}"); }
         long unetParams = trainer.Model.UNet.ParameterCount(), textParams = trainer.Model.TextEncoder.ParameterCount();
         stdout.WriteLine($"UNet2DConditionModel {string.Join(",", unet.BlockOutChannels)} ({unetParams:N0} parameters) on {string.Join("×", cache.LatentShape)} latents " +
             $"(scaling_factor {cache.ScalingFactor:G4}), CLIP text encoder {text.NumHiddenLayers}×{text.HiddenSize} ({textParams:N0}), {train.Count} captioned images");
         return trainer;
+    }
+
+    /// <summary>--init-from's UNet and text encoder, or null without it; the model options cannot be given with it.</summary>
+    static (UNet2DConditionModel UNet, ClipTextModel Text)? InitialModels(ParsedOptions o)
+    {
+        if (o.String("init_from") is not { } folder) return null;
+        string[] modelOptions = ["block_out_channels", "down_block_types", "layers_per_block", "attention_heads", "text_layers", "text_width", "text_heads"];
+        if (modelOptions.FirstOrDefault(o.Given) is { } given)
+            throw new CliException($"{Name}: --{OptionParser.Display(given)} cannot be given with --init-from (the models are {folder}'s)");
+        foreach (var part in new[] { "unet", "text_encoder" })
+            if (!Directory.Exists(Path.Combine(folder, part)))
+                throw new CliException($"{Name}: --init-from {folder} has no {part}/ folder (it takes a pipeline folder with unet/ and text_encoder/)");
+        return (ComponentLoader.LoadUNet2DCondition(Path.Combine(folder, "unet")), ClipTextModel.FromFolder(Path.Combine(folder, "text_encoder")));
     }
 
     /// <summary>The UNet and text encoder of the default options (what `bench latent` times), for latents of this shape.</summary>

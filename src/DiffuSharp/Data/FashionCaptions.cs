@@ -8,6 +8,7 @@
 // guidance). Everything is drawn from an Rng seeded by (seed, epoch, image index), so a caption does not depend on
 // the order in which images are visited. docs/captions.md lists the vocabulary and the thresholds.
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace DiffuSharp.Data;
 
@@ -20,8 +21,37 @@ public sealed record AttributeThresholds(
 public sealed record GarmentNoun(string Text, bool Plural = false);
 
 /// <summary>Caption drawing settings. EmptyProbability: the share of empty captions; WordProbability: the chance that each
-/// applicable attribute word is said; NameProbability: the chance that the noun is the class name, not a synonym.</summary>
-public sealed record CaptionOptions(double EmptyProbability = 0.1, double WordProbability = 0.8, double NameProbability = 0.6);
+/// applicable attribute word is said; NameProbability: the chance that the noun is the class name, not a synonym;
+/// BareProbability: the chance that a non-empty caption says no attribute word at all, whatever the image (so that a
+/// caption without attribute words stands for every garment of its class, not mostly the middle-tercile ones that
+/// have no word to say; train-latent draws with 0.5).</summary>
+public sealed record CaptionOptions(double EmptyProbability = 0.1, double WordProbability = 0.8, double NameProbability = 0.6, double BareProbability = 0)
+{
+    /// <summary>Throws ArgumentException naming the first probability outside [0, 1].</summary>
+    public void Validate()
+    {
+        foreach (var (name, p) in new[] { ("empty", EmptyProbability), ("word", WordProbability), ("name", NameProbability), ("bare", BareProbability) })
+            if (!(p >= 0 && p <= 1)) throw new ArgumentException($"the {name} caption probability must be in [0, 1], got {p}");
+    }
+
+    /// <summary>The settings as a checkpoint stores them: empty, word, name, bare.</summary>
+    public JsonObject ToJson() => new() { ["empty"] = EmptyProbability, ["word"] = WordProbability, ["name"] = NameProbability, ["bare"] = BareProbability };
+
+    /// <summary>Reads <see cref="ToJson"/>'s object; a missing or malformed key is an InvalidDataException naming <paramref name="source"/>.</summary>
+    public static CaptionOptions FromJson(JsonObject o, string source)
+    {
+        try
+        {
+            var c = new CaptionOptions(o["empty"]!.GetValue<double>(), o["word"]!.GetValue<double>(), o["name"]!.GetValue<double>(), o["bare"]!.GetValue<double>());
+            c.Validate();
+            return c;
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or ArgumentException)
+        {
+            throw new InvalidDataException($"{source}: malformed caption settings ({e.Message})");
+        }
+    }
+}
 
 /// <summary>Captions for Fashion-MNIST images made from the label and measured attributes (brightness, size, texture
 /// judged against the class's own terciles), drawn from an Rng seeded by (seed, epoch, image index); docs/captions.md
@@ -70,8 +100,10 @@ public static partial class FashionCaptions
         var nouns = Nouns[label];
         var noun = rng.NextDouble() < options.NameProbability ? nouns[0] : nouns[1 + rng.NextInt(nouns.Count - 1)];
         var words = new List<string>(4);
-        foreach (var w in new[] { size, brightness, texture })               // English order: size, colour, pattern
-            if (rng.NextDouble() < options.WordProbability && w is not null) words.Add(w);
+        bool nameOnly = options.BareProbability > 0 && rng.NextDouble() < options.BareProbability;   // no draw at 0: older runs' captions stay the same
+        if (!nameOnly)
+            foreach (var w in new[] { size, brightness, texture })           // English order: size, colour, pattern
+                if (rng.NextDouble() < options.WordProbability && w is not null) words.Add(w);
         words.Add(noun.Text);
         string bare = string.Join(' ', words);
         string template = Templates[rng.NextInt(Templates.Count)];

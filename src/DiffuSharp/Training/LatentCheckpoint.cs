@@ -11,6 +11,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DiffuSharp.Data;
 using DiffuSharp.IO;
 using DiffuSharp.NN.Clip;
 using DiffuSharp.NN.Diffusers;
@@ -49,6 +50,7 @@ public static class LatentCheckpoint
             var json = Checkpoint.StateToJson(state, trainer.Config);
             json["objective"] = trainer.Objective.ToJson();
             json["train_images"] = trainer.Data.Count;
+            json["captions"] = (trainer.Data.Drawing ?? new CaptionOptions()).ToJson();
             AtomicFile.WriteJson(Path.Combine(tmp, StateFile), json);
             CheckpointManifest.Write(tmp, new JsonObject
             {
@@ -77,6 +79,8 @@ public static class LatentCheckpoint
         if (root["train_images"] is JsonValue tv && tv.TryGetValue(out int trained) && trained != data.Count)
             throw new ArgumentException($"the checkpoint was trained on {trained} images, this data has {data.Count}: resume with the same --data and --max-train");
         if (adjust is not null) config = adjust(config);
+        // Runs from before the caption settings were stored drew with the defaults of then (no bare captions).
+        data = data with { Drawing = root["captions"] is JsonObject c ? CaptionOptions.FromJson(c, path) : new CaptionOptions() };
         var unet = UNet2DConditionConfig.Load(Path.Combine(checkpointFolder, UNetConfigFile));
         var text = ClipTextConfig.Load(Path.Combine(checkpointFolder, TextConfigFile));
         var scheduler = SchedulerConfig.Load(Path.Combine(checkpointFolder, SchedulerFile));

@@ -75,7 +75,9 @@ public sealed record LatentObjective(double SnrGamma = 0, double NoiseOffset = 0
 /// <param name="Latents">the VAE posteriors of the images</param>
 /// <param name="Labels">each image's class label</param>
 /// <param name="Attributes">each image's measured brightness, size and texture (the caption words)</param>
-public sealed record CaptionedLatents(LatentCache Latents, int[] Labels, IReadOnlyList<FashionAttributes> Attributes, IReadOnlyList<string>? Captions = null)
+/// <param name="Drawing">how captions are drawn each epoch (null: <see cref="CaptionOptions"/>' defaults)</param>
+public sealed record CaptionedLatents(LatentCache Latents, int[] Labels, IReadOnlyList<FashionAttributes> Attributes, IReadOnlyList<string>? Captions = null,
+    CaptionOptions? Drawing = null)
 {
     /// <summary>How many training images.</summary>
     public int Count => Latents.Count;
@@ -142,6 +144,7 @@ public sealed class LatentTrainer
         if (data.Captions is { } fixedCaptions && fixedCaptions.Count != data.Count)
             throw new ArgumentException($"{data.Count} latents but {fixedCaptions.Count} captions");
         if (config.BatchSize > data.Count) throw new ArgumentException($"batch_size {config.BatchSize} is larger than the dataset ({data.Count} images)");
+        data.Drawing?.Validate();
         (UNetConfig, TextConfig, NoiseScheduler, Config, Objective, Tokenizer, Data) = (unet, text, noiseScheduler, config, objective, tokenizer, data);
 
         var root = new Rng(config.Seed);                    // model init first: the weights depend only on the seed
@@ -160,6 +163,18 @@ public sealed class LatentTrainer
         Ema = rates.Length > 0 ? new Ema([flatParam], rates[0]) : null;
         _batches = new NoisedLatentBatches(data, tokenizer, noiseScheduler, config.BatchSize, config.Seed, objective.NoiseOffset,
             _dataRng, _latentRng, _timeRng, _noiseRng);
+    }
+
+    /// <summary>Fine-tuning: starts from trained weights instead of the seed's. Copies <paramref name="unet"/>'s and
+    /// <paramref name="textEncoder"/>'s parameters into the model and restarts the EMA from them; only before the first
+    /// step. Throws ArgumentException naming <paramref name="source"/> when a parameter's name or shape differs.</summary>
+    public void InitializeFrom(UNet2DConditionModel unet, ClipTextModel textEncoder, string source)
+    {
+        if (StepCount != 0) throw new InvalidOperationException($"InitializeFrom: the run has taken {StepCount} steps; weights can only be set before the first");
+        var state = unet.NamedParameters(TextToImageModel.UNetPrefix).Concat(textEncoder.NamedParameters(TextToImageModel.TextEncoderPrefix))
+            .ToDictionary(p => p.Name, p => (p.Param.Shape.ToArray(), p.Param.ToArray()));
+        Model.LoadStateDict(state, strict: true, source: source);
+        Ema?.ImportState(new EmaState(Ema.Rate, [Flat.Values.ToArray()]));
     }
 
     /// <summary>The epoch the next batch is drawn from (captions are drawn afresh each epoch).</summary>

@@ -66,7 +66,7 @@ public sealed class NoisedLatentBatches
         for (int b = 0; b < images.Length; b++)
         {
             int i = images[b];
-            captions[b] = _source.Captions?[i] ?? FashionCaptions.CaptionFor(i, _source.Labels[i], _source.Attributes[i], _captionSeed, epoch);
+            captions[b] = _source.Captions?[i] ?? FashionCaptions.CaptionFor(i, _source.Labels[i], _source.Attributes[i], _captionSeed, epoch, _source.Drawing);
             _tokenizer.Encode(captions[b]).InputIds.CopyTo(ids, b * L);
         }
         return ids;
