@@ -1,7 +1,8 @@
 // diffusharp train-latent: text-to-image latent diffusion on Fashion-MNIST. A UNet2DConditionModel learns to denoise
 // the latents of a trained VAE (--vae, a diffusers AutoencoderKL folder such as train-vae's <out>/vae) while
 // cross-attending to a CLIP text encoder trained with it; each image's caption is drawn from its label and measured
-// attributes (docs/captions.md). The run folder holds
+// attributes (docs/captions.md; --bare-captions of them name the garment only). --init-from fine-tunes the UNet and
+// text encoder of a pipeline folder instead of starting from random weights. The run folder holds
 //   latents.safetensors   the VAE posterior of every training image, computed once (LatentCache)
 //   vae/, tokenizer/      copies of the VAE and the tokenizer the run uses (a resumed run needs nothing else)
 //   captions.txt          with --captions, the run's copy of the fixed captions
@@ -103,6 +104,7 @@ public static class TrainLatentCommand
 
     static LatentTrainer Start(ParsedOptions o, string outFolder, ImageDataset train, TextWriter stdout)
     {
+        var init = InitialModels(o);                                         // before --overwrite clears anything
         if (RunFolder.HoldsRun(outFolder) || File.Exists(Path.Combine(outFolder, LatentsFile)))
         {
             if (!o.Flag("overwrite")) throw new CliException($"{Name}: {outFolder} already holds a run; continue it with --resume or replace it with --overwrite");
@@ -121,7 +123,6 @@ public static class TrainLatentCommand
         string tokenizerDir = ToolPath(o.Required("tokenizer"));
         var tokenizer = new ClipTokenizer(Path.Combine(tokenizerDir, "vocab.json"), Path.Combine(tokenizerDir, "merges.txt"), maxLength: maxLength);
         int latentSize = vae.Config.SampleSize >> (vae.Config.BlockOutChannels.Length - 1);
-        var init = InitialModels(o);
         var (unet, text) = init is { } m ? (m.UNet.Config, m.Text.Config) : Models(o, vae.Config.LatentChannels, latentSize);
         int levels = unet.BlockOutChannels.Length;
         if (latentSize % (1 << (levels - 1)) != 0)

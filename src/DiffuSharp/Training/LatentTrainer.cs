@@ -167,7 +167,7 @@ public sealed class LatentTrainer
 
     /// <summary>Fine-tuning: starts from trained weights instead of the seed's. Copies <paramref name="unet"/>'s and
     /// <paramref name="textEncoder"/>'s parameters into the model and restarts the EMA from them; only before the first
-    /// step. Throws ArgumentException naming <paramref name="source"/> when a parameter's name or shape differs.</summary>
+    /// step. Throws InvalidDataException naming <paramref name="source"/> when a parameter's name or shape differs.</summary>
     public void InitializeFrom(UNet2DConditionModel unet, ClipTextModel textEncoder, string source)
     {
         if (StepCount != 0) throw new InvalidOperationException($"InitializeFrom: the run has taken {StepCount} steps; weights can only be set before the first");

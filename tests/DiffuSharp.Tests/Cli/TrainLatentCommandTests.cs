@@ -84,6 +84,28 @@ public sealed class TrainLatentCommandTests
     }
 
     [Fact]
+    public void Init_from_fine_tunes_a_pipeline_with_its_configs_and_stores_the_caption_settings()
+    {
+        using var dir = new TempDir();
+        string vae = Vae(dir.Path), first = Path.Combine(dir.Path, "first"), tuned = Path.Combine(dir.Path, "tuned");
+        var (code, _, stderr) = TrainSampleEndToEndTests.Cli(Tiny(vae, first, 2, "--text-width", "24"));
+        Assert.True(code == 0, stderr);
+        string[] fineTune = ["train-latent", "--vae", vae, "--out", tuned, "--steps", "1", "--batch-size", "4", "--max-train", "40", "--max-length", "8",
+            "--tokenizer", LatentTrainerTests.TokenizerFolder, "--sample-interval", "0", "--init-from", Path.Combine(first, "pipeline"), "--bare-captions", "0.25"];
+        (code, var stdout, stderr) = TrainSampleEndToEndTests.Cli(fineTune);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("fine-tuning the UNet and text encoder of", stdout);
+        var text = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tuned, "pipeline", "text_encoder", "config.json"))).RootElement;
+        Assert.Equal(24, text.GetProperty("hidden_size").GetInt32());           // the first run's width, not the default 128
+        var state = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tuned, "checkpoint", "trainer.json"))).RootElement;
+        Assert.Equal(0.25, state.GetProperty("captions").GetProperty("bare").GetDouble());
+
+        TrainSampleEndToEndTests.AssertOneLineError([.. fineTune, "--overwrite", "--text-layers", "2"], "--text-layers cannot be given with --init-from");
+        TrainSampleEndToEndTests.AssertOneLineError([.. fineTune[..^4], "--init-from", vae, "--overwrite"], "has no unet/ folder");
+        TrainSampleEndToEndTests.AssertOneLineError([.. fineTune[..^2], "--overwrite", "--bare-captions", "2"], "must be in [0, 1], got 2");
+    }
+
+    [Fact]
     public void A_vae_whose_latents_the_unet_cannot_halve_is_one_error_line()
     {
         using var dir = new TempDir();

@@ -135,4 +135,29 @@ public sealed class FashionCaptionsTests
         Assert.Contains(seen, c => !c.Contains("dark"));                           // words are dropped, one at a time
         Assert.Contains(seen, c => c.EndsWith("purse", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Bare_captions_name_the_garment_whatever_its_attributes_and_zero_keeps_the_old_draw()
+    {
+        var attrs = new FashionAttributes(0.1, 0.9, 0.9);                        // dark, large, patterned for a bag: always has words to say
+        string[] attributeWords = ["small", "large", "dark", "light", "plain", "patterned"];
+        bool HasWord(string c) => c.Split(' ').Any(attributeWords.Contains);
+        // The old draw (no bare captions) is unchanged: BareProbability 0 takes no extra random number.
+        var (r0, r1) = (new Rng(4), new Rng(4));
+        for (int i = 0; i < 200; i++)
+            Assert.Equal(FashionCaptions.Caption(8, attrs, r0), FashionCaptions.Caption(8, attrs, r1, new CaptionOptions(BareProbability: 0)));
+        // All bare: never an attribute word, always a noun of the class.
+        var rng = new Rng(5);
+        for (int i = 0; i < 200; i++)
+        {
+            string c = FashionCaptions.Caption(8, attrs, rng, new CaptionOptions(BareProbability: 1));
+            Assert.False(HasWord(c), c);
+            if (c.Length > 0) Assert.Matches("(bag|handbag|purse)$", c);
+        }
+        // At 0.5, about half the non-empty captions of an image with three words to say have none (0.5 + 0.5 · 0.2³).
+        rng = new Rng(6);
+        var half = Enumerable.Range(0, 4000).Select(_ => FashionCaptions.Caption(8, attrs, rng, new CaptionOptions(BareProbability: 0.5))).Where(c => c.Length > 0).ToArray();
+        Assert.InRange(half.Count(c => !HasWord(c)) / (double)half.Length, 0.47, 0.54);
+        Assert.Throws<ArgumentException>(() => new CaptionOptions(BareProbability: 1.5).Validate());
+    }
 }

@@ -76,6 +76,54 @@ public sealed class LatentTrainerTests
     }
 
     [Fact]
+    public void Caption_settings_survive_a_checkpoint_and_runs_without_them_resume_with_the_old_draw()
+    {
+        var data = Data(8, 2);
+        var t = new LatentTrainer(TinyUNet, TinyText, Noise, Config(2), new LatentObjective(), Tokenizer(), data with { Drawing = new CaptionOptions(BareProbability: 0.5) });
+        t.Step();
+        using var dir = new TempDir();
+        string ckpt = LatentCheckpoint.Save(t, dir.Path);
+        Assert.Equal(0.5, LatentCheckpoint.Load(ckpt, Tokenizer(), data).Data.Drawing!.BareProbability);
+        // The trainer draws with its settings: all bare, no attribute word in any epoch's captions (with them, some).
+        string[] words = ["small", "large", "dark", "light", "plain", "patterned"];
+        var bare = new LatentTrainer(TinyUNet, TinyText, Noise, Config(1), new LatentObjective(), Tokenizer(), data with { Drawing = new CaptionOptions(BareProbability: 1) });
+        var plain = New(1, data);
+        int Worded(LatentTrainer tr) => Enumerable.Range(0, 20).Sum(epoch =>
+        {
+            tr.TokenIds(Enumerable.Range(0, 8).ToArray(), epoch, out var captions);
+            return captions.Count(c => c.Split(' ').Any(words.Contains));
+        });
+        Assert.Equal(0, Worded(bare));
+        Assert.True(Worded(plain) > 20);
+        // A checkpoint from before the settings were stored: the same run, its "captions" key removed (and the manifest redone).
+        var state = Path.Combine(ckpt, "trainer.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(state))!.AsObject();
+        Assert.True(json.Remove("captions"));
+        File.WriteAllText(state, json.ToJsonString());
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ckpt, "manifest.json")))!.AsObject();
+        CheckpointManifest.Write(ckpt, manifest["model"]!.AsObject(), manifest["config"]!.AsObject());
+        Assert.Equal(new CaptionOptions(), LatentCheckpoint.Load(ckpt, Tokenizer(), data with { Drawing = new CaptionOptions(BareProbability: 1) }).Data.Drawing);
+    }
+
+    [Fact]
+    public void Fine_tuning_starts_from_the_given_weights_and_its_ema_with_them()
+    {
+        var data = Data(8, 2);
+        var source = New(2, data);
+        source.Step();
+        var t = New(2, data);
+        Assert.NotEqual(source.Flat.Values, t.Flat.Values);
+        t.InitializeFrom(source.Model.UNet, source.Model.TextEncoder, "source");
+        Assert.Equal(source.Flat.Values, t.Flat.Values);
+        Assert.Equal(t.Flat.Values, t.Ema!.Shadow[0].ToArray());
+        t.Step();
+        Assert.Throws<InvalidOperationException>(() => t.InitializeFrom(source.Model.UNet, source.Model.TextEncoder, "source"));
+        var wider = new LatentTrainer(TinyUNet, TinyText with { IntermediateSize = 32 }, Noise, Config(1), new LatentObjective(), Tokenizer(), data);
+        var e = Assert.Throws<InvalidDataException>(() => wider.InitializeFrom(source.Model.UNet, source.Model.TextEncoder, "the source folder"));
+        Assert.Contains("the source folder", e.Message);
+    }
+
+    [Fact]
     public void A_damaged_checkpoint_is_refused_by_name()
     {
         var data = Data(8, 2);
