@@ -45,6 +45,39 @@ public class AttentionBlockTests
         }
     }
 
+    [Theory]
+    [InlineData(77, 77, 64, 64, true)]      // CLIP's text encoder
+    [InlineData(70, 45, 40, 40, false)]     // SD 1.5's heads of 40 (the transposed O block), cross-attention lengths
+    [InlineData(33, 33, 8, 7, false)]
+    public void Split_heads_are_read_and_written_in_place_with_the_bits_of_the_dense_path(int lq, int lk, int d, int dv, bool causal)
+    {
+        const int b = 2, h = 3;
+        var rng = new Rng(23);
+        // (B, L, H·D) projections split into heads as a transformer does: (B, L, H, D) → (B, H, L, D) views
+        Tensor Heads(int l, int width) => Tensor.RandN([b, l, h * width], rng).Reshape(b, l, h, width).Permute(0, 2, 1, 3);
+        var q = Heads(lq, d); var k = Heads(lk, d); var v = Heads(lk, dv);
+        float scale = 1f / MathF.Sqrt(d);
+        using (Tensor.NoGrad())
+        {
+            var dense = Tensor.Attention(q.Contiguous(), k.Contiguous(), v.Contiguous(), scale, causal);
+            var split = Tensor.Attention(q, k, v, scale, causal);
+            Assert.Equal([b, h, lq, dv], split.Shape);
+            Assert.True(dense.ToArray().AsSpan().SequenceEqual(split.ToArray()), "split heads differ from the dense path");
+            var merged = split.Permute(0, 2, 1, 3);                       // back to (B, Lq, H, Dv): already in that order
+            Assert.True(merged.IsContiguous);
+            Assert.True(dense.Permute(0, 2, 1, 3).Contiguous().ToArray().AsSpan().SequenceEqual(merged.Reshape(b, lq, h * dv).ToArray()));
+            // a block of query rows of split heads (the UNet's chunked attention) reads in place too
+            var rows = Tensor.Attention(q.Slice(2, 5, 9), k, v, scale);
+            var rowsDense = Tensor.Attention(q.Contiguous().Slice(2, 5, 9).Contiguous(), k.Contiguous(), v.Contiguous(), scale);
+            Assert.True(rowsDense.ToArray().AsSpan().SequenceEqual(rows.ToArray()), "a slice of split heads differs from the dense path");
+        }
+        // With gradients recorded the dense path runs (the backward writes dense gradients) and gives the same values.
+        var qg = q.Contiguous().RequireGrad();
+        var withGrad = Tensor.Attention(qg, k, v, scale, causal);
+        using (Tensor.NoGrad())
+            Assert.True(Tensor.Attention(q, k, v, scale, causal).ToArray().AsSpan().SequenceEqual(withGrad.ToArray()));
+    }
+
     [Fact]
     public void Qkv_attention_in_blocks_gives_the_bits_of_the_whole_item()
     {

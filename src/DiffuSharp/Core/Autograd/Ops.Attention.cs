@@ -27,6 +27,10 @@ internal static unsafe partial class Ops
             throw new ArgumentException($"Attention: k and v differ in length ({lk} vs {v.ShapeSpan[^2]}): {Shapes()}");
         if (!float.IsFinite(scale)) throw new ArgumentException($"Attention: scale must be finite, got {scale}");
 
+        if (!(GradMode.IsEnabled && (q.RequiresGrad || k.RequiresGrad || v.RequiresGrad)) && lk > 0
+            && SplitHeads(q) is { } hq && SplitHeads(k) is { } hk && SplitHeads(v) is { } hv)
+            return AttentionOnSplitHeads(q, k, v, hq, hk, hv, scale, causal);
+
         var oq = AsGemmOperand(ref q);
         var ok = AsGemmOperand(ref k);
         var ov = AsGemmOperand(ref v);
@@ -71,6 +75,35 @@ internal static unsafe partial class Ops
                 p = null;
             }
         });
+    }
+
+    /// <summary>A (B, H, L, D) operand with unit column stride whose rows are not packed item after item, as a
+    /// transformer's heads are when split from (B, L, H·D) by a reshape and a permute: the operand that reads it in
+    /// place (rows Ld = H·D apart, heads D apart, batch items L·H·D apart), with its storage offset; null for any
+    /// other layout (a dense one goes through AsGemmOperand).</summary>
+    static (AttentionOperand Operand, int Offset)? SplitHeads(Tensor t)
+    {
+        if (t.Rank != 4 || t.IsContiguous) return null;
+        var s = t.StridesSpan;
+        if (s[3] != 1 || s[2] < t.ShapeSpan[3] || s[1] <= 0 || s[0] <= 0) return null;
+        return (new AttentionOperand(null, false, s[2], s[1], inner: t.ShapeSpan[1], outerStride: s[0]), t.Offset);
+    }
+
+    /// <summary>Inference on split heads (<see cref="SplitHeads"/>): q, k and v read in place, and O written as a
+    /// (B, H, Lq, Dv) view of (B, Lq, H, Dv) storage, so that merging the heads back (permute, reshape) copies nothing.
+    /// The same products as the dense path, so the same bits.</summary>
+    static Tensor AttentionOnSplitHeads(Tensor q, Tensor k, Tensor v, (AttentionOperand Operand, int Offset) hq, (AttentionOperand Operand, int Offset) hk,
+        (AttentionOperand Operand, int Offset) hv, float scale, bool causal)
+    {
+        int b = q.ShapeSpan[0], h = q.ShapeSpan[1], lq = q.ShapeSpan[2], d = q.ShapeSpan[3], lk = k.ShapeSpan[2], dv = v.ShapeSpan[3];
+        var storage = Tensor.Uninitialized([b, lq, h, dv]);
+        var y = Tensor.ViewOf(storage, storage.Offset, [b, h, lq, dv], [lq * h * dv, dv, h * dv, 1]);
+        static AttentionOperand At(AttentionOperand o, float* p) => new(p, o.Trans, o.Ld, o.Stride, inner: o.Inner, outerStride: o.OuterStride);
+        if (y.Count > 0)
+            fixed (float* pq = q.Storage, pk = k.Storage, pv = v.Storage, py = storage.Data)
+                AttentionFused.Forward(At(hq.Operand, pq + hq.Offset), At(hk.Operand, pk + hk.Offset), At(hv.Operand, pv + hv.Offset), null,
+                    new AttentionOperand(py, false, h * dv, dv, inner: h, outerStride: (long)lq * h * dv), b * h, lq, lk, d, dv, scale, causal);
+        return Graph.Record("Attention", y, [q, k, v], _ => throw new InvalidOperationException("split-head attention records no backward"));
     }
 
     /// <summary>(batch, rows, cols) row-major items.</summary>
