@@ -162,14 +162,9 @@ public sealed class DdpmTrainer
         var noise = Tensor.RandN([B, _c, _h, _w], _noiseRng);
         var loss = Loss(x0, t, noise, ClassConditional ? _labels : null, _dropoutRng);
         double value = loss.Item();
-        if (!double.IsFinite(value))
-            throw new NonFiniteTrainingException(StepCount + 1, $"step {StepCount + 1}: the loss is {Finite.Describe(value)}; nothing was updated (lower --lr, or lower --grad-clip)");
+        FlatTraining.CheckLoss(value, StepCount, "", "lower --lr, or lower --grad-clip");
         loss.Backward();
-        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
-        if (!double.IsFinite(gradNorm))
-            throw new NonFiniteTrainingException(StepCount + 1, $"step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
-        Optimizer.Lr = lr;
-        Optimizer.Step();
+        double gradNorm = FlatTraining.ClipAndStep(Optimizer, Config.GradClip, lr, StepCount, "");
         StepCount++;
         if (Ema is { } ema) ema.Update(Objective.EmaDecay(StepCount, ema.Rate));
         Model.ZeroGrad();
@@ -177,16 +172,7 @@ public sealed class DdpmTrainer
     }
 
     /// <summary>The live weights, or the EMA's, as (name, shape, values) in parameter order.</summary>
-    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
-    {
-        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
-        int at = 0;
-        foreach (var (name, p) in Model.NamedParameters())
-        {
-            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
-            at += p.Count;
-        }
-    }
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null) => FlatTraining.Weights(Model, Flat.Values, ema);
 
     /// <summary>A new UNet2DModel (eval mode) holding the EMA weights (the live ones without an EMA).</summary>
     public UNet2DModel EmaModel()
@@ -198,29 +184,19 @@ public sealed class DdpmTrainer
     }
 
     /// <summary>RNG states and data position (weights, optimizer and EMA are saved separately).</summary>
-    public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
-    {
-        ["data"] = _dataRng.GetState(), ["timesteps"] = _timeRng.GetState(), ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
-    }, _data.GetState(), null);
+    public TrainerState ExportState() => new(StepCount, FlatTraining.States(Rngs), _data.GetState(), null);
 
     /// <summary>Restores the step count, every RNG state and the data position from a checkpoint's trainer.json; throws
     /// <see cref="InvalidDataException"/> when the state is incomplete or invalid.</summary>
     public void ImportState(TrainerState state)
     {
-        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
-        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
         _data.SetState(state.Data);
-        _dataRng.SetState(Get("data"));
-        _timeRng.SetState(Get("timesteps"));
-        _noiseRng.SetState(Get("noise"));
-        _dropoutRng.SetState(Get("dropout"));
+        FlatTraining.Restore(state, Rngs);
         StepCount = state.Step;
     }
 
+    (string, Rng)[] Rngs => [("data", _dataRng), ("timesteps", _timeRng), ("noise", _noiseRng), ("dropout", _dropoutRng)];
+
     /// <summary>Throws when a weight or EMA value is not finite (never save those).</summary>
-    public void CheckFinite()
-    {
-        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"weight {i} is not finite; not saving");
-        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"EMA value {j} is not finite; not saving");
-    }
+    public void CheckFinite() => FlatTraining.CheckFinite(Flat.Values, Ema, StepCount, "");
 }

@@ -202,14 +202,9 @@ public sealed class LatentTrainer
         var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(target, shape) - output).Square());   // (B)
         var loss = (Objective.SnrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t), B) : mse).Mean();
         double lossValue = loss.Item(), mseValue = mse.Mean().Item();
-        if (!double.IsFinite(lossValue))
-            throw new NonFiniteTrainingException(StepCount + 1, $"train-latent: step {StepCount + 1}: the loss is {Finite.Describe(lossValue)}; nothing was updated (lower --lr, or set --grad-clip)");
+        FlatTraining.CheckLoss(lossValue, StepCount, Who, "lower --lr, or set --grad-clip");
         loss.Backward();
-        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
-        if (!double.IsFinite(gradNorm))
-            throw new NonFiniteTrainingException(StepCount + 1, $"train-latent: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
-        Optimizer.Lr = lr;
-        Optimizer.Step();
+        double gradNorm = FlatTraining.ClipAndStep(Optimizer, Config.GradClip, lr, StepCount, Who);
         Ema?.Update(EmaRateAt(StepCount));
         Model.ZeroGrad();
         StepCount++;
@@ -222,19 +217,10 @@ public sealed class LatentTrainer
         => _batches.MinSnrWeights(t, Objective.SnrGamma);
 
     /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
-    public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
+    public double EmaRateAt(long step) => FlatTraining.EmaRate(Ema, step);
 
     /// <summary>The live weights, or the EMA's, as (name, shape, values) in parameter order (names with their prefix).</summary>
-    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
-    {
-        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
-        int at = 0;
-        foreach (var (name, p) in Model.NamedParameters())
-        {
-            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
-            at += p.Count;
-        }
-    }
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null) => FlatTraining.Weights(Model, Flat.Values, ema);
 
     /// <summary>The weights of one part ("unet." or "text_encoder."), prefix removed.</summary>
     public static IEnumerable<(string Name, int[] Shape, float[] Data)> Part(IEnumerable<(string Name, int[] Shape, float[] Data)> weights, string prefix)
@@ -250,30 +236,20 @@ public sealed class LatentTrainer
     }
 
     /// <summary>Step, every RNG state and the data position (weights, optimizer and EMA are saved separately).</summary>
-    public TrainerState ExportState() => new(StepCount, new Dictionary<string, RngState>
-    {
-        ["data"] = _dataRng.GetState(), ["latent"] = _latentRng.GetState(), ["timesteps"] = _timeRng.GetState(),
-        ["noise"] = _noiseRng.GetState(), ["dropout"] = _dropoutRng.GetState(),
-    }, _batches.GetState(), null);
+    public TrainerState ExportState() => new(StepCount, FlatTraining.States(Rngs), _batches.GetState(), null);
 
     /// <summary>Restores <see cref="ExportState"/>'s state; a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
-        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
-        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
         _batches.SetState(state.Data);
-        _dataRng.SetState(Get("data"));
-        _latentRng.SetState(Get("latent"));
-        _timeRng.SetState(Get("timesteps"));
-        _noiseRng.SetState(Get("noise"));
-        _dropoutRng.SetState(Get("dropout"));
+        FlatTraining.Restore(state, Rngs);
         StepCount = state.Step;
     }
 
+    (string, Rng)[] Rngs => [("data", _dataRng), ("latent", _latentRng), ("timesteps", _timeRng), ("noise", _noiseRng), ("dropout", _dropoutRng)];
+
+    const string Who = "train-latent: ";
+
     /// <summary>Throws when a weight or EMA value is not finite (never save those).</summary>
-    public void CheckFinite()
-    {
-        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-latent: weight {i} is not finite; not saving");
-        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-latent: EMA value {j} is not finite; not saving");
-    }
+    public void CheckFinite() => FlatTraining.CheckFinite(Flat.Values, Ema, StepCount, Who);
 }

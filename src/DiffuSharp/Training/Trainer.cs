@@ -226,14 +226,5 @@ public sealed partial class Trainer
     }
 
     /// <summary>The EMA weights of the first rate (or the live weights without EMA) as named tensors.</summary>
-    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
-    {
-        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
-        int at = 0;
-        foreach (var (name, p) in Model.NamedParameters())
-        {
-            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
-            at += p.Count;
-        }
-    }
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null) => FlatTraining.Weights(Model, Flat.Values, ema);
 }

@@ -150,15 +150,10 @@ public sealed class VaeTrainer
         var noise = Tensor.RandN([B, lat[0], lat[1], lat[2]], _noiseRng);         // (B, latent, h, w)
         var terms = VaeLoss.Compute(Model, x, noise, Objective.Loss, Objective.KlWeight);
         double loss = terms.Loss.Item(), rec = terms.Rec.Item(), kl = terms.Kl.Item();
-        if (!double.IsFinite(loss))
-            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the loss is {Finite.Describe(loss)}; nothing was updated (lower --lr, or raise --grad-clip)");
+        FlatTraining.CheckLoss(loss, StepCount, Who, "lower --lr, or raise --grad-clip");
         terms.Loss.Backward();
         foreach (var (start, length) in _frozen) Flat.Grads.AsSpan(start, length).Clear();
-        double gradNorm = GradClip.ClipGlobalNorm(Optimizer.Parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
-        if (!double.IsFinite(gradNorm))
-            throw new NonFiniteTrainingException(StepCount + 1, $"train-vae: step {StepCount + 1}: the gradient norm is {Finite.Describe(gradNorm)}; nothing was updated");
-        Optimizer.Lr = lr;
-        Optimizer.Step();
+        double gradNorm = FlatTraining.ClipAndStep(Optimizer, Config.GradClip, lr, StepCount, Who);
         if (Ema is not null)
         {
             Ema.Update(EmaRateAt(StepCount));
@@ -173,41 +168,28 @@ public sealed class VaeTrainer
     }
 
     /// <summary>The EMA rate of the update after <paramref name="step"/> completed steps: min(rate, (1 + step)/(10 + step)).</summary>
-    public double EmaRateAt(long step) => Math.Min(Ema?.Rate ?? 0, (1.0 + step) / (10.0 + step));
+    public double EmaRateAt(long step) => FlatTraining.EmaRate(Ema, step);
 
     /// <summary>The live weights, or the EMA's, as (name, shape, values) in parameter order.</summary>
-    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null)
-    {
-        var values = ema is null ? Flat.Values : ema.Shadow[0].ToArray();
-        int at = 0;
-        foreach (var (name, p) in Model.NamedParameters())
-        {
-            yield return (name, p.Shape, values.AsSpan(at, p.Count).ToArray());
-            at += p.Count;
-        }
-    }
+    public IEnumerable<(string Name, int[] Shape, float[] Data)> ExportWeights(Ema? ema = null) => FlatTraining.Weights(Model, Flat.Values, ema);
 
     /// <summary>RNG states and data position (weights, optimizer and EMA are saved separately).</summary>
-    public TrainerState ExportState() => new(StepCount,
-        new Dictionary<string, RngState> { ["data"] = _dataRng.GetState(), ["noise"] = _noiseRng.GetState() }, _data.GetState(), null);
+    public TrainerState ExportState() => new(StepCount, FlatTraining.States(Rngs), _data.GetState(), null);
 
     /// <summary>Restores <see cref="ExportState"/>'s state; a missing RNG is an InvalidDataException.</summary>
     public void ImportState(TrainerState state)
     {
-        if (state.Step < 0) throw new InvalidDataException($"trainer state: negative step {state.Step}");
-        RngState Get(string name) => state.Rngs.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"trainer state lacks the '{name}' RNG");
         _data.SetState(state.Data);
-        _dataRng.SetState(Get("data"));
-        _noiseRng.SetState(Get("noise"));
+        FlatTraining.Restore(state, Rngs);
         StepCount = state.Step;
     }
 
-    /// <summary>Throws when a weight, EMA value or optimizer moment is not finite (never save those).</summary>
-    public void CheckFinite()
-    {
-        if (Finite.FirstNonFinite(Flat.Values) is var i and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-vae: weight {i} is not finite; not saving");
-        if (Ema is not null && Finite.FirstNonFinite(Ema.Shadow[0].ToArray()) is var j and >= 0) throw new NonFiniteTrainingException(StepCount, $"train-vae: EMA value {j} is not finite; not saving");
-    }
+    (string, Rng)[] Rngs => [("data", _dataRng), ("noise", _noiseRng)];
+
+    const string Who = "train-vae: ";
+
+    /// <summary>Throws when a weight or EMA value is not finite (never save those).</summary>
+    public void CheckFinite() => FlatTraining.CheckFinite(Flat.Values, Ema, StepCount, Who);
 
     /// <summary>1 / std of posterior samples (all elements) of <paramref name="images"/> (N, C, H, W), encoded in batches
     /// by <paramref name="vae"/> (a model holding the EMA weights, usually), in batches of <paramref name="batch"/>.</summary>
