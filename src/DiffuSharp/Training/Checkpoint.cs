@@ -43,15 +43,11 @@ public static class Checkpoint
         RunFolder.Replace(final, tmp =>
         {
             var state = trainer.ExportState();
-            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            var meta = StepMetadata(state.Step);
             ModelFolder.Save(tmp, trainer.ModelConfig, trainer.ExportWeights(), meta);
             foreach (var ema in trainer.Emas)
-                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFileName(ema.Rate)), trainer.ExportWeights(ema),
-                    new Dictionary<string, string>(meta) { ["ema_rate"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
-            var opt = trainer.Optimizer.ExportState();
-            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
-                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
-                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+                WriteEma(Path.Combine(tmp, EmaFileName(ema.Rate)), trainer.ExportWeights(ema), ema.Rate, meta);
+            WriteOptimizer(Path.Combine(tmp, OptimizerFile), trainer.Optimizer, meta);
             ModelFolder.WriteText(Path.Combine(tmp, StateFile), StateToJson(state, trainer.Config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             CheckpointManifest.Write(tmp, trainer.ModelConfig.ToJson(), trainer.Config.ToJson());
         });
@@ -108,6 +104,25 @@ public static class Checkpoint
         var config = TrainConfig.FromJson(root["config"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"config\""), path);
         return (config, StateFromJson(root, path));
     }
+
+    /// <summary>The metadata every file of a checkpoint carries: the step it was written at.</summary>
+    internal static Dictionary<string, string> StepMetadata(long step) => new() { ["step"] = step.ToString(CultureInfo.InvariantCulture) };
+
+    /// <summary>Writes AdamW's moments as two flat tensors "exp_avg" and "exp_avg_sq" with its step as "adamw_step" in the
+    /// metadata (what <see cref="ReadOptimizer"/> reads; every trainer's layout).</summary>
+    internal static void WriteOptimizer(string optPath, AdamW optimizer, IReadOnlyDictionary<string, string> meta)
+    {
+        var opt = optimizer.ExportState();
+        SafeTensorsWriter.Write(optPath,
+            [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
+            new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>Writes an EMA's weights (one tensor per parameter, as <see cref="ReadEma"/> reads them) with its rate in
+    /// the metadata under <paramref name="rateKey"/>.</summary>
+    internal static void WriteEma(string file, IEnumerable<(string Name, int[] Shape, float[] Data)> weights, double rate,
+        IReadOnlyDictionary<string, string> meta, string rateKey = "ema_rate")
+        => SafeTensorsWriter.Write(file, weights, new Dictionary<string, string>(meta) { [rateKey] = rate.ToString("R", CultureInfo.InvariantCulture) });
 
     /// <summary>Restores AdamW's moments and step from a checkpoint's optimizer.safetensors (every trainer's layout:
     /// "exp_avg", "exp_avg_sq" and the "adamw_step" metadata); a missing, malformed or non-finite file is refused by name.</summary>

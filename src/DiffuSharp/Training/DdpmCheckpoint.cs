@@ -35,16 +35,12 @@ public static class DdpmCheckpoint
         RunFolder.Replace(final, tmp =>
         {
             var state = trainer.ExportState();
-            var meta = new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) };
+            var meta = Checkpoint.StepMetadata(state.Step);
             UNet2DFolder.Save(tmp, trainer.UNetConfig, trainer.ExportWeights(), meta);
             trainer.Objective.Scheduler.Save(Path.Combine(tmp, SchedulerFile));
             if (trainer.Ema is { } ema)
-                SafeTensorsWriter.Write(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema),
-                    new Dictionary<string, string>(meta) { ["ema_max_decay"] = ema.Rate.ToString("R", CultureInfo.InvariantCulture) });
-            var opt = trainer.Optimizer.ExportState();
-            SafeTensorsWriter.Write(Path.Combine(tmp, OptimizerFile),
-                [("exp_avg", [opt.ExpAvg[0].Length], opt.ExpAvg[0]), ("exp_avg_sq", [opt.ExpAvgSq[0].Length], opt.ExpAvgSq[0])],
-                new Dictionary<string, string>(meta) { ["optimizer"] = "AdamW", ["adamw_step"] = opt.Step.ToString(CultureInfo.InvariantCulture) });
+                Checkpoint.WriteEma(Path.Combine(tmp, EmaFile), trainer.ExportWeights(ema), ema.Rate, meta, rateKey: "ema_max_decay");
+            Checkpoint.WriteOptimizer(Path.Combine(tmp, OptimizerFile), trainer.Optimizer, meta);
             var json = Checkpoint.StateToJson(state, trainer.Config);
             json["objective"] = trainer.Objective.ToJson();
             json["train_images"] = trainer.TrainImages;
