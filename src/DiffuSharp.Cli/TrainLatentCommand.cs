@@ -138,12 +138,15 @@ public static class TrainLatentCommand
             "scaled_linear" => BetaSchedule.ScaledLinear, "linear" => BetaSchedule.Linear, "squaredcos_cap_v2" => BetaSchedule.SquaredCosCapV2,
             var s => throw new CliException($"{Name}: --beta-schedule must be scaled_linear, linear or squaredcos_cap_v2, got '{s}'"),
         };
-        // Stable Diffusion's training schedule (β 0.00085 → 0.012), written as the DDPMScheduler diffusers' scripts save.
-        var scheduler = SchedulerConfig.DefaultsFor("DDPMScheduler") with
+        // Stable Diffusion's training schedule (β 0.00085 → 0.012), written as the DDPMScheduler diffusers' scripts save:
+        // every key explicit (read back from its JSON), so that the pipeline's sampler made from it takes its "leading"
+        // spacing as from_config does, on a fresh run as on a resumed one (which reads it from the checkpoint).
+        var inCode = SchedulerConfig.DefaultsFor("DDPMScheduler") with
         {
             BetaStart = 0.00085, BetaEnd = 0.012, BetaSchedule = betas, PredictionType = prediction, ClipSample = false,
             StepsOffset = 1, TimestepSpacing = TimestepSpacing.Leading,
         };
+        var scheduler = SchedulerConfig.FromJson(inCode.ToJson(), "train-latent's noise schedule");
         var objective = new LatentObjective(o.Double("snr_gamma", 0), o.Double("noise_offset", 0));
         var config = new TrainConfig(BatchSize: o.Int("batch_size", 1), Lr: o.Double("lr", 0), WeightDecay: o.Double("weight_decay", 0),
             WarmupSteps: o.Int("warmup", 0), LrAnnealSteps: o.Int("lr_anneal_steps", 0), GradClip: o.Double("grad_clip", 0), EmaRate: o.Required("ema_rate"),

@@ -53,6 +53,9 @@ public sealed class TrainLatentCommandTests
         Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "log.jsonl")).Length);
         foreach (var part in new[] { "model_index.json", "unet/config.json", "text_encoder/model.safetensors", "vae/config.json", "tokenizer/vocab.json", "scheduler/scheduler_config.json" })
             Assert.True(File.Exists(Path.Combine(run, "pipeline", part)), part);
+        string SamplerConfig() => File.ReadAllText(Path.Combine(run, "pipeline", "scheduler", "scheduler_config.json"));
+        string fresh = SamplerConfig();
+        Assert.Contains("\"timestep_spacing\": \"leading\"", fresh);              // the training schedule's, as from_config carries it
 
         string png = Path.Combine(dir.Path, "bag.png");
         (code, stdout, stderr) = TrainSampleEndToEndTests.Cli(["txt2img", "--model", Path.Combine(run, "pipeline"), "--prompt", "a photo of a bag", "--steps", "3", "--out", png]);
@@ -81,6 +84,7 @@ public sealed class TrainLatentCommandTests
         Assert.Contains("at step 3", stdout);
         Assert.Contains("step 4/4", stdout);
         Assert.Equal(4, File.ReadAllLines(Path.Combine(run, "log.jsonl")).Length);
+        Assert.Equal(fresh, SamplerConfig());                                     // a resumed run writes the same sampler
     }
 
     [Fact]
