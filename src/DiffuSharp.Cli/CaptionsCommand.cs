@@ -1,5 +1,6 @@
 // diffusharp captions: the caption of every Fashion-MNIST image (one line each, in dataset order; an empty line is
-// an empty caption), or with --fit the class terciles of the attributes that decide the words.
+// an empty caption), as train-latent draws them with --bare-captions P, or with --fit the class terciles of the
+// attributes that decide the words.
 using System.Globalization;
 using System.Text;
 using DiffuSharp.Data;
@@ -17,6 +18,7 @@ public static class CaptionsCommand
         new("split", "train or test", "train", Value: "SPLIT"),
         new("seed", "caption seed", "0", Value: "S"),
         new("epoch", "epoch (each epoch draws new captions for the same images)", "0", Value: "E"),
+        new("bare_captions", "share of non-empty captions that name the garment only (train-latent draws with 0.5; docs/captions.md)", "0", Value: "P"),
         new("out", "text file: one caption per line, line i for image i", Value: "FILE"),
         new("fit", "print each class's terciles of brightness, size and texture on this split (a Markdown table)", IsFlag: true),
         new("help", "show this help", IsFlag: true),
@@ -33,6 +35,8 @@ public static class CaptionsCommand
         if (outPath is not null) CliModel.CheckOutput(Name, outPath);
         ulong seed = (ulong)o.Long("seed");
         int epoch = o.Int("epoch", 0);
+        var drawing = new CaptionOptions(BareProbability: o.Double("bare_captions", 0));
+        try { drawing.Validate(); } catch (ArgumentException e) { throw new CliException($"{Name}: --bare-captions: {e.Message}"); }
         var data = FashionMnist.Load(o.Required("data"), split == "train");
         var attributes = FashionCaptions.Measure(data);
         if (o.Flag("fit"))
@@ -46,7 +50,7 @@ public static class CaptionsCommand
         }
         if (outPath is not null)
         {
-            var captions = FashionCaptions.ForDataset(attributes, data.Labels!, seed, epoch);
+            var captions = FashionCaptions.ForDataset(attributes, data.Labels!, seed, epoch, drawing);
             var sb = new StringBuilder();
             foreach (var c in captions) sb.Append(c).Append('\n');
             var bytes = new UTF8Encoding(false).GetBytes(sb.ToString());

@@ -25,7 +25,21 @@ public sealed class CaptionsCommandTests
         Assert.Contains($"10000 captions ({expected.Count(c => c.Length == 0)} empty) for the test split, seed 5, epoch 2", stdout);
     }
 
+    [Fact]
+    public void Bare_captions_are_drawn_as_train_latent_draws_them()
+    {
+        using var dir = new TempDir();
+        string outPath = Path.Combine(dir.Path, "captions.txt");
+        var (code, _, stderr) = TrainSampleEndToEndTests.Cli(["captions", "--split", "test", "--seed", "5", "--bare-captions", "0.5", "--out", outPath]);
+        Assert.True(code == 0, stderr);
+        var lines = File.ReadAllText(outPath).Split('\n')[..^1];
+        var test = FashionMnist.Load(train: false);
+        Assert.Equal(FashionCaptions.ForDataset(test, seed: 5, options: new CaptionOptions(BareProbability: 0.5)), lines);
+        Assert.NotEqual(FashionCaptions.ForDataset(test, seed: 5), lines);
+    }
+
     [Theory]
+    [InlineData(new[] { "captions", "--split", "test", "--out", "x.txt", "--bare-captions", "2" }, "must be in [0, 1], got 2")]
     [InlineData(new[] { "captions", "--split", "val", "--fit" }, "--split must be train or test")]
     [InlineData(new[] { "captions" }, "give --out FILE")]
     [InlineData(new[] { "captions", "--fit", "--data", "/nonexistent/fm" }, "/nonexistent/fm")]
