@@ -131,7 +131,7 @@ public sealed class ControlNetTrainer
         int B = Config.BatchSize;
         double lr = Config.LrAt(StepCount);
         var batch = _batches.Next();
-        var (images, ids, t, xt, target, shape) = (batch.Images, batch.Ids, batch.Timesteps, batch.Noisy, batch.Target, batch.Shape);
+        var (images, ids, t, xt, shape) = (batch.Images, batch.Ids, batch.Timesteps, batch.Noisy, batch.Shape);
 
         Net.ZeroGrad();
         Tensor context;
@@ -140,14 +140,9 @@ public sealed class ControlNetTrainer
         var sample = Tensor.FromArray(xt, shape);
         var residuals = Net.Forward(sample, timesteps, context, Control.Batch(images));
         var output = UNet.Forward(sample, timesteps, context, null, residuals.DownBlockResSamples, residuals.MidBlockResSample);
-        var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(target, shape) - output).Square());   // (B)
-        var loss = (Objective.SnrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t), B) : mse).Mean();
+        var (loss, mse) = _batches.Loss(output, batch, Objective.SnrGamma);
         double lossValue = loss.Item(), mseValue = mse.Mean().Item();
-        FlatTraining.CheckLoss(lossValue, StepCount, Who, "lower --lr, or set --grad-clip");
-        loss.Backward();
-        double gradNorm = FlatTraining.ClipAndStep(Optimizer, Config.GradClip, lr, StepCount, Who);
-        Ema?.Update(EmaRateAt(StepCount));
-        Net.ZeroGrad();
+        double gradNorm = FlatTraining.Finish(loss, lossValue, StepCount, Who, Optimizer, Config.GradClip, lr, Ema, Net);
         StepCount++;
         return new LatentStepStats(StepCount, lossValue, mseValue, lr, gradNorm, clock.Elapsed.TotalSeconds);
     }

@@ -31,6 +31,20 @@ internal static class FlatTraining
         return norm;
     }
 
+    /// <summary>The rest of a step from its loss (the latent and ControlNet trainers'): refuse a non-finite loss, back-propagate,
+    /// <see cref="ClipAndStep"/>, update the EMA at <see cref="EmaRate"/>, zero <paramref name="trained"/>'s gradients.
+    /// Returns the gradient norm before clipping; throws NonFiniteTrainingException with nothing updated.</summary>
+    public static double Finish(Tensor loss, double lossValue, long stepsDone, string who, AdamW optimizer, double gradClip, double lr,
+        Ema? ema, Module trained)
+    {
+        CheckLoss(lossValue, stepsDone, who, "lower --lr, or set --grad-clip");
+        loss.Backward();
+        double gradNorm = ClipAndStep(optimizer, gradClip, lr, stepsDone, who);
+        ema?.Update(EmaRate(ema, stepsDone));
+        trained.ZeroGrad();
+        return gradNorm;
+    }
+
     /// <summary>The EMA rate of the update after <paramref name="stepsDone"/> completed steps: min(rate, (1 + step)/(10 + step))
     /// (diffusers' EMAModel warm-up); 0 without an EMA.</summary>
     public static double EmaRate(Ema? ema, long stepsDone) => Math.Min(ema?.Rate ?? 0, (1.0 + stepsDone) / (10.0 + stepsDone));

@@ -193,20 +193,15 @@ public sealed class LatentTrainer
         int B = Config.BatchSize;
         double lr = Config.LrAt(StepCount);
         var batch = _batches.Next();
-        var (images, ids, t, xt, target, shape) = (batch.Images, batch.Ids, batch.Timesteps, batch.Noisy, batch.Target, batch.Shape);
+        var (ids, t, xt, shape) = (batch.Ids, batch.Timesteps, batch.Noisy, batch.Shape);
 
         Model.ZeroGrad();
         var context = Model.TextEncoder.Forward(ids, B).LastHiddenState;              // (B, L, D)
         var timesteps = Tensor.FromArray(t.Select(v => (float)v).ToArray(), B);
         var output = Model.UNet.Forward(Tensor.FromArray(xt, shape), timesteps, context, rng: _dropoutRng);
-        var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(target, shape) - output).Square());   // (B)
-        var loss = (Objective.SnrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(t), B) : mse).Mean();
+        var (loss, mse) = _batches.Loss(output, batch, Objective.SnrGamma);
         double lossValue = loss.Item(), mseValue = mse.Mean().Item();
-        FlatTraining.CheckLoss(lossValue, StepCount, Who, "lower --lr, or set --grad-clip");
-        loss.Backward();
-        double gradNorm = FlatTraining.ClipAndStep(Optimizer, Config.GradClip, lr, StepCount, Who);
-        Ema?.Update(EmaRateAt(StepCount));
-        Model.ZeroGrad();
+        double gradNorm = FlatTraining.Finish(loss, lossValue, StepCount, Who, Optimizer, Config.GradClip, lr, Ema, Model);
         StepCount++;
         return new LatentStepStats(StepCount, lossValue, mseValue, lr, gradNorm, clock.Elapsed.TotalSeconds);
     }

@@ -109,6 +109,15 @@ public sealed class NoisedLatentBatches
         return new NoisedLatentBatch(images, ids, t, xt, target, shape);
     }
 
+    /// <summary>The loss of the network's <paramref name="output"/> on <paramref name="batch"/>: the MSE against the target
+    /// per sample (B), min-SNR-γ weighted when γ > 0, averaged over the batch; and the unweighted per-sample MSE.</summary>
+    public (Tensor Loss, Tensor Mse) Loss(Tensor output, NoisedLatentBatch batch, double snrGamma)
+    {
+        var mse = DiffusionLosses.MeanFlat((Tensor.FromArray(batch.Target, batch.Shape) - output).Square());   // (B)
+        var weighted = snrGamma > 0 ? mse * Tensor.Wrap(MinSnrWeights(batch.Timesteps, snrGamma), batch.Shape[0]) : mse;
+        return (weighted.Mean(), mse);
+    }
+
     /// <summary>min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ)/(SNR_t + 1) for v, min(SNR_t, γ) for x_0 (Hang et al. 2023, as
     /// diffusers' compute_snr weighting).</summary>
     public float[] MinSnrWeights(int[] t, double gamma)
