@@ -193,11 +193,8 @@ internal static unsafe class ConvLanes
                     int p = 0;
                     for (; p + 8 <= hw; p += 8)
                     {
-                        var r0 = Vector256.Load(s + p); var r1 = Vector256.Load(s + imageStride + p);
-                        var r2 = Vector256.Load(s + 2 * imageStride + p); var r3 = Vector256.Load(s + 3 * imageStride + p);
-                        var r4 = Vector256.Load(s + 4 * imageStride + p); var r5 = Vector256.Load(s + 5 * imageStride + p);
-                        var r6 = Vector256.Load(s + 6 * imageStride + p); var r7 = Vector256.Load(s + 7 * imageStride + p);
-                        Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: position p + k
+                        Transpose8.LoadTransposed(s + p, imageStride, out var r0, out var r1, out var r2, out var r3,
+                            out var r4, out var r5, out var r6, out var r7);  // r_k: position p + k
                         float* d = dst + b;
                         Put(d, p, r0, r1, k); Put(d, p + 2, r2, r3, k); Put(d, p + 4, r4, r5, k); Put(d, p + 6, r6, r7, k);
                     }
@@ -290,12 +287,8 @@ internal static unsafe class ConvLanes
                     int p = 0;
                     for (; p + 8 <= hw; p += 8)
                     {
-                        float* s = src + (long)p * lanes + b;
-                        var r0 = Vector256.Load(s); var r1 = Vector256.Load(s + lanes);
-                        var r2 = Vector256.Load(s + 2 * lanes); var r3 = Vector256.Load(s + 3 * lanes);
-                        var r4 = Vector256.Load(s + 4 * lanes); var r5 = Vector256.Load(s + 5 * lanes);
-                        var r6 = Vector256.Load(s + 6 * lanes); var r7 = Vector256.Load(s + 7 * lanes);
-                        Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);  // r_k: image b + k
+                        Transpose8.LoadTransposed(src + (long)p * lanes + b, lanes, out var r0, out var r1, out var r2, out var r3,
+                            out var r4, out var r5, out var r6, out var r7);  // r_k: image b + k
                         Put(d + p, r0, bias8); Put(d + imageStride + p, r1, bias8);
                         Put(d + 2 * imageStride + p, r2, bias8); Put(d + 3 * imageStride + p, r3, bias8);
                         Put(d + 4 * imageStride + p, r4, bias8); Put(d + 5 * imageStride + p, r5, bias8);

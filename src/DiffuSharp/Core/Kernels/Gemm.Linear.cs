@@ -181,12 +181,8 @@ public static unsafe partial class Gemm
                 int j = 0;
                 for (; j + 8 <= cols; j += 8)
                 {
-                    float* s = ct + (long)j * mPad + i;
-                    var r0 = Vector256.Load(s); var r1 = Vector256.Load(s + mPad);
-                    var r2 = Vector256.Load(s + 2 * mPad); var r3 = Vector256.Load(s + 3 * mPad);
-                    var r4 = Vector256.Load(s + 4 * mPad); var r5 = Vector256.Load(s + 5 * mPad);
-                    var r6 = Vector256.Load(s + 6 * mPad); var r7 = Vector256.Load(s + 7 * mPad);
-                    Transpose8.InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+                    Transpose8.LoadTransposed(ct + (long)j * mPad + i, mPad, out var r0, out var r1, out var r2, out var r3,
+                        out var r4, out var r5, out var r6, out var r7);
                     float* d = y + (long)i * n + j0 + j;
                     if (bias != null)
                     {

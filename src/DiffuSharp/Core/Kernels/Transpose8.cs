@@ -1,5 +1,6 @@
-// The 8×8 float transpose in eight AVX registers (three shuffle stages), shared by GEMM packing and the lane
-// layout of ConvLanes. Callers load the rows and store the columns, so each picks its own addresses.
+// The 8×8 float transpose in eight AVX registers (three shuffle stages), shared by GEMM packing, Gemm.Linear's store
+// and the lane layout of ConvLanes. Callers store the columns, so each picks its own addresses; rows evenly strided in
+// memory load through LoadTransposed.
 using System.Runtime.Intrinsics.X86;
 
 namespace DiffuSharp.Kernels;
@@ -25,6 +26,18 @@ internal static class Transpose8
         r2 = Vector256.Create(u2.GetLower(), u6.GetLower()); r3 = Vector256.Create(u3.GetLower(), u7.GetLower());
         r4 = Vector256.Create(u0.GetUpper(), u4.GetUpper()); r5 = Vector256.Create(u1.GetUpper(), u5.GetUpper());
         r6 = Vector256.Create(u2.GetUpper(), u6.GetUpper()); r7 = Vector256.Create(u3.GetUpper(), u7.GetUpper());
+    }
+
+    /// <summary>Loads the eight rows s, s + stride, …, s + 7·stride and transposes them: on return r_k holds column k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void LoadTransposed(float* s, long stride, out Vector256<float> r0, out Vector256<float> r1, out Vector256<float> r2,
+        out Vector256<float> r3, out Vector256<float> r4, out Vector256<float> r5, out Vector256<float> r6, out Vector256<float> r7)
+    {
+        r0 = Vector256.Load(s); r1 = Vector256.Load(s + stride);
+        r2 = Vector256.Load(s + 2 * stride); r3 = Vector256.Load(s + 3 * stride);
+        r4 = Vector256.Load(s + 4 * stride); r5 = Vector256.Load(s + 5 * stride);
+        r6 = Vector256.Load(s + 6 * stride); r7 = Vector256.Load(s + 7 * stride);
+        InPlace(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
