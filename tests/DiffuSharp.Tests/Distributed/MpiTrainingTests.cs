@@ -183,8 +183,8 @@ public sealed class MpiTrainingTests
             var deadline = Stopwatch.StartNew();
             while (!(File.Exists(state) && Step(state) >= 10))
             {
-                Assert.False(job.HasExited, "the job ended before its second checkpoint: " + output);
-                Assert.True(deadline.Elapsed < TimeSpan.FromMinutes(3), "no checkpoint at step 10 after 3 minutes: " + output);
+                if (job.HasExited) Assert.Fail("the job ended before its second checkpoint: " + Text(output));
+                if (deadline.Elapsed >= TimeSpan.FromMinutes(3)) Assert.Fail("no checkpoint at step 10 after 3 minutes: " + Text(output));
                 Thread.Sleep(100);
             }
             int victim = RankPid(job.Id, rank: 1);
@@ -195,7 +195,7 @@ public sealed class MpiTrainingTests
             double seconds = clock.Elapsed.TotalSeconds;
             Assert.True(seconds < 10, $"the job took {seconds:F1} s to end after rank 1 was killed");
             Assert.NotEqual(0, job.ExitCode);
-            Assert.Matches(@"rank 1 .*(exited on signal 9|killed)", output.ToString());
+            Assert.Matches(@"rank 1 .*(exited on signal 9|killed)", Text(output));
 
             // The last checkpoint is whole (a kill mid-save leaves the previous one), and --resume continues on two ranks.
             string folder = Checkpoint.Locate(run);
@@ -264,16 +264,23 @@ public sealed class MpiTrainingTests
         return p;
     }
 
+    /// <summary>What the process has written so far, read under the lock its output handlers append under (they run on
+    /// other threads while the test polls).</summary>
+    static string Text(System.Text.StringBuilder output)
+    {
+        lock (output) return output.ToString();
+    }
+
     static (int Code, string Output) Run(string file, string[] args, TimeSpan timeout)
     {
         using var p = Start(file, args, out var output);
         if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {timeout.TotalSeconds} s: {output}");
+            return (-1, $"timed out after {timeout.TotalSeconds} s: {Text(output)}");
         }
         p.WaitForExit();
-        return (p.ExitCode, output.ToString());
+        return (p.ExitCode, Text(output));
     }
 
     /// <summary>An MNIST-layout folder (train-images/labels IDX files) of count random 8×8 gray images, labels 0..9.</summary>
