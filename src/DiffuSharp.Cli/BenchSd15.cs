@@ -75,6 +75,7 @@ public static class BenchSd15
                 var clip = new ClipTextModel(Sd15Configs.TextEncoder, new Rng(0));
                 clip.Eval();
                 rows.Add(("sd15_text_encoder_parameters", clip.ParameterCount(), "count"));   // transformers: 123,060,480
+                clip.PackForInference();                                                          // as StableDiffusionPipeline.Load does
                 var ids = ClipIds();
                 if (repeats > 0)
                 {

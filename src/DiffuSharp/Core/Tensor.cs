@@ -19,18 +19,71 @@ public sealed partial class Tensor
     /// <summary>Set when the storage came from a <see cref="TensorScope"/> (shared by every view of it).</summary>
     internal StorageLease? Lease { get; private set; }
 
-    /// <summary>The backing array; throws once the storage went back to the pool.</summary>
+    /// <summary>The backing array; throws once the storage went back to the pool. While the elements are held in a
+    /// kernel's packed layout (<see cref="SetPackedLayout"/>), the first read puts them back in this tensor's layout.</summary>
     internal float[] Storage
     {
         get
         {
             if (Lease is { IsReleased: true } lease) throw lease.UseAfterRelease($"Tensor{ShapeUtil.Format(_shape)}");
+            if (_packed is not null) RestoreLayout();
             return _storage;
         }
         set
         {
             _storage = value;
             Lease = null;
+        }
+    }
+
+    /// <summary>Set while the storage holds the elements in a kernel's packed layout instead of the one this tensor's
+    /// strides describe (see <see cref="SetPackedLayout"/>).</summary>
+    volatile PackedLayout? _packed;
+
+    /// <summary>How to restore a packed storage, and the gate that keeps a restore and a packed read apart.</summary>
+    sealed class PackedLayout(Action<float[]> unpack)
+    {
+        public readonly Action<float[]> Unpack = unpack;
+        public readonly Lock Gate = new();
+    }
+
+    /// <summary>Marks the elements as rewritten into a kernel's packed layout (a Linear weight packed for inference):
+    /// until then only <see cref="WithPackedLayout"/> reads them that way, and any other read of the storage first runs
+    /// <paramref name="unpack"/> on the storage array, which must restore this tensor's own layout in place. Only for a tensor that owns its
+    /// storage, so no view or shared buffer can see the packed elements.</summary>
+    internal void SetPackedLayout(Action<float[]> unpack)
+    {
+        if (!OwnsStorage) throw new InvalidOperationException($"only a tensor that owns its storage can hold a packed layout; this {ShapeUtil.Format(_shape)} one is a view or shares its buffer");
+        if (_packed is not null) throw new InvalidOperationException("the storage is in a packed layout already");
+        _packed = new PackedLayout(unpack);
+    }
+
+    /// <summary>True while the elements are in a packed layout (<see cref="SetPackedLayout"/>).</summary>
+    internal bool HasPackedLayout => _packed is not null;
+
+    /// <summary>Runs <paramref name="use"/> on the storage if it is still in the packed layout, holding off any
+    /// restore until it returns; false (and nothing run) once the layout was restored.</summary>
+    internal bool WithPackedLayout(Action<float[]> use)
+    {
+        var packed = _packed;
+        if (packed is null) return false;
+        lock (packed.Gate)
+        {
+            if (_packed != packed) return false;
+            use(_storage);
+            return true;
+        }
+    }
+
+    void RestoreLayout()
+    {
+        var packed = _packed;
+        if (packed is null) return;
+        lock (packed.Gate)
+        {
+            if (_packed != packed) return;
+            packed.Unpack(_storage);
+            _packed = null;
         }
     }
 

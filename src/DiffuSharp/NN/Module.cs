@@ -60,6 +60,16 @@ public abstract class Module
     /// <summary>Sets evaluation mode (dropout off) on this module and every child.</summary>
     public void Eval() => Train(false);
 
+    /// <summary>Rewrites the weight of every <see cref="Linear"/> layer in this module into the layout its forward
+    /// without gradients runs fastest from (<see cref="Linear.PackWeightForInference"/>: same results, no extra memory, put
+    /// back on any other read). For a model loaded to run, not to train. Returns how many layers were packed.</summary>
+    public int PackForInference()
+    {
+        int packed = this is Linear linear && linear.PackWeightForInference() ? 1 : 0;
+        foreach (var (_, child) in _children) packed += child.PackForInference();
+        return packed;
+    }
+
     /// <summary>Copies values in by name. Every parameter must be present with the same shape; extra names are an error
     /// unless <paramref name="strict"/> is false.</summary>
     public void LoadStateDict(IReadOnlyDictionary<string, (int[] Shape, float[] Data)> state, bool strict = true, string source = "state dict")

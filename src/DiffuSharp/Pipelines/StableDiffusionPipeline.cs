@@ -116,6 +116,7 @@ public sealed class StableDiffusionPipeline
     {
         var tokenizer = ClipTokenizer.FromFolder(source.Index.Require("tokenizer").Folder);
         var textEncoder = ClipTextModel.FromSource(ClipTextConfig.Load(source.ConfigPath("text_encoder")), source.Weights("text_encoder"));
+        textEncoder.PackForInference();
         var unet = new UNet2DConditionModel(UNet2DConditionConfig.Load(source.ConfigPath("unet")), new Rng(0));
         unet.LoadFrom(source.Weights("unet"));
         unet.Eval();

@@ -95,6 +95,27 @@ internal static unsafe partial class Ops
         });
     }
 
+    /// <summary>y = x·Wᵀ + b without gradients, for a weight whose storage is in <see cref="Gemm.LinearPrepacked"/>'s
+    /// layout (NN.Linear.PackWeightForInference); null when it is not (any more), for <see cref="Linear"/> to take over.
+    /// The same bits as <see cref="Linear"/> on the unpacked weight.</summary>
+    public static Tensor? LinearPrepacked(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (!weight.HasPackedLayout || GradMode.IsEnabled) return null;
+        int outF = weight.ShapeSpan[0], inF = weight.ShapeSpan[1];
+        if (x.Rank < 1 || x.ShapeSpan[^1] != inF) return null;               // Linear says what is wrong
+        x = x.Contiguous(); bias = bias?.Contiguous();
+        int rows = x.Count / Math.Max(inF, 1);
+        var shape = x.Shape; shape[^1] = outF;
+        var y = Tensor.Uninitialized(shape);                                 // the product writes every element
+        bool ran = weight.WithPackedLayout(storage =>
+        {
+            fixed (float* px = x.Data, pw = storage, py = y.Data, pb = bias is null ? null : bias.Data)
+                Gemm.LinearPrepacked(rows, outF, inF, px, pw + weight.Offset, pb, py);
+        });
+        if (!ran) { y.ReleaseScratch(); return null; }
+        return Graph.Record("Linear", y, x, _ => throw new InvalidOperationException("a prepacked Linear has no backward"));
+    }
+
     /// <summary>y = x·Wᵀ + b. x: (…, in), weight: (out, in), bias: (out) or null.</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
     {

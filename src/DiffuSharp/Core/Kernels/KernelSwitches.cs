@@ -119,6 +119,10 @@ internal sealed record KernelSwitches
     /// other kind forces Sgemm followed by the bias.</summary>
     internal Gemm.KernelKind LinearKernel { get; init; }
 
+    /// <summary>Linear weights are never packed for inference (Gemm.CanPrepackLinear is false): models keep W's own
+    /// layout and take Gemm.Linear, as on machines without AVX-512.</summary>
+    public bool PrepackedLinearDisabled { get; init; }
+
     /// <summary>Floats of scores one block of attention query rows may take (AttentionFused.BlockRows).</summary>
     public int AttentionBlockFloats { get; init; } = 1 << 19;
 }
