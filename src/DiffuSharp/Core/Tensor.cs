@@ -61,19 +61,20 @@ public sealed partial class Tensor
     /// <summary>True while the elements are in a packed layout (<see cref="SetPackedLayout"/>).</summary>
     internal bool HasPackedLayout => _packed is not null;
 
-    /// <summary>Runs <paramref name="use"/> on the storage if it is still in the packed layout, holding off any
-    /// restore until it returns; false (and nothing run) once the layout was restored.</summary>
-    internal bool WithPackedLayout(Action<float[]> use)
+    /// <summary>The storage, held in the packed layout (no restore can start) until <see cref="ExitPackedLayout"/>; null,
+    /// and nothing held, when it is not in a packed layout (any more).</summary>
+    internal float[]? EnterPackedLayout()
     {
         var packed = _packed;
-        if (packed is null) return false;
-        lock (packed.Gate)
-        {
-            if (_packed != packed) return false;
-            use(_storage);
-            return true;
-        }
+        if (packed is null) return null;
+        packed.Gate.Enter();
+        if (_packed == packed) return _storage;
+        packed.Gate.Exit();
+        return null;
     }
+
+    /// <summary>Ends an <see cref="EnterPackedLayout"/> that returned the storage.</summary>
+    internal void ExitPackedLayout() => _packed!.Gate.Exit();
 
     void RestoreLayout()
     {

@@ -30,7 +30,24 @@ public sealed class Linear : Module
 
     /// <summary>x: (…, in) → (…, out)</summary>
     public Tensor Forward(Tensor x)
-        => !GradMode.IsEnabled && Ops.LinearPrepacked(x, Weight, Bias) is { } y ? y : Tensor.Linear(x, Weight, Bias);
+        => !GradMode.IsEnabled && Ops.LinearPrepacked(x, [Weight], [Bias]) is [var y] ? y : Tensor.Linear(x, Weight, Bias);
+
+    /// <summary>Each layer's <see cref="Forward(Tensor)"/> of the same x (a self-attention's q, k and v). Without
+    /// gradients and with every weight packed (<see cref="PackWeightForInference"/>) they run as one product that packs
+    /// x once; the outputs are the same bits either way.</summary>
+    public static Tensor[] Forward(Tensor x, params ReadOnlySpan<Linear> layers)
+    {
+        if (!GradMode.IsEnabled)
+        {
+            var weights = new Tensor[layers.Length];
+            var biases = new Tensor?[layers.Length];
+            for (int i = 0; i < layers.Length; i++) (weights[i], biases[i]) = (layers[i].Weight, layers[i].Bias);
+            if (Ops.LinearPrepacked(x, weights, biases) is { } ys) return ys;
+        }
+        var outputs = new Tensor[layers.Length];
+        for (int i = 0; i < layers.Length; i++) outputs[i] = layers[i].Forward(x);
+        return outputs;
+    }
 
     /// <summary>
     /// Rewrites the weight in place into the layout of <see cref="Gemm.LinearPrepacked"/> for faster forwards without

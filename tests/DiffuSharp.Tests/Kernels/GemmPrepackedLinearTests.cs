@@ -71,6 +71,35 @@ public unsafe class GemmPrepackedLinearTests
     }
 
     [Fact]
+    public void Several_products_sharing_x_give_each_one_its_own_bits()
+    {
+        if (!Supported) return;
+        int m = 45, k = 300;
+        int[] widths = [64, 32, 96];                        // 2 + 1 + 3 panels, handed out across the products
+        var rng = new Random(8);
+        float R() => (float)(rng.NextDouble() * 2 - 1);
+        var x = new float[m * k];
+        for (int i = 0; i < x.Length; i++) x[i] = R();
+        var ws = widths.Select(n => Enumerable.Range(0, n * k).Select(_ => R()).ToArray()).ToArray();
+        var bs = widths.Select(n => Enumerable.Range(0, n).Select(_ => R()).ToArray()).ToArray();
+        var alone = new float[widths.Length][];
+        var together = widths.Select(n => new float[m * n]).ToArray();
+        for (int i = 0; i < widths.Length; i++)
+        {
+            fixed (float* pw = ws[i]) Gemm.PrepackLinearWeight(widths[i], k, pw);
+            alone[i] = new float[m * widths[i]];
+            fixed (float* px = x, pw = ws[i], pb = bs[i], py = alone[i]) Gemm.LinearPrepacked(m, widths[i], k, px, pw, i == 1 ? null : pb, py);
+        }
+        fixed (float* px = x, w0 = ws[0], w1 = ws[1], w2 = ws[2], b0 = bs[0], b2 = bs[2], y0 = together[0], y1 = together[1], y2 = together[2])
+        {
+            Gemm.PrepackedProduct[] products = [new(64, w0, b0, y0), new(32, w1, null, y1), new(96, w2, b2, y2)];
+            Gemm.LinearPrepacked(m, k, px, products);
+        }
+        for (int i = 0; i < widths.Length; i++)
+            Assert.True(alone[i].AsSpan().SequenceEqual(together[i]), $"product {i} differs when computed with the others at {FirstDiff(alone[i], together[i])}");
+    }
+
+    [Fact]
     public void Packed_layout_puts_each_weight_where_the_kernel_reads_it()
     {
         // a 64 × 300 weight has two K blocks of 150 (Sgemm's cuts); panel 1 (features 32..63) of K block 1 starts at

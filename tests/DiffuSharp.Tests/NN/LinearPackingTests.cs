@@ -70,6 +70,27 @@ public sealed class LinearPackingTests
     }
 
     [Fact]
+    public void Layers_sharing_an_input_give_their_own_forwards()
+    {
+        var layers = new[] { new Linear(64, 96, new Rng(1)), new Linear(64, 32, new Rng(2)), new Linear(64, 64, new Rng(3), bias: false) };
+        var x = Tensor.Rand([2, 9, 64], new Rng(4), -1, 1);
+        float[][] expected;
+        using (Tensor.NoGrad()) expected = layers.Select(l => l.Forward(x).ToArray()).ToArray();
+        foreach (var l in layers) l.PackWeightForInference();
+        foreach (bool mixed in new[] { false, true })
+        {
+            if (mixed) _ = layers[1].Weight.ToArray();     // one weight read back: the three run one by one
+            Tensor[] ys;
+            using (Tensor.NoGrad()) ys = Linear.Forward(x, layers);
+            for (int i = 0; i < layers.Length; i++)
+            {
+                Assert.Equal(new[] { 2, 9, layers[i].OutFeatures }, ys[i].Shape);
+                Assert.True(expected[i].AsSpan().SequenceEqual(ys[i].ToArray()), $"layer {i} (mixed={mixed}) differs");
+            }
+        }
+    }
+
+    [Fact]
     public void Forward_with_gradients_unpacks_and_gives_the_plain_gradient()
     {
         var plain = new Linear(64, 96, new Rng(1));

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 // Differentiable matrix products on the GEMM kernel: matmul / batched matmul (a transposed view is passed to the
 // kernel as a transpose flag, never copied) and linear (x·Wᵀ + b). Backward accumulates straight into the
 // gradient buffers with beta = 1.
@@ -95,25 +96,54 @@ internal static unsafe partial class Ops
         });
     }
 
-    /// <summary>y = x·Wᵀ + b without gradients, for a weight whose storage is in <see cref="Gemm.LinearPrepacked"/>'s
-    /// layout (NN.Linear.PackWeightForInference); null when it is not (any more), for <see cref="Linear"/> to take over.
-    /// The same bits as <see cref="Linear"/> on the unpacked weight.</summary>
-    public static Tensor? LinearPrepacked(Tensor x, Tensor weight, Tensor? bias)
+    /// <summary>y_i = x·W_iᵀ + b_i for each weight without gradients, when every weight's storage is in
+    /// <see cref="Gemm.LinearPrepacked(int, int, float*, ReadOnlySpan{Gemm.PrepackedProduct})"/>'s layout
+    /// (NN.Linear.PackWeightForInference): one product, x packed once. Null when one is not (any more), for
+    /// <see cref="Linear"/> to take over. Each output has the bits of <see cref="Linear"/> on its unpacked weight.</summary>
+    public static Tensor[]? LinearPrepacked(Tensor x, ReadOnlySpan<Tensor> weights, ReadOnlySpan<Tensor?> biases)
     {
-        if (!weight.HasPackedLayout || GradMode.IsEnabled) return null;
-        int outF = weight.ShapeSpan[0], inF = weight.ShapeSpan[1];
+        if (GradMode.IsEnabled || weights.Length == 0 || biases.Length != weights.Length) return null;
+        int inF = weights[0].ShapeSpan[1];
+        foreach (var w in weights)
+            if (!w.HasPackedLayout || w.ShapeSpan[1] != inF) return null;
         if (x.Rank < 1 || x.ShapeSpan[^1] != inF) return null;               // Linear says what is wrong
-        x = x.Contiguous(); bias = bias?.Contiguous();
-        int rows = x.Count / Math.Max(inF, 1);
-        var shape = x.Shape; shape[^1] = outF;
-        var y = Tensor.Uninitialized(shape);                                 // the product writes every element
-        bool ran = weight.WithPackedLayout(storage =>
+        x = x.Contiguous();
+        int rows = x.Count / Math.Max(inF, 1), count = weights.Length, held = 0;
+        var ys = new Tensor[count];
+        var pins = new List<GCHandle>(3 * count + 1);
+        var products = new Gemm.PrepackedProduct[count];
+        try
         {
-            fixed (float* px = x.Data, pw = storage, py = y.Data, pb = bias is null ? null : bias.Data)
-                Gemm.LinearPrepacked(rows, outF, inF, px, pw + weight.Offset, pb, py);
-        });
-        if (!ran) { y.ReleaseScratch(); return null; }
-        return Graph.Record("Linear", y, x, _ => throw new InvalidOperationException("a prepacked Linear has no backward"));
+            pins.Add(GCHandle.Alloc(x.Storage, GCHandleType.Pinned));
+            float* px = (float*)pins[0].AddrOfPinnedObject() + x.Offset;
+            for (int i = 0; i < count; i++)
+            {
+                var storage = weights[i].EnterPackedLayout();
+                if (storage is null) return null;
+                held++;
+                int outF = weights[i].ShapeSpan[0];
+                var shape = x.Shape; shape[^1] = outF;
+                ys[i] = Tensor.Uninitialized(shape);                         // the product writes every element
+                var bias = biases[i]?.Contiguous();
+                float* Pin(float[] array, int offset)
+                {
+                    var h = GCHandle.Alloc(array, GCHandleType.Pinned);
+                    pins.Add(h);
+                    return (float*)h.AddrOfPinnedObject() + offset;
+                }
+                products[i] = new Gemm.PrepackedProduct(outF, Pin(storage, weights[i].Offset),
+                    bias is null ? null : Pin(bias.Storage, bias.Offset), Pin(ys[i].Storage, ys[i].Offset));
+            }
+            Gemm.LinearPrepacked(rows, inF, px, products);
+        }
+        finally
+        {
+            for (int i = 0; i < held; i++) weights[i].ExitPackedLayout();
+            foreach (var h in pins) h.Free();
+        }
+        for (int i = 0; i < count; i++)
+            ys[i] = Graph.Record("Linear", ys[i], x, _ => throw new InvalidOperationException("a prepacked Linear has no backward"));
+        return ys;
     }
 
     /// <summary>y = x·Wᵀ + b. x: (…, in), weight: (out, in), bias: (out) or null.</summary>

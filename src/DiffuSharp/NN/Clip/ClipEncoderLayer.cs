@@ -26,8 +26,9 @@ public sealed class ClipAttention : Module
     public Tensor Forward(Tensor x, bool causal)
     {
         int b = x.Dim(0), l = x.Dim(1), c = x.Dim(2);
-        Tensor Heads(Linear proj) => proj.Forward(x).Reshape(b, l, _heads, _headDim).Permute(0, 2, 1, 3);   // (B, H, L, Dh)
-        var o = Tensor.Attention(Heads(_q), Heads(_k), Heads(_v), 1f / MathF.Sqrt(_headDim), causal);      // (B, H, L, Dh)
+        Tensor Heads(Tensor y) => y.Reshape(b, l, _heads, _headDim).Permute(0, 2, 1, 3);                   // (B, H, L, Dh)
+        var qkv = Linear.Forward(x, _q, _k, _v);                                                             // one product when packed
+        var o = Tensor.Attention(Heads(qkv[0]), Heads(qkv[1]), Heads(qkv[2]), 1f / MathF.Sqrt(_headDim), causal);
         return _out.Forward(o.Permute(0, 2, 1, 3).Reshape(b, l, c));                                         // (B, L, C)
     }
 }
