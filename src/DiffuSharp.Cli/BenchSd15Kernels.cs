@@ -4,7 +4,8 @@
 // numbers little; 3×3 convolutions both on the direct kernel and as Conv2d chooses, Winograd where it is preferred,
 // counted in the direct algorithm's FLOPs), beside the FMA ceiling of one core measured the same way (a loop of independent fused
 // multiply-adds on the widest vectors the machine accelerates); the text encoder's Linear shapes (154 rows) both on
-// Sgemm and as Gemm.Linear chooses. scripts/sd15_kernels_torch.py times the same shapes on PyTorch.
+// Sgemm, as Gemm.Linear chooses, and with the weight packed at load as a pipeline's text encoder holds it
+// (Gemm.LinearPrepacked). scripts/sd15_kernels_torch.py times the same shapes on PyTorch.
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Intrinsics;
@@ -16,7 +17,7 @@ namespace DiffuSharp.Cli;
 public static class BenchSd15Kernels
 {
     /// <summary>One benchmark: a name, the floating-point operations of one call, and the call.</summary>
-    sealed record Case(string Name, double Flops, Func<Tensor> Call, int N = 0, int K = 0);
+    sealed record Case(string Name, double Flops, Func<Tensor> Call, int N = 0, int K = 0, Func<Tensor>? Packed = null);
 
     public static void Run(TextWriter stdout, bool json, int repeats, string? only = null)
     {
@@ -44,10 +45,16 @@ public static class BenchSd15Kernels
                     }
                     if (c.Name.StartsWith("clip", StringComparison.Ordinal))
                     {
-                        // the weight-rows path as chosen beside Sgemm + bias (the path for many rows), interleaved
+                        // the weight-rows path as chosen beside Sgemm + bias (the path for many rows), interleaved, and
+                        // the weight packed at load as a pipeline's text encoder holds it (Linear.PackWeightForInference)
                         var (sa, sb) = Interleaved(repeats, KernelSwitches.Current with { LinearKernel = Gemm.KernelKind.Portable }, c.Call);
                         Write(stdout, json, c.Name + "_sgemm", c.Flops / sa / 1e9, "GFLOP/s", $"{sa * 1000:F2} ms/call  {100 * c.Flops / sa / 1e9 / peak:F0} % of peak (Sgemm, W packed per call)");
                         Write(stdout, json, c.Name, c.Flops / sb / 1e9, "GFLOP/s", $"{sb * 1000:F2} ms/call  {100 * c.Flops / sb / 1e9 / peak:F0} % of peak (as chosen: {Gemm.PickLinear(154, c.N, c.K)})");
+                        if (c.Packed is { } packed)
+                        {
+                            var (_, sp) = Interleaved(repeats, KernelSwitches.Current, packed);
+                            Write(stdout, json, c.Name + "_prepacked", c.Flops / sp / 1e9, "GFLOP/s", $"{sp * 1000:F2} ms/call  {100 * c.Flops / sp / 1e9 / peak:F0} % of peak (W packed at load: Gemm.LinearPrepacked)");
+                        }
                         continue;
                     }
                     double s = MinCpuSeconds(repeats, c.Call);
@@ -76,7 +83,11 @@ public static class BenchSd15Kernels
         foreach (var (inF, outF) in new[] { (768, 768), (768, 3072), (3072, 768), (768, 2304) })
         {
             var x = R(154, inF); var w = R(outF, inF); var b = R(outF);
-            yield return new($"clip_linear_154x{inF}->{outF}", 2.0 * 154 * inF * outF, () => Tensor.Linear(x, w, b), outF, inF);
+            var layer = new DiffuSharp.NN.Linear(inF, outF, rng: null);
+            w.Data.CopyTo(layer.Weight.Data);
+            b.Data.CopyTo(layer.Bias!.Data);
+            Func<Tensor>? packed = layer.PackWeightForInference() ? () => layer.Forward(x) : null;
+            yield return new($"clip_linear_154x{inF}->{outF}", 2.0 * 154 * inF * outF, () => Tensor.Linear(x, w, b), outF, inF, packed);
         }
         // self-attention at 64×64 and 32×32: (2 images · 8 heads, L, 40 or 80)
         foreach (var (l, d) in new[] { (4096, 40), (1024, 80) })
