@@ -116,11 +116,14 @@ public static unsafe partial class Gemm
         int tiles = (m + PrepackedMR - 1) / PrepackedMR;
         int kBlocks = (k + Blocking.Default.KC - 1) / Blocking.Default.KC;
         float* xs = Scratch(ref t_prepackedX, ref t_prepackedXCap, (nuint)((long)tiles * PrepackedXStride * k));
-        int packs = kBlocks * tiles, units = (int)(width / PrepackedNR);
+        // whole tiles of x are read where they lie unless 14 rows k floats apart would crowd one L1 set (k = 1024, 2048,
+        // 3072: fc2's 3072 inputs); a ragged last tile (rows past m) is always packed
+        int inPlace = SharesL1Sets(k, PrepackedMR) ? 0 : m / PrepackedMR;
+        int packs = kBlocks * (tiles - inPlace), units = (int)(width / PrepackedNR);
         int packNext = 0, packDone = 0, unitNext = 0;
         fixed (PrepackedProduct* pp = products)
         {
-            var work = new PrepackedWork(m, k, x, pp, products.Length, xs, tiles, kBlocks, packs, units, &packNext, &packDone, &unitNext);
+            var work = new PrepackedWork(m, k, x, pp, products.Length, xs, tiles, inPlace, kBlocks, packs, units, &packNext, &packDone, &unitNext);
             int threads = m * width * k < ParallelThreshold ? 1 : Math.Min(Parallelism.MaxThreads, units);
             if (threads <= 1) work.Invoke(0, 1);
             else ParallelFor.RunRange(threads, work);
@@ -136,14 +139,14 @@ public static unsafe partial class Gemm
     /// left waits until all are packed, then takes panels of W (32 output features of one product) until none is left,
     /// each K block after K block, every tile of x against it. (Units of one panel balance the two threads of a shared
     /// host best: four panels a unit were up to 10% slower when one thread ran behind.)</summary>
-    readonly struct PrepackedWork(int m, int k, float* x, PrepackedProduct* products, int count, float* xs, int tiles, int kBlocks,
+    readonly struct PrepackedWork(int m, int k, float* x, PrepackedProduct* products, int count, float* xs, int tiles, int inPlace, int kBlocks,
         int packs, int units, int* packNext, int* packDone, int* unitNext) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
         {
             for (int i; (i = Interlocked.Increment(ref *packNext) - 1) < packs;)
             {
-                int kb = i / tiles, t = i % tiles;
+                int kb = i / (tiles - inPlace), t = inPlace + i % (tiles - inPlace);
                 var (p0, kc) = KBlock(k, kBlocks, kb);
                 PackXTile(x, k, m, t * PrepackedMR, p0, kc, xs + (long)p0 * tiles * PrepackedXStride + (long)t * kc * PrepackedXStride);
                 Interlocked.Increment(ref *packDone);
@@ -175,9 +178,10 @@ public static unsafe partial class Gemm
                     }
                     for (int t = 0; t < tiles; t++)
                     {
-                        float* a = xs + (long)p0 * tiles * PrepackedXStride + (long)t * kc * PrepackedXStride;
                         float* pf = t is 1 or 2 && next != b ? next + (long)(t - 1) * kc * 16 : b;
-                        PrepackedKernel14x32(kc, a, b, pf, c + (long)t * PrepackedMR * PrepackedNR, kb > 0);
+                        float* ct = c + (long)t * PrepackedMR * PrepackedNR;
+                        if (t < inPlace) PrepackedKernel14x32(kc, x + (long)t * PrepackedMR * k + p0, k, 1, b, pf, ct, kb > 0);
+                        else PrepackedKernel14x32(kc, xs + (long)p0 * tiles * PrepackedXStride + (long)t * kc * PrepackedXStride, 1, PrepackedXStride, b, pf, ct, kb > 0);
                     }
                 }
                 StoreColumns(c, y + jp * PrepackedNR, n, bias == null ? null : bias + jp * PrepackedNR);
@@ -225,12 +229,15 @@ public static unsafe partial class Gemm
             for (int r = 0; r < PrepackedXStride; r++) dst[(long)p * PrepackedXStride + r] = rows[r][p];
     }
 
-    /// <summary>A 14 × 32 tile of y: 14 packed rows of x (broadcast) times one panel of W (two vectors per k step), 28
-    /// Vector512 accumulators, stored into c (14 rows of 32) as acc, or c + acc when <paramref name="accumulate"/>; one
-    /// line at <paramref name="pf"/> + 16·p is fetched into L2 per k step.</summary>
+    /// <summary>A 14 × 32 tile of y: 14 rows of x (broadcast; row r's element p at a[r·rs + p·ps]: a packed tile, or x
+    /// read in place) times one panel of W (two vectors per k step), 28 Vector512 accumulators, stored into c (14 rows
+    /// of 32) as acc, or c + acc when <paramref name="accumulate"/>; one line at <paramref name="pf"/> + 16·p is fetched
+    /// into L2 per k step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PrepackedKernel14x32(nint kc, float* a, float* b, float* pf, float* c, bool accumulate)
+    static void PrepackedKernel14x32(nint kc, float* a, nint rs, nint ps, float* b, float* pf, float* c, bool accumulate)
     {
+        float* a4 = a + 4 * rs, a8 = a + 8 * rs, a12 = a + 12 * rs;
+        nint r2 = 2 * rs, r3 = 3 * rs;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
             c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default,
             c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default,
@@ -243,20 +250,20 @@ public static unsafe partial class Gemm
             var b1 = Vector512.Load(b + 16);
             Vector512<float> av;
             av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
-            av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
-            av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
-            av = Vector512.Create(a[12]); c120 = Vector512.FusedMultiplyAdd(av, b0, c120); c121 = Vector512.FusedMultiplyAdd(av, b1, c121);
-            av = Vector512.Create(a[13]); c130 = Vector512.FusedMultiplyAdd(av, b0, c130); c131 = Vector512.FusedMultiplyAdd(av, b1, c131);
-            a += PrepackedXStride;
+            av = Vector512.Create(a[rs]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[r2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[r3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[0]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a4[rs]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a4[r2]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a4[r3]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            av = Vector512.Create(a8[0]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
+            av = Vector512.Create(a8[rs]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
+            av = Vector512.Create(a8[r2]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+            av = Vector512.Create(a8[r3]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+            av = Vector512.Create(a12[0]); c120 = Vector512.FusedMultiplyAdd(av, b0, c120); c121 = Vector512.FusedMultiplyAdd(av, b1, c121);
+            av = Vector512.Create(a12[rs]); c130 = Vector512.FusedMultiplyAdd(av, b0, c130); c131 = Vector512.FusedMultiplyAdd(av, b1, c131);
+            a += ps; a4 += ps; a8 += ps; a12 += ps;
             b += PrepackedNR;
         }
         StoreTileRow(c, c00, c01, accumulate); StoreTileRow(c + 32, c10, c11, accumulate);
