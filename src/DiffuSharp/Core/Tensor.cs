@@ -48,7 +48,7 @@ public sealed partial class Tensor
     }
 
     /// <summary>Marks the elements as rewritten into a kernel's packed layout (a Linear weight packed for inference):
-    /// until then only <see cref="WithPackedLayout"/> reads them that way, and any other read of the storage first runs
+    /// until then only <see cref="EnterPackedLayout"/> reads them that way, and any other read of the storage first runs
     /// <paramref name="unpack"/> on the storage array, which must restore this tensor's own layout in place. Only for a tensor that owns its
     /// storage, so no view or shared buffer can see the packed elements.</summary>
     internal void SetPackedLayout(Action<float[]> unpack)

@@ -50,7 +50,7 @@ public sealed class Linear : Module
     }
 
     /// <summary>
-    /// Rewrites the weight in place into the layout of <see cref="Gemm.LinearPrepacked"/> for faster forwards without
+    /// Rewrites the weight in place into the layout of <see cref="Gemm.LinearPrepacked(int, int, int, float*, float*, float*, float*)"/> for faster forwards without
     /// gradients (on AVX-512 machines, out_features a multiple of 32; elsewhere nothing changes and false comes back).
     /// The results are the same bits. Nothing is copied: any other read of <see cref="Weight"/>'s values (a state dict,
     /// a save, a forward with gradients) first puts them back in (out, in) order, which then stays. For inference-only

@@ -43,7 +43,7 @@ public sealed class LatentCacheTests
         Assert.Equal(cache.Mean, back.Mean);
         Assert.Equal(cache.Std, back.Std);
         Assert.Equal(0.5, back.ScalingFactor);
-        Assert.Equal([0, 1, 2, 1, 0], back.Labels);
+        Assert.Equal([0, 1, 2, 1, 0], back.Labels!);
 
         cache.Mean[7] = float.NaN;
         cache.Save(path);

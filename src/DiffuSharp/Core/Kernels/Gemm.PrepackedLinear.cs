@@ -123,7 +123,7 @@ public static unsafe partial class Gemm
         int packNext = 0, packDone = 0, unitNext = 0;
         fixed (PrepackedProduct* pp = products)
         {
-            var work = new PrepackedWork(m, k, x, pp, products.Length, xs, tiles, inPlace, kBlocks, packs, units, &packNext, &packDone, &unitNext);
+            var work = new PrepackedWork(m, k, x, pp, xs, tiles, inPlace, kBlocks, packs, units, &packNext, &packDone, &unitNext);
             int threads = m * width * k < ParallelThreshold ? 1 : Math.Min(Parallelism.MaxThreads, units);
             if (threads <= 1) work.Invoke(0, 1);
             else ParallelFor.RunRange(threads, work);
@@ -139,7 +139,7 @@ public static unsafe partial class Gemm
     /// left waits until all are packed, then takes panels of W (32 output features of one product) until none is left,
     /// each K block after K block, every tile of x against it. (Units of one panel balance the two threads of a shared
     /// host best: four panels a unit were up to 10% slower when one thread ran behind.)</summary>
-    readonly struct PrepackedWork(int m, int k, float* x, PrepackedProduct* products, int count, float* xs, int tiles, int inPlace, int kBlocks,
+    readonly struct PrepackedWork(int m, int k, float* x, PrepackedProduct* products, float* xs, int tiles, int inPlace, int kBlocks,
         int packs, int units, int* packNext, int* packDone, int* unitNext) : IRangeWorkItem
     {
         public void Invoke(int begin, int end)
