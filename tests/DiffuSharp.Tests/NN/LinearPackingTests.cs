@@ -65,6 +65,12 @@ public sealed class LinearPackingTests
         Assert.True(expected.AsSpan().SequenceEqual(got), "forward after unpacking differs");
 
         Assert.True(layer.PackWeightForInference(), "a layer unpacked by a read packs again");
+        using (KernelSwitches.With(s => s with { PrepackedLinearDisabled = true }))
+        {
+            using (Tensor.NoGrad()) got = layer.Forward(x).ToArray();
+            Assert.True(expected.AsSpan().SequenceEqual(got), "a weight packed before a scope that turns packing off still runs in it");
+            Assert.True(layer.Weight.HasPackedLayout);
+        }
         var state = layer.StateDict();
         Assert.True(original.AsSpan().SequenceEqual(state["weight"].Data), "a state dict of a packed layer must hold W");
     }

@@ -27,11 +27,15 @@ public static unsafe partial class Gemm
     /// <summary>Floats per k step of a packed x tile (14 rows, padded to a 64-byte line).</summary>
     const int PrepackedXStride = 16;
 
-    /// <summary>Whether <see cref="PrepackLinearWeight"/> applies to an n × k weight on this machine: AVX-512 with FMA
-    /// (the kernel's two 16-lane vectors per panel) and n a multiple of 32.</summary>
-    public static bool CanPrepackLinear(int n, int k)
-        => Vector512.IsHardwareAccelerated && Fma.IsSupported && Avx.IsSupported && !KernelSwitches.Current.PrepackedLinearDisabled
-           && n > 0 && k > 0 && n % PrepackedNR == 0;
+    /// <summary>Whether models should pack an n × k Linear weight with <see cref="PrepackLinearWeight"/> on this machine:
+    /// the kernel runs here (AVX-512 with FMA for its two 16-lane vectors per panel, n a multiple of 32) and no
+    /// <see cref="KernelSwitches"/> scope turned packing off.</summary>
+    public static bool CanPrepackLinear(int n, int k) => PrepackedKernelRuns(n, k) && !KernelSwitches.Current.PrepackedLinearDisabled;
+
+    /// <summary>Whether <see cref="LinearPrepacked(int, int, int, float*, float*, float*, float*)"/> can run an n × k
+    /// weight on this machine (a weight packed earlier still runs inside a scope that turns packing off).</summary>
+    static bool PrepackedKernelRuns(int n, int k)
+        => Vector512.IsHardwareAccelerated && Fma.IsSupported && Avx.IsSupported && n > 0 && k > 0 && n % PrepackedNR == 0;
 
     /// <summary>Offset in a packed n × k weight of W[j, p] (kBlocks K blocks).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -76,7 +80,8 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// y (m×n) = x (m×k) · Wᵀ + bias (n, or null) with W packed by <see cref="PrepackLinearWeight"/>: bit-identical to
-    /// <see cref="Linear"/> on the unpacked W, on any thread count. Needs <see cref="CanPrepackLinear"/>(n, k).
+    /// <see cref="Linear"/> on the unpacked W, on any thread count. Needs AVX-512 and n a multiple of 32 (see
+    /// <see cref="CanPrepackLinear"/>).
     /// </summary>
     public static void LinearPrepacked(int m, int n, int k, float* x, float* wPacked, float* bias, float* y)
     {
@@ -108,7 +113,7 @@ public static unsafe partial class Gemm
         long width = 0;
         foreach (var pr in products)
         {
-            if (!CanPrepackLinear(pr.N, k)) throw new ArgumentException($"Gemm.LinearPrepacked cannot run n={pr.N}, k={k} on this machine");
+            if (!PrepackedKernelRuns(pr.N, k)) throw new ArgumentException($"Gemm.LinearPrepacked cannot run n={pr.N}, k={k} on this machine");
             width += pr.N;
         }
         if (m < 0 || products.Length == 0) throw new ArgumentException($"Gemm.LinearPrepacked needs m ≥ 0 and a product, got m={m}, {products.Length} products");
