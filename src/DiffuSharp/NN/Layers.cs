@@ -29,8 +29,7 @@ public sealed class Linear : Module
     }
 
     /// <summary>x: (…, in) → (…, out)</summary>
-    public Tensor Forward(Tensor x)
-        => !GradMode.IsEnabled && Ops.LinearPrepacked(x, [Weight], [Bias]) is [var y] ? y : Tensor.Linear(x, Weight, Bias);
+    public Tensor Forward(Tensor x) => Ops.LinearPrepacked(x, [Weight], [Bias]) is [var y] ? y : Tensor.Linear(x, Weight, Bias);
 
     /// <summary>Each layer's <see cref="Forward(Tensor)"/> of the same x (a self-attention's q, k and v). Without
     /// gradients and with every weight packed (<see cref="PackWeightForInference"/>) they run as one product that packs
@@ -61,18 +60,18 @@ public sealed class Linear : Module
         var w = Weight;
         if (w.HasPackedLayout) return true;
         if (!w.OwnsStorage || !Gemm.CanPrepackLinear(OutFeatures, InFeatures)) return false;
-        int n = OutFeatures, k = InFeatures, offset = w.Offset;
-        Repack(w.Storage, offset, n, k, pack: true);
-        w.SetPackedLayout(storage => Repack(storage, offset, n, k, pack: false));
+        int n = OutFeatures, k = InFeatures;
+        Repack(w.Storage, n, k, pack: true);                                // the whole array: the weight owns it
+        w.SetPackedLayout(storage => Repack(storage, n, k, pack: false));
         return true;
     }
 
-    static unsafe void Repack(float[] storage, int offset, int n, int k, bool pack)
+    static unsafe void Repack(float[] storage, int n, int k, bool pack)
     {
         fixed (float* p = storage)
         {
-            if (pack) Gemm.PrepackLinearWeight(n, k, p + offset);
-            else Gemm.UnpackLinearWeight(n, k, p + offset);
+            if (pack) Gemm.PrepackLinearWeight(n, k, p);
+            else Gemm.UnpackLinearWeight(n, k, p);
         }
     }
 }

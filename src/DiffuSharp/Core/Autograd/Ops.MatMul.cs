@@ -1,7 +1,7 @@
-using System.Runtime.InteropServices;
 // Differentiable matrix products on the GEMM kernel: matmul / batched matmul (a transposed view is passed to the
 // kernel as a transpose flag, never copied) and linear (x·Wᵀ + b). Backward accumulates straight into the
 // gradient buffers with beta = 1.
+using System.Runtime.InteropServices;
 using DiffuSharp.Kernels;
 
 namespace DiffuSharp.Autograd;
@@ -112,10 +112,15 @@ internal static unsafe partial class Ops
         var ys = new Tensor[count];
         var pins = new List<GCHandle>(3 * count + 1);
         var products = new Gemm.PrepackedProduct[count];
+        float* Pin(float[] array, int offset)
+        {
+            var h = GCHandle.Alloc(array, GCHandleType.Pinned);
+            pins.Add(h);
+            return (float*)h.AddrOfPinnedObject() + offset;
+        }
         try
         {
-            pins.Add(GCHandle.Alloc(x.Storage, GCHandleType.Pinned));
-            float* px = (float*)pins[0].AddrOfPinnedObject() + x.Offset;
+            float* px = Pin(x.Storage, x.Offset);
             for (int i = 0; i < count; i++)
             {
                 var storage = weights[i].EnterPackedLayout();
@@ -125,12 +130,6 @@ internal static unsafe partial class Ops
                 var shape = x.Shape; shape[^1] = outF;
                 ys[i] = Tensor.Uninitialized(shape);                         // the product writes every element
                 var bias = biases[i]?.Contiguous();
-                float* Pin(float[] array, int offset)
-                {
-                    var h = GCHandle.Alloc(array, GCHandleType.Pinned);
-                    pins.Add(h);
-                    return (float*)h.AddrOfPinnedObject() + offset;
-                }
                 products[i] = new Gemm.PrepackedProduct(outF, Pin(storage, weights[i].Offset),
                     bias is null ? null : Pin(bias.Storage, bias.Offset), Pin(ys[i].Storage, ys[i].Offset));
             }

@@ -19,7 +19,7 @@ public static unsafe partial class Gemm
     static void Direct(in Operands g, Blocking blocking)
     {
         int m = g.M, n = g.N, k = g.K;
-        int kBlocks = (k + blocking.KC - 1) / blocking.KC;
+        int kBlocks = KBlockCount(k, blocking);
         int kcMax = (k + kBlocks - 1) / kBlocks;
         int ncMax = Math.Min(n, Math.Max(32, blocking.NC));            // column chunks keep a B block in L2 for all rows
         float* bt = g.TransB ? Scratch(ref t_packB, ref t_capB, (nuint)((long)kcMax * ncMax)) : null;

@@ -60,7 +60,7 @@ public static unsafe partial class Gemm
         try
         {
             Buffer.MemoryCopy(w, copy, count * sizeof(float), count * sizeof(float));
-            int kBlocks = (k + Blocking.Default.KC - 1) / Blocking.Default.KC;
+            int kBlocks = KBlockCount(k, Blocking.Default);
             for (int kb = 0; kb < kBlocks; kb++)
             {
                 var (p0, kc) = KBlock(k, kBlocks, kb);
@@ -119,7 +119,7 @@ public static unsafe partial class Gemm
         if (m < 0 || products.Length == 0) throw new ArgumentException($"Gemm.LinearPrepacked needs m ≥ 0 and a product, got m={m}, {products.Length} products");
         if (m == 0) return;
         int tiles = (m + PrepackedMR - 1) / PrepackedMR;
-        int kBlocks = (k + Blocking.Default.KC - 1) / Blocking.Default.KC;
+        int kBlocks = KBlockCount(k, Blocking.Default);
         float* xs = Scratch(ref t_prepackedX, ref t_prepackedXCap, (nuint)((long)tiles * PrepackedXStride * k));
         // whole tiles of x are read where they lie unless 14 rows k floats apart would crowd one L1 set (k = 1024, 2048,
         // 3072: fc2's 3072 inputs); a ragged last tile (rows past m) is always packed

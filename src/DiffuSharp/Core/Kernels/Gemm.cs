@@ -285,11 +285,14 @@ public static unsafe partial class Gemm
     /// <summary>The K blocks (balanced, at most KC deep) and the M blocks (balanced, whole panels, at most MC rows).</summary>
     static (int KBlocks, int KcMax, int MBlocks, int Mc0) Cuts(int m, int k, int mr, Blocking blocking)
     {
-        int kBlocks = (k + blocking.KC - 1) / blocking.KC;
+        int kBlocks = KBlockCount(k, blocking);
         int mcCap = Math.Max(mr, blocking.MC / mr * mr);
         int mBlocks = (m + mcCap - 1) / mcCap;
         return (kBlocks, (k + kBlocks - 1) / kBlocks, mBlocks, (int)RoundUp((m + mBlocks - 1) / mBlocks, mr));
     }
+
+    /// <summary>How many K blocks a depth of k is cut into: the fewest at most KC deep.</summary>
+    static int KBlockCount(int k, Blocking blocking) => (k + blocking.KC - 1) / blocking.KC;
 
     /// <summary>K block kb of kBlocks: its first k and its depth. Every path cuts K here, which fixes the result bits.</summary>
     static (int P0, int Kc) KBlock(int k, int kBlocks, int kb)
